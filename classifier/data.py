@@ -1,0 +1,132 @@
+"""Read labeled queries from JSONL or CSV, and validate queries before they reach a model."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DataError, LabelError, QueryError
+
+__all__ = ["MAX_QUERY_CHARS", "Dataset", "check_labels", "check_query", "load_dataset"]
+
+MAX_QUERY_CHARS = 100_000
+"""Longest accepted query; the embedder reads only the first 256 tokens anyway."""
+
+
+def check_query(text: object, *, field: str = "query") -> str:
+    """Return `text` if it is a non-blank string of at most MAX_QUERY_CHARS characters."""
+    if not isinstance(text, str):
+        raise QueryError(f"must be a string, got {type(text).__name__}", field=field)
+    if not text.strip():
+        raise QueryError("must not be empty or whitespace", field=field)
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"is {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}", field=field)
+    return text
+
+
+def check_labels(labels: Sequence[object], *, allowed: Iterable[str] | None = None) -> list[str]:
+    """Validate labels for training: strings, in `allowed` if given, each with at least 2 examples."""
+    out: list[str] = []
+    allowed_set = set(allowed) if allowed is not None else None
+    for i, label in enumerate(labels):
+        if not isinstance(label, str) or not label.strip():
+            raise LabelError(f"label[{i}]: must be a non-empty string, got {label!r}")
+        if allowed_set is not None and label not in allowed_set:
+            raise LabelError(f"label[{i}]: unknown label {label!r}; expected one of {sorted(allowed_set)}")
+        out.append(label)
+    counts = Counter(out)
+    if len(counts) < 2:
+        raise LabelError(f"need at least 2 distinct labels, got {sorted(counts)}")
+    rare = sorted(k for k, v in counts.items() if v < 2)
+    if rare:
+        raise LabelError(f"labels with fewer than 2 examples: {rare}")
+    return out
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Texts and their labels, in file order."""
+
+    texts: tuple[str, ...]
+    labels: tuple[str, ...]
+    path: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def sha256(self) -> str:
+        """Content hash of (text, label) pairs: the model manifest records it."""
+        h = hashlib.sha256()
+        for t, y in zip(self.texts, self.labels, strict=True):
+            h.update(json.dumps([t, y], ensure_ascii=False).encode())
+            h.update(b"\n")
+        return h.hexdigest()
+
+
+def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = None) -> Dataset:
+    """Load `{"text", "label"}` records from a .jsonl or .csv file (header row `text,label`)."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataError("file not found", path=str(p))
+    suffix = p.suffix.lower()
+    if suffix in {".jsonl", ".ndjson"}:
+        rows = _read_jsonl(p)
+    elif suffix == ".csv":
+        rows = _read_csv(p)
+    else:
+        raise DataError(f"unsupported file type {suffix!r}; use .jsonl or .csv", path=str(p))
+    texts, labels = [], []
+    allowed_set = set(allowed_labels) if allowed_labels is not None else None
+    for line, row in rows:
+        for key in ("text", "label"):
+            if key not in row:
+                raise DataError(f"missing field {key!r}", path=str(p), line=line, field=key)
+        try:
+            text = check_query(row["text"], field="text")
+        except QueryError as exc:
+            raise DataError(str(exc), path=str(p), line=line, field="text") from None
+        label = row["label"]
+        if not isinstance(label, str) or not label.strip():
+            raise DataError(f"label: must be a non-empty string, got {label!r}", path=str(p), line=line, field="label")
+        if allowed_set is not None and label not in allowed_set:
+            raise DataError(f"label: unknown label {label!r}; expected one of {sorted(allowed_set)}",
+                            path=str(p), line=line, field="label")
+        texts.append(text)
+        labels.append(label.strip())
+    if not texts:
+        raise DataError("no records", path=str(p))
+    return Dataset(tuple(texts), tuple(labels), str(p))
+
+
+def _read_jsonl(p: Path) -> list[tuple[int, dict]]:
+    rows = []
+    with p.open(encoding="utf-8") as f:
+        for line, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"malformed JSON ({exc.msg})", path=str(p), line=line) from None
+            if not isinstance(row, dict):
+                raise DataError("each line must be a JSON object", path=str(p), line=line)
+            rows.append((line, row))
+    return rows
+
+
+def _read_csv(p: Path) -> list[tuple[int, dict]]:
+    with p.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
+            raise DataError(f"CSV header must have 'text' and 'label', got {reader.fieldnames}", path=str(p), line=1)
+        rows = []
+        for row in reader:
+            if None in row:  # more cells than header fields
+                raise DataError("more cells than header fields", path=str(p), line=reader.line_num)
+            rows.append((reader.line_num, row))
+        return rows

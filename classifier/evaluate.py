@@ -1,0 +1,155 @@
+"""Evaluate a cascade on labeled queries: classification metrics, per-stage coverage, escalation accuracy."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from .cascade import Cascade
+from .data import Dataset
+from .results import STAGES, Decision
+
+__all__ = ["evaluate", "format_report", "sweep", "write_sweep"]
+
+
+def _classification(truth: Sequence[str], pred: Sequence[str], labels: list[str]) -> dict:
+    p, r, f, s = precision_recall_fscore_support(truth, pred, labels=labels, zero_division=0)
+    return {
+        "accuracy": float(accuracy_score(truth, pred)),
+        "macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)),
+        "per_label": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+                      for i, lab in enumerate(labels)},
+        "confusion": {"labels": labels, "matrix": confusion_matrix(truth, pred, labels=labels).tolist()},
+    }
+
+
+def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple[dict, list[Decision], np.ndarray]:
+    """Classify each query on its own (real per-query latency); returns (metrics, decisions, stage-2 probabilities)."""
+    texts, truth = list(data.texts), list(data.labels)
+    labels = sorted(set(cascade.labels) | set(truth))
+    decisions = [cascade.classify(t) for t in texts]
+    pred = [d.label for d in decisions]
+    metrics: dict = {"n": len(texts), "llm_mode": llm_mode, "threshold": cascade.threshold,
+                     **_classification(truth, pred, labels)}
+    lat = np.array([d.latency_s for d in decisions]) * 1000
+    metrics["latency_ms"] = {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))}
+
+    proba = cascade.classifier.predict_proba(texts)  # embeddings are cached by now
+    stage2_all = [cascade.labels[i] for i in proba.argmax(axis=1)]
+    alone = _classification(truth, stage2_all, labels)
+    metrics["embedding_only"] = {"accuracy": alone["accuracy"], "macro_f1": alone["macro_f1"]}
+
+    metrics["stages"] = {}
+    for stage in STAGES:
+        idx = [i for i, d in enumerate(decisions) if d.stage == stage]
+        metrics["stages"][stage] = {
+            "coverage": len(idx) / len(texts),
+            "accuracy": (sum(pred[i] == truth[i] for i in idx) / len(idx)) if idx else None,
+            "n": len(idx)}
+    reached = [i for i, d in enumerate(decisions) if d.stage_result("embedding") is not None]
+    s2 = {i: decisions[i].stage_result("embedding").label for i in reached}
+    esc = [i for i in reached if decisions[i].escalated]
+    s2_wrong = [i for i in reached if s2[i] != truth[i]]
+    kept = [i for i in range(len(texts)) if not decisions[i].escalated]
+    metrics["escalation_rate"] = len(esc) / len(texts)
+    metrics["escalation_precision"] = (sum(s2[i] != truth[i] for i in esc) / len(esc)) if esc else None
+    metrics["escalation_recall"] = (sum(decisions[i].escalated for i in s2_wrong) / len(s2_wrong)) if s2_wrong else None
+    metrics["residual_error"] = (sum(pred[i] != truth[i] for i in kept) / len(kept)) if kept else None
+    llm_notes: dict[str, int] = {}
+    for d in decisions:
+        s3 = d.stage_result("llm")
+        if s3 is not None:
+            llm_notes[s3.note] = llm_notes.get(s3.note, 0) + 1
+    metrics["llm_outcomes"] = llm_notes
+    return metrics, decisions, proba
+
+
+def sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision], proba: np.ndarray,
+          llm_answers: Mapping[str, str] | None) -> list[dict]:
+    """Escalation rate vs cascade accuracy/macro-F1 over thresholds, for the given stage-3 answers (None = off)."""
+    truth = list(data.labels)
+    labels = sorted(set(cascade.labels) | set(truth))
+    conf, s2 = proba.max(axis=1), [cascade.labels[i] for i in proba.argmax(axis=1)]
+    heuristic = [d.stage == "heuristic" for d in decisions]
+    rows = []
+    for t in np.round(np.arange(0.3, 1.0001, 0.01), 2):
+        pred, n_esc = [], 0
+        for i, text in enumerate(data.texts):
+            if heuristic[i]:
+                pred.append(decisions[i].label)
+                continue
+            escalate = conf[i] < t
+            n_esc += escalate
+            answer = llm_answers.get(text) if (escalate and llm_answers) else None
+            pred.append(answer if answer in labels else s2[i])
+        rows.append({"threshold": float(t), "escalation_rate": n_esc / len(truth),
+                     "accuracy": float(accuracy_score(truth, pred)),
+                     "macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0))})
+    return rows
+
+
+def write_sweep(rows: list[dict], out_prefix: str | Path, *, title: str, chosen: float) -> tuple[Path, Path]:
+    """Save the sweep as CSV and as a PNG plot (escalation rate vs macro-F1)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prefix = Path(out_prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path = prefix.with_suffix(".csv"), prefix.with_suffix(".png")
+    with csv_path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["escalation_rate"] * 100 for r in rows], [r["macro_f1"] for r in rows], marker=".")
+    near = min(rows, key=lambda r: abs(r["threshold"] - chosen))
+    ax.scatter([near["escalation_rate"] * 100], [near["macro_f1"]], color="red", zorder=3,
+               label=f"chosen threshold {chosen:.2f}")
+    ax.set_xlabel("escalation rate (%)")
+    ax.set_ylabel("cascade macro-F1")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+    return csv_path, png_path
+
+
+def format_report(m: Mapping) -> str:
+    """A readable plain-text table of the metrics."""
+    def pct(x: float | None) -> str:
+        return "   n/a" if x is None else f"{x * 100:6.2f}%"
+
+    out = [f"queries: {m['n']}    llm mode: {m['llm_mode']}    threshold: {m['threshold']:.3f}",
+           f"accuracy {pct(m['accuracy'])}   macro-F1 {m['macro_f1']:.4f}   "
+           f"(embedding classifier alone: accuracy {pct(m['embedding_only']['accuracy'])}, "
+           f"macro-F1 {m['embedding_only']['macro_f1']:.4f})",
+           f"latency per query: p50 {m['latency_ms']['p50']:.2f} ms   p95 {m['latency_ms']['p95']:.2f} ms", "",
+           f"{'label':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
+    for lab, v in m["per_label"].items():
+        out.append(f"{lab:<12}{v['precision']:>10.3f}{v['recall']:>10.3f}{v['f1']:>10.3f}{v['support']:>9}")
+    labels = m["confusion"]["labels"]
+    out += ["", "confusion (rows: true, columns: predicted)", " " * 12 + "".join(f"{x[:9]:>10}" for x in labels)]
+    for lab, row in zip(labels, m["confusion"]["matrix"], strict=True):
+        out.append(f"{lab:<12}" + "".join(f"{v:>10}" for v in row))
+    out += ["", f"{'stage':<12}{'coverage':>10}{'accuracy':>10}"]
+    for stage, v in m["stages"].items():
+        out.append(f"{stage:<12}{pct(v['coverage']):>10}{pct(v['accuracy']):>10}")
+    out += ["", f"escalation rate {pct(m['escalation_rate'])}   precision {pct(m['escalation_precision'])}   "
+                f"recall {pct(m['escalation_recall'])}   residual error {pct(m['residual_error'])}"]
+    if m.get("llm_mode") == "oracle":
+        out.append("NOTE: --llm oracle answers escalated queries with the true label: an upper bound, not a result.")
+    return "\n".join(out)
+
+
+def dump_json(metrics: Mapping, path: str | Path) -> None:
+    """Write metrics as JSON."""
+    Path(path).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,174 @@
+"""Save and load a `TaskClassifier` as a directory: `manifest.json` plus arrays, never pickle.
+
+Loading checks, before any array is read: the manifest parses and has this format and kind, every listed
+file exists with its recorded size and sha256, and no unlisted file sits beside them. Arrays are then read
+with `allow_pickle=False` and their shapes checked against the manifest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .embedding import EMBEDDER_DIM, EMBEDDER_ID
+from .errors import ModelFileError
+
+__all__ = ["DEFAULT_MODEL_DIR", "FORMAT_VERSION", "load_manifest", "load_model", "save_model"]
+
+FORMAT_VERSION = 1
+KIND = "taskrouter.TaskClassifier"
+DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
+MANIFEST = "manifest.json"
+_MAX_MANIFEST_BYTES = 20_000_000
+_PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter")
+
+
+def save_model(clf, directory: str | Path, **extra: Any) -> Path:
+    """Write `clf` to `directory` (created if needed); `extra` goes into the manifest as is."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(clf, "coef_")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    blobs = {
+        "weights.npz": _npz(coef=clf.coef_, intercept=clf.intercept_, idf=clf.lexical_.idf_),
+        "examples.npz": _npz(embeddings=clf.example_embeddings_),
+        "examples.json": json.dumps({"texts": clf.example_texts_, "labels": clf.example_labels_},
+                                    ensure_ascii=False).encode(),
+    }
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "labels": clf.classes_.tolist(),
+        "embedder": {"id": EMBEDDER_ID, "dim": EMBEDDER_DIM},
+        "params": {k: getattr(clf, k) for k in _PARAMS},
+        "lexical": {"analyzer": "char_wb", "ngram_range": list(clf.lexical_.ngram_range)},
+        "calibration": {"method": "temperature", "temperature": clf.temperature_},
+        "versions": _versions(),
+        **extra,
+        "files": {name: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for name, b in blobs.items()},
+    }
+    for name, b in blobs.items():
+        (out / name).write_bytes(b)
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out
+
+
+def load_manifest(directory: str | Path | None = None) -> tuple[Path, dict]:
+    """Read and verify a model directory's manifest and file hashes; return (directory, manifest)."""
+    d = Path(directory) if directory is not None else DEFAULT_MODEL_DIR
+    where = str(d)
+    if not d.is_dir():
+        raise ModelFileError("not a model directory", path=where)
+    mpath = d / MANIFEST
+    if not mpath.is_file():
+        raise ModelFileError(f"no {MANIFEST}: not a taskrouter model", path=where)
+    raw = mpath.read_bytes()
+    if len(raw) > _MAX_MANIFEST_BYTES:
+        raise ModelFileError(f"{MANIFEST} is implausibly large ({len(raw)} bytes)", path=where)
+    try:
+        manifest = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{MANIFEST} is not valid JSON ({exc})", path=where) from None
+    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
+        raise ModelFileError(f"{MANIFEST} is not a {KIND} manifest", path=where)
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"format_version {manifest.get('format_version')!r} is not supported "
+                             f"(this taskrouter reads {FORMAT_VERSION})", path=where)
+    emb = manifest.get("embedder") or {}
+    if emb.get("id") != EMBEDDER_ID or emb.get("dim") != EMBEDDER_DIM:
+        raise ModelFileError(f"trained with embedder {emb!r}, expected {EMBEDDER_ID} ({EMBEDDER_DIM})", path=where)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise ModelFileError("manifest lists no files", path=where)
+    present = {p.name for p in d.iterdir() if p.is_file()} - {MANIFEST}
+    foreign = sorted(present - set(files))
+    if foreign:
+        raise ModelFileError(f"files not listed in the manifest: {foreign}", path=where)
+    for name, meta in files.items():
+        p = d / name
+        if "/" in name or "\\" in name or not p.is_file():
+            raise ModelFileError(f"missing file {name!r}", path=where)
+        data = p.read_bytes()
+        if len(data) != meta.get("bytes"):
+            raise ModelFileError(f"{name}: size {len(data)} != {meta.get('bytes')} (truncated?)", path=where)
+        if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+            raise ModelFileError(f"{name}: sha256 mismatch (file modified)", path=where)
+    return d, manifest
+
+
+def load_model(directory: str | Path | None = None):
+    """Verify, then rebuild a fitted `TaskClassifier`; returns (classifier, manifest)."""
+    from .estimator import TaskClassifier
+    from .features import LexicalFeatures
+
+    d, manifest = load_manifest(directory)
+    where = str(d)
+    labels = manifest.get("labels")
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+        raise ModelFileError("labels must be a list of at least 2 strings", path=where)
+    params = manifest.get("params") or {}
+    weights = _load_npz(d / "weights.npz", where)
+    examples = _load_npz(d / "examples.npz", where)
+    try:
+        ex = json.loads((d / "examples.json").read_text(encoding="utf-8"))
+        texts, ex_labels = list(ex["texts"]), list(ex["labels"])
+        clf = TaskClassifier(**{k: params[k] for k in ("C", "lexical_weight", "n_features", "cv",
+                                                        "random_state", "max_iter")})
+        temperature = float(manifest["calibration"]["temperature"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"manifest or examples incomplete ({exc!r})", path=where) from None
+    k, n_feat = len(labels), EMBEDDER_DIM + clf.n_features
+    coef, intercept, idf = weights.get("coef"), weights.get("intercept"), weights.get("idf")
+    emb = examples.get("embeddings")
+    rows = 1 if k == 2 else k
+    checks = [
+        (coef is not None and coef.shape == (rows, n_feat), "coef shape"),
+        (intercept is not None and intercept.shape == (rows,), "intercept shape"),
+        (idf is not None and idf.shape == (clf.n_features,), "idf shape"),
+        (emb is not None and emb.shape == (len(texts), EMBEDDER_DIM), "examples shape"),
+        (len(texts) == len(ex_labels), "examples length"),
+        (temperature > 0, "temperature"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            raise ModelFileError(f"inconsistent model: {what}", path=where)
+    lexical = LexicalFeatures(n_features=clf.n_features, ngram_range=tuple(manifest["lexical"]["ngram_range"]))
+    lexical.idf_ = idf
+    clf.classes_ = np.array(labels)
+    clf.coef_, clf.intercept_, clf.lexical_, clf.temperature_ = coef, intercept, lexical, temperature
+    clf.n_features_in_ = n_feat
+    clf.example_texts_, clf.example_labels_, clf.example_embeddings_ = texts, ex_labels, emb
+    return clf, manifest
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def _load_npz(path: Path, where: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # zip, format or object-array errors: the file is not ours
+        raise ModelFileError(f"{path.name}: unreadable array file ({type(exc).__name__})", path=where) from None
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for dist in ("taskrouter", "scikit-learn", "numpy", "sentence-transformers", "torch"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out

@@ -1,0 +1,46 @@
+"""Immutable results: one stage's answer, and the cascade's decision with its trail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["STAGES", "Decision", "StageResult"]
+
+STAGES = ("heuristic", "embedding", "llm")
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """What one stage said: `label=None` means it abstained; `note` says why (rule name, error, ...)."""
+
+    stage: str
+    label: str | None
+    confidence: float | None
+    latency_s: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The cascade's answer for one query."""
+
+    label: str
+    stage: str
+    confidence: float | None
+    escalated: bool
+    trail: tuple[StageResult, ...] = field(default_factory=tuple)
+
+    @property
+    def latency_s(self) -> float:
+        """Total time spent in all stages."""
+        return sum(s.latency_s for s in self.trail)
+
+    def stage_result(self, stage: str) -> StageResult | None:
+        """The trail entry of `stage`, if the query reached it."""
+        return next((s for s in self.trail if s.stage == stage), None)
+
+    def to_dict(self) -> dict:
+        """A JSON-ready form (for logs, telemetry and headers)."""
+        return {"label": self.label, "stage": self.stage, "confidence": self.confidence,
+                "escalated": self.escalated,
+                "trail": [s.__dict__ for s in self.trail]}

@@ -1,0 +1,1 @@
+"""taskrouter's routing: classify a query, pick its LiteLLM pool, complete."""

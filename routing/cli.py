@@ -1,0 +1,139 @@
+"""The `taskrouter` command line. Errors become one-line messages here, at the edge, and nowhere else."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from classifier.errors import TaskRouterError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Route LLM requests to the right model pool.")
+
+
+class LLMMode(str, Enum):
+    off = "off"
+    config = "config"
+    labels = "labels"
+    oracle = "oracle"
+
+
+@app.command()
+def train(data: Annotated[Path, typer.Option(help="Labeled queries (.jsonl or .csv with text,label).")],
+          out: Annotated[Path, typer.Option(help="Model directory to write.")] = Path("taskrouter-model"),
+          rules: Annotated[Path | None, typer.Option(help="Keyword rule file (YAML); default: the shipped rules.")] = None,
+          max_escalation: Annotated[float | None, typer.Option(help="Threshold target: max share escalated.")] = None,
+          max_error: Annotated[float | None, typer.Option(help="Threshold target: max error on accepted queries.")] = None,
+          precision_floor: Annotated[float, typer.Option(help="Rules below this training precision are switched off.")] = 0.98,
+          seed: int = 0) -> None:
+    """Train the cascade (rules, embedding classifier, threshold) and save it."""
+    from classifier.data import load_dataset
+    from classifier.train import train_cascade
+
+    if max_escalation is not None and max_error is not None:
+        raise TaskRouterError("give at most one of --max-escalation and --max-error")
+    dataset = load_dataset(data)
+    _, report = train_cascade(dataset, out=out, rules_path=rules, precision_floor=precision_floor,
+                              max_escalation=max_escalation, max_error=max_error, random_state=seed)
+    typer.echo(f"trained on {report.n} queries {report.label_counts}")
+    typer.echo(f"cross-validated stage 2: accuracy {report.cv_accuracy:.4f}, macro-F1 {report.cv_macro_f1:.4f}")
+    typer.echo(f"escalation threshold {report.threshold:.4f} (target {report.target})")
+    off = report.disabled_rules
+    typer.echo(f"keyword rules: {len(report.rules) - len(off)} on, {len(off)} switched off")
+    for r in off:
+        prec = "n/a" if r["precision"] is None else f"{r['precision']:.3f}"
+        typer.echo(f"  off: {r['name']:<32} label={r['label']:<9} hits={r['hits']:<4} precision={prec}")
+    typer.echo(f"saved to {out}")
+
+
+@app.command()
+def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluate on.")],
+             model: Annotated[Path | None, typer.Option(help="Model directory; default: the shipped model.")] = None,
+             json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+             llm: Annotated[LLMMode, typer.Option(help="Stage 3: off, config (real endpoint), labels (recorded "
+                                                       "answers, see --answers), oracle (true label: upper bound).")]
+             = LLMMode.off,
+             answers: Annotated[Path | None, typer.Option(help="JSONL of recorded answers {text, label} for --llm labels.")] = None,
+             config: Annotated[Path | None, typer.Option(help="Routing config for --llm config.")] = None,
+             sweep_out: Annotated[Path | None, typer.Option("--sweep", help="Prefix for the threshold sweep "
+                                                            "(.csv and .png); default: next to --json.")] = None,
+             threshold: Annotated[float | None, typer.Option(help="Override the model's threshold.")] = None) -> None:
+    """Evaluate the cascade: metrics, stage coverage, escalation accuracy, threshold sweep."""
+    from classifier.cascade import Cascade
+    from classifier.data import load_dataset
+    from classifier.evaluate import dump_json, evaluate as run_eval, format_report, sweep, write_sweep
+    from classifier.llm import LookupClassifier
+
+    dataset = load_dataset(data)
+    cascade = Cascade.load(model, threshold=threshold)
+    llm_answers: dict[str, str] | None = None
+    if llm is LLMMode.oracle:
+        llm_answers = dict(zip(dataset.texts, dataset.labels, strict=True))
+    elif llm is LLMMode.labels:
+        if answers is None:
+            raise TaskRouterError("--llm labels needs --answers FILE")
+        recorded = load_dataset(answers)
+        llm_answers = dict(zip(recorded.texts, recorded.labels, strict=True))
+    if llm_answers is not None:
+        cascade = cascade.with_llm(LookupClassifier(llm_answers, cascade.labels, name=llm.value))
+    elif llm is LLMMode.config:
+        from routing.config import load_config
+        from routing.router import TaskRouter
+
+        cascade = cascade.with_llm(TaskRouter(load_config(config)).llm_stage(cascade.labels))
+    metrics, decisions, proba = run_eval(cascade, dataset, llm_mode=llm.value)
+    if llm is LLMMode.config:
+        llm_answers = {t: d.label for t, d in zip(dataset.texts, decisions, strict=True) if d.stage == "llm"}
+    prefix = sweep_out or (json_out.with_name(json_out.stem + "-sweep") if json_out else Path("sweep"))
+    rows = sweep(cascade, dataset, decisions, proba, llm_answers)
+    csv_path, png_path = write_sweep(rows, prefix, chosen=cascade.threshold,
+                                     title=f"threshold sweep, stage 3 = {llm.value}"
+                                           + (" (upper bound)" if llm is LLMMode.oracle else ""))
+    metrics["sweep"] = {"csv": str(csv_path), "png": str(png_path), "rows": rows}
+    typer.echo(format_report(metrics))
+    typer.echo(f"\nsweep: {csv_path}, {png_path}")
+    if json_out:
+        dump_json(metrics, json_out)
+        typer.echo(f"metrics: {json_out}")
+
+
+@app.command()
+def classify(queries: Annotated[list[str], typer.Argument(help="Queries to classify.")],
+             model: Annotated[Path | None, typer.Option(help="Model directory; default: the shipped model.")] = None) -> None:
+    """Classify queries with the cascade (stage 3 off) and print each decision."""
+    from classifier.cascade import Cascade
+
+    cascade = Cascade.load(model)
+    for q, d in zip(queries, cascade.classify_batch(queries), strict=True):
+        conf = "" if d.confidence is None else f" {d.confidence:.2f}"
+        typer.echo(f"{d.label:<9} {d.stage:<10}{conf}{' escalated' if d.escalated else ''}  {q[:70]}")
+
+
+def main() -> None:
+    """Entry point: run the app, turning taskrouter's errors into one line on stderr and exit code 2."""
+    try:
+        app(standalone_mode=False)
+    except TaskRouterError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from classifier.data import MAX_QUERY_CHARS, check_labels, check_query, load_dataset
+from classifier.errors import DataError, LabelError, QueryError
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_jsonl_and_csv_read_the_same_records(tmp_path):
+    rows = [{"text": "sum of 2 and 2", "label": "math"}, {"text": 'say "hi", politely', "label": "chat"}]
+    j = write(tmp_path, "q.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n\n")
+    c = write(tmp_path, "q.csv", 'text,label\nsum of 2 and 2,math\n"say ""hi"", politely",chat\n')
+    assert load_dataset(j).texts == load_dataset(c).texts
+    assert load_dataset(c).labels == ("math", "chat")
+
+
+def test_user_label_set_is_accepted(tmp_path):
+    p = write(tmp_path, "q.jsonl", '{"text": "refund please", "label": "billing"}\n{"text": "hi", "label": "smalltalk"}\n')
+    assert set(load_dataset(p).labels) == {"billing", "smalltalk"}
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    ('{"text": "ok", "label": "math"}\n{"text": "broken"\n', r"q\.jsonl:2: malformed JSON"),
+    ('{"text": "   ", "label": "math"}\n', r":1: text: must not be empty"),
+    ('{"text": 42, "label": "math"}\n', r":1: text: must be a string, got int"),
+    ('{"label": "math"}\n', r":1: missing field 'text'"),
+    ('{"text": "hello", "label": ""}\n', r":1: label: must be a non-empty string"),
+    ('["text", "label"]\n', r":1: each line must be a JSON object"),
+    ("", r"no records"),
+], ids=["malformed-line", "blank-text", "non-string", "missing-field", "empty-label", "not-object", "empty-file"])
+def test_bad_jsonl_names_line_and_field(tmp_path, content, match):
+    with pytest.raises(DataError, match=match):
+        load_dataset(write(tmp_path, "q.jsonl", content))
+
+
+def test_unknown_label_is_reported_with_line(tmp_path):
+    p = write(tmp_path, "q.jsonl", '{"text": "a", "label": "math"}\n{"text": "b", "label": "poetry"}\n')
+    with pytest.raises(DataError, match=r":2: label: unknown label 'poetry'") as info:
+        load_dataset(p, allowed_labels=["math", "code"])
+    assert info.value.line == 2 and info.value.field == "label"
+
+
+def test_missing_file_and_wrong_type(tmp_path):
+    with pytest.raises(DataError, match="file not found"):
+        load_dataset(tmp_path / "nope.jsonl")
+    with pytest.raises(DataError, match="unsupported file type"):
+        load_dataset(write(tmp_path, "q.txt", "x"))
+    with pytest.raises(DataError, match="header must have 'text' and 'label'"):
+        load_dataset(write(tmp_path, "q.csv", "query,label\nx,y\n"))
+
+
+@pytest.mark.parametrize(("value", "match"), [
+    ("", "must not be empty"), ("  \n\t", "must not be empty"), (None, "must be a string, got NoneType"),
+    (b"bytes", "must be a string, got bytes"), ("x" * (MAX_QUERY_CHARS + 1), "the limit is"),
+], ids=["empty", "whitespace", "none", "bytes", "huge"])
+def test_check_query_rejects(value, match):
+    with pytest.raises(QueryError, match=match):
+        check_query(value)
+
+
+def test_check_labels():
+    assert check_labels(["a", "b", "a", "b"]) == ["a", "b", "a", "b"]
+    with pytest.raises(LabelError, match=r"fewer than 2 examples: \['c'\]"):
+        check_labels(["a", "a", "b", "b", "c"])
+    with pytest.raises(LabelError, match="at least 2 distinct labels"):
+        check_labels(["a", "a"])
+    with pytest.raises(LabelError, match=r"label\[1\]: must be a non-empty string"):
+        check_labels(["a", 3])

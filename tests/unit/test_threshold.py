@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+
+from classifier.threshold import choose_threshold, threshold_curve
+
+CONF = np.array([0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.999])
+OK = np.array([False, False, True, True, True, True, True, True, True, True])
+
+
+def test_max_escalation_escalates_at_most_that_share():
+    t = choose_threshold(CONF, OK, max_escalation=0.2)
+    assert (CONF < t).mean() <= 0.2 and t == 0.6
+
+
+def test_max_error_gives_lowest_threshold_within_target():
+    t = choose_threshold(CONF, OK, max_error=0.0)
+    assert t == 0.6 and (~OK[CONF >= t]).sum() == 0
+    assert choose_threshold(CONF, OK, max_error=0.12) == 0.5
+
+
+def test_curve_and_argument_checks():
+    rows = threshold_curve(CONF, OK)
+    assert rows[0]["escalation_rate"] == 0 and rows[0]["accepted_error"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="exactly one"):
+        choose_threshold(CONF, OK)
+    with pytest.raises(ValueError, match="max_escalation must be in"):
+        choose_threshold(CONF, OK, max_escalation=2)
