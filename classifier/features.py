@@ -17,7 +17,7 @@ __all__ = ["LexicalFeatures", "combine"]
 class LexicalFeatures:
     """TF-IDF over hashed `char_wb` n-grams; `fit` learns the IDF vector, `transform` is L2-normalised."""
 
-    def __init__(self, *, n_features: int = 2**17, ngram_range: tuple[int, int] = (2, 5)) -> None:
+    def __init__(self, *, n_features: int = 2**15, ngram_range: tuple[int, int] = (2, 5)) -> None:
         from sklearn.feature_extraction.text import HashingVectorizer
 
         self.n_features = n_features

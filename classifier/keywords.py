@@ -26,12 +26,18 @@ class Rule:
     name: str
     label: str
     pattern: str
+    veto: str | None = None
     enabled: bool = True
     hits: int | None = None
     precision: float | None = None
 
     def compiled(self) -> re.Pattern[str]:
         return re.compile(self.pattern)
+
+    def fires(self, text: str) -> bool:
+        """True when the pattern matches and the veto (if any) does not."""
+        head = text[:_SCAN_CHARS]
+        return bool(re.search(self.pattern, head)) and not (self.veto and re.search(self.veto, head))
 
 
 def _phrases_pattern(phrases: Sequence[str]) -> str:
@@ -55,7 +61,7 @@ def load_rules(path: str | Path | None = None) -> list[Rule]:
         where = f"rules[{i}]"
         if not isinstance(item, dict):
             raise ConfigError("must be a mapping", path=where)
-        unknown = set(item) - {"name", "label", "pattern", "phrases", "enabled"}
+        unknown = set(item) - {"name", "label", "pattern", "phrases", "unless", "enabled"}
         if unknown:
             raise ConfigError(f"unknown keys {sorted(unknown)}", path=where)
         name, label = item.get("name"), item.get("label")
@@ -72,12 +78,18 @@ def load_rules(path: str | Path | None = None) -> list[Rule]:
             pattern = _phrases_pattern(phrases)
         else:
             pattern = item["pattern"]
+        veto = None
+        if "unless" in item:
+            unless = item["unless"]
+            if not isinstance(unless, list) or not unless or not all(isinstance(x, str) and x.strip() for x in unless):
+                raise ConfigError("must be a non-empty list of strings", path=f"{where}.unless")
+            veto = _phrases_pattern(unless)
         try:
             re.compile(pattern)
         except (re.error, TypeError) as exc:
             raise ConfigError(f"invalid regular expression ({exc})", path=f"{where}.pattern") from None
         names.add(name)
-        rules.append(Rule(name=name, label=label, pattern=pattern, enabled=bool(item.get("enabled", True))))
+        rules.append(Rule(name=name, label=label, pattern=pattern, veto=veto, enabled=bool(item.get("enabled", True))))
     return rules
 
 
@@ -88,12 +100,11 @@ class KeywordRules:
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = list(rules)
-        self._active = [(r, r.compiled()) for r in self.rules if r.enabled]
+        self._active = [r for r in self.rules if r.enabled]
 
     def matches(self, text: str) -> list[Rule]:
         """The enabled rules that fire on `text`."""
-        head = text[:_SCAN_CHARS]
-        return [r for r, rx in self._active if rx.search(head)]
+        return [r for r in self._active if r.fires(text)]
 
     def classify(self, text: str) -> StageResult:
         start = time.perf_counter()
@@ -110,8 +121,7 @@ class KeywordRules:
         """Measure every rule on labeled data; switch off those below the floor or with fewer than `min_hits`."""
         measured = []
         for rule in self.rules:
-            rx = rule.compiled()
-            hit_labels = [y for t, y in zip(texts, labels, strict=True) if rx.search(t[:_SCAN_CHARS])]
+            hit_labels = [y for t, y in zip(texts, labels, strict=True) if rule.fires(t)]
             hits = len(hit_labels)
             precision = sum(y == rule.label for y in hit_labels) / hits if hits else None
             enabled = rule.enabled and hits >= min_hits and precision is not None and precision >= precision_floor
@@ -130,6 +140,8 @@ class KeywordRules:
             try:
                 rule = Rule(**item)
                 rule.compiled()
+                if rule.veto:
+                    re.compile(rule.veto)
             except (TypeError, re.error) as exc:
                 raise ConfigError(f"invalid stored rule ({exc})", path=f"cascade.rules[{i}]") from None
             rules.append(rule)

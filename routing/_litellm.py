@@ -1,0 +1,74 @@
+"""The one module that imports LiteLLM: build the Router, read who served, map LiteLLM's exceptions."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download at import ("1" is ignored)
+
+import logging
+
+import litellm
+from litellm import Router
+
+from .config import Config, resolve_secrets
+from .errors import (AuthenticationFailed, BadRequest, CompletionError, CompletionTimeout, ContextWindowExceeded,
+                     PoolsExhausted, ProviderUnavailable, RateLimited)
+
+__all__ = ["Router", "build_router", "litellm", "map_exception", "served_by"]
+
+# LiteLLM logs every failed attempt at ERROR with the request kwargs; our own errors carry what callers need.
+logging.getLogger("LiteLLM Router").setLevel(logging.CRITICAL)
+logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)
+
+
+def build_router(config: Config) -> Router:
+    """A LiteLLM Router for the config, secrets resolved only here."""
+    model_list = [resolve_secrets(d.model_dump(), f"model_list[{i}]") for i, d in enumerate(config.model_list)]
+    settings = resolve_secrets(config.router_settings.model_dump(exclude_none=True), "router_settings")
+    for key, value in config.litellm_settings.model_dump(exclude_none=True).items():
+        setattr(litellm, key, value)
+    return Router(model_list=model_list, **settings)
+
+
+def served_by(response: object) -> tuple[str | None, str | None, float]:
+    """(pool alias, deployment id, cost in USD) of the deployment that answered."""
+    hidden = getattr(response, "_hidden_params", None) or {}
+    headers = hidden.get("additional_headers") or {}
+    cost = hidden.get("response_cost")
+    return headers.get("x-litellm-model-group"), hidden.get("model_id"), float(cost or 0.0)
+
+
+# Order matters: subclasses before their bases.
+_MAPPING: list[tuple[type[BaseException], type[CompletionError]]] = [
+    (litellm.ContextWindowExceededError, ContextWindowExceeded),
+    (litellm.Timeout, CompletionTimeout),
+    (litellm.RouterRateLimitError, RateLimited),
+    (litellm.RateLimitError, RateLimited),
+    (litellm.AuthenticationError, AuthenticationFailed),
+    (litellm.PermissionDeniedError, AuthenticationFailed),
+    (litellm.APIConnectionError, ProviderUnavailable),
+    (litellm.InternalServerError, ProviderUnavailable),
+    (litellm.ServiceUnavailableError, ProviderUnavailable),
+    (litellm.BadGatewayError, ProviderUnavailable),
+    (litellm.BadRequestError, BadRequest),
+    (litellm.NotFoundError, BadRequest),
+    (litellm.UnprocessableEntityError, BadRequest),
+    (litellm.UnsupportedParamsError, BadRequest),
+    (litellm.APIResponseValidationError, ProviderUnavailable),
+    (litellm.APIError, ProviderUnavailable),
+    (litellm.BudgetExceededError, RateLimited),
+]
+
+
+def map_exception(exc: BaseException, *, pool: str, fallbacks_configured: bool) -> CompletionError:
+    """This library's error for a LiteLLM exception; PoolsExhausted when the pool had fallbacks and all failed."""
+    target = next((ours for theirs, ours in _MAPPING if isinstance(exc, theirs)), ProviderUnavailable)
+    deployment = getattr(exc, "model_id", None)
+    status = getattr(exc, "status_code", None)
+    # Only the exception type and status travel on: provider messages can echo request data.
+    summary = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
+    if fallbacks_configured and target is not BadRequest and target is not ContextWindowExceeded:
+        return PoolsExhausted(f"pool {pool!r} and its fallbacks all failed: {summary}", cause=target.__name__,
+                              pool=pool, deployment=deployment, status_code=status)
+    return target(f"pool {pool!r} failed: {summary}", pool=pool, deployment=deployment, status_code=status)

@@ -1,0 +1,213 @@
+"""The routing config: LiteLLM's proxy `config.yaml` shape plus a `taskrouter:` section.
+
+Strings written `os.environ/NAME` are secrets: load checks the variable exists, and the value is read only
+when the LiteLLM Router is built, so it never sits in this object, its repr or an error message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from classifier.errors import ConfigError
+
+__all__ = ["DEMO_CONFIG", "PRODUCTION_EXAMPLE", "Config", "load_config", "resolve_secrets"]
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
+PRODUCTION_EXAMPLE = CONFIG_DIR / "production.yaml"
+ENV_PREFIX = "os.environ/"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Deployment(_Strict):
+    """One `model_list` entry, as LiteLLM reads it."""
+
+    model_name: str = Field(min_length=1)
+    litellm_params: dict[str, Any]
+    model_info: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_model(self) -> Deployment:
+        if not isinstance(self.litellm_params.get("model"), str):
+            raise ValueError("litellm_params.model must be a string")
+        return self
+
+
+class RouterSettings(_Strict):
+    """The LiteLLM Router arguments taskrouter passes through (anything else is rejected)."""
+
+    routing_strategy: Literal["simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
+                              "latency-based-routing", "cost-based-routing"] = "simple-shuffle"
+    routing_strategy_args: dict[str, Any] | None = None
+    fallbacks: list[dict[str, list[str]]] = Field(default_factory=list)
+    context_window_fallbacks: list[dict[str, list[str]]] = Field(default_factory=list)
+    default_fallbacks: list[str] | None = None
+    num_retries: int = Field(default=0, ge=0)
+    retry_after: float = Field(default=0, ge=0)
+    timeout: float | None = Field(default=None, gt=0)
+    allowed_fails: int | None = Field(default=None, ge=0)
+    cooldown_time: float | None = Field(default=None, ge=0)
+    retry_policy: dict[str, int] | None = None
+    allowed_fails_policy: dict[str, int] | None = None
+    enable_pre_call_checks: bool = False
+    disable_cooldowns: bool = False
+    redis_host: str | None = None
+    redis_port: int | None = None
+    redis_password: str | None = None
+    redis_url: str | None = None
+    cache_responses: bool = False
+
+
+class LiteLLMSettings(_Strict):
+    """Module-level LiteLLM settings taskrouter applies."""
+
+    drop_params: bool | None = None
+    request_timeout: float | None = Field(default=None, gt=0)
+
+
+class ClassifierSettings(_Strict):
+    model: str | None = None
+    """Model directory; None = the model shipped with the package."""
+    threshold: float | None = Field(default=None, ge=0, le=1)
+
+
+class LLMClassifierSettings(_Strict):
+    alias: str | None = None
+    """Pool that answers stage 3; None switches stage 3 off."""
+    timeout_s: float = Field(default=3.0, gt=0)
+
+
+class ConversationSettings(_Strict):
+    context_turns: int = Field(default=3, ge=0)
+    """How many earlier user turns a follow-up is classified with."""
+    switch_confidence: float = Field(default=0.9, ge=0, le=1)
+    """A follow-up leaves the conversation's label only when classified alone at least this confidently."""
+
+
+class TelemetrySettings(_Strict):
+    url: str | None = None
+    store_text: bool = False
+
+
+class TaskRouterSettings(_Strict):
+    pools: dict[str, str] = Field(default_factory=dict)
+    default_pool: str
+    classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
+    llm_classifier: LLMClassifierSettings = Field(default_factory=LLMClassifierSettings)
+    conversation: ConversationSettings = Field(default_factory=ConversationSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+
+
+class Config(_Strict):
+    """A validated routing config."""
+
+    model_list: list[Deployment] = Field(min_length=1)
+    router_settings: RouterSettings = Field(default_factory=RouterSettings)
+    litellm_settings: LiteLLMSettings = Field(default_factory=LiteLLMSettings)
+    taskrouter: TaskRouterSettings
+    source: str | None = Field(default=None, exclude=True)
+
+    @property
+    def pool_names(self) -> list[str]:
+        return list(dict.fromkeys(d.model_name for d in self.model_list))
+
+    def pool_for(self, label: str) -> str:
+        """The pool a label routes to (the default pool when unmapped)."""
+        return self.taskrouter.pools.get(label, self.taskrouter.default_pool)
+
+    def _check_references(self) -> None:
+        pools = set(self.pool_names)
+
+        def need(name: str, where: str) -> None:
+            if name not in pools:
+                raise ConfigError(f"unknown pool {name!r}; pools are {sorted(pools)}", path=where)
+
+        tr = self.taskrouter
+        for label, pool in tr.pools.items():
+            need(pool, f"taskrouter.pools.{label}")
+        need(tr.default_pool, "taskrouter.default_pool")
+        if tr.llm_classifier.alias is not None:
+            need(tr.llm_classifier.alias, "taskrouter.llm_classifier.alias")
+        rs = self.router_settings
+        for key in ("fallbacks", "context_window_fallbacks"):
+            for i, entry in enumerate(getattr(rs, key)):
+                for src, targets in entry.items():
+                    need(src, f"router_settings.{key}[{i}]")
+                    for t in targets:
+                        need(t, f"router_settings.{key}[{i}].{src}")
+        for t in rs.default_fallbacks or []:
+            need(t, "router_settings.default_fallbacks")
+
+
+def _walk_env(value: Any, where: str, found: list[tuple[str, str]]) -> None:
+    if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        found.append((where, value[len(ENV_PREFIX):]))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _walk_env(v, f"{where}.{k}" if where else str(k), found)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _walk_env(v, f"{where}[{i}]", found)
+
+
+def resolve_secrets(value: Any, where: str = "") -> Any:
+    """A copy of `value` with every `os.environ/NAME` replaced by the variable's value."""
+    if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        name = value[len(ENV_PREFIX):]
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is not set", path=where or None)
+        return os.environ[name]
+    if isinstance(value, dict):
+        return {k: resolve_secrets(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_secrets(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def load_config(source: str | Path | dict | Config | None = None) -> Config:
+    """Load and validate a config from a YAML path, a dict, or pass a Config through.
+
+    With no source, `$TASKROUTER_CONFIG` names the file.
+    """
+    if isinstance(source, Config):
+        return source
+    where = None
+    if source is None:
+        env = os.environ.get("TASKROUTER_CONFIG")
+        if not env:
+            raise ConfigError("no routing config: pass config=PATH or set TASKROUTER_CONFIG")
+        source = env
+    if isinstance(source, (str, Path)):
+        where = str(source)
+        try:
+            raw = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config ({exc.strerror})", path=where) from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"invalid YAML ({exc})", path=where) from None
+    else:
+        raw = source
+    if not isinstance(raw, dict):
+        raise ConfigError("a config must be a mapping", path=where)
+    secrets: list[tuple[str, str]] = []
+    _walk_env(raw, "", secrets)
+    for path, name in secrets:
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is not set", path=path)
+    try:
+        config = Config.model_validate({**raw, "source": where})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(p) for p in first["loc"])
+        # The message names the field and the problem, never the offending value (it may be a secret).
+        raise ConfigError(f"{first['msg']} ({len(exc.errors())} problem(s) in all)", path=path) from None
+    config._check_references()
+    return config
