@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from classifier.cascade import Cascade
@@ -36,6 +37,9 @@ class TaskRouter:
         settings = self.config.taskrouter
         base = cascade or Cascade.load(settings.classifier.model, threshold=settings.classifier.threshold)
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base
+        # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
+        # deployments available"), so sync calls then run on a private event loop.
+        self._loop = _LoopThread() if self.config.router_settings.routing_strategy == "cost-based-routing" else None
 
     # -- classification ---------------------------------------------------------------------------------------
     def llm_stage(self, labels: Sequence[str]) -> LLMClassifier:
@@ -78,7 +82,12 @@ class TaskRouter:
         pool, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
         start = time.perf_counter()
         try:
-            response = self.router.completion(model=pool, messages=messages, **kwargs)
+            if self._loop is not None:
+                response = self._loop.run(self.router.acompletion(model=pool, messages=messages, **kwargs))
+                if kwargs.get("stream"):
+                    response = self._loop.iterate(response)
+            else:
+                response = self.router.completion(model=pool, messages=messages, **kwargs)
         except TaskRouterError:
             raise
         except Exception as exc:
@@ -133,6 +142,36 @@ class TaskRouter:
         rs = self.config.router_settings
         has_fallbacks = bool(rs.default_fallbacks) or any(pool in entry for entry in rs.fallbacks)
         return _litellm.map_exception(exc, pool=pool, fallbacks_configured=has_fallbacks)
+
+
+class _LoopThread:
+    """An event loop in a daemon thread, for running LiteLLM's async-only paths from sync code."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True, name="taskrouter-loop").start()
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def iterate(self, stream: Any) -> _SyncStream:
+        return _SyncStream(stream, self)
+
+
+class _SyncStream:
+    """A sync iterator over an async LiteLLM stream; `_hidden_params` stays readable."""
+
+    def __init__(self, stream: Any, loop: _LoopThread) -> None:
+        self._stream, self._loop = stream, loop
+        self._hidden_params = getattr(stream, "_hidden_params", {})
+
+    def __iter__(self) -> Iterator[Any]:
+        it: AsyncIterator[Any] = self._stream.__aiter__()
+        while True:
+            try:
+                yield self._loop.run(it.__anext__())
+            except StopAsyncIteration:
+                return
 
 
 def _user_turns(history: Sequence[dict] | None) -> list[str]:

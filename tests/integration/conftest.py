@@ -1,0 +1,40 @@
+import pytest
+
+from classifier.cascade import Cascade
+from tests.fake_provider import FakeProvider
+
+
+@pytest.fixture(scope="session")
+def fake():
+    server = FakeProvider()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def provider(fake):
+    fake.reset()
+    return fake
+
+
+@pytest.fixture(scope="session")
+def shipped_cascade():
+    return Cascade.load()
+
+
+def deployment(fake, pool, name, **params):
+    """A model_list entry served by the fake provider; the deployment id differs from the model name."""
+    return {"model_name": pool,
+            "litellm_params": {"model": f"openai/{name}", "api_base": fake.url, "api_key": "sk-fake-test-key",
+                               **params},
+            "model_info": {"id": f"{name}-id"}}
+
+
+def make_config(fake, *, deployments=None, router_settings=None, **taskrouter):
+    """Pools fast/capable/math/code/creative/big by default; custom deployments route every label to `fast`."""
+    pools = {} if deployments else {"math": "math", "code": "code", "creative": "creative"}
+    deployments = deployments or [deployment(fake, p, f"{p}-a") for p in ("fast", "capable", "math", "code",
+                                                                          "creative", "big")]
+    return {"model_list": deployments,
+            "router_settings": {"num_retries": 0, "timeout": 5, **(router_settings or {})},
+            "taskrouter": {"pools": pools, "default_pool": "fast", **taskrouter}}

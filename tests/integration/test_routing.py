@@ -1,0 +1,158 @@
+"""route_and_complete against the fake provider: real HTTP requests through the LiteLLM Router."""
+
+import asyncio
+import time
+
+import pytest
+
+from routing import (ContextWindowExceeded, PoolsExhausted, RoutedStream, TaskRouter, aroute_and_complete,
+                     route_and_complete)
+from tests.integration.conftest import deployment, make_config
+
+MATH = "Solve for x: 3x + 7 = 22, and show each step."
+POEM = "Write a short poem about the sea at night."
+
+
+@pytest.fixture
+def build(provider, shipped_cascade):
+    def _build(**kw):
+        return TaskRouter(make_config(provider, **kw), cascade=shipped_cascade)
+    return _build
+
+
+def test_label_picks_the_pool_and_the_result_says_who_served(build, provider):
+    tr = build()
+    r = route_and_complete(MATH, config=tr)
+    assert (r.decision.label, r.requested_pool, r.served_pool, r.fallback) == ("math", "math", "math", False)
+    assert r.deployment == "math-a-id" and r.text == "[math-a] ok"
+    assert r.prompt_tokens > 0 and r.completion_tokens == 2 and r.latency_s > 0
+    assert provider.hits("math-a") == 1
+    unmapped = tr.complete("What's the capital of Canada?")
+    assert (unmapped.decision.label, unmapped.served_pool) == ("default", "fast")
+
+
+def test_failing_pool_falls_back(build, provider):
+    provider.set(**{"math-a": {"mode": "500"}})
+    r = build(router_settings={"fallbacks": [{"math": ["capable"]}]}).complete(MATH)
+    assert (r.requested_pool, r.served_pool, r.fallback, r.deployment) == ("math", "capable", True, "capable-a-id")
+    assert provider.hits("math-a") == 1 and provider.hits("capable-a") == 1
+
+
+def test_429_with_retry_after_falls_back(build, provider):
+    provider.set(**{"math-a": {"mode": "429", "retry_after": 0}})
+    r = build(router_settings={"fallbacks": [{"math": ["capable"]}]}).complete(MATH)
+    assert (r.served_pool, r.fallback) == ("capable", True)
+
+
+def test_slow_deployment_times_out_and_falls_back(build, provider):
+    provider.set(**{"math-a": {"mode": "slow", "delay": 4}})
+    start = time.perf_counter()
+    r = build(router_settings={"timeout": 1, "fallbacks": [{"math": ["capable"]}]}).complete(MATH)
+    assert (r.served_pool, r.fallback) == ("capable", True)
+    assert time.perf_counter() - start < 3.5
+
+
+def test_cooldown_after_allowed_fails(provider, shipped_cascade):
+    deployments = [deployment(provider, "fast", "fast-bad"), deployment(provider, "fast", "fast-good"),
+                   deployment(provider, "capable", "capable-a")]
+    provider.set(**{"fast-bad": {"mode": "500"}})
+    tr = TaskRouter(make_config(provider, deployments=deployments, router_settings={
+        "allowed_fails": 1, "cooldown_time": 60, "fallbacks": [{"fast": ["capable"]}]}), cascade=shipped_cascade)
+    results = [tr.complete(f"Recommend a good book about {topic}") for topic in
+               ["birds", "rivers", "chess", "baking", "Rome", "jazz", "sleep", "volcanoes", "tea", "trains",
+                "whales", "maps", "glass", "salt", "kites", "bees", "owls", "ice", "silk", "clocks"]]
+    assert all(r.served_pool in {"fast", "capable"} for r in results)  # nothing lost
+    assert provider.hits("fast-bad") == 2  # cooled down once fails exceeded allowed_fails=1
+    assert all(r.deployment == "fast-good-id" for r in results[-8:])
+
+
+def test_context_window_fallback_to_a_larger_pool(build, provider):
+    provider.set(**{"code-a": {"mode": "ctx", "max_tokens": 40}})
+    tr = build(router_settings={"context_window_fallbacks": [{"code": ["big"]}]})
+    long_query = "Refactor this Python function to be faster:\n" + "def f(xs):\n    return [x * 2 for x in xs]\n" * 12
+    r = tr.complete(long_query)
+    assert (r.requested_pool, r.served_pool, r.fallback, r.deployment) == ("code", "big", True, "big-a-id")
+    short = tr.complete("Fix this Python: print('a' + 1)")
+    assert (short.served_pool, short.fallback) == ("code", False)
+
+
+def test_context_window_without_fallback_is_a_typed_error(build, provider):
+    provider.set(**{"code-a": {"mode": "ctx", "max_tokens": 5}})
+    with pytest.raises(ContextWindowExceeded) as info:
+        build().complete("Fix this Python function, it returns None: def f(x): x * 2")
+    assert info.value.pool == "code"
+
+
+def test_cost_based_routing_picks_the_cheaper_deployment(provider, shipped_cascade):
+    deployments = [deployment(provider, "fast", "fast-pricey", input_cost_per_token=1e-5, output_cost_per_token=1e-5),
+                   deployment(provider, "fast", "fast-cheap", input_cost_per_token=1e-7, output_cost_per_token=2e-7)]
+    tr = TaskRouter(make_config(provider, deployments=deployments,
+                                router_settings={"routing_strategy": "cost-based-routing"}), cascade=shipped_cascade)
+    results = [tr.complete(f"Any tips for visiting {city}?") for city in ["Oslo", "Lima", "Cairo", "Hanoi", "Quito"]]
+    results.append(asyncio.run(tr.acomplete("Any tips for visiting Perth?")))
+    streamed = tr.complete("Any tips for visiting Accra?", stream=True)
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "[fast-cheap] ok"
+    assert {r.deployment for r in results} == {"fast-cheap-id"} and streamed.deployment == "fast-cheap-id"
+    assert provider.hits("fast-pricey") == 0
+    assert all(r.cost_usd == pytest.approx(r.prompt_tokens * 1e-7 + r.completion_tokens * 2e-7) for r in results)
+
+
+def test_every_pool_down_is_one_typed_error_and_no_hang(build, provider):
+    provider.set(**{name: {"mode": "500"} for name in ("math-a", "capable-a", "fast-a")})
+    tr = build(router_settings={"fallbacks": [{"math": ["capable"]}, {"capable": ["fast"]}]})
+    start = time.perf_counter()
+    with pytest.raises(PoolsExhausted) as info:
+        tr.complete(MATH)
+    assert time.perf_counter() - start < 10
+    assert info.value.pool == "math" and info.value.cause == "ProviderUnavailable"
+    assert "sk-fake" not in str(info.value)
+
+
+def test_no_request_lost_under_concurrency_with_a_flaky_deployment(provider, shipped_cascade):
+    deployments = [deployment(provider, "fast", "fast-flaky"), deployment(provider, "capable", "capable-a")]
+    provider.set(**{"fast-flaky": {"mode": "flaky", "fail_every": 2}})
+    tr = TaskRouter(make_config(provider, deployments=deployments, router_settings={
+        "fallbacks": [{"fast": ["capable"]}], "disable_cooldowns": True}), cascade=shipped_cascade)
+    queries = [f"Give me one tip about {w} number {i}" for i in range(50) for w in ("gardening", "sleep", "travel", "tea")]
+
+    async def fire():
+        return await asyncio.gather(*(aroute_and_complete(q, config=tr) for q in queries), return_exceptions=True)
+
+    results = asyncio.run(fire())
+    assert len(results) == 200
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert not errors, errors[:3]
+    served = [r.served_pool for r in results]
+    assert set(served) <= {"fast", "capable"} and served.count("capable") >= 50  # about half fell back
+    assert provider.hits("fast-flaky") == 200
+
+
+def test_streaming_returns_the_decision_at_once(build, provider):
+    provider.set(**{"creative-a": {"mode": "ok", "reply": "waves fold into dark glass"}})
+    s = build().complete(POEM, stream=True)
+    assert isinstance(s, RoutedStream) and s.decision.label == "creative" and s.requested_pool == "creative"
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in s if chunk.choices)
+    assert text == "waves fold into dark glass" and s.served_pool == "creative"
+
+
+def test_async_streaming(build, provider):
+    async def run():
+        s = await build().acomplete(POEM, stream=True)
+        return "".join([c.choices[0].delta.content or "" async for c in s if c.choices])
+
+    assert asyncio.run(run()) == "[creative-a] ok"
+
+
+def test_follow_ups_stay_or_switch(build):
+    tr = build()
+    history = [{"role": "user", "content": "Write a Python function that parses ISO dates from log lines."},
+               {"role": "assistant", "content": "def parse(line): ..."}]
+    stay = tr.complete("now make it faster", history)
+    assert (stay.decision.label, stay.served_pool) == ("code", "code")
+    switch = tr.complete("Different topic: write a haiku about autumn leaves falling on a pond.", history)
+    assert (switch.decision.label, switch.served_pool) == ("creative", "creative")
+
+
+def test_reserved_arguments_are_refused(build):
+    with pytest.raises(TypeError, match="'model' is chosen by taskrouter"):
+        build().complete(MATH, model="gpt-4o")

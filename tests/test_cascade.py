@@ -1,0 +1,73 @@
+"""The cascade's decisions, with the real embedder and a small trained model."""
+
+import dataclasses
+
+import pytest
+
+from classifier import QueryError
+from classifier.cascade import Cascade
+from classifier.keywords import KeywordRules, load_rules
+from classifier.llm import LookupClassifier
+from classifier.results import STAGES
+
+
+@pytest.fixture(scope="module")
+def cascade(small_model_dir):
+    return Cascade.load(small_model_dir)
+
+
+def test_decision_shape_and_immutability(cascade):
+    d = cascade.classify("What is the capital of Australia?")
+    assert d.label in cascade.labels and d.stage in STAGES
+    assert d.trail[-1].stage == d.stage or d.escalated
+    assert all(s.latency_s >= 0 for s in d.trail)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.label = "code"
+
+
+def test_batch_agrees_with_single(cascade):
+    texts = ["integrate sin(x) dx", "write a limerick about a cat", "fix this: for i in range(10) print(i)",
+             "best time to visit Kyoto?"]
+    assert [d.label for d in cascade.classify_batch(texts)] == [cascade.classify(t).label for t in texts]
+
+
+def test_heuristic_stage_answers_first(cascade):
+    with_rules = Cascade(cascade.classifier, KeywordRules(load_rules()), cascade.threshold)
+    d = with_rules.classify("Traceback (most recent call last):\n  File \"app.py\", line 3\nKeyError: 'id'")
+    assert (d.stage, d.label, d.escalated) == ("heuristic", "code", False)
+    assert len(d.trail) == 1 and d.trail[0].note == "rule:python_traceback"
+
+
+def test_escalation_goes_to_stage_three_and_keeps_stage_two_on_abstain(cascade):
+    q = "Tell me about the history of jazz"
+    oracle = cascade.with_llm(LookupClassifier({q: "default"}, cascade.labels, name="oracle"))
+    always = Cascade(oracle.classifier, None, 1.0, llm=oracle.llm)
+    d = always.classify(q)
+    assert (d.stage, d.label, d.escalated) == ("llm", "default", True)
+    assert [s.stage for s in d.trail] == ["embedding", "llm"]
+    silent = Cascade(cascade.classifier, None, 1.0, llm=LookupClassifier({}, cascade.labels, name="recorded"))
+    d2 = silent.classify(q)
+    assert d2.stage == "embedding" and d2.escalated and d2.trail[-1].note == "recorded: no usable answer"
+    assert d2.label == d2.trail[0].label
+
+
+def test_stage_three_is_off_by_default(cascade):
+    d = Cascade(cascade.classifier, None, 1.0).classify("hello there")
+    assert d.escalated and d.stage == "embedding" and [s.stage for s in d.trail] == ["embedding"]
+
+
+@pytest.mark.parametrize(("value", "error"), [("", QueryError), ("   ", QueryError), (12, QueryError),
+                                              ("x" * 100_001, QueryError)], ids=["empty", "blank", "int", "huge"])
+def test_bad_queries(cascade, value, error):
+    with pytest.raises(error):
+        cascade.classify(value)
+
+
+def test_batch_needs_a_sequence(cascade):
+    with pytest.raises(TypeError, match="use classify"):
+        cascade.classify_batch("one string")
+
+
+def test_threshold_is_validated(cascade):
+    with pytest.raises(ValueError, match="threshold must be in"):
+        Cascade(cascade.classifier, None, 1.5)

@@ -1,0 +1,28 @@
+"""The model inside the package is the one `data/queries.jsonl` trains, and it loads with no arguments."""
+
+import numpy as np
+
+from classifier import TaskClassifier, load_dataset
+from classifier.cascade import Cascade
+from classifier.persistence import DEFAULT_MODEL_DIR, load_manifest
+from classifier.train import train_cascade
+from tests.conftest import DATA
+
+
+def test_shipped_model_loads_without_arguments():
+    cascade = Cascade.load()
+    assert cascade.labels == ["code", "creative", "default", "math"]
+    assert 0 < cascade.threshold < 1
+    assert TaskClassifier.load().predict(["what is 15% of 80?"]).shape == (1,)
+
+
+def test_shipped_model_matches_a_fresh_training_run(tmp_path):
+    data = load_dataset(DATA)
+    _, manifest = load_manifest(DEFAULT_MODEL_DIR)
+    assert manifest["training"]["data_sha256"] == data.sha256(), "data/queries.jsonl changed: retrain the model"
+    fresh, _ = train_cascade(data, out=tmp_path / "fresh", progress=False)
+    shipped = Cascade.load()
+    assert np.allclose(fresh.classifier.coef_, shipped.classifier.coef_, atol=1e-6)
+    assert np.allclose(fresh.classifier.intercept_, shipped.classifier.intercept_, atol=1e-6)
+    assert abs(fresh.threshold - shipped.threshold) < 1e-6
+    assert [r.enabled for r in fresh.rules.rules] == [r.enabled for r in shipped.rules.rules]

@@ -1,0 +1,84 @@
+import pytest
+
+from classifier.errors import ConfigError
+from routing.config import DEMO_CONFIG, PRODUCTION_EXAMPLE, load_config
+
+BASE = {"model_list": [{"model_name": "fast", "litellm_params": {"model": "openai/a", "api_key": "os.environ/TR_KEY"}},
+                       {"model_name": "capable", "litellm_params": {"model": "openai/b"}}],
+        "taskrouter": {"pools": {"math": "capable"}, "default_pool": "fast"}}
+
+
+def with_(**changes):
+    import copy
+
+    cfg = copy.deepcopy(BASE)
+    for dotted, value in changes.items():
+        node = cfg
+        *parents, last = dotted.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return cfg
+
+
+def test_valid_config_and_pool_map(monkeypatch):
+    monkeypatch.setenv("TR_KEY", "sk-live-abcdef123456")
+    c = load_config(BASE)
+    assert c.pool_for("math") == "capable" and c.pool_for("poetry") == "fast"
+    assert "sk-live" not in repr(c) and "os.environ/TR_KEY" in repr(c)
+
+
+@pytest.mark.parametrize(("cfg", "match"), [
+    (with_(taskrouter__pools={"math": "x"}), r"taskrouter\.pools\.math: unknown pool 'x'"),
+    (with_(taskrouter__default_pool="nope"), r"taskrouter\.default_pool: unknown pool 'nope'"),
+    (with_(taskrouter__llm_classifier={"alias": "gone"}), r"taskrouter\.llm_classifier\.alias: unknown pool"),
+    (with_(router_settings={"fallbacks": [{"fast": ["ghost"]}]}), r"router_settings\.fallbacks\[0\]\.fast: unknown pool"),
+    (with_(taskrouter__colour="red"), r"taskrouter\.colour: Extra inputs are not permitted"),
+    (with_(router_settings={"routing_strategy": "random"}), r"router_settings\.routing_strategy"),
+    (with_(router_settings={"num_retries": -1}), r"router_settings\.num_retries"),
+    (with_(model_list=[]), r"model_list: List should have at least 1 item"),
+    ({"model_list": BASE["model_list"]}, r"^taskrouter: Field required"),
+], ids=["unknown-pool", "default-pool", "llm-alias", "fallback-target", "extra-key", "bad-strategy", "negative",
+        "empty-model-list", "no-taskrouter"])
+def test_malformed_config_names_the_field(monkeypatch, cfg, match):
+    monkeypatch.setenv("TR_KEY", "k")
+    with pytest.raises(ConfigError, match=match):
+        load_config(cfg)
+
+
+def test_missing_secret_names_the_variable_not_a_value(monkeypatch):
+    monkeypatch.delenv("TR_KEY", raising=False)
+    with pytest.raises(ConfigError, match=r"model_list\[0\]\.litellm_params\.api_key: environment variable TR_KEY"):
+        load_config(BASE)
+
+
+def test_validation_errors_do_not_echo_values(monkeypatch):
+    monkeypatch.setenv("TR_KEY", "k")
+    cfg = with_(router_settings={"timeout": "sk-secret-looking-value"})
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg)
+    assert "sk-secret" not in str(info.value)
+
+
+def test_files_yaml_and_env_default(tmp_path, monkeypatch):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("model_list: [\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "missing.yaml")
+    monkeypatch.delenv("TASKROUTER_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="set TASKROUTER_CONFIG"):
+        load_config(None)
+    monkeypatch.setenv("TASKROUTER_CONFIG", str(DEMO_CONFIG))
+    assert load_config(None).taskrouter.default_pool == "fast"
+
+
+def test_shipped_configs_validate(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-a")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-b")
+    prod = load_config(PRODUCTION_EXAMPLE)
+    assert prod.router_settings.routing_strategy == "cost-based-routing"
+    assert set(prod.pool_names) == {"fast", "capable", "math", "code", "creative", "long-context"}
+    demo = load_config(DEMO_CONFIG)
+    assert all("mock_response" in d.litellm_params for d in demo.model_list)

@@ -1,0 +1,50 @@
+"""Every LiteLLM exception maps to one of this library's typed errors, in one place."""
+
+import inspect
+
+import pytest
+
+from routing import _litellm
+from routing.errors import (AuthenticationFailed, BadRequest, CompletionError, CompletionTimeout,
+                            ContextWindowExceeded, PoolsExhausted, ProviderUnavailable, RateLimited)
+
+litellm = _litellm.litellm
+LITELLM_ERRORS = sorted({obj for name in dir(litellm.exceptions)
+                         if inspect.isclass(obj := getattr(litellm.exceptions, name))
+                         and issubclass(obj, Exception) and obj.__module__.startswith("litellm")},
+                        key=lambda c: c.__name__)
+
+
+def instance(cls):
+    """An instance of a LiteLLM exception class, whatever its constructor wants."""
+    obj = cls.__new__(cls)
+    obj.status_code, obj.message = getattr(cls, "status_code", None), "x"
+    return obj
+
+
+def test_the_module_lists_the_exception_classes():
+    assert len(LITELLM_ERRORS) >= 20
+
+
+@pytest.mark.parametrize("cls", LITELLM_ERRORS, ids=lambda c: c.__name__)
+def test_every_litellm_exception_maps_to_a_completion_error(cls):
+    err = _litellm.map_exception(instance(cls), pool="math", fallbacks_configured=False)
+    assert isinstance(err, CompletionError) and err.pool == "math"
+
+
+@pytest.mark.parametrize(("cls", "ours"), [
+    (litellm.ContextWindowExceededError, ContextWindowExceeded), (litellm.Timeout, CompletionTimeout),
+    (litellm.RateLimitError, RateLimited), (litellm.RouterRateLimitError, RateLimited),
+    (litellm.AuthenticationError, AuthenticationFailed), (litellm.InternalServerError, ProviderUnavailable),
+    (litellm.ServiceUnavailableError, ProviderUnavailable), (litellm.APIConnectionError, ProviderUnavailable),
+    (litellm.BadRequestError, BadRequest), (litellm.NotFoundError, BadRequest),
+])
+def test_specific_mappings(cls, ours):
+    assert type(_litellm.map_exception(instance(cls), pool="p", fallbacks_configured=False)) is ours
+
+
+def test_failure_after_fallbacks_is_pools_exhausted_but_request_errors_are_not():
+    err = _litellm.map_exception(instance(litellm.InternalServerError), pool="p", fallbacks_configured=True)
+    assert isinstance(err, PoolsExhausted) and err.cause == "ProviderUnavailable"
+    bad = _litellm.map_exception(instance(litellm.BadRequestError), pool="p", fallbacks_configured=True)
+    assert type(bad) is BadRequest
