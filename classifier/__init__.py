@@ -1,8 +1,34 @@
-"""taskrouter's classifier: keyword rules → embedding classifier → LLM classifier."""
+"""taskrouter's classifier: keyword rules → embedding classifier → LLM classifier.
 
-from .data import Dataset, check_query, load_dataset
+>>> from classifier import Cascade, TaskClassifier
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from .errors import ConfigError, DataError, LabelError, ModelFileError, QueryError, TaskRouterError
-from .estimator import TaskClassifier
 
-__all__ = ["ConfigError", "DataError", "Dataset", "LabelError", "ModelFileError", "QueryError",
-           "TaskClassifier", "TaskRouterError", "check_query", "load_dataset"]
+_LAZY = {  # name -> module; imported on first use so that `import classifier` stays cheap
+    "Cascade": "cascade", "Decision": "results", "StageResult": "results", "TaskClassifier": "estimator",
+    "Dataset": "data", "check_query": "data", "load_dataset": "data", "LLMClassifier": "llm",
+    "KeywordRules": "keywords", "train_cascade": "train",
+}
+
+__all__ = ["Cascade", "ConfigError", "DataError", "Dataset", "Decision", "KeywordRules", "LLMClassifier",
+           "LabelError", "ModelFileError", "QueryError", "StageResult", "TaskClassifier", "TaskRouterError",
+           "check_query", "load_dataset", "train_cascade"]
+
+if TYPE_CHECKING:
+    from .cascade import Cascade
+    from .data import Dataset, check_query, load_dataset
+    from .estimator import TaskClassifier
+    from .keywords import KeywordRules
+    from .llm import LLMClassifier
+    from .results import Decision, StageResult
+    from .train import train_cascade
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

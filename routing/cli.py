@@ -69,14 +69,14 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
     from classifier.evaluate import dump_json, evaluate as run_eval, format_report, sweep, write_sweep
     from classifier.llm import LookupClassifier
 
+    if llm is LLMMode.labels and answers is None:
+        raise TaskRouterError("--llm labels needs --answers FILE")
     dataset = load_dataset(data)
     cascade = Cascade.load(model, threshold=threshold)
     llm_answers: dict[str, str] | None = None
     if llm is LLMMode.oracle:
         llm_answers = dict(zip(dataset.texts, dataset.labels, strict=True))
     elif llm is LLMMode.labels:
-        if answers is None:
-            raise TaskRouterError("--llm labels needs --answers FILE")
         recorded = load_dataset(answers)
         llm_answers = dict(zip(recorded.texts, recorded.labels, strict=True))
     if llm_answers is not None:
@@ -112,6 +112,47 @@ def classify(queries: Annotated[list[str], typer.Argument(help="Queries to class
     for q, d in zip(queries, cascade.classify_batch(queries), strict=True):
         conf = "" if d.confidence is None else f" {d.confidence:.2f}"
         typer.echo(f"{d.label:<9} {d.stage:<10}{conf}{' escalated' if d.escalated else ''}  {q[:70]}")
+
+
+@app.command()
+def route(query: Annotated[str, typer.Argument(help="The query to route.")],
+          config: Annotated[Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, "
+                                                           "else the demo config.")] = None) -> None:
+    """Print the decision and the pool a query would go to, without calling any model."""
+    from routing.complete import get_router
+
+    tr = get_router(_config_path(config))
+    d = tr.decide(query)
+    conf = "n/a" if d.confidence is None else f"{d.confidence:.3f}"
+    typer.echo(f"label={d.label} stage={d.stage} confidence={conf} escalated={d.escalated} pool={tr.pool_for(d.label)}")
+
+
+@app.command()
+def complete(query: Annotated[str, typer.Argument(help="The query to send.")],
+             config: Annotated[Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, "
+                                                              "else the demo config.")] = None) -> None:
+    """Route the query and complete it; prints the reply and how it was served."""
+    from routing.complete import route_and_complete
+
+    r = route_and_complete(query, config=_config_path(config))
+    typer.echo(r.text)
+    typer.echo(f"-- label={r.decision.label} stage={r.decision.stage} requested={r.requested_pool} "
+               f"served={r.served_pool} deployment={r.deployment} fallback={r.fallback} "
+               f"tokens={r.prompt_tokens}+{r.completion_tokens} cost=${r.cost_usd:.6f} latency={r.latency_s * 1000:.0f} ms")
+
+
+def _config_path(config: Path | None) -> Path:
+    import os
+
+    from routing.config import DEMO_CONFIG
+
+    if config is not None:
+        return config
+    env = os.environ.get("TASKROUTER_CONFIG")
+    if env:
+        return Path(env)
+    typer.echo("(no --config and no TASKROUTER_CONFIG: using the DEMO config, whose replies are mocks)", err=True)
+    return DEMO_CONFIG
 
 
 def main() -> None:

@@ -18,3 +18,8 @@ fi
 $TR classify --model out/model "what is the derivative of x^3 * sin(x)?" \
   "my flask app returns 500 when I post json, why" "write a limerick about a sleepy cat" \
   "what's a good itinerary for 3 days in Lisbon" "write a script for a short film about two strangers"
+echo
+echo "== routing with the DEMO config (mock replies, no API key) =="
+$TR route --config routing/configs/demo.yaml "prove that the square root of 2 is irrational"
+$TR complete --config routing/configs/demo.yaml "write a haiku about the first snow"
+$TR complete --config routing/configs/demo.yaml "why does my python list comprehension raise NameError?"
