@@ -10,12 +10,14 @@ import logging
 
 import litellm
 from litellm import Router
+from litellm.integrations.custom_logger import CustomLogger
 
 from .config import Config, resolve_secrets
 from .errors import (AuthenticationFailed, BadRequest, CompletionError, CompletionTimeout, ContextWindowExceeded,
                      PoolsExhausted, ProviderUnavailable, RateLimited)
 
-__all__ = ["Router", "build_router", "litellm", "map_exception", "served_by"]
+__all__ = ["CustomLogger", "Router", "add_callback", "build_router", "litellm", "map_exception", "remove_callback",
+           "served_by"]
 
 # LiteLLM logs every failed attempt at ERROR with the request kwargs; our own errors carry what callers need.
 logging.getLogger("LiteLLM Router").setLevel(logging.CRITICAL)
@@ -29,6 +31,17 @@ def build_router(config: Config) -> Router:
     for key, value in config.litellm_settings.model_dump(exclude_none=True).items():
         setattr(litellm, key, value)
     return Router(model_list=model_list, **settings)
+
+
+def add_callback(callback: CustomLogger) -> None:
+    """Register a callback (LiteLLM's callback list is process-wide, so never twice)."""
+    if callback not in litellm.callbacks:
+        litellm.callbacks.append(callback)
+
+
+def remove_callback(callback: CustomLogger) -> None:
+    if callback in litellm.callbacks:
+        litellm.callbacks.remove(callback)
 
 
 def served_by(response: object) -> tuple[str | None, str | None, float]:

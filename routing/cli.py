@@ -62,8 +62,13 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
              config: Annotated[Path | None, typer.Option(help="Routing config for --llm config.")] = None,
              sweep_out: Annotated[Path | None, typer.Option("--sweep", help="Prefix for the threshold sweep "
                                                             "(.csv and .png); default: next to --json.")] = None,
-             threshold: Annotated[float | None, typer.Option(help="Override the model's threshold.")] = None) -> None:
+             threshold: Annotated[float | None, typer.Option(help="Override the model's threshold.")] = None,
+             compare: Annotated[tuple[Path, Path] | None, typer.Option(help="OLD NEW model directories: show what "
+                                                                          "a retrain changed on --data.")] = None
+             ) -> None:
     """Evaluate the cascade: metrics, stage coverage, escalation accuracy, threshold sweep."""
+    if compare is not None:
+        return _compare(data, *compare, json_out)
     from classifier.cascade import Cascade
     from classifier.data import load_dataset
     from classifier.evaluate import dump_json, evaluate as run_eval, format_report, sweep, write_sweep
@@ -100,6 +105,99 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
     if json_out:
         dump_json(metrics, json_out)
         typer.echo(f"metrics: {json_out}")
+
+
+def _compare(data: Path, old: Path, new: Path, json_out: Path | None) -> None:
+    from classifier.cascade import Cascade
+    from classifier.data import load_dataset
+    from classifier.evaluate import dump_json, evaluate as run_eval
+
+    dataset = load_dataset(data)
+    runs = {name: run_eval(Cascade.load(path), dataset) for name, path in (("old", old), ("new", new))}
+    truth = dataset.labels
+    old_pred = [d.label for d in runs["old"][1]]
+    new_pred = [d.label for d in runs["new"][1]]
+    fixed = sum(o != y and n == y for o, n, y in zip(old_pred, new_pred, truth, strict=True))
+    broken = sum(o == y and n != y for o, n, y in zip(old_pred, new_pred, truth, strict=True))
+    m_old, m_new = runs["old"][0], runs["new"][0]
+    typer.echo(f"{'':<22}{'old':>10}{'new':>10}{'change':>10}")
+    for key in ("accuracy", "macro_f1", "escalation_rate"):
+        typer.echo(f"{key:<22}{m_old[key]:>10.4f}{m_new[key]:>10.4f}{m_new[key] - m_old[key]:>+10.4f}")
+    for label, v in m_new["per_label"].items():
+        before = m_old["per_label"].get(label, {}).get("f1", 0.0)
+        typer.echo(f"{'f1 ' + label:<22}{before:>10.4f}{v['f1']:>10.4f}{v['f1'] - before:>+10.4f}")
+    typer.echo(f"\n{sum(o != n for o, n in zip(old_pred, new_pred, strict=True))} predictions changed: "
+               f"{fixed} fixed, {broken} broken")
+    if json_out:
+        dump_json({"old": {k: m_old[k] for k in ("accuracy", "macro_f1", "escalation_rate", "per_label")},
+                   "new": {k: m_new[k] for k in ("accuracy", "macro_f1", "escalation_rate", "per_label")},
+                   "fixed": fixed, "broken": broken}, json_out)
+
+
+@app.command()
+def report(out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
+           db: Annotated[str | None, typer.Option(help="Telemetry database URL; default: the config's.")] = None,
+           config: Annotated[Path | None, typer.Option(help="Routing config (pool prices for the baseline).")] = None,
+           since: Annotated[str | None, typer.Option(help="Only events from this date (YYYY-MM-DD) on.")] = None,
+           json_out: Annotated[Path | None, typer.Option("--json", help="Also write the numbers as JSON.")] = None,
+           baseline_pool: Annotated[str, typer.Option(help="Pool of the send-everything-there baseline.")] = "capable"
+           ) -> None:
+    """Write the monitoring report (self-contained HTML, optional JSON) from telemetry events."""
+    from datetime import UTC, datetime
+
+    from routing.config import load_config
+    from routing.report import compute_metrics, readings, render_html
+    from routing.telemetry import TelemetryStore
+
+    cfg = load_config(config) if config is not None else None
+    url = db or (cfg.taskrouter.telemetry.url if cfg else None)
+    if not url:
+        raise TaskRouterError("no telemetry database: pass --db URL or a --config with taskrouter.telemetry.url")
+    try:
+        start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+    except ValueError:
+        raise TaskRouterError(f"--since: not a date: {since!r}") from None
+    events = TelemetryStore(url).events(since=start)
+    metrics = compute_metrics(events, config=cfg, baseline_pool=baseline_pool)
+    out.write_text(render_html(metrics), encoding="utf-8")
+    typer.echo(f"{metrics['requests']} requests -> {out}")
+    for text in readings(metrics).values():
+        typer.echo(f"- {text}")
+    if json_out:
+        json_out.write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+review_app = typer.Typer(help="Label uncertain production requests and feed them back into training.",
+                         no_args_is_help=True)
+app.add_typer(review_app, name="review")
+
+
+@review_app.command("export")
+def review_export(out: Annotated[Path, typer.Option(help="JSONL to write for labeling.")],
+                  db: Annotated[str, typer.Option(help="Telemetry database URL.")],
+                  n: Annotated[int, typer.Option(help="How many requests.")] = 200,
+                  low_confidence: Annotated[float, typer.Option(help="Also export requests below this confidence.")]
+                  = 0.8) -> None:
+    """Write a label-stratified sample of escalated and low-confidence requests (needs stored text)."""
+    from routing.review import export_for_review
+    from routing.telemetry import TelemetryStore
+
+    k = export_for_review(TelemetryStore(db).events(), out, n=n, low_confidence=low_confidence)
+    typer.echo(f"{k} requests -> {out}; fill in each 'label' and run: taskrouter review import")
+
+
+@review_app.command("import")
+def review_import(labels: Annotated[Path, typer.Option(help="The labeled JSONL from review export.")],
+                  into: Annotated[Path, typer.Option(help="Training JSONL to merge into.")],
+                  out: Annotated[Path | None, typer.Option(help="Write the merged file here instead.")] = None) -> None:
+    """Merge reviewed labels into a training file: duplicates skipped, conflicts reported."""
+    from routing.review import import_reviewed
+
+    s = import_reviewed(labels, into, out=out)
+    typer.echo(f"added {s.added}, duplicates {s.duplicates}, unlabeled {s.unlabeled}, conflicts {len(s.conflicts)}")
+    for c in s.conflicts:
+        typer.echo(f"  conflict line {c['line']}: training says {c['existing']!r}, review says {c['reviewed']!r}: "
+                   f"{c['text']!r}")
 
 
 @app.command()

@@ -40,6 +40,19 @@ class TaskRouter:
         # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
         # deployments available"), so sync calls then run on a private event loop.
         self._loop = _LoopThread() if self.config.router_settings.routing_strategy == "cost-based-routing" else None
+        self.telemetry = None
+        if settings.telemetry.url:
+            from .telemetry import TelemetryCallback, TelemetryStore
+
+            self.telemetry = TelemetryCallback(TelemetryStore(settings.telemetry.url),
+                                               store_text=settings.telemetry.store_text, router_id=hex(id(self)))
+            _litellm.add_callback(self.telemetry)
+
+    def close(self) -> None:
+        """Flush telemetry and unregister this router's callback."""
+        if self.telemetry is not None:
+            self.telemetry.flush()
+            _litellm.remove_callback(self.telemetry)
 
     # -- classification ---------------------------------------------------------------------------------------
     def llm_stage(self, labels: Sequence[str]) -> LLMClassifier:
@@ -123,7 +136,7 @@ class TaskRouter:
         metadata = dict(kwargs.pop("metadata", None) or {})
         metadata["taskrouter"] = {"label": decision.label, "stage": decision.stage,
                                   "confidence": decision.confidence, "escalated": decision.escalated,
-                                  "requested_pool": pool}
+                                  "requested_pool": pool, "router_id": hex(id(self))}
         if self.config.taskrouter.telemetry.store_text:
             metadata["taskrouter"]["query"] = query
         return pool, messages, {**kwargs, "metadata": metadata}

@@ -1,0 +1,172 @@
+"""The monitoring report: numbers from telemetry events, their readings, and a self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from .config import Config
+
+__all__ = ["compute_metrics", "readings", "render_html"]
+
+
+def _pool_prices(config: Config | None, pool: str) -> tuple[float, float] | None:
+    """(input, output) USD per token of a pool's first priced deployment."""
+    if config is None:
+        return None
+    for d in config.model_list:
+        p = d.litellm_params
+        if d.model_name == pool and "input_cost_per_token" in p and "output_cost_per_token" in p:
+            return float(p["input_cost_per_token"]), float(p["output_cost_per_token"])
+    return None
+
+
+def compute_metrics(events: Sequence[dict[str, Any]], *, config: Config | None = None,
+                    baseline_pool: str = "capable") -> dict[str, Any]:
+    """The report's numbers. `baseline_cost_usd` prices every request's tokens at `baseline_pool`'s rates."""
+    n = len(events)
+    ok = [e for e in events if e["status"] == "success"]
+    served = Counter(e["served_pool"] for e in ok)
+    requested = Counter(e["requested_pool"] for e in events)
+    fallbacks = Counter(e["requested_pool"] for e in events if e["fallback"])
+    cost: dict[str, float] = defaultdict(float)
+    for e in ok:
+        cost[e["served_pool"]] += e["cost_usd"] or 0.0
+    prices = _pool_prices(config, baseline_pool)
+    baseline = (sum((e["input_tokens"] or 0) * prices[0] + (e["output_tokens"] or 0) * prices[1] for e in ok)
+                if prices else None)
+    by_period: dict[str, list[bool]] = defaultdict(list)
+    span = (events[-1]["ts"] - events[0]["ts"]).total_seconds() if n > 1 else 0
+    fmt = "%Y-%m-%d" if span > 2 * 86400 else "%Y-%m-%d %H:00"
+    for e in events:
+        by_period[e["ts"].strftime(fmt)].append(bool(e["escalated"]))
+    stages = Counter(e["stage"] for e in events)
+    return {
+        "requests": n,
+        "succeeded": len(ok),
+        "failed": n - len(ok),
+        "pool_distribution": {p: c / len(ok) for p, c in served.most_common()} if ok else {},
+        "requested_distribution": {p: c / n for p, c in requested.most_common()} if n else {},
+        "fallback_rate": {p: fallbacks[p] / c for p, c in requested.items()},
+        "cost_usd": dict(sorted(cost.items())),
+        "total_cost_usd": sum(cost.values()),
+        "baseline_pool": baseline_pool,
+        "baseline_cost_usd": baseline,
+        "escalation_rate": sum(bool(e["escalated"]) for e in events) / n if n else 0.0,
+        "escalation_over_time": {k: sum(v) / len(v) for k, v in sorted(by_period.items())},
+        "stage_coverage": {s: c / n for s, c in stages.most_common()} if n else {},
+        "error_classes": dict(Counter(e["error_class"] for e in events if e["error_class"])),
+        "escalated_sample": [{"text": e["query_text"], "label": e["label"], "confidence": e["confidence"],
+                              "served_pool": e["served_pool"]}
+                             for e in events if e["escalated"] and e["query_text"]][:25],
+    }
+
+
+def readings(m: dict[str, Any]) -> dict[str, str]:
+    """What each metric says about the deployment (the rules of thumb the report prints next to it)."""
+    out = {}
+    dist = m["pool_distribution"]
+    top = max(dist.items(), key=lambda kv: kv[1]) if dist else None
+    if top and top[0] == m["baseline_pool"] and top[1] > 0.9:
+        out["pool_distribution"] = (f"{top[1]:.0%} of traffic is served by {top[0]!r}: the classifier is too "
+                                    "conservative (or fallbacks hide failing pools); review escalations.")
+    elif top:
+        out["pool_distribution"] = f"Largest pool: {top[0]!r} with {top[1]:.0%} of served traffic."
+    busy = {p: r for p, r in m["fallback_rate"].items() if r > 0.05}
+    out["fallback_rate"] = ("Frequent fallbacks from " + ", ".join(f"{p!r} ({r:.0%})" for p, r in busy.items())
+                            + ": the pool is under-sized, rate-limited or failing; add deployments or capacity."
+                            if busy else "Fallbacks are rare (≤ 5 % per pool): pools are sized for the traffic.")
+    if m["baseline_cost_usd"]:
+        saved = 1 - m["total_cost_usd"] / m["baseline_cost_usd"]
+        out["cost_usd"] = (f"Routing cost ${m['total_cost_usd']:.4f} against ${m['baseline_cost_usd']:.4f} for "
+                           f"sending everything to {m['baseline_pool']!r}: {saved:.0%} "
+                           + ("saved." if saved >= 0 else "more: specialised pools cost more than the baseline."))
+    else:
+        out["cost_usd"] = f"No prices for {m['baseline_pool']!r} in the config: no baseline to compare against."
+    rate = m["escalation_rate"]
+    out["escalation_rate"] = (f"{rate:.0%} of queries escalated past the embedding classifier: "
+                              + ("high: traffic has drifted from the training data; export escalations "
+                                 "(taskrouter review export), label them and retrain." if rate > 0.2 else
+                                 "within the expected range."))
+    heur = m["stage_coverage"].get("heuristic", 0.0)
+    out["stage_coverage"] = (f"Keyword rules decided {heur:.0%} of queries; the rest needed the embedding "
+                             "classifier (or the LLM when escalated).")
+    return out
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generated: datetime | None = None) -> str:
+    """A self-contained page: every plot is an inline PNG, no external resources."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    notes = readings(m)
+    plots: list[tuple[str, str, str]] = []
+
+    def bar(key: str, heading: str, data: dict[str, float], ylabel: str, extra: dict[str, float] | None = None):
+        fig, ax = plt.subplots(figsize=(5.5, 3))
+        names = list(data) or ["(none)"]
+        ax.bar(names, [data.get(k, 0) for k in names], color="#4878a8", label="taskrouter")
+        if extra:
+            ax.bar(list(extra), list(extra.values()), color="#c44e52", alpha=0.6, label="baseline")
+            ax.legend()
+        ax.set_ylabel(ylabel)
+        ax.grid(axis="y", alpha=0.3)
+        plots.append((key, heading, _png(fig)))
+        plt.close(fig)
+
+    bar("pool_distribution", "Traffic by served pool", m["pool_distribution"], "share of requests")
+    bar("fallback_rate", "Fallback rate by requested pool", m["fallback_rate"], "share falling back")
+    bar("cost_usd", f"Cost by pool vs everything on {m['baseline_pool']!r}",
+        {**m["cost_usd"], "total": m["total_cost_usd"]}, "USD",
+        {f"all {m['baseline_pool']}": m["baseline_cost_usd"]} if m["baseline_cost_usd"] is not None else None)
+    fig, ax = plt.subplots(figsize=(5.5, 3))
+    periods = list(m["escalation_over_time"])
+    ax.plot(periods or ["(none)"], list(m["escalation_over_time"].values()) or [0], marker="o")
+    ax.set_ylabel("escalation rate")
+    ax.tick_params(axis="x", rotation=30)
+    ax.grid(alpha=0.3)
+    plots.append(("escalation_rate", "Escalation rate over time", _png(fig)))
+    plt.close(fig)
+    bar("stage_coverage", "Which stage decided", m["stage_coverage"], "share of requests")
+
+    esc = html.escape
+    sections = "".join(
+        f'<section id="{key}"><h2>{esc(heading)}</h2><img alt="{esc(heading)}" src="data:image/png;base64,{img}">'
+        f'<p class="reading">{esc(notes.get(key, ""))}</p></section>' for key, heading, img in plots)
+    def row(s: dict) -> str:
+        conf = "" if s["confidence"] is None else f"{s['confidence']:.2f}"
+        return (f"<tr><td>{esc(str(s['text'])[:200])}</td><td>{esc(str(s['label']))}</td><td>{conf}</td>"
+                f"<td>{esc(str(s['served_pool']))}</td></tr>")
+
+    sample = "".join(row(s) for s in m["escalated_sample"])
+    sample_html = (f"<table><tr><th>query (redacted)</th><th>label</th><th>confidence</th><th>served</th></tr>"
+                   f"{sample}</table>" if sample else
+                   "<p>No query text stored (set <code>taskrouter.telemetry.store_text: true</code> to keep a "
+                   "redacted sample).</p>")
+    when = (generated or datetime.now()).strftime("%Y-%m-%d %H:%M")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}
+section{{margin:1.5em 0}}img{{max-width:100%}}.reading{{background:#f4f4f4;padding:.6em;border-left:4px solid #4878a8}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .5em;text-align:left}}</style></head>
+<body><h1>{esc(title)}</h1>
+<p>{m['requests']} requests ({m['failed']} failed) · escalation rate {m['escalation_rate']:.1%} ·
+cost ${m['total_cost_usd']:.4f}{'' if m['baseline_cost_usd'] is None else f" vs ${m['baseline_cost_usd']:.4f} baseline"}
+· generated {when}</p>
+{sections}
+<section id="escalated_sample"><h2>Sample of escalated queries</h2>{sample_html}</section>
+</body></html>
+"""

@@ -1,0 +1,102 @@
+"""`taskrouter report` and `review` on events from real routed traffic; the HTML opened in real Chromium."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from routing import TaskRouter
+from routing.review import export_for_review, import_reviewed
+from routing.telemetry import TelemetryStore
+from tests.conftest import ROOT
+from tests.integration.test_telemetry import priced_config, scripted_traffic
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def telemetry(fake, shipped_cascade, tmp_path_factory):
+    d = tmp_path_factory.mktemp("report")
+    url = f"sqlite:///{d / 'events.db'}"
+    cfg = priced_config(fake, url)
+    tr = TaskRouter(cfg, cascade=Cascade_with_escalations(shipped_cascade))
+    scripted_traffic(fake, tr)
+    (d / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return d, url
+
+
+def Cascade_with_escalations(cascade):
+    """The shipped cascade escalating everything stage 2 sees, so the report has escalations to show."""
+    from classifier.cascade import Cascade
+
+    return Cascade(cascade.classifier, cascade.rules, 1.0)
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "routing.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)
+
+
+def test_report_cli_writes_html_and_json(telemetry):
+    d, url = telemetry
+    r = run_cli("report", "--config", d / "config.yaml", "--out", d / "report.html", "--json", d / "report.json",
+                cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((d / "report.json").read_text())
+    for key in ("requests", "pool_distribution", "fallback_rate", "cost_usd", "baseline_cost_usd", "escalation_rate"):
+        assert key in m
+    assert m["requests"] == 6 and m["baseline_cost_usd"] > 0 and m["escalation_rate"] > 0
+    assert "Frequent fallbacks from 'math'" in r.stdout
+    page = (d / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and "http" not in page.split("<body>")[1][:2000]
+    r = run_cli("report", "--db", url, "--since", "not-a-date", "--out", d / "x.html", cwd=ROOT)
+    assert r.returncode == 2 and "--since: not a date" in r.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
+def test_report_renders_in_headless_chromium(telemetry):
+    playwright = pytest.importorskip("playwright.sync_api")
+    d, _ = telemetry
+    if not (d / "report.html").exists():
+        test_report_cli_writes_html_and_json(telemetry)
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        page = browser.new_page()
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto((d / "report.html").as_uri())
+        sizes = page.eval_on_selector_all("img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        headings = page.eval_on_selector_all("h2", "hs => hs.map(h => h.textContent)")
+        shot = page.screenshot(full_page=True)
+        browser.close()
+    assert not errors
+    assert len(sizes) == 5 and all(ok and w > 200 and h > 100 for ok, w, h in sizes)
+    assert "Sample of escalated queries" in headings
+    assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 20_000
+    (d / "report.png").write_bytes(shot)
+
+
+def test_review_export_and_import(telemetry, tmp_path):
+    d, url = telemetry
+    events = TelemetryStore(url).events()
+    out = tmp_path / "review.jsonl"
+    n = export_for_review(events, out, n=10)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert n == len(rows) >= 3 and all(r["label"] is None and r["text"] for r in rows)
+    assert len({r["predicted"] for r in rows}) >= 2  # stratified over predicted labels
+    rows[0]["label"] = "math"
+    rows[1]["label"] = rows[1]["predicted"]
+    training = tmp_path / "train.jsonl"
+    training.write_text(json.dumps({"text": rows[1]["text"], "label": "code"}) + "\n"
+                        + json.dumps({"text": "hello there", "label": "default"}))  # no final newline
+    out.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    s = import_reviewed(out, training)
+    assert (s.added, len(s.conflicts), s.unlabeled) == (1, 1 if rows[1]["predicted"] != "code" else 0, n - 2)
+    lines = training.read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[-1]) == {"text": rows[0]["text"], "label": "math"}
