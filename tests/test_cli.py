@@ -87,3 +87,16 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, setup, args, message):
 def test_usage_errors_are_not_tracebacks():
     r = run("evaluate")
     assert r.returncode == 2 and "Missing option '--data'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_evaluate_compare_shows_what_a_retrain_changed(small_model_dir, tmp_path):
+    rows = [json.loads(line) for line in (ROOT / "data" / "queries.jsonl").read_text().splitlines()[-40:]]
+    data = tmp_path / "held.jsonl"
+    data.write_text("\n".join(json.dumps({"text": r["text"], "label": r["label"]}) for r in rows) + "\n")
+    out = tmp_path / "cmp.json"
+    r = run("evaluate", "--data", data, "--compare", small_model_dir, ROOT / "classifier" / "model", "--json", out)
+    assert r.returncode == 0, r.stderr
+    assert "predictions changed" in r.stdout and "macro_f1" in r.stdout
+    m = json.loads(out.read_text())
+    assert set(m) == {"old", "new", "fixed", "broken"} and m["fixed"] >= 0 and m["broken"] >= 0
+    assert m["new"]["accuracy"] - m["old"]["accuracy"] == pytest.approx((m["fixed"] - m["broken"]) / 40)
