@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from classifier.cascade import Cascade
@@ -35,7 +36,7 @@ class TaskRouter:
         self.config = load_config(config)
         self.router = _litellm.build_router(self.config)
         settings = self.config.taskrouter
-        base = cascade or Cascade.load(settings.classifier.model, threshold=settings.classifier.threshold)
+        base = cascade or Cascade.load(self._model_path(), threshold=settings.classifier.threshold)
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base
         # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
         # deployments available"), so sync calls then run on a private event loop.
@@ -53,6 +54,16 @@ class TaskRouter:
         if self.telemetry is not None:
             self.telemetry.flush()
             _litellm.remove_callback(self.telemetry)
+
+    def _model_path(self) -> Path | None:
+        """The classifier model directory; a relative path is read from the config file's folder."""
+        model = self.config.taskrouter.classifier.model
+        if model is None:
+            return None
+        path = Path(model)
+        if not path.is_absolute() and self.config.source:
+            path = Path(self.config.source).parent / path
+        return path
 
     # -- classification ---------------------------------------------------------------------------------------
     def llm_stage(self, labels: Sequence[str]) -> LLMClassifier:

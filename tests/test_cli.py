@@ -100,3 +100,13 @@ def test_evaluate_compare_shows_what_a_retrain_changed(small_model_dir, tmp_path
     m = json.loads(out.read_text())
     assert set(m) == {"old", "new", "fixed", "broken"} and m["fixed"] >= 0 and m["broken"] >= 0
     assert m["new"]["accuracy"] - m["old"]["accuracy"] == pytest.approx((m["fixed"] - m["broken"]) / 40)
+
+
+def test_route_and_complete_commands_with_the_demo_config():
+    demo = ROOT / "routing" / "configs" / "demo.yaml"
+    r = run("route", "--config", demo, "Prove that the square root of 2 is irrational.")
+    assert r.returncode == 0, r.stderr
+    assert "label=math" in r.stdout and "pool=math" in r.stdout
+    r = run("complete", "--config", demo, "Write a limerick about a sleepy cat.")
+    assert r.returncode == 0, r.stderr
+    assert "[demo creative pool] mock reply" in r.stdout and "served=creative" in r.stdout

@@ -156,3 +156,26 @@ def test_follow_ups_stay_or_switch(build):
 def test_reserved_arguments_are_refused(build):
     with pytest.raises(TypeError, match="'model' is chosen by taskrouter"):
         build().complete(MATH, model="gpt-4o")
+
+
+def test_route_and_complete_builds_the_router_once_per_config(tmp_path, provider):
+    import yaml
+
+    from routing import get_router
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(make_config(provider)))
+    first = route_and_complete(MATH, config=str(path))
+    assert get_router(path) is get_router(str(path)) and first.served_pool == "math"
+
+
+def test_classifier_model_path_is_read_relative_to_the_config(tmp_path, provider, small_model_dir):
+    import shutil
+
+    import yaml
+
+    shutil.copytree(small_model_dir, tmp_path / "models" / "mine")
+    cfg = make_config(provider, classifier={"model": "models/mine", "threshold": 0.5})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    tr = TaskRouter(str(tmp_path / "c.yaml"))
+    assert tr.cascade.threshold == 0.5 and len(tr.cascade.classifier.example_texts_) == 240
