@@ -60,7 +60,7 @@ class RouterSettings(_Strict):
     enable_pre_call_checks: bool = False
     disable_cooldowns: bool = False
     redis_host: str | None = None
-    redis_port: int | None = None
+    redis_port: int | str | None = None  # a string for os.environ/NAME
     redis_password: str | None = None
     redis_url: str | None = None
     cache_responses: bool = False

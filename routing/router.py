@@ -32,9 +32,11 @@ class TaskRouter:
     'math'
     """
 
-    def __init__(self, config: str | Config | dict | None = None, *, cascade: Cascade | None = None) -> None:
+    def __init__(self, config: str | Config | dict | None = None, *, cascade: Cascade | None = None,
+                 router: _litellm.Router | None = None) -> None:
+        """`router`: an existing LiteLLM Router to use (e.g. the LiteLLM Proxy's); by default one is built."""
         self.config = load_config(config)
-        self.router = _litellm.build_router(self.config)
+        self.router = router if router is not None else _litellm.build_router(self.config)
         settings = self.config.taskrouter
         base = cascade or Cascade.load(self._model_path(), threshold=settings.classifier.threshold)
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base

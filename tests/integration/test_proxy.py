@@ -1,0 +1,311 @@
+"""taskrouter inside the real LiteLLM Proxy (examples/proxy), in front of the fake provider, used with `openai`."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.fake_provider import FakeProvider
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "proxy"
+MASTER_KEY = "sk-taskrouter-test-master"
+MATH = "Solve for x: 3x + 7 = 22, and show each step."
+POEM = "Write a short poem about the sea at night."
+
+# The modules behind the `proxy` extra that the proxy imports at start (see docs/workers.md).
+PROXY_MODULES = ("fastapi", "starlette", "uvicorn", "uvloop", "websockets", "orjson", "backoff", "apscheduler",
+                 "jwt", "cryptography", "python_multipart", "semver", "expression", "fastapi_sso", "mcp", "soundfile")
+MISSING = [m for m in PROXY_MODULES if importlib.util.find_spec(m) is None]
+pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"the LiteLLM Proxy's packages are not installed (missing "
+                                                      f"{', '.join(MISSING)}): pip install -e '.[proxy]'")
+
+RECORDER = '''"""Test-only callback: what LiteLLM callbacks see of each successful call, to $TASKROUTER_TEST_RECORD."""
+import json, os
+from litellm.integrations.custom_logger import CustomLogger
+
+class Recorder(CustomLogger):
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        md = (kwargs.get("litellm_params") or {}).get("metadata") or {}
+        with open(os.environ["TASKROUTER_TEST_RECORD"], "a", encoding="utf-8") as f:
+            f.write(json.dumps({"model_group": md.get("model_group"), "taskrouter": md.get("taskrouter")}) + "\\n")
+
+recorder = Recorder()
+'''
+
+JUDGE_HOOK = '''from pathlib import Path
+from routing.proxy import TaskRouterHook
+
+hook = TaskRouterHook(Path(__file__).with_name("judge.yaml"), model="auto-judge")
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def live(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Terminate the process group the proxy leads, then kill whatever of it is left."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # the leader's children, if any survived it
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    server = FakeProvider()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def proxy(upstream, tmp_path_factory):
+    """The example proxy config with a recording callback added, served by `litellm` on a free port."""
+    tmp = tmp_path_factory.mktemp("proxy")
+    config = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
+    config["litellm_settings"]["callbacks"] = ["taskrouter_hook.hook", "judge_hook.hook", "recorder.recorder"]
+    # A second hook, for model "auto-judge", tries stage 3 through the proxy's own router: its "judge" pool always
+    # answers "code", and threshold 1.0 sends it every query the keyword rules do not decide.
+    config["model_list"].append({"model_name": "judge", "litellm_params": {"model": "openai/judge-a", **{
+        k: config["model_list"][0]["litellm_params"][k] for k in ("api_base", "api_key")}}})
+    judge = {"model_list": config["model_list"], "taskrouter": {
+        **config["taskrouter"], "llm_classifier": {"alias": "judge"}, "classifier": {"threshold": 1.0}}}
+    upstream.set(**{"judge-a": {"reply": "code"}})
+    (tmp / "config.yaml").write_text(yaml.safe_dump(config))
+    (tmp / "judge.yaml").write_text(yaml.safe_dump(judge))
+    shutil.copy(EXAMPLE / "taskrouter_hook.py", tmp / "taskrouter_hook.py")
+    (tmp / "judge_hook.py").write_text(JUDGE_HOOK)
+    (tmp / "recorder.py").write_text(RECORDER)
+    record, log, port = tmp / "record.jsonl", tmp / "proxy.log", free_port()
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false", "UPSTREAM_API_BASE": upstream.url, "UPSTREAM_API_KEY": "sk-fake-upstream",
+           "LITELLM_MASTER_KEY": MASTER_KEY, "TASKROUTER_TEST_RECORD": str(record)}
+    env.pop("TASKROUTER_CONFIG", None)  # the hook reads the config.yaml next to it
+    litellm = shutil.which("litellm", path=str(Path(sys.executable).parent)) or shutil.which("litellm")
+    assert litellm, "the litellm command is not installed"
+    with log.open("w") as out:
+        proc = subprocess.Popen([litellm, "--config", str(tmp / "config.yaml"), "--host", "127.0.0.1", "--port",
+                                 str(port)], stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env=env,
+                                start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while not live(base + "/health/liveliness"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the proxy did not start (exit code {proc.poll()}); its log:\n{log.read_text()[-4000:]}")
+            time.sleep(0.25)
+        yield {"url": base, "record": record, "log": log}
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def client(proxy):
+    import openai
+
+    with openai.OpenAI(base_url=proxy["url"], api_key=MASTER_KEY, max_retries=0, timeout=90) as c:
+        yield c
+
+
+def ask(client, model: str, text: str):
+    raw = client.chat.completions.with_raw_response.create(model=model, messages=[{"role": "user", "content": text}])
+    return raw.parse(), raw.headers
+
+
+def recorded(proxy, n: int, timeout: float = 10) -> list[dict]:
+    """The callback records once there are at least `n` (callbacks run after the response is sent)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        path = proxy["record"]
+        rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        if len(rows) >= n or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+def test_auto_sends_a_math_question_to_the_math_pool(client, upstream, proxy):
+    before = upstream.hits("math-a")
+    r, headers = ask(client, "auto", MATH)
+    assert headers["x-litellm-model-group"] == "math" and r.choices[0].message.content == "[math-a] ok"
+    assert upstream.hits("math-a") == before + 1
+    assert (headers["x-taskrouter-label"], headers["x-taskrouter-pool"]) == ("math", "math")
+    assert headers["x-taskrouter-stage"] in {"heuristic", "embedding"}
+    assert headers["x-taskrouter-escalated"] in {"true", "false"}
+    assert 0 <= float(headers["x-taskrouter-confidence"]) <= 1
+    rows = recorded(proxy, 1)
+    assert rows[-1]["model_group"] == "math"
+    assert {k: rows[-1]["taskrouter"][k] for k in ("label", "requested_pool")} == {"label": "math",
+                                                                                   "requested_pool": "math"}
+    assert {"label", "stage", "confidence", "escalated", "requested_pool"} <= set(rows[-1]["taskrouter"])
+
+
+def test_auto_sends_a_poem_request_to_the_creative_pool(client, upstream):
+    before = upstream.hits("creative-a")
+    r, headers = ask(client, "auto", POEM)
+    assert (headers["x-litellm-model-group"], headers["x-taskrouter-label"]) == ("creative", "creative")
+    assert upstream.hits("creative-a") == before + 1
+
+
+def test_streaming_with_auto(client, upstream):
+    before = upstream.hits("math-a")
+    with client.chat.completions.with_streaming_response.create(
+            model="auto", stream=True, messages=[{"role": "user", "content": MATH}]) as response:
+        headers = response.headers
+        text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
+    assert text == "[math-a] ok"
+    assert (headers["x-litellm-model-group"], headers["x-taskrouter-label"]) == ("math", "math")
+    assert upstream.hits("math-a") == before + 1 and upstream.requests[-1]["stream"]
+
+
+def test_a_pool_named_directly_is_not_rerouted(client, upstream):
+    before = upstream.hits("creative-a"), upstream.hits("code-a")
+    forged = {"label": "math", "stage": "heuristic", "confidence": 1.0, "escalated": False, "requested_pool": "math"}
+    raw = client.chat.completions.with_raw_response.create(model="code", messages=[{"role": "user", "content": POEM}],
+                                                           extra_body={"metadata": {"taskrouter": forged}})
+    r, headers = raw.parse(), raw.headers
+    assert headers["x-litellm-model-group"] == "code" and r.choices[0].message.content == "[code-a] ok"
+    assert (upstream.hits("creative-a"), upstream.hits("code-a")) == (before[0], before[1] + 1)
+    assert not any(h.startswith("x-taskrouter-") for h in headers)
+
+
+def test_a_follow_up_in_content_parts_is_read_with_the_conversation(client):
+    messages = [{"role": "user", "content": MATH}, {"role": "assistant", "content": "x = 5"},
+                {"role": "user", "content": [{"type": "text", "text": "Now do the same with 22 replaced by 40."}]}]
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=messages)
+    assert raw.headers["x-litellm-model-group"] == "math"
+
+
+def test_stage_3_answers_through_the_proxys_router(client, upstream):
+    before = upstream.hits("judge-a"), upstream.hits("code-a")
+    r, headers = ask(client, "auto-judge", "What is the capital of Canada?")
+    assert (headers["x-taskrouter-stage"], headers["x-taskrouter-label"], headers["x-taskrouter-escalated"]) == (
+        "llm", "code", "true")
+    assert "x-taskrouter-confidence" not in headers and headers["x-litellm-model-group"] == "code"
+    assert (upstream.hits("judge-a"), upstream.hits("code-a")) == (before[0] + 1, before[1] + 1)
+
+
+def test_auto_without_a_user_message_is_a_400(client):
+    import openai
+
+    with pytest.raises(openai.BadRequestError, match="needs a user message"):
+        client.chat.completions.create(model="auto", messages=[{"role": "system", "content": "Be brief."}])
+
+
+def test_an_unavailable_pool_still_falls_back_behind_auto(client, upstream):
+    upstream.set(**{"math-a": {"mode": "500"}})
+    try:
+        r, headers = ask(client, "auto", "Compute the integral of x^2 from 0 to 3.")
+    finally:
+        upstream.set(**{"math-a": {"mode": "ok"}})
+    assert (headers["x-taskrouter-pool"], headers["x-litellm-model-group"]) == ("math", "capable")
+
+
+def test_the_decision_comes_back_with_an_error_too(client, upstream):
+    import openai
+
+    upstream.set(**{name: {"mode": "500"} for name in ("math-a", "capable-a", "fast-a")})
+    try:
+        with pytest.raises(openai.InternalServerError) as info:
+            ask(client, "auto", MATH)
+    finally:
+        upstream.set(**{name: {"mode": "ok"} for name in ("math-a", "capable-a", "fast-a")})
+    headers = info.value.response.headers
+    assert (headers["x-taskrouter-label"], headers["x-taskrouter-pool"]) == ("math", "math")
+
+
+# -- the hook in this process: the decision record and a free event loop ----------------------------------------
+@pytest.fixture
+def example_env(monkeypatch, upstream):
+    monkeypatch.setenv("UPSTREAM_API_BASE", upstream.url)
+    monkeypatch.setenv("UPSTREAM_API_KEY", "sk-fake-upstream")
+    monkeypatch.setenv("LITELLM_MASTER_KEY", MASTER_KEY)
+
+
+def test_the_routing_config_is_read_from_the_proxy_config(example_env):
+    from routing.proxy import load_routing_config
+
+    config = load_routing_config(EXAMPLE / "config.yaml")  # general_settings etc. are the proxy's, not checked
+    assert config.pool_for("math") == "math" and config.pool_for("default") == "fast"
+    assert config.source == str(EXAMPLE / "config.yaml")  # so a relative classifier.model is read from there
+
+
+def test_the_hook_records_the_decision_like_taskrouter(example_env, shipped_cascade):
+    from routing.proxy import TaskRouterHook
+
+    hook = TaskRouterHook(EXAMPLE / "config.yaml", cascade=shipped_cascade)
+    data = {"model": "auto", "messages": [{"role": "user", "content": MATH}], "metadata": {"user": "u1"}}
+    out = asyncio.run(hook.async_pre_call_hook(None, None, data, "acompletion"))
+    record = out["metadata"]["taskrouter"]
+    assert out["model"] == "math" and out["metadata"]["user"] == "u1"
+    assert {k: record[k] for k in ("label", "requested_pool")} == {"label": "math", "requested_pool": "math"}
+    assert isinstance(record["escalated"], bool) and record["stage"] in {"heuristic", "embedding"}
+    headers = asyncio.run(hook.async_post_call_response_headers_hook(out, None, None))
+    assert headers["x-taskrouter-label"] == "math" and headers["x-taskrouter-pool"] == "math"
+    direct = {"model": "creative", "messages": [{"role": "user", "content": MATH}], "metadata": {"user": "u1"}}
+    forged = {**direct, "metadata": {"user": "u1", "taskrouter": dict(record)}}  # as a client would send it
+    assert asyncio.run(hook.async_pre_call_hook(None, None, forged, "acompletion")) == direct
+
+
+def test_classification_does_not_block_the_event_loop(example_env, shipped_cascade):
+    from classifier.cascade import Cascade
+    from routing.proxy import TaskRouterHook
+
+    class SlowCascade(Cascade):  # a stand-in for a slow first load or a slow stage 3
+        def classify_batch(self, texts):
+            time.sleep(0.6)
+            return super().classify_batch(texts)
+
+    slow = SlowCascade(shipped_cascade.classifier, shipped_cascade.rules, shipped_cascade.threshold)
+    hook = TaskRouterHook(EXAMPLE / "config.yaml", cascade=slow)
+
+    async def main():
+        gaps, last = [], time.perf_counter()
+
+        async def tick():
+            nonlocal last
+            while True:
+                await asyncio.sleep(0.01)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        ticker = asyncio.create_task(tick())
+        data = await hook.async_pre_call_hook(None, None, {"model": "auto", "messages": [
+            {"role": "user", "content": POEM}]}, "acompletion")
+        ticker.cancel()
+        return data, gaps
+
+    data, gaps = asyncio.run(main())
+    assert data["model"] == "creative"
+    assert len(gaps) > 20 and max(gaps) < 0.3  # the loop kept running while the cascade worked
