@@ -42,7 +42,7 @@ def test_training_is_deterministic(small_data):
     (["a", "  ", "c", "d"], ["x", "x", "y", "y"], QueryError, r"X\[1\]: must not be empty"),
     (["a", 7, "c", "d"], ["x", "x", "y", "y"], QueryError, r"X\[1\]: must be a string"),
     ("abcd", ["x", "x", "y", "y"], TypeError, "X must be a sequence of strings"),
-    (["a", "b", "c", "d"], ["x", "x", "y"], ValueError, "different lengths"),
+    (["a", "b", "c", "d"], ["x", "x", "y", "y", "y"], ValueError, "different lengths"),
 ], ids=["rare-label", "one-label", "blank", "non-string", "bare-string", "lengths"])
 def test_fit_rejects_bad_input(X, y, error, match):
     with pytest.raises(error, match=match):

@@ -22,7 +22,9 @@ def test_shipped_model_matches_a_fresh_training_run(tmp_path):
     assert manifest["training"]["data_sha256"] == data.sha256(), "data/queries.jsonl changed: retrain the model"
     fresh, _ = train_cascade(data, out=tmp_path / "fresh", progress=False)
     shipped = Cascade.load()
-    assert np.allclose(fresh.classifier.coef_, shipped.classifier.coef_, atol=1e-6)
-    assert np.allclose(fresh.classifier.intercept_, shipped.classifier.intercept_, atol=1e-6)
-    assert abs(fresh.threshold - shipped.threshold) < 1e-6
+    # Same data and seed give the same model; torch's multi-threaded float sums may move the last digits of an
+    # embedding, so coefficients are compared to 1e-4 (a one-query change in the data moves them by far more).
+    assert np.allclose(fresh.classifier.coef_, shipped.classifier.coef_, atol=1e-4)
+    assert np.allclose(fresh.classifier.intercept_, shipped.classifier.intercept_, atol=1e-4)
+    assert abs(fresh.threshold - shipped.threshold) < 1e-3
     assert [r.enabled for r in fresh.rules.rules] == [r.enabled for r in shipped.rules.rules]
