@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .data import check_query
 from .estimator import TaskClassifier
 from .keywords import KeywordRules
 from .results import Decision, StageResult
 
-__all__ = ["Cascade", "LLMStage"]
+__all__ = ["DEFAULT_CACHE_SIZE", "Cascade", "CacheInfo", "LLMStage"]
+
+DEFAULT_CACHE_SIZE = 10_000
+"""Decisions a cascade remembers by default (about 1 kB each)."""
 
 
 class LLMStage(Protocol):
@@ -21,8 +27,26 @@ class LLMStage(Protocol):
     def classify(self, text: str, examples: Sequence[tuple[str, str]] = ()) -> StageResult: ...
 
 
+class CacheInfo(NamedTuple):
+    """Counters of a cascade's decision cache, as `functools.lru_cache` reports them."""
+
+    hits: int
+    misses: int
+    maxsize: int
+    currsize: int
+
+
 class Cascade:
     """Classify queries cheapest-first; a stage answers or passes the query on.
+
+    Decisions past the keyword rules are remembered in a bounded, thread-safe LRU cache (`cache_size`
+    entries; 0 switches it off), keyed on the query with whitespace collapsed and case folded — stage 2 reads
+    queries that way already (lower-cased tokens, n-grams of whitespace-split words). The rules are cheap and
+    case-sensitive, so they always run first on the exact text. A hit returns the stored `Decision` object
+    itself, trail latencies included. Stage-3 answers are cached too (that is where the time and money go);
+    a decision where stage 3 was asked and gave no usable answer is not, so the query is asked again next time.
+    The cache assumes the stages are not changed in place: `with_llm` returns a cascade with a cache of its
+    own, and `cache_clear()` empties it.
 
     >>> cascade = Cascade.load()                       # the shipped model, stage 3 off
     >>> cascade.classify("derivative of x^3").label    # doctest: +SKIP
@@ -30,15 +54,23 @@ class Cascade:
     """
 
     def __init__(self, classifier: TaskClassifier, rules: KeywordRules | None, threshold: float, *,
-                 llm: LLMStage | None = None, few_shot_k: int = 8, manifest: dict | None = None) -> None:
+                 llm: LLMStage | None = None, few_shot_k: int = 8, manifest: dict | None = None,
+                 cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         if not 0.0 <= threshold <= 1.0 + 1e-6:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
+            raise ValueError(f"The 'cache_size' parameter of Cascade must be an int >= 0. "
+                             f"Got {cache_size!r} instead.")
         self.classifier = classifier
         self.rules = rules
         self.threshold = threshold
         self.llm = llm
         self.few_shot_k = few_shot_k
         self.manifest = manifest or {}
+        self.cache_size = cache_size
+        self._cache: OrderedDict[bytes, Decision] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._hits = self._misses = 0
 
     @property
     def labels(self) -> list[str]:
@@ -46,7 +78,7 @@ class Cascade:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, llm: LLMStage | None = None,
-             threshold: float | None = None) -> Cascade:
+             threshold: float | None = None, cache_size: int = DEFAULT_CACHE_SIZE) -> Cascade:
         """Load a trained cascade (the shipped one when `path` is None); stage 3 only if `llm` is given."""
         from .persistence import load_model
 
@@ -54,12 +86,23 @@ class Cascade:
         section = manifest.get("cascade") or {}
         rules = KeywordRules.from_list(section["rules"]) if section.get("rules") else None
         chosen = float(section.get("threshold", 0.0)) if threshold is None else threshold
-        return cls(clf, rules, chosen, llm=llm, manifest=manifest)
+        return cls(clf, rules, chosen, llm=llm, manifest=manifest, cache_size=cache_size)
 
     def with_llm(self, llm: LLMStage | None) -> Cascade:
-        """The same cascade with another stage 3 (or none)."""
+        """The same cascade with another stage 3 (or none), and an empty cache of the same size."""
         return Cascade(self.classifier, self.rules, self.threshold, llm=llm, few_shot_k=self.few_shot_k,
-                       manifest=self.manifest)
+                       manifest=self.manifest, cache_size=self.cache_size)
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses, maximum and current size of the decision cache."""
+        with self._cache_lock:
+            return CacheInfo(self._hits, self._misses, self.cache_size, len(self._cache))
+
+    def cache_clear(self) -> None:
+        """Forget every cached decision and reset the counters."""
+        with self._cache_lock:
+            self._cache.clear()
+            self._hits = self._misses = 0
 
     def classify(self, text: str) -> Decision:
         """Decide one query."""
@@ -79,6 +122,19 @@ class Cascade:
                 if r.label is not None:
                     decided[i] = Decision(r.label, r.stage, r.confidence, False, tuple(trails[i]))
         rest = [i for i in range(len(texts)) if i not in decided]
+        keys: dict[int, bytes] = {}
+        if self.cache_size and rest:
+            keys = {i: _cache_key(texts[i]) for i in rest}
+            with self._cache_lock:
+                for i in rest:
+                    hit = self._cache.get(keys[i])
+                    if hit is not None:
+                        self._cache.move_to_end(keys[i])
+                        decided[i] = hit
+                found = sum(i in decided for i in rest)
+                self._hits += found
+                self._misses += len(rest) - found
+            rest = [i for i in rest if i not in decided]
         if rest:
             start = time.perf_counter()
             batch = [texts[i] for i in rest]
@@ -101,4 +157,22 @@ class Cascade:
                         decided[i] = Decision(s3.label, "llm", s3.confidence, True, tuple(trails[i]))
                         continue
                 decided[i] = Decision(label, "embedding", conf, True, tuple(trails[i]))
+            if keys:
+                self._remember((keys[i], decided[i]) for i in rest)
         return [decided[i] for i in range(len(texts))]
+
+    def _remember(self, items) -> None:
+        with self._cache_lock:
+            for key, decision in items:
+                if decision.stage != "llm" and decision.stage_result("llm") is not None:
+                    continue  # stage 3 was asked and gave no usable answer: ask again next time
+                self._cache[key] = decision
+                self._cache.move_to_end(key)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+
+def _cache_key(text: str) -> bytes:
+    """A fixed-size key for `text` with whitespace collapsed and case folded (the query itself is not kept)."""
+    return hashlib.blake2b(" ".join(text.split()).casefold().encode("utf-8", "surrogatepass"),
+                           digest_size=16).digest()

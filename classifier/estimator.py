@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .data import check_labels, check_query
-from .embedding import Embedder, default_embedder
+from .embedding import Embedder, default_embedder, reference_embedder
 from .features import LexicalFeatures, combine
 
 __all__ = ["TaskClassifier"]
@@ -50,7 +50,8 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = np.array(sorted(set(labels)))
         y_idx = np.searchsorted(self.classes_, labels)
 
-        embeddings = self._embedder().encode(texts, progress=self.progress)
+        # Training embeds with sentence-transformers (the reference), so a retrain reproduces a saved model.
+        embeddings = self._embedder(training=True).encode(texts, progress=self.progress)
         self.lexical_ = LexicalFeatures(n_features=self.n_features).fit(texts)
         design = combine(embeddings, self.lexical_.transform(texts), self.lexical_weight)
 
@@ -122,8 +123,10 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         return load_model(directory)[0]
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _embedder(self) -> Embedder:
-        return self.embedder if self.embedder is not None else default_embedder()
+    def _embedder(self, *, training: bool = False) -> Embedder:
+        if self.embedder is not None:
+            return self.embedder
+        return reference_embedder() if training else default_embedder()
 
     def _check_params(self) -> None:
         checks = {"C": self.C > 0, "lexical_weight": self.lexical_weight >= 0, "n_features": self.n_features > 0,

@@ -1,0 +1,412 @@
+"""Benchmark the classifier cascade and the routed completion path; writes results.json and results.md here.
+
+    python benchmarks/run.py            # the full run (a few minutes on 2 cores)
+    python benchmarks/run.py --quick    # fewer queries, for a smoke test
+
+What it measures, all on this machine at run time (nothing is hard-coded):
+
+* single-query latency p50/p95/p99 per path: a keyword-rule hit; stage 2 with the torch, ONNX fp32 and ONNX
+  int8 embedders; a decision-cache hit. Paths are timed round-robin, query by query, so background load on a
+  shared machine falls on all of them alike;
+* batch throughput (queries/s) of `classify_batch` at batch sizes 1, 32 and 256, per embedder;
+* cold start in a fresh process: interpreter start → imports → model load → first decision, with and without
+  torch, and the peak RSS of that process after a few hundred decisions;
+* accuracy of the shipped cascade on ../shared/data/dev/dev.jsonl with each embedder (macro-F1, agreement with
+  torch), skipped with a note when the file is missing;
+* route_and_complete overhead: the same requests through a bare LiteLLM Router and through TaskRouter against
+  the local fake provider (tests/fake_provider.py), with classification timed on its own, so the "added beyond
+  classification" figure is what routing itself costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DATA = ROOT / "data" / "queries.jsonl"
+DEV = ROOT.parent / "shared" / "data" / "dev" / "dev.jsonl"
+BACKENDS = ("torch", "onnx", "onnx-int8")
+FIRST_QUERY = "Tell me about the history of jazz"
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+def _stats(seconds: list[float]) -> dict:
+    import numpy as np
+
+    ms = np.asarray(seconds) * 1000
+    return {"n": int(ms.size), "mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)),
+            "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def _queries() -> list[str]:
+    return [json.loads(line)["text"] for line in DATA.open(encoding="utf-8")]
+
+
+def _spread(items: list, n: int) -> list:
+    step = max(1, len(items) // n)
+    return items[::step][:n]
+
+
+def _cascade(backend: str, *, cache_size: int = 0):
+    """The shipped cascade with its own embedder of `backend` (embedder text cache off, so nothing is reused)."""
+    from classifier.cascade import Cascade
+    from classifier.embedding import MiniLMEmbedder
+    from classifier.onnx_embedding import OnnxMiniLMEmbedder
+
+    cascade = Cascade.load(cache_size=cache_size)
+    embedder = (MiniLMEmbedder(cache_size=0) if backend == "torch"
+                else OnnxMiniLMEmbedder(quantize=backend == "onnx-int8", cache_size=0).load())
+    cascade.classifier.embedder = embedder
+    cascade.classifier.progress = False
+    return cascade
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def machine() -> dict:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024**2
+    except (OSError, ValueError, IndexError):
+        pass
+    import torch
+
+    from classifier.onnx_embedding import _default_threads
+
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(),
+            "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "memory_gib": round(mem, 1) if mem else None, "python": platform.python_version(),
+            "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
+            "onnxruntime_threads": _default_threads(),
+            "versions": {d: _version(d) for d in ("taskrouter", "torch", "sentence-transformers", "transformers",
+                                                  "onnxruntime", "onnx", "tokenizers", "numpy", "scikit-learn",
+                                                  "litellm")}}
+
+
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else []
+
+
+# -- 1. single-query latency ---------------------------------------------------------------------------------------
+def single_query_latency(n: int) -> dict:
+    from classifier.cascade import Cascade
+
+    rules = Cascade.load().rules
+    texts = _queries()
+    heuristic = _spread([t for t in texts if rules.classify(t).label is not None], n)
+    stage2 = _spread([t for t in texts if rules.classify(t).label is None], n)
+
+    paths = {b: _cascade(b) for b in BACKENDS}
+    cached = _cascade("onnx", cache_size=len(stage2) + 10)
+    for cascade in (*paths.values(), cached):
+        cascade.classify_batch(stage2[:8])  # warm up: first-call allocations, lazy loads
+    cached.classify_batch(stage2)  # fills the decision cache
+
+    wall: dict[str, list[float]] = {f"embedding_{b}": [] for b in BACKENDS}
+    stage: dict[str, list[float]] = {f"embedding_{b}": [] for b in BACKENDS}
+    wall["heuristic_hit"], wall["cache_hit"] = [], []
+    for q in stage2:
+        for b, cascade in paths.items():
+            t = time.perf_counter()
+            d = cascade.classify(q)
+            wall[f"embedding_{b}"].append(time.perf_counter() - t)
+            stage[f"embedding_{b}"].append(d.stage_result("embedding").latency_s)
+        t = time.perf_counter()
+        cached.classify(q)
+        wall["cache_hit"].append(time.perf_counter() - t)
+    onnx = paths["onnx"]
+    for q in heuristic:
+        t = time.perf_counter()
+        onnx.classify(q)
+        wall["heuristic_hit"].append(time.perf_counter() - t)
+    info = cached.cache_info()
+    out = {name: _stats(v) for name, v in wall.items()}
+    for name, v in stage.items():
+        out[name]["stage2_only"] = _stats(v)  # embed + logistic head, as the decision's trail records it
+    out["cache_hit"]["cache_info"] = info._asdict()
+    return out
+
+
+# -- 2. batch throughput --------------------------------------------------------------------------------------------
+def batch_throughput(n: int, sizes=(1, 32, 256)) -> dict:
+    texts = _spread(_queries(), n)
+    out: dict = {"n_queries": len(texts), "note": "a spread of data/queries.jsonl (about 10% are rule hits)"}
+    for b in BACKENDS:
+        cascade = _cascade(b)
+        cascade.classify_batch(texts[:32])
+        out[b] = {}
+        for size in sizes:
+            t = time.perf_counter()
+            for i in range(0, len(texts), size):
+                cascade.classify_batch(texts[i:i + size])
+            out[b][f"batch_{size}"] = {"queries_per_s": len(texts) / (time.perf_counter() - t)}
+    return out
+
+
+# -- 3. cold start and memory ---------------------------------------------------------------------------------------
+def _peak_rss_mib() -> float | None:
+    """This process's peak resident set (VmHWM; unlike ru_maxrss it does not carry the parent's over exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _cold_start_child(n_after: int) -> None:
+    """Runs in a fresh interpreter: print when each step ended, and the peak RSS."""
+    t_main = time.time()
+    from classifier.cascade import Cascade
+    from classifier.embedding import default_embedder
+
+    t_imported = time.time()
+    cascade = Cascade.load(cache_size=0)
+    embedder = default_embedder()
+    getattr(embedder, "load", lambda: None)()
+    t_loaded = time.time()
+    cascade.classify(FIRST_QUERY)
+    t_first = time.time()
+    rss_first = _peak_rss_mib()
+    for q in _spread(_queries(), n_after):
+        cascade.classify(q)
+    print(json.dumps({"t_main": t_main, "t_imported": t_imported, "t_loaded": t_loaded, "t_first": t_first,
+                      "backend": getattr(embedder, "backend", "?"), "torch_imported": "torch" in sys.modules,
+                      "peak_rss_mib_first_decision": rss_first, "peak_rss_mib_after": _peak_rss_mib(),
+                      "decisions_after": n_after}))
+
+
+def cold_start(repeats: int, n_after: int) -> dict:
+    import numpy as np
+
+    out: dict = {"note": "wall time from spawning `python` to the end of each step; median of the runs; the model "
+                         "files are in the page cache after the first run"}
+    for b in BACKENDS:
+        runs = []
+        for _ in range(repeats):
+            env = {**os.environ, "TASKROUTER_EMBEDDER": b,
+                   "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+            t0 = time.time()
+            done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--cold-start-child", str(n_after)],
+                                  capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            runs.append({"interpreter_s": r["t_main"] - t0, "imports_s": r["t_imported"] - r["t_main"],
+                         "model_load_s": r["t_loaded"] - r["t_imported"],
+                         "first_decision_s": r["t_first"] - r["t_loaded"],
+                         "total_s": r["t_first"] - t0, "torch_imported": r["torch_imported"], "backend": r["backend"],
+                         "peak_rss_mib_first_decision": r["peak_rss_mib_first_decision"],
+                         "peak_rss_mib_after": r["peak_rss_mib_after"]})
+        keys = [k for k in runs[0] if k.endswith("_s") or k.startswith("peak_rss")]
+        out[b] = {k: float(np.median([r[k] for r in runs])) for k in keys}
+        out[b].update(torch_imported=runs[0]["torch_imported"], backend=runs[0]["backend"], runs=len(runs),
+                      decisions_after=n_after)
+    return out
+
+
+# -- 4. accuracy on the dev set -------------------------------------------------------------------------------------
+def dev_accuracy() -> dict:
+    if not DEV.is_file():
+        return {"skipped": f"{DEV} not found"}
+    from sklearn.metrics import accuracy_score, f1_score
+
+    rows = [json.loads(line) for line in DEV.open(encoding="utf-8")]
+    texts, truth = [r["text"] for r in rows], [r["label"] for r in rows]
+    out: dict = {"file": str(DEV), "n": len(texts)}
+    decisions = {}
+    for b in BACKENDS:
+        cascade = _cascade(b)
+        t = time.perf_counter()
+        decisions[b] = cascade.classify_batch(texts)
+        labels = sorted(set(truth) | set(cascade.labels))
+        pred = [d.label for d in decisions[b]]
+        out[b] = {"macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)),
+                  "accuracy": float(accuracy_score(truth, pred)),
+                  "escalation_rate": sum(d.escalated for d in decisions[b]) / len(texts),
+                  "seconds": time.perf_counter() - t}
+    for b in BACKENDS[1:]:
+        pairs = list(zip(decisions["torch"], decisions[b], strict=True))
+        out[b]["label_agreement_with_torch"] = sum(x.label == y.label for x, y in pairs) / len(pairs)
+        out[b]["decision_agreement_with_torch"] = sum(
+            (x.label, x.stage, x.escalated) == (y.label, y.stage, y.escalated) for x, y in pairs) / len(pairs)
+    return out
+
+
+# -- 5. route_and_complete overhead ---------------------------------------------------------------------------------
+def routing_overhead(n: int) -> dict:
+    import logging
+
+    import litellm
+
+    from routing import TaskRouter, route_and_complete
+    from tests.fake_provider import FakeProvider
+
+    logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)
+    logging.getLogger("LiteLLM Router").setLevel(logging.CRITICAL)
+    fake = FakeProvider()
+    try:
+        pools = ("fast", "math", "code", "creative")
+        model_list = [{"model_name": p, "model_info": {"id": f"{p}-a-id"},
+                       "litellm_params": {"model": f"openai/{p}-a", "api_base": fake.url, "api_key": "sk-fake-bench"}}
+                      for p in pools]
+        settings = {"num_retries": 0, "timeout": 10}
+        config = {"model_list": model_list, "router_settings": settings,
+                  "taskrouter": {"pools": {"math": "math", "code": "code", "creative": "creative"},
+                                 "default_pool": "fast"}}
+        texts = _spread(_queries(), n)
+        bare = litellm.Router(model_list=model_list, **settings)
+        out: dict = {"n_requests": len(texts), "provider": "tests/fake_provider.py on 127.0.0.1",
+                     "note": "requests alternate bare/routed, query by query; the decision cache is off unless "
+                             "named; 'classification' is TaskRouter.decide() timed on its own for the same queries"}
+        for name, backend, cache_size in (("onnx", "onnx", 0), ("onnx-int8", "onnx-int8", 0), ("torch", "torch", 0),
+                                          ("onnx_cache_hits", "onnx", 10_000)):
+            tr = TaskRouter(config, cascade=_cascade(backend, cache_size=cache_size))
+            pool = {t: tr.pool_for(tr.decide(t).label) for t in texts}  # warm-up; fills the cache if it is on
+            for t in texts[:5]:
+                bare.completion(model=pool[t], messages=[{"role": "user", "content": t}])
+                route_and_complete(t, config=tr)
+            bare_s, routed_s, classify_s = [], [], []
+            for t in texts:
+                start = time.perf_counter()
+                bare.completion(model=pool[t], messages=[{"role": "user", "content": t}])
+                bare_s.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                route_and_complete(t, config=tr)
+                routed_s.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                tr.decide(t)
+                classify_s.append(time.perf_counter() - start)
+            b, r, c = _stats(bare_s), _stats(routed_s), _stats(classify_s)
+            out[name] = {"bare_router": b, "taskrouter": r, "classification": c,
+                         "ratio_mean": r["mean_ms"] / b["mean_ms"], "ratio_p50": r["p50_ms"] / b["p50_ms"],
+                         "added_ms_mean": r["mean_ms"] - b["mean_ms"], "added_ms_p50": r["p50_ms"] - b["p50_ms"],
+                         "added_beyond_classification_ms_mean": r["mean_ms"] - b["mean_ms"] - c["mean_ms"]}
+            tr.close()
+        return out
+    finally:
+        fake.close()
+
+
+# -- report ---------------------------------------------------------------------------------------------------------
+def to_markdown(res: dict) -> str:
+    m = res["machine"]
+    lines = ["# taskrouter benchmarks", "",
+             f"Measured {res['started']} by `python benchmarks/run.py{' --quick' if res['quick'] else ''}` "
+             f"in {res['seconds']:.0f} s. Load average at start {res['load_start']}, at end {res['load_end']}: "
+             "on a shared machine, compare paths within one run, not across runs.", "",
+             f"* CPU: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
+             f"{m['memory_gib']} GiB; Python {m['python']}; {m['platform']}",
+             f"* threads: torch {m['torch_threads']}, onnxruntime intra-op {m['onnxruntime_threads']}",
+             "* " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v), ""]
+    lat = res["single_query_latency"]
+    lines += ["## Single-query latency (ms, one `classify()` call)", "",
+              "| path | n | p50 | p95 | p99 | stage 2 alone p50 |", "|---|---|---|---|---|---|"]
+    for name, s in lat.items():
+        extra = f"{s['stage2_only']['p50_ms']:.2f}" if "stage2_only" in s else ""
+        lines.append(f"| {name} | {s['n']} | {s['p50_ms']:.2f} | {s['p95_ms']:.2f} | {s['p99_ms']:.2f} | {extra} |")
+    thr = res["batch_throughput"]
+    sizes = [k for k in thr["torch"]]
+    lines += ["", f"## Batch throughput (queries/s, `classify_batch`, {thr['n_queries']} queries; {thr['note']})", "",
+              "| embedder | " + " | ".join(s.replace("_", " ") for s in sizes) + " |",
+              "|---|" + "---|" * len(sizes)]
+    for b in BACKENDS:
+        lines.append(f"| {b} | " + " | ".join(f"{thr[b][s]['queries_per_s']:.0f}" for s in sizes) + " |")
+    cs = res["cold_start"]
+    lines += ["", f"## Cold start in a fresh process (s; {cs['note']})", "",
+              "| embedder | interpreter | imports | model load | first decision | total | torch imported | "
+              "peak RSS at first decision (MiB) | peak RSS after more decisions (MiB) |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for b in BACKENDS:
+        r = cs[b]
+        lines.append(f"| {b} | {r['interpreter_s']:.2f} | {r['imports_s']:.2f} | {r['model_load_s']:.2f} | "
+                     f"{r['first_decision_s']:.3f} | **{r['total_s']:.2f}** | {r['torch_imported']} | "
+                     f"{r['peak_rss_mib_first_decision']:.0f} | {r['peak_rss_mib_after']:.0f} |")
+    dev = res["dev_accuracy"]
+    lines += ["", "## Accuracy on the dev set (shipped cascade, stage 3 off)", ""]
+    if "skipped" in dev:
+        lines.append(f"Skipped: {dev['skipped']}.")
+    else:
+        lines += [f"`{dev['file']}`, n = {dev['n']}.", "",
+                  "| embedder | macro-F1 | accuracy | escalated | label agreement with torch | "
+                  "decision agreement with torch |", "|---|---|---|---|---|---|"]
+        for b in BACKENDS:
+            r = dev[b]
+            agree = (f"{r['label_agreement_with_torch']:.4f} | {r['decision_agreement_with_torch']:.4f}"
+                     if "label_agreement_with_torch" in r else "— | —")
+            lines.append(f"| {b} | {r['macro_f1']:.4f} | {r['accuracy']:.4f} | {r['escalation_rate']:.3f} | {agree} |")
+    ro = res["routing_overhead"]
+    lines += ["", f"## route_and_complete overhead ({ro['n_requests']} requests, {ro['provider']})", "",
+              ro["note"] + ".", "",
+              "| embedder | bare Router mean / p50 (ms) | TaskRouter mean / p50 (ms) | ratio (mean) | "
+              "added mean (ms) | classification mean (ms) | added beyond classification (ms) |",
+              "|---|---|---|---|---|---|---|"]
+    for name, r in ro.items():
+        if not isinstance(r, dict):
+            continue
+        lines.append(f"| {name} | {r['bare_router']['mean_ms']:.2f} / {r['bare_router']['p50_ms']:.2f} | "
+                     f"{r['taskrouter']['mean_ms']:.2f} / {r['taskrouter']['p50_ms']:.2f} | {r['ratio_mean']:.2f} | "
+                     f"{r['added_ms_mean']:.2f} | {r['classification']['mean_ms']:.2f} | "
+                     f"{r['added_beyond_classification_ms_mean']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer queries and runs (a smoke test)")
+    parser.add_argument("--out", type=Path, default=HERE, help="directory for results.json and results.md")
+    parser.add_argument("--cold-start-child", type=int, metavar="N", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.cold_start_child is not None:
+        _cold_start_child(args.cold_start_child)
+        return 0
+    sys.path.insert(0, str(ROOT))  # `tests.fake_provider` and this checkout's packages
+    q = args.quick
+    started, t0 = time.strftime("%Y-%m-%d %H:%M:%S %Z"), time.perf_counter()
+    res: dict = {"started": started, "quick": q, "load_start": _load(), "machine": machine()}
+    steps = [("single_query_latency", lambda: single_query_latency(40 if q else 300)),
+             ("batch_throughput", lambda: batch_throughput(128 if q else 512)),
+             ("cold_start", lambda: cold_start(1 if q else 3, 50 if q else 300)),
+             ("dev_accuracy", dev_accuracy),
+             ("routing_overhead", lambda: routing_overhead(30 if q else 200))]
+    for name, step in steps:
+        t = time.perf_counter()
+        print(f"{name} ...", file=sys.stderr, flush=True)
+        res[name] = step()
+        res[name + "_meta"] = {"seconds": time.perf_counter() - t, "load_after": _load()}
+    res["load_end"], res["seconds"] = _load(), time.perf_counter() - t0
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    (args.out / "results.md").write_text(to_markdown(res), encoding="utf-8")
+    print(to_markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

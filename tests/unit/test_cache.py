@@ -1,0 +1,156 @@
+"""The cascade's decision cache, around a stage 2 that counts what it is asked (no model, no I/O)."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from classifier.cascade import Cascade, CacheInfo
+from classifier.keywords import KeywordRules, Rule
+from classifier.results import StageResult
+
+LABELS = ("code", "default", "math")
+
+
+class CountingStage2:
+    """Stands in for TaskClassifier: 'sum' → math, 'loop' → code, anything else → default at 0.6."""
+
+    classes_ = np.array(LABELS)
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.lock = threading.Lock()
+
+    def embed(self, texts):
+        with self.lock:
+            self.seen.extend(texts)
+        return np.zeros((len(texts), 4), dtype=np.float32)
+
+    def predict_proba(self, texts, *, embeddings=None):
+        rows = []
+        for t in texts:
+            low = t.lower()
+            best = 2 if "sum" in low else 0 if "loop" in low else 1
+            rows.append([0.9 if i == best else 0.05 for i in range(3)] if best != 1 else [0.2, 0.6, 0.2])
+        return np.array(rows)
+
+    def nearest_examples(self, embedding, k=8):
+        return []
+
+
+class CountingLLM:
+    """A stage 3 that answers 'default' for known queries and abstains otherwise; counts its calls."""
+
+    def __init__(self, known=()):
+        self.known = set(known)
+        self.calls = 0
+
+    def classify(self, text, examples=()):
+        self.calls += 1
+        label = "default" if text in self.known else None
+        return StageResult("llm", label, None, 0.0, "counting" if label else "counting: no usable answer")
+
+
+def make(cache_size=10_000, *, rules=None, llm=None, threshold=0.7):
+    stage2 = CountingStage2()
+    return Cascade(stage2, rules, threshold, llm=llm, cache_size=cache_size), stage2
+
+
+def test_a_repeated_query_is_served_from_the_cache():
+    cascade, stage2 = make()
+    first = cascade.classify("What is the sum of 2 and 3?")
+    again = cascade.classify("  what is THE sum\nof 2 and   3?  ")  # same after collapsing whitespace, casefold
+    assert again is first and first.label == "math"
+    assert stage2.seen == ["What is the sum of 2 and 3?"]
+    assert cascade.cache_info() == CacheInfo(hits=1, misses=1, maxsize=10_000, currsize=1)
+
+
+def test_size_zero_switches_the_cache_off():
+    cascade, stage2 = make(cache_size=0)
+    first, again = cascade.classify("sum these"), cascade.classify("sum these")
+    assert again is not first and again.label == first.label
+    assert stage2.seen == ["sum these", "sum these"]
+    assert cascade.cache_info() == CacheInfo(0, 0, 0, 0)
+
+
+def test_the_bound_holds_and_the_least_recently_used_goes_first():
+    cascade, stage2 = make(cache_size=3)
+    for q in ("q a", "q b", "q c"):
+        cascade.classify(q)
+    cascade.classify("q a")  # a hit: "q a" is now the most recent
+    cascade.classify("q d")  # evicts "q b"
+    assert cascade.cache_info().currsize == 3
+    stage2.seen.clear()
+    cascade.classify("q a")
+    cascade.classify("q b")
+    assert stage2.seen == ["q b"]
+    for i in range(50):
+        cascade.classify(f"another query {i}")
+    assert cascade.cache_info().currsize == 3
+
+
+def test_batches_mix_hits_and_misses_in_order():
+    cascade, stage2 = make()
+    cascade.classify("a loop in C")
+    out = cascade.classify_batch(["sum it", "A LOOP in c", "hello", "sum it"])
+    assert [d.label for d in out] == ["math", "code", "default", "math"]
+    assert stage2.seen == ["a loop in C", "sum it", "hello", "sum it"]
+    assert cascade.cache_info().hits == 1
+
+
+def test_rules_run_on_the_exact_text_before_the_cache():
+    rules = KeywordRules([Rule("upper_select", "code", r"\bSELECT\b")])
+    cascade, stage2 = make(rules=rules)
+    lower = cascade.classify("select the best one")  # no rule: stage 2, cached
+    upper = cascade.classify("SELECT the best one")  # same cache key, but the case-sensitive rule answers first
+    assert (lower.stage, upper.stage) == ("embedding", "heuristic")
+    assert cascade.cache_info() == CacheInfo(hits=0, misses=1, maxsize=10_000, currsize=1)
+    assert cascade.classify("Select the best one") is lower
+
+
+def test_stage_three_answers_are_cached_and_abstentions_are_asked_again():
+    llm = CountingLLM(known={"hello there"})
+    cascade, _ = make(llm=llm)
+    answered = [cascade.classify("hello there") for _ in range(3)]
+    assert answered[0].stage == "llm" and all(d is answered[0] for d in answered) and llm.calls == 1
+    unsure = [cascade.classify("no idea") for _ in range(3)]
+    assert all(d.stage == "embedding" and d.escalated for d in unsure) and llm.calls == 4
+    assert cascade.cache_info().currsize == 1
+
+
+def test_with_llm_starts_an_empty_cache_of_the_same_size():
+    cascade, _ = make(cache_size=7)
+    cascade.classify("hello")
+    other = cascade.with_llm(CountingLLM())
+    assert other.cache_info() == CacheInfo(0, 0, 7, 0)
+    cascade.cache_clear()
+    assert cascade.cache_info() == CacheInfo(0, 0, 7, 0)
+
+
+def test_threads_share_the_cache_safely():
+    cascade, stage2 = make(cache_size=16)
+    queries = [f"query number {i % 24}" for i in range(400)]
+    errors = []
+
+    def work(offset):
+        try:
+            for q in queries[offset:] + queries[:offset]:
+                assert cascade.classify(q).label == "default"
+        except Exception as exc:  # collected, so a failure in a thread fails the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k * 37,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    info = cascade.cache_info()
+    assert not errors
+    assert info.hits + info.misses == 8 * 400 and info.currsize <= 16
+    assert len(stage2.seen) == info.misses
+
+
+@pytest.mark.parametrize("size", [-1, 1.5, "10", True], ids=["negative", "float", "str", "bool"])
+def test_cache_size_is_validated(size):
+    with pytest.raises(ValueError, match="'cache_size' parameter of Cascade must be an int >= 0"):
+        make(cache_size=size)
