@@ -23,7 +23,7 @@ def test_shipped_model_matches_a_fresh_training_run(tmp_path):
     fresh, _ = train_cascade(data, out=tmp_path / "fresh", progress=False)
     shipped = Cascade.load()
     # Same data and seed give the same model; torch's multi-threaded float sums may move the last digits of an
-    # embedding, so coefficients are compared to 1e-4 (a one-query change in the data moves them by far more).
+    # embedding, so coefficients are compared to 1e-4.
     assert np.allclose(fresh.classifier.coef_, shipped.classifier.coef_, atol=1e-4)
     assert np.allclose(fresh.classifier.intercept_, shipped.classifier.intercept_, atol=1e-4)
     assert abs(fresh.threshold - shipped.threshold) < 1e-3
