@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .errors import DataError, LabelError, QueryError
 
-__all__ = ["MAX_QUERY_CHARS", "Dataset", "check_labels", "check_query", "load_dataset"]
+__all__ = ["MAX_QUERY_CHARS", "Dataset", "check_labels", "check_query", "load_dataset", "read_jsonl"]
 
 MAX_QUERY_CHARS = 100_000
 """Longest accepted query; the embedder reads only the first 256 tokens anyway."""
@@ -75,7 +75,7 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
         raise DataError("file not found", path=str(p))
     suffix = p.suffix.lower()
     if suffix in {".jsonl", ".ndjson"}:
-        rows = _read_jsonl(p)
+        rows = read_jsonl(p)
     elif suffix == ".csv":
         rows = _read_csv(p)
     else:
@@ -103,7 +103,8 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
     return Dataset(tuple(texts), tuple(labels), str(p))
 
 
-def _read_jsonl(p: Path) -> list[tuple[int, dict]]:
+def read_jsonl(p: Path) -> list[tuple[int, dict]]:
+    """(line number, object) for each non-blank line; a malformed line is a DataError naming it."""
     rows = []
     with p.open(encoding="utf-8") as f:
         for line, raw in enumerate(f, start=1):

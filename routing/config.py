@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from classifier.errors import ConfigError
 
-__all__ = ["DEMO_CONFIG", "PRODUCTION_EXAMPLE", "Config", "load_config", "resolve_secrets"]
+__all__ = ["DEMO_CONFIG", "PRODUCTION_EXAMPLE", "Config", "load_config", "read_yaml", "resolve_secrets"]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
@@ -172,6 +172,16 @@ def resolve_secrets(value: Any, where: str = "") -> Any:
     return value
 
 
+def read_yaml(path: str | Path) -> Any:
+    """A config file's YAML (safe_load); unreadable files and bad YAML are ConfigErrors naming the file."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config ({exc.strerror})", path=str(path)) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML ({exc})", path=str(path)) from None
+
+
 def load_config(source: str | Path | dict | Config | None = None) -> Config:
     """Load and validate a config from a YAML path, a dict, or pass a Config through.
 
@@ -186,13 +196,7 @@ def load_config(source: str | Path | dict | Config | None = None) -> Config:
             raise ConfigError("no routing config: pass config=PATH or set TASKROUTER_CONFIG")
         source = env
     if isinstance(source, (str, Path)):
-        where = str(source)
-        try:
-            raw = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config ({exc.strerror})", path=where) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"invalid YAML ({exc})", path=where) from None
+        where, raw = str(source), read_yaml(source)
     else:
         raw = source
     if not isinstance(raw, dict):

@@ -26,14 +26,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from fastapi import HTTPException
 
 from classifier.cascade import Cascade
 from classifier.errors import ConfigError, QueryError
 
 from ._litellm import CustomLogger
-from .config import Config, load_config
+from .config import Config, load_config, read_yaml
 from .router import TaskRouter
 
 __all__ = ["DEFAULT_MODEL", "HEADER_PREFIX", "TaskRouterHook", "decision_headers", "load_routing_config"]
@@ -56,13 +55,7 @@ def load_routing_config(source: str | Path | dict | Config | None = None) -> Con
             raise ConfigError("no routing config: pass config=PATH to TaskRouterHook or set TASKROUTER_CONFIG")
     where = None
     if isinstance(source, (str, Path)):
-        where = str(source)
-        try:
-            source = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"cannot read config ({exc.strerror})", path=where) from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"invalid YAML ({exc})", path=where) from None
+        where, source = str(source), read_yaml(source)
     if not isinstance(source, dict):
         raise ConfigError("a config must be a mapping", path=where)
     try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifier.data import load_dataset
+from classifier.data import load_dataset, read_jsonl
 from classifier.errors import DataError
 
 __all__ = ["ImportSummary", "export_for_review", "import_reviewed"]
@@ -61,30 +61,23 @@ def import_reviewed(reviewed: str | Path, training: str | Path, *, out: str | Pa
     known = {_norm(t): y for t, y in zip(train.texts, train.labels, strict=True)}
     summary = ImportSummary()
     new_rows: list[dict] = []
-    with Path(reviewed).open(encoding="utf-8") as f:
-        for line_no, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"malformed JSON ({exc.msg})", path=str(reviewed), line=line_no) from None
-            text, label = row.get("text"), row.get("label")
-            if label is None:
-                summary.unlabeled += 1
-                continue
-            if not isinstance(text, str) or not text.strip() or not isinstance(label, str) or not label.strip():
-                raise DataError("text and label must be non-empty strings", path=str(reviewed), line=line_no)
-            key = _norm(text)
-            if key in known:
-                if known[key] == label:
-                    summary.duplicates += 1
-                else:
-                    summary.conflicts.append({"line": line_no, "text": text[:120], "existing": known[key],
-                                              "reviewed": label})
-                continue
-            known[key] = label
-            new_rows.append({"text": text, "label": label})
+    for line_no, row in read_jsonl(Path(reviewed)):
+        text, label = row.get("text"), row.get("label")
+        if label is None:
+            summary.unlabeled += 1
+            continue
+        if not isinstance(text, str) or not text.strip() or not isinstance(label, str) or not label.strip():
+            raise DataError("text and label must be non-empty strings", path=str(reviewed), line=line_no)
+        key = _norm(text)
+        if key in known:
+            if known[key] == label:
+                summary.duplicates += 1
+            else:
+                summary.conflicts.append({"line": line_no, "text": text[:120], "existing": known[key],
+                                          "reviewed": label})
+            continue
+        known[key] = label
+        new_rows.append({"text": text, "label": label})
     target = Path(out) if out is not None else Path(training)
     if target != Path(training):
         target.write_bytes(Path(training).read_bytes())

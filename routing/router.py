@@ -118,9 +118,7 @@ class TaskRouter:
             raise
         except Exception as exc:
             raise self._error(exc, pool) from None
-        if kwargs.get("stream"):
-            return RoutedStream(response, decision, pool)
-        return self._result(response, decision, pool, time.perf_counter() - start)
+        return self._finish(response, decision, pool, start, kwargs)
 
     async def acomplete(self, query: str, history: Sequence[dict] | None = None, **litellm_kwargs: Any
                         ) -> RoutedCompletion | RoutedStream:
@@ -134,9 +132,7 @@ class TaskRouter:
             raise
         except Exception as exc:
             raise self._error(exc, pool) from None
-        if kwargs.get("stream"):
-            return RoutedStream(response, decision, pool)
-        return self._result(response, decision, pool, time.perf_counter() - start)
+        return self._finish(response, decision, pool, start, kwargs)
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _request(self, decision: Decision, query: str, history: Sequence[dict] | None,
@@ -153,6 +149,12 @@ class TaskRouter:
         if self.config.taskrouter.telemetry.store_text:
             metadata["taskrouter"]["query"] = query
         return pool, messages, {**kwargs, "metadata": metadata}
+
+    def _finish(self, response: Any, decision: Decision, pool: str, start: float,
+                kwargs: dict[str, Any]) -> RoutedCompletion | RoutedStream:
+        if kwargs.get("stream"):
+            return RoutedStream(response, decision, pool)
+        return self._result(response, decision, pool, time.perf_counter() - start)
 
     def _result(self, response: Any, decision: Decision, pool: str, latency_s: float) -> RoutedCompletion:
         served, deployment, cost = _litellm.served_by(response)
