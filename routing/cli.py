@@ -90,7 +90,7 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
         from routing.config import load_config
         from routing.router import TaskRouter
 
-        cascade = cascade.with_llm(TaskRouter(load_config(config)).llm_stage(cascade.labels))
+        cascade = cascade.with_llm(TaskRouter(load_config(config), cascade=cascade).llm_stage(cascade.labels))
     metrics, decisions, proba = run_eval(cascade, dataset, llm_mode=llm.value)
     if llm is LLMMode.config:
         llm_answers = {t: d.label for t, d in zip(dataset.texts, decisions, strict=True) if d.stage == "llm"}

@@ -171,8 +171,8 @@ class TelemetryCallback(CustomLogger):
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until queued events are written (or `timeout` passes); True when the queue is empty."""
         done = threading.Event()
+        self._flushed = done  # set before the marker is queued, so the writer always finds it
         self._queue.put(None)
-        self._flushed = done
         return done.wait(timeout)
 
     def _enqueue(self, kwargs: dict, start_time: Any, end_time: Any, status: str) -> None:

@@ -75,30 +75,29 @@ class Payload:
         return (os.system, ("touch PWNED",))
 
 
-def test_pickled_payload_with_matching_hash_is_not_executed(model_dir, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    buf = io.BytesIO()
-    np.savez(buf, coef=np.array([Payload()], dtype=object), intercept=np.zeros(4), idf=np.zeros(4))
-    (model_dir / "weights.npz").write_bytes(buf.getvalue())
-    m = json.loads((model_dir / "manifest.json").read_text())
+def _replace_weights_keeping_hashes_valid(model_dir, **arrays):
+    """Swap weights.npz and update the manifest to match, as an attacker with write access could."""
     import hashlib
 
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    (model_dir / "weights.npz").write_bytes(buf.getvalue())
+    m = json.loads((model_dir / "manifest.json").read_text())
     m["files"]["weights.npz"] = {"sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "bytes": len(buf.getvalue())}
     (model_dir / "manifest.json").write_text(json.dumps(m))
+
+
+def test_pickled_payload_with_matching_hash_is_not_executed(model_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _replace_weights_keeping_hashes_valid(model_dir, coef=np.array([Payload()], dtype=object),
+                                          intercept=np.zeros(4), idf=np.zeros(4))
     with pytest.raises(ModelFileError, match="unreadable array file"):
         TaskClassifier.load(model_dir)
     assert not (tmp_path / "PWNED").exists()
 
 
 def test_inconsistent_shapes_are_refused(model_dir):
-    import hashlib
-
-    buf = io.BytesIO()
-    np.savez(buf, coef=np.zeros((4, 10)), intercept=np.zeros(4), idf=np.zeros(3))
-    (model_dir / "weights.npz").write_bytes(buf.getvalue())
-    m = json.loads((model_dir / "manifest.json").read_text())
-    m["files"]["weights.npz"] = {"sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "bytes": len(buf.getvalue())}
-    (model_dir / "manifest.json").write_text(json.dumps(m))
+    _replace_weights_keeping_hashes_valid(model_dir, coef=np.zeros((4, 10)), intercept=np.zeros(4), idf=np.zeros(3))
     with pytest.raises(ModelFileError, match="inconsistent model: coef shape"):
         TaskClassifier.load(model_dir)
 
