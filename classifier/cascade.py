@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from .data import check_query
-from .estimator import TaskClassifier
+from .head import LinearHead
 from .keywords import KeywordRules
 from .results import Decision, StageResult
 
@@ -41,9 +41,10 @@ class Cascade:
 
     Decisions past the keyword rules are remembered in a bounded, thread-safe LRU cache (`cache_size`
     entries; 0 switches it off), keyed on the query with whitespace collapsed and case folded — stage 2 reads
-    queries that way already (lower-cased tokens, n-grams of whitespace-split words). The rules are cheap and
-    case-sensitive, so they always run first on the exact text. A hit returns the stored `Decision` object
-    itself, trail latencies included. Stage-3 answers are cached too (that is where the time and money go);
+    queries that way already (lower-cased tokens, n-grams of whitespace-split words). The rules are case- and
+    line-sensitive, so a variant runs them on its exact text before the cache is asked; an exact repeat of
+    the text that made the entry skips them as well (they did not fire on it), so it costs two hashes and a
+    dict lookup. A hit returns the stored `Decision` object itself, trail latencies included. Stage-3 answers are cached too (that is where the time and money go);
     a decision where stage 3 was asked and gave no usable answer is not, so the query is asked again next time.
     The cache assumes the stages are not changed in place: `with_llm` returns a cascade with a cache of its
     own, and `cache_clear()` empties it.
@@ -53,7 +54,7 @@ class Cascade:
     'math'
     """
 
-    def __init__(self, classifier: TaskClassifier, rules: KeywordRules | None, threshold: float, *,
+    def __init__(self, classifier: LinearHead, rules: KeywordRules | None, threshold: float, *,
                  llm: LLMStage | None = None, few_shot_k: int = 8, manifest: dict | None = None,
                  cache_size: int = DEFAULT_CACHE_SIZE) -> None:
         if not 0.0 <= threshold <= 1.0 + 1e-6:
@@ -68,7 +69,7 @@ class Cascade:
         self.few_shot_k = few_shot_k
         self.manifest = manifest or {}
         self.cache_size = cache_size
-        self._cache: OrderedDict[bytes, Decision] = OrderedDict()
+        self._cache: OrderedDict[bytes, tuple[bytes, Decision]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._hits = self._misses = 0
 
@@ -82,7 +83,7 @@ class Cascade:
         """Load a trained cascade (the shipped one when `path` is None); stage 3 only if `llm` is given."""
         from .persistence import load_model
 
-        clf, manifest = load_model(path)
+        clf, manifest = load_model(path, serving=True)
         section = manifest.get("cascade") or {}
         rules = KeywordRules.from_list(section["rules"]) if section.get("rules") else None
         chosen = float(section.get("threshold", 0.0)) if threshold is None else threshold
@@ -113,28 +114,26 @@ class Cascade:
         if isinstance(texts, str):
             raise TypeError("classify_batch takes a sequence of strings; use classify() for one query")
         texts = [check_query(t, field=f"texts[{i}]") for i, t in enumerate(texts)]
-        trails: list[list[StageResult]] = [[] for _ in texts]
         decided: dict[int, Decision] = {}
+        keys = {i: (_cache_key(t), _exact_digest(t)) for i, t in enumerate(texts)} if self.cache_size else {}
+        if keys:  # an exact repeat of a query decided past the rules: they would not fire this time either
+            self._lookup(keys, range(len(texts)), decided, exact=True)
+        trails: dict[int, list[StageResult]] = {}
         for i, text in enumerate(texts):
+            if i in decided:
+                continue
+            trails[i] = []
             if self.rules is not None:
                 r = self.rules.classify(text)
                 trails[i].append(r)
                 if r.label is not None:
                     decided[i] = Decision(r.label, r.stage, r.confidence, False, tuple(trails[i]))
         rest = [i for i in range(len(texts)) if i not in decided]
-        keys: dict[int, bytes] = {}
-        if self.cache_size and rest:
-            keys = {i: _cache_key(texts[i]) for i in rest}
-            with self._cache_lock:
-                for i in rest:
-                    hit = self._cache.get(keys[i])
-                    if hit is not None:
-                        self._cache.move_to_end(keys[i])
-                        decided[i] = hit
-                found = sum(i in decided for i in rest)
-                self._hits += found
-                self._misses += len(rest) - found
+        if keys and rest:  # a case or whitespace variant of a query decided past the rules
+            self._lookup(keys, rest, decided, exact=False)
             rest = [i for i in rest if i not in decided]
+            with self._cache_lock:
+                self._misses += len(rest)
         if rest:
             start = time.perf_counter()
             batch = [texts[i] for i in rest]
@@ -161,15 +160,32 @@ class Cascade:
                 self._remember((keys[i], decided[i]) for i in rest)
         return [decided[i] for i in range(len(texts))]
 
+    def _lookup(self, keys: dict[int, tuple[bytes, bytes]], indices, decided: dict[int, Decision], *,
+                exact: bool) -> None:
+        """Fill `decided` from the cache for `indices`; with `exact`, only where the entry's text was the same."""
+        with self._cache_lock:
+            for i in indices:
+                key, digest = keys[i]
+                entry = self._cache.get(key)
+                if entry is not None and (not exact or entry[0] == digest):
+                    self._cache.move_to_end(key)
+                    decided[i] = entry[1]
+                    self._hits += 1
+
     def _remember(self, items) -> None:
         with self._cache_lock:
-            for key, decision in items:
+            for (key, digest), decision in items:
                 if decision.stage != "llm" and decision.stage_result("llm") is not None:
                     continue  # stage 3 was asked and gave no usable answer: ask again next time
-                self._cache[key] = decision
+                self._cache[key] = (digest, decision)
                 self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+
+
+def _exact_digest(text: str) -> bytes:
+    """A fixed-size fingerprint of `text` exactly as given."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _cache_key(text: str) -> bytes:

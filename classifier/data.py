@@ -19,13 +19,18 @@ MAX_QUERY_CHARS = 100_000
 
 
 def check_query(text: object, *, field: str = "query") -> str:
-    """Return `text` if it is a non-blank string of at most MAX_QUERY_CHARS characters."""
+    """Return `text` if it is a non-blank, valid Unicode string of at most MAX_QUERY_CHARS characters."""
     if not isinstance(text, str):
         raise QueryError(f"must be a string, got {type(text).__name__}", field=field)
     if not text.strip():
         raise QueryError("must not be empty or whitespace", field=field)
     if len(text) > MAX_QUERY_CHARS:
         raise QueryError(f"is {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}", field=field)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from a JSON "\ud83d" escape
+            raise QueryError(f"is not valid Unicode (lone surrogate at character {exc.start})", field=field) from None
     return text
 
 

@@ -10,13 +10,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .data import check_labels, check_query
-from .embedding import Embedder, default_embedder, reference_embedder
+from .embedding import Embedder
 from .features import LexicalFeatures, combine
+from .head import LinearHead, as_list, binary_to_two, softmax
 
 __all__ = ["TaskClassifier"]
 
 
-class TaskClassifier(ClassifierMixin, BaseEstimator):
+class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
     """Classify a query into one of the labels it was trained on.
 
     >>> clf = TaskClassifier.load()                  # the model shipped with the package
@@ -43,8 +44,8 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         from sklearn.model_selection import StratifiedKFold
 
         self._check_params()
-        texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(_as_list(X, "X"))]
-        labels = check_labels(_as_list(y, "y"))
+        texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(as_list(X, "X"))]
+        labels = check_labels(as_list(y, "y"))
         if len(texts) != len(labels):
             raise ValueError(f"X and y have different lengths: {len(texts)} != {len(labels)}")
         self.classes_ = np.array(sorted(set(labels)))
@@ -66,11 +67,11 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
                 fold_lex = LexicalFeatures(n_features=self.n_features).fit([texts[i] for i in train])
                 fold_design = combine(embeddings, fold_lex.transform(texts), self.lexical_weight)
                 lr = new_lr().fit(fold_design[train], y_idx[train])
-                oof_logits[test] = _logits(fold_design[test], lr.coef_, lr.intercept_)
+                oof_logits[test] = binary_to_two(np.asarray(fold_design[test] @ lr.coef_.T) + lr.intercept_)
             self.temperature_ = _fit_temperature(oof_logits, y_idx)
         else:
             self.temperature_ = 1.0
-        self.cv_proba_ = _softmax(oof_logits / self.temperature_) if folds >= 2 else None
+        self.cv_proba_ = softmax(oof_logits / self.temperature_) if folds >= 2 else None
         self.cv_labels_ = np.array(labels)
 
         lr = new_lr().fit(design, y_idx)
@@ -81,32 +82,6 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         self.example_labels_ = list(labels)
         self.example_embeddings_ = embeddings.astype(np.float16)
         return self
-
-    # -- inference --------------------------------------------------------------------------------------------
-    def embed(self, X: Sequence[str]) -> np.ndarray:
-        """The sentence embeddings of `X` (reusable by later stages)."""
-        texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(_as_list(X, "X"))]
-        return self._embedder().encode(texts, progress=self.progress)
-
-    def predict_proba(self, X: Sequence[str], *, embeddings: np.ndarray | None = None) -> np.ndarray:
-        """Calibrated class probabilities, columns in `classes_` order."""
-        check_is_fitted(self, "coef_")
-        texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(_as_list(X, "X"))]
-        if embeddings is None:
-            embeddings = self._embedder().encode(texts, progress=self.progress)
-        design = combine(embeddings, self.lexical_.transform(texts), self.lexical_weight)
-        return _softmax(_logits(design, self.coef_, self.intercept_) / self.temperature_)
-
-    def predict(self, X: Sequence[str]) -> np.ndarray:
-        """The most probable label of each query."""
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
-
-    def nearest_examples(self, embedding: np.ndarray, k: int = 8) -> list[tuple[str, str]]:
-        """The `k` training (text, label) pairs closest to one query embedding."""
-        check_is_fitted(self, "coef_")
-        sims = self.example_embeddings_.astype(np.float32) @ embedding.astype(np.float32)
-        top = np.argsort(-sims, kind="stable")[:k]
-        return [(self.example_texts_[i], self.example_labels_[i]) for i in top]
 
     # -- persistence ------------------------------------------------------------------------------------------
     def save(self, directory: str | Path, **manifest_extra: object) -> Path:
@@ -123,10 +98,8 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         return load_model(directory)[0]
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _embedder(self, *, training: bool = False) -> Embedder:
-        if self.embedder is not None:
-            return self.embedder
-        return reference_embedder() if training else default_embedder()
+    def _check_fitted(self) -> None:
+        check_is_fitted(self, "coef_")
 
     def _check_params(self) -> None:
         checks = {"C": self.C > 0, "lexical_weight": self.lexical_weight >= 0, "n_features": self.n_features > 0,
@@ -137,31 +110,12 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
                                  f"Got {getattr(self, name)!r} instead.")
 
 
-def _as_list(values: Sequence[object], name: str) -> list:
-    if isinstance(values, str) or not hasattr(values, "__len__"):
-        raise TypeError(f"{name} must be a sequence of strings, got {type(values).__name__}")
-    return list(values)
-
-
-def _logits(design, coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
-    z = np.asarray(design @ coef.T) + intercept
-    if coef.shape[0] == 1:  # binary logistic regression: one score → two logits
-        z = np.hstack([np.zeros_like(z), z])
-    return z
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     """The temperature minimising the negative log-likelihood of held-out logits."""
     from scipy.optimize import minimize_scalar
 
     def nll(log_t: float) -> float:
-        p = _softmax(logits / np.exp(log_t))
+        p = softmax(logits / np.exp(log_t))
         return float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean())
 
     res = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")

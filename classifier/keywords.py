@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -32,12 +33,20 @@ class Rule:
     precision: float | None = None
 
     def compiled(self) -> re.Pattern[str]:
+        return self._pattern
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
         return re.compile(self.pattern)
+
+    @cached_property
+    def _veto(self) -> re.Pattern[str] | None:
+        return re.compile(self.veto) if self.veto else None
 
     def fires(self, text: str) -> bool:
         """True when the pattern matches and the veto (if any) does not."""
         head = text[:_SCAN_CHARS]
-        return bool(re.search(self.pattern, head)) and not (self.veto and re.search(self.veto, head))
+        return self._pattern.search(head) is not None and not (self._veto and self._veto.search(head))
 
 
 def _phrases_pattern(phrases: Sequence[str]) -> str:

@@ -31,9 +31,7 @@ _PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter"
 
 def save_model(clf, directory: str | Path, **extra: Any) -> Path:
     """Write `clf` to `directory` (created if needed); `extra` goes into the manifest as is."""
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(clf, "coef_")
+    clf._check_fitted()
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     blobs = {
@@ -103,9 +101,11 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, dict]:
     return d, manifest
 
 
-def load_model(directory: str | Path | None = None):
-    """Verify, then rebuild a fitted `TaskClassifier`; returns (classifier, manifest)."""
-    from .estimator import TaskClassifier
+def load_model(directory: str | Path | None = None, *, serving: bool = False):
+    """Verify, then rebuild a fitted `TaskClassifier`; returns (classifier, manifest).
+
+    With `serving=True` it is a `LinearHead` instead: the same predictions without importing scikit-learn.
+    """
     from .features import LexicalFeatures
 
     d, manifest = load_manifest(directory)
@@ -119,19 +119,27 @@ def load_model(directory: str | Path | None = None):
     try:
         ex = json.loads((d / "examples.json").read_text(encoding="utf-8"))
         texts, ex_labels = list(ex["texts"]), list(ex["labels"])
-        clf = TaskClassifier(**{k: params[k] for k in ("C", "lexical_weight", "n_features", "cv",
-                                                        "random_state", "max_iter")})
+        if serving:
+            from .head import LinearHead
+
+            clf = LinearHead(lexical_weight=float(params["lexical_weight"]))
+            n_features = int(params["n_features"])
+        else:
+            from .estimator import TaskClassifier
+
+            clf = TaskClassifier(**{k: params[k] for k in _PARAMS})
+            n_features = clf.n_features
         temperature = float(manifest["calibration"]["temperature"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"manifest or examples incomplete ({exc!r})", path=where) from None
-    k, n_feat = len(labels), EMBEDDER_DIM + clf.n_features
+    k, n_feat = len(labels), EMBEDDER_DIM + n_features
     coef, intercept, idf = weights.get("coef"), weights.get("intercept"), weights.get("idf")
     emb = examples.get("embeddings")
     rows = 1 if k == 2 else k
     checks = [
         (coef is not None and coef.shape == (rows, n_feat), "coef shape"),
         (intercept is not None and intercept.shape == (rows,), "intercept shape"),
-        (idf is not None and idf.shape == (clf.n_features,), "idf shape"),
+        (idf is not None and idf.shape == (n_features,), "idf shape"),
         (emb is not None and emb.shape == (len(texts), EMBEDDER_DIM), "examples shape"),
         (len(texts) == len(ex_labels), "examples length"),
         (temperature > 0, "temperature"),
@@ -139,7 +147,7 @@ def load_model(directory: str | Path | None = None):
     for ok, what in checks:
         if not ok:
             raise ModelFileError(f"inconsistent model: {what}", path=where)
-    lexical = LexicalFeatures(n_features=clf.n_features, ngram_range=tuple(manifest["lexical"]["ngram_range"]))
+    lexical = LexicalFeatures(n_features=n_features, ngram_range=tuple(manifest["lexical"]["ngram_range"]))
     lexical.idf_ = idf
     clf.classes_ = np.array(labels)
     clf.coef_, clf.intercept_, clf.lexical_, clf.temperature_ = coef, intercept, lexical, temperature

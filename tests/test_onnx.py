@@ -86,16 +86,17 @@ def test_encoding_from_many_threads_gives_the_same_vectors(queries):
         assert _cos(got, expected[k:40:4]).min() > 0.9999
 
 
-def test_classifying_with_onnx_does_not_import_torch(onnx_fp32):
+def test_classifying_with_onnx_does_not_import_torch_or_training_libraries(onnx_fp32):
+    # scikit-learn and SciPy are training-time dependencies: importing them costs about a second of cold start.
     code = ("import sys; from classifier.cascade import Cascade; from classifier.embedding import default_embedder;"
             "d = Cascade.load().classify('Tell me about the history of jazz');"
-            "print(default_embedder().backend, d.label, 'torch' in sys.modules,"
-            "      'sentence_transformers' in sys.modules)")
+            "print(default_embedder().backend, d.label,"
+            "      *(m in sys.modules for m in ('torch', 'sentence_transformers', 'sklearn', 'scipy')))")
     for backend in ("auto", "onnx"):
         env = {**os.environ, "TASKROUTER_EMBEDDER": backend, "TASKROUTER_CACHE": str(cache_dir().parents[1])}
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
                              cwd=ROOT, timeout=300).stdout.split()
-        assert out == ["onnx", "default", "False", "False"], (backend, out)
+        assert out == ["onnx", "default", "False", "False", "False", "False"], (backend, out)
 
 
 # -- the cached files -------------------------------------------------------------------------------------------

@@ -154,3 +154,28 @@ def test_threads_share_the_cache_safely():
 def test_cache_size_is_validated(size):
     with pytest.raises(ValueError, match="'cache_size' parameter of Cascade must be an int >= 0"):
         make(cache_size=size)
+
+
+class CountingRules(KeywordRules):
+    """Keyword rules that count the texts they are asked about."""
+
+    def __init__(self, rules):
+        super().__init__(rules)
+        self.asked: list[str] = []
+
+    def classify(self, text):
+        self.asked.append(text)
+        return super().classify(text)
+
+
+def test_an_exact_repeat_skips_the_rules_and_a_variant_does_not():
+    rules = CountingRules([Rule("upper_select", "code", r"\bSELECT\b")])
+    cascade, stage2 = make(rules=rules)
+    first = cascade.classify("select the best one")
+    assert cascade.classify("select the best one") is first
+    assert cascade.classify("Select the best one") is first
+    assert rules.asked == ["select the best one", "Select the best one"]  # the repeat never reached stage 1
+    assert stage2.seen == ["select the best one"]
+    # A rule hit is not cached: it is cheaper to run the rules again than to keep a second entry per query.
+    assert [cascade.classify("SELECT x").stage for _ in range(2)] == ["heuristic", "heuristic"]
+    assert cascade.cache_info() == CacheInfo(hits=2, misses=1, maxsize=10_000, currsize=1)

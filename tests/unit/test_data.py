@@ -58,7 +58,8 @@ def test_missing_file_and_wrong_type(tmp_path):
 @pytest.mark.parametrize(("value", "match"), [
     ("", "must not be empty"), ("  \n\t", "must not be empty"), (None, "must be a string, got NoneType"),
     (b"bytes", "must be a string, got bytes"), ("x" * (MAX_QUERY_CHARS + 1), "the limit is"),
-], ids=["empty", "whitespace", "none", "bytes", "huge"])
+    ("smile \ud83d please", "not valid Unicode \\(lone surrogate at character 6\\)"),
+], ids=["empty", "whitespace", "none", "bytes", "huge", "lone-surrogate"])
 def test_check_query_rejects(value, match):
     with pytest.raises(QueryError, match=match):
         check_query(value)

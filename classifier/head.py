@@ -1,0 +1,90 @@
+"""`LinearHead`: the fitted part of `TaskClassifier` that serving needs, with NumPy alone.
+
+`Cascade.load()` builds one of these, so deciding a query never imports scikit-learn or SciPy (about a second
+of cold start). `TaskClassifier` subclasses it and adds training and the scikit-learn estimator API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .data import check_query
+from .embedding import Embedder, default_embedder
+from .features import linear_scores
+
+__all__ = ["LinearHead", "as_list", "softmax"]
+
+
+class LinearHead:
+    """Embeddings ‖ hashed char n-grams → linear scores → temperature-scaled softmax.
+
+    Fitted attributes: `classes_`, `coef_`, `intercept_`, `lexical_`, `temperature_`, and the training examples
+    (`example_texts_`, `example_labels_`, `example_embeddings_`) for few-shot retrieval.
+    """
+
+    def __init__(self, *, lexical_weight: float = 1.0, embedder: Embedder | None = None,
+                 progress: bool | None = None) -> None:
+        self.lexical_weight = lexical_weight
+        self.embedder = embedder
+        self.progress = progress
+
+    def embed(self, X: Sequence[str]) -> np.ndarray:
+        """The sentence embeddings of `X` (reusable by later stages)."""
+        texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(as_list(X, "X"))]
+        return self._embedder().encode(texts, progress=self.progress)
+
+    def predict_proba(self, X: Sequence[str], *, embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated class probabilities, columns in `classes_` order."""
+        self._check_fitted()
+        texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(as_list(X, "X"))]
+        if embeddings is None:
+            embeddings = self._embedder().encode(texts, progress=self.progress)
+        scores = linear_scores(embeddings, self.lexical_.transform_rows(texts), self.lexical_weight,
+                               self.coef_, self.intercept_)
+        return softmax(binary_to_two(scores) / self.temperature_)
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """The most probable label of each query."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def nearest_examples(self, embedding: np.ndarray, k: int = 8) -> list[tuple[str, str]]:
+        """The `k` training (text, label) pairs closest to one query embedding."""
+        self._check_fitted()
+        sims = self.example_embeddings_.astype(np.float32) @ embedding.astype(np.float32)
+        top = np.argsort(-sims, kind="stable")[:k]
+        return [(self.example_texts_[i], self.example_labels_[i]) for i in top]
+
+    def _embedder(self, *, training: bool = False) -> Embedder:
+        if self.embedder is not None:
+            return self.embedder
+        if training:
+            from .embedding import reference_embedder
+
+            return reference_embedder()
+        return default_embedder()
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "coef_"):
+            raise RuntimeError(f"this {type(self).__name__} has no fitted weights")
+
+
+def as_list(values: Sequence[object], name: str) -> list:
+    """`values` as a list; a lone string or a non-sequence is a `TypeError` naming `name`."""
+    if isinstance(values, str) or not hasattr(values, "__len__"):
+        raise TypeError(f"{name} must be a sequence of strings, got {type(values).__name__}")
+    return list(values)
+
+
+def binary_to_two(scores: np.ndarray) -> np.ndarray:
+    """Binary logistic regression gives one score per row; make it two logits (0, score)."""
+    if scores.shape[1] == 1:
+        return np.hstack([np.zeros_like(scores), scores])
+    return scores
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
