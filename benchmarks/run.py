@@ -6,8 +6,10 @@
 What it measures, all on this machine at run time (nothing is hard-coded):
 
 * single-query latency p50/p95/p99 per path: a keyword-rule hit; stage 2 with the torch, ONNX fp32 and ONNX
-  int8 embedders; a decision-cache hit. Paths are timed round-robin, query by query, so background load on a
-  shared machine falls on all of them alike;
+  int8 embedders, and with the static stage in front of ONNX (the shipped default), split by the stage that
+  decided; a decision-cache hit. Paths are timed round-robin, query by query, so background load on a shared
+  machine falls on all of them alike. Stage-2 queries come from the dev set when it exists: the static stage
+  is more confident on the queries it was trained on, so training queries would flatter it;
 * batch throughput (queries/s) of `classify_batch` at batch sizes 1, 32 and 256, per embedder;
 * cold start in a fresh process: interpreter start → imports → model load → first decision, with and without
   torch, and the peak RSS of that process after a few hundred decisions;
@@ -37,7 +39,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = ROOT / "data" / "queries.jsonl"
 DEV = ROOT.parent / "shared" / "data" / "dev" / "dev.jsonl"
-BACKENDS = ("torch", "onnx", "onnx-int8")
+PATHS = {"torch": ("torch", False), "onnx": ("onnx", False), "onnx-int8": ("onnx-int8", False),
+         "static+onnx": ("onnx", True), "static+onnx-int8": ("onnx-int8", True)}
+"""Path name -> (MiniLM backend, static stage on). "static+onnx" is what `Cascade.load()` serves by default."""
 FIRST_QUERY = "Tell me about the history of jazz"
 
 
@@ -54,18 +58,28 @@ def _queries() -> list[str]:
     return [json.loads(line)["text"] for line in DATA.open(encoding="utf-8")]
 
 
+def _unseen_queries() -> tuple[list[str], str]:
+    """Queries the shipped model was not trained on (the dev set) when available, else the training data."""
+    if DEV.is_file():
+        return [json.loads(line)["text"] for line in DEV.open(encoding="utf-8")], f"{DEV.name} (not trained on)"
+    return _queries(), "data/queries.jsonl (trained on: flatters the static stage; no dev set here)"
+
+
 def _spread(items: list, n: int) -> list:
     step = max(1, len(items) // n)
     return items[::step][:n]
 
 
-def _cascade(backend: str, *, cache_size: int = 0):
-    """The shipped cascade with its own embedder of `backend` (embedder text cache off, so nothing is reused)."""
+def _cascade(path: str, *, cache_size: int = 0):
+    """The shipped cascade on `path` with its own MiniLM embedder (text cache off, so nothing is reused)."""
     from classifier.cascade import Cascade
     from classifier.embedding import MiniLMEmbedder
     from classifier.onnx_embedding import OnnxMiniLMEmbedder
 
-    cascade = Cascade.load(cache_size=cache_size)
+    backend, static = PATHS[path]
+    cascade = Cascade.load(cache_size=cache_size, static=static)
+    if static:
+        cascade.static.embedder.load()
     embedder = (MiniLMEmbedder(cache_size=0) if backend == "torch"
                 else OnnxMiniLMEmbedder(quantize=backend == "onnx-int8", cache_size=0).load())
     cascade.classifier.embedder = embedder
@@ -119,25 +133,27 @@ def single_query_latency(n: int) -> dict:
     from classifier.cascade import Cascade
 
     rules = Cascade.load().rules
-    texts = _queries()
-    heuristic = _spread([t for t in texts if rules.classify(t).label is not None], n)
-    stage2 = _spread([t for t in texts if rules.classify(t).label is None], n)
+    unseen, source = _unseen_queries()
+    heuristic = _spread([t for t in _queries() if rules.classify(t).label is not None], n)
+    stage2 = _spread([t for t in unseen if rules.classify(t).label is None], n)
 
-    paths = {b: _cascade(b) for b in BACKENDS}
-    cached = _cascade("onnx", cache_size=len(stage2) + 10)
+    paths = {p: _cascade(p) for p in PATHS}
+    cached = _cascade("static+onnx", cache_size=len(stage2) + 10)
     for cascade in (*paths.values(), cached):
         cascade.classify_batch(stage2[:8])  # warm up: first-call allocations, lazy loads
     cached.classify_batch(stage2)  # fills the decision cache
 
-    wall: dict[str, list[float]] = {f"embedding_{b}": [] for b in BACKENDS}
-    stage: dict[str, list[float]] = {f"embedding_{b}": [] for b in BACKENDS}
+    wall: dict[str, list[float]] = {f"stage2_{p}": [] for p in PATHS}
+    stage: dict[str, list[float]] = {f"stage2_{p}": [] for p in PATHS}
+    decided_by: dict[str, list[str]] = {f"stage2_{p}": [] for p in PATHS}
     wall["heuristic_hit"], wall["cache_hit"] = [], []
     for q in stage2:
-        for b, cascade in paths.items():
+        for p, cascade in paths.items():
             t = time.perf_counter()
             d = cascade.classify(q)
-            wall[f"embedding_{b}"].append(time.perf_counter() - t)
-            stage[f"embedding_{b}"].append(d.stage_result("embedding").latency_s)
+            wall[f"stage2_{p}"].append(time.perf_counter() - t)
+            stage[f"stage2_{p}"].append(sum(s.latency_s for s in d.trail if s.stage in ("static", "embedding")))
+            decided_by[f"stage2_{p}"].append(d.stage)
         t = time.perf_counter()
         cached.classify(q)
         wall["cache_hit"].append(time.perf_counter() - t)
@@ -149,16 +165,22 @@ def single_query_latency(n: int) -> dict:
     info = cached.cache_info()
     out = {name: _stats(v) for name, v in wall.items()}
     for name, v in stage.items():
-        out[name]["stage2_only"] = _stats(v)  # embed + logistic head, as the decision's trail records it
+        out[name]["stage2_only"] = _stats(v)  # static and/or MiniLM head, as the decision's trail records it
+        by = decided_by[name]
+        for who in sorted(set(by)):
+            picked = [w for w, b in zip(wall[name], by, strict=True) if b == who]
+            out[name][f"decided_by_{who}"] = {**_stats(picked), "share": len(picked) / len(by)}
     out["cache_hit"]["cache_info"] = info._asdict()
+    out["stage2_queries"] = source
     return out
 
 
 # -- 2. batch throughput --------------------------------------------------------------------------------------------
 def batch_throughput(n: int, sizes=(1, 32, 256)) -> dict:
-    texts = _spread(_queries(), n)
-    out: dict = {"n_queries": len(texts), "note": "a spread of data/queries.jsonl (about 10% are rule hits)"}
-    for b in BACKENDS:
+    unseen, source = _unseen_queries()
+    texts = _spread(unseen, n)
+    out: dict = {"n_queries": len(texts), "note": f"a spread of {source}, rule hits included"}
+    for b in PATHS:
         cascade = _cascade(b)
         cascade.classify_batch(texts[:32])
         out[b] = {}
@@ -189,9 +211,11 @@ def _cold_start_child(n_after: int) -> None:
     from classifier.embedding import default_embedder
 
     t_imported = time.time()
-    cascade = Cascade.load(cache_size=0)
+    cascade = Cascade.load(cache_size=0, static=os.environ.get("TASKROUTER_BENCH_STATIC") == "1")
     embedder = default_embedder()
     getattr(embedder, "load", lambda: None)()
+    if cascade.static is not None:
+        cascade.static.embedder.load()
     t_loaded = time.time()
     cascade.classify(FIRST_QUERY)
     t_first = time.time()
@@ -209,10 +233,10 @@ def cold_start(repeats: int, n_after: int) -> dict:
 
     out: dict = {"note": "wall time from spawning `python` to the end of each step; median of the runs; the model "
                          "files are in the page cache after the first run"}
-    for b in BACKENDS:
+    for b, (backend, static) in PATHS.items():
         runs = []
         for _ in range(repeats):
-            env = {**os.environ, "TASKROUTER_EMBEDDER": b,
+            env = {**os.environ, "TASKROUTER_EMBEDDER": backend, "TASKROUTER_BENCH_STATIC": "1" if static else "0",
                    "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
             t0 = time.time()
             done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--cold-start-child", str(n_after)],
@@ -241,7 +265,7 @@ def dev_accuracy() -> dict:
     texts, truth = [r["text"] for r in rows], [r["label"] for r in rows]
     out: dict = {"file": str(DEV), "n": len(texts)}
     decisions = {}
-    for b in BACKENDS:
+    for b in PATHS:
         cascade = _cascade(b)
         t = time.perf_counter()
         decisions[b] = cascade.classify_batch(texts)
@@ -250,8 +274,9 @@ def dev_accuracy() -> dict:
         out[b] = {"macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)),
                   "accuracy": float(accuracy_score(truth, pred)),
                   "escalation_rate": sum(d.escalated for d in decisions[b]) / len(texts),
+                  "static_coverage": sum(d.stage == "static" for d in decisions[b]) / len(texts),
                   "seconds": time.perf_counter() - t}
-    for b in BACKENDS[1:]:
+    for b in list(PATHS)[1:]:
         pairs = list(zip(decisions["torch"], decisions[b], strict=True))
         out[b]["label_agreement_with_torch"] = sum(x.label == y.label for x, y in pairs) / len(pairs)
         out[b]["decision_agreement_with_torch"] = sum(
@@ -285,9 +310,10 @@ def routing_overhead(n: int) -> dict:
         out: dict = {"n_requests": len(texts), "provider": "tests/fake_provider.py on 127.0.0.1",
                      "note": "requests alternate bare/routed, query by query; the decision cache is off unless "
                              "named; 'classification' is TaskRouter.decide() timed on its own for the same queries"}
-        for name, backend, cache_size in (("onnx", "onnx", 0), ("onnx-int8", "onnx-int8", 0), ("torch", "torch", 0),
-                                          ("onnx_cache_hits", "onnx", 10_000)):
-            tr = TaskRouter(config, cascade=_cascade(backend, cache_size=cache_size))
+        for name, path, cache_size in (("static+onnx", "static+onnx", 0), ("onnx", "onnx", 0),
+                                       ("onnx-int8", "onnx-int8", 0), ("torch", "torch", 0),
+                                       ("static+onnx_cache_hits", "static+onnx", 10_000)):
+            tr = TaskRouter(config, cascade=_cascade(path, cache_size=cache_size))
             pool = {t: tr.pool_for(tr.decide(t).label) for t in texts}  # warm-up; fills the cache if it is on
             for t in texts[:5]:
                 bare.completion(model=pool[t], messages=[{"role": "user", "content": t}])
@@ -327,23 +353,33 @@ def to_markdown(res: dict) -> str:
              "* " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v), ""]
     lat = res["single_query_latency"]
     lines += ["## Single-query latency (ms, one `classify()` call)", "",
-              "| path | n | p50 | p95 | p99 | stage 2 alone p50 |", "|---|---|---|---|---|---|"]
+              f"Stage-2 paths: queries past the keyword rules from {lat['stage2_queries']}; `static+…` paths put the "
+              "static stage in front of MiniLM and are split by the stage that decided.", "",
+              "| path | n | p50 | p95 | p99 | stage 2 alone p50 | decided by static: share, p50 | "
+              "by MiniLM: share, p50 |",
+              "|---|---|---|---|---|---|---|---|"]
     for name, s in lat.items():
+        if not isinstance(s, dict):
+            continue
         extra = f"{s['stage2_only']['p50_ms']:.2f}" if "stage2_only" in s else ""
-        lines.append(f"| {name} | {s['n']} | {s['p50_ms']:.2f} | {s['p95_ms']:.2f} | {s['p99_ms']:.2f} | {extra} |")
+        split = [f"{s[k]['share']:.0%}, {s[k]['p50_ms']:.2f}" if k in s else ""
+                 for k in ("decided_by_static", "decided_by_embedding")]
+        lines.append(f"| {name} | {s['n']} | {s['p50_ms']:.2f} | {s['p95_ms']:.2f} | {s['p99_ms']:.2f} | {extra} | "
+                     + " | ".join(split) + " |")
     thr = res["batch_throughput"]
     sizes = [k for k in thr["torch"]]
+    paths = [p for p in PATHS if p in thr]
     lines += ["", f"## Batch throughput (queries/s, `classify_batch`, {thr['n_queries']} queries; {thr['note']})", "",
-              "| embedder | " + " | ".join(s.replace("_", " ") for s in sizes) + " |",
+              "| path | " + " | ".join(s.replace("_", " ") for s in sizes) + " |",
               "|---|" + "---|" * len(sizes)]
-    for b in BACKENDS:
+    for b in paths:
         lines.append(f"| {b} | " + " | ".join(f"{thr[b][s]['queries_per_s']:.0f}" for s in sizes) + " |")
     cs = res["cold_start"]
     lines += ["", f"## Cold start in a fresh process (s; {cs['note']})", "",
-              "| embedder | interpreter | imports | model load | first decision | total | torch imported | "
+              "| path | interpreter | imports | model load | first decision | total | torch imported | "
               "peak RSS at first decision (MiB) | peak RSS after more decisions (MiB) |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for b in BACKENDS:
+    for b in [p for p in PATHS if p in cs]:
         r = cs[b]
         lines.append(f"| {b} | {r['interpreter_s']:.2f} | {r['imports_s']:.2f} | {r['model_load_s']:.2f} | "
                      f"{r['first_decision_s']:.3f} | **{r['total_s']:.2f}** | {r['torch_imported']} | "
@@ -354,17 +390,18 @@ def to_markdown(res: dict) -> str:
         lines.append(f"Skipped: {dev['skipped']}.")
     else:
         lines += [f"`{dev['file']}`, n = {dev['n']}.", "",
-                  "| embedder | macro-F1 | accuracy | escalated | label agreement with torch | "
-                  "decision agreement with torch |", "|---|---|---|---|---|---|"]
-        for b in BACKENDS:
+                  "| path | macro-F1 | accuracy | escalated | decided by static | label agreement with torch | "
+                  "decision agreement with torch |", "|---|---|---|---|---|---|---|"]
+        for b in [p for p in PATHS if p in dev]:
             r = dev[b]
             agree = (f"{r['label_agreement_with_torch']:.4f} | {r['decision_agreement_with_torch']:.4f}"
                      if "label_agreement_with_torch" in r else "— | —")
-            lines.append(f"| {b} | {r['macro_f1']:.4f} | {r['accuracy']:.4f} | {r['escalation_rate']:.3f} | {agree} |")
+            lines.append(f"| {b} | {r['macro_f1']:.4f} | {r['accuracy']:.4f} | {r['escalation_rate']:.3f} | "
+                         f"{r['static_coverage']:.3f} | {agree} |")
     ro = res["routing_overhead"]
     lines += ["", f"## route_and_complete overhead ({ro['n_requests']} requests, {ro['provider']})", "",
               ro["note"] + ".", "",
-              "| embedder | bare Router mean / p50 (ms) | TaskRouter mean / p50 (ms) | ratio (mean) | "
+              "| path | bare Router mean / p50 (ms) | TaskRouter mean / p50 (ms) | ratio (mean) | "
               "added mean (ms) | classification mean (ms) | added beyond classification (ms) |",
               "|---|---|---|---|---|---|---|"]
     for name, r in ro.items():

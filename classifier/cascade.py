@@ -39,13 +39,20 @@ class CacheInfo(NamedTuple):
 class Cascade:
     """Classify queries cheapest-first; a stage answers or passes the query on.
 
+    Stages: keyword rules ("heuristic"); when the model has one, a static-embedding head ("static": a token
+    table distilled from MiniLM, well under a millisecond per query) that answers only at or above
+    `static_threshold`;
+    the MiniLM head ("embedding"), which answers at or above `threshold`; and the LLM ("llm") for the rest.
+    Escalation means passing a query on from the MiniLM head.
+
     Decisions past the keyword rules are remembered in a bounded, thread-safe LRU cache (`cache_size`
     entries; 0 switches it off), keyed on the query with whitespace collapsed and case folded — stage 2 reads
     queries that way already (lower-cased tokens, n-grams of whitespace-split words). The rules are case- and
     line-sensitive, so a variant runs them on its exact text before the cache is asked; an exact repeat of
     the text that made the entry skips them as well (they did not fire on it), so it costs two hashes and a
-    dict lookup. A hit returns the stored `Decision` object itself, trail latencies included. Stage-3 answers are cached too (that is where the time and money go);
-    a decision where stage 3 was asked and gave no usable answer is not, so the query is asked again next time.
+    dict lookup. A hit returns the stored `Decision` object itself, trail latencies included. Stage-3 answers
+    are cached too (that is where the time and money go); a decision where stage 3 was asked and gave no
+    usable answer is not, so the query is asked again next time.
     The cache assumes the stages are not changed in place: `with_llm` returns a cascade with a cache of its
     own, and `cache_clear()` empties it.
 
@@ -55,16 +62,19 @@ class Cascade:
     """
 
     def __init__(self, classifier: LinearHead, rules: KeywordRules | None, threshold: float, *,
-                 llm: LLMStage | None = None, few_shot_k: int = 8, manifest: dict | None = None,
-                 cache_size: int = DEFAULT_CACHE_SIZE) -> None:
-        if not 0.0 <= threshold <= 1.0 + 1e-6:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+                 static: LinearHead | None = None, static_threshold: float = 1.0, llm: LLMStage | None = None,
+                 few_shot_k: int = 8, manifest: dict | None = None, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+        for name, value in (("threshold", threshold), ("static_threshold", static_threshold)):
+            if not 0.0 <= value <= 1.0 + 1e-6:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"The 'cache_size' parameter of Cascade must be an int >= 0. "
                              f"Got {cache_size!r} instead.")
         self.classifier = classifier
         self.rules = rules
         self.threshold = threshold
+        self.static = static
+        self.static_threshold = static_threshold
         self.llm = llm
         self.few_shot_k = few_shot_k
         self.manifest = manifest or {}
@@ -79,19 +89,28 @@ class Cascade:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, llm: LLMStage | None = None,
-             threshold: float | None = None, cache_size: int = DEFAULT_CACHE_SIZE) -> Cascade:
-        """Load a trained cascade (the shipped one when `path` is None); stage 3 only if `llm` is given."""
-        from .persistence import load_model
+             threshold: float | None = None, static: bool = True,
+             cache_size: int = DEFAULT_CACHE_SIZE) -> Cascade:
+        """Load a trained cascade (the shipped one when `path` is None); stage 3 only if `llm` is given.
+
+        `static=False` skips the model's static stage (if it has one), so every query past the rules is read
+        by MiniLM.
+        """
+        from .persistence import load_model, load_static_head
 
         clf, manifest = load_model(path, serving=True)
         section = manifest.get("cascade") or {}
         rules = KeywordRules.from_list(section["rules"]) if section.get("rules") else None
         chosen = float(section.get("threshold", 0.0)) if threshold is None else threshold
-        return cls(clf, rules, chosen, llm=llm, manifest=manifest, cache_size=cache_size)
+        fast = load_static_head(path, manifest, clf) if static else None
+        fast_threshold = float((section.get("static") or {}).get("threshold", 1.0))
+        return cls(clf, rules, chosen, static=fast, static_threshold=fast_threshold, llm=llm, manifest=manifest,
+                   cache_size=cache_size)
 
     def with_llm(self, llm: LLMStage | None) -> Cascade:
         """The same cascade with another stage 3 (or none), and an empty cache of the same size."""
-        return Cascade(self.classifier, self.rules, self.threshold, llm=llm, few_shot_k=self.few_shot_k,
+        return Cascade(self.classifier, self.rules, self.threshold, static=self.static,
+                       static_threshold=self.static_threshold, llm=llm, few_shot_k=self.few_shot_k,
                        manifest=self.manifest, cache_size=self.cache_size)
 
     def cache_info(self) -> CacheInfo:
@@ -134,6 +153,9 @@ class Cascade:
             rest = [i for i in rest if i not in decided]
             with self._cache_lock:
                 self._misses += len(rest)
+        computed = rest
+        if rest and self.static is not None:
+            rest = self._static_stage(texts, rest, trails, decided)
         if rest:
             start = time.perf_counter()
             batch = [texts[i] for i in rest]
@@ -156,9 +178,28 @@ class Cascade:
                         decided[i] = Decision(s3.label, "llm", s3.confidence, True, tuple(trails[i]))
                         continue
                 decided[i] = Decision(label, "embedding", conf, True, tuple(trails[i]))
-            if keys:
-                self._remember((keys[i], decided[i]) for i in rest)
+        if keys:
+            self._remember((keys[i], decided[i]) for i in computed)
         return [decided[i] for i in range(len(texts))]
+
+    def _static_stage(self, texts: list[str], rest: list[int], trails: dict[int, list[StageResult]],
+                      decided: dict[int, Decision]) -> list[int]:
+        """Decide the queries the static head is confident about; return the others, for MiniLM."""
+        start = time.perf_counter()
+        proba = self.static.predict_proba([texts[i] for i in rest])
+        per_query = (time.perf_counter() - start) / len(rest)
+        passed = []
+        for j, i in enumerate(rest):
+            best = int(proba[j].argmax())
+            label, conf = self.labels[best], float(proba[j, best])
+            confident = conf >= self.static_threshold
+            note = "confident" if confident else "below threshold"
+            trails[i].append(StageResult("static", label, conf, per_query, note))
+            if confident:
+                decided[i] = Decision(label, "static", conf, False, tuple(trails[i]))
+            else:
+                passed.append(i)
+        return passed
 
     def _lookup(self, keys: dict[int, tuple[bytes, bytes]], indices, decided: dict[int, Decision], *,
                 exact: bool) -> None:

@@ -84,11 +84,11 @@ class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
         return self
 
     # -- persistence ------------------------------------------------------------------------------------------
-    def save(self, directory: str | Path, **manifest_extra: object) -> Path:
-        """Write the model directory (manifest + arrays, no pickle)."""
+    def save(self, directory: str | Path, *, static: TaskClassifier | None = None, **manifest_extra: object) -> Path:
+        """Write the model directory (manifest + arrays, no pickle), with an optional static-embedding head."""
         from .persistence import save_model
 
-        return save_model(self, directory, **manifest_extra)
+        return save_model(self, directory, static=static, **manifest_extra)
 
     @classmethod
     def load(cls, directory: str | Path | None = None) -> TaskClassifier:

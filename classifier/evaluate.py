@@ -43,6 +43,10 @@ def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple
     stage2_all = [cascade.labels[i] for i in proba.argmax(axis=1)]
     alone = _classification(truth, stage2_all, labels)
     metrics["embedding_only"] = {"accuracy": alone["accuracy"], "macro_f1": alone["macro_f1"]}
+    if cascade.static is not None:
+        fast = cascade.static.predict_proba(texts)
+        alone = _classification(truth, [cascade.labels[i] for i in fast.argmax(axis=1)], labels)
+        metrics["static_only"] = {"accuracy": alone["accuracy"], "macro_f1": alone["macro_f1"]}
 
     metrics["stages"] = {}
     for stage in STAGES:
@@ -75,12 +79,12 @@ def sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision], proba:
     truth = list(data.labels)
     labels = sorted(set(cascade.labels) | set(truth))
     conf, s2 = proba.max(axis=1), [cascade.labels[i] for i in proba.argmax(axis=1)]
-    heuristic = [d.stage == "heuristic" for d in decisions]
+    before_minilm = [d.stage in ("heuristic", "static") for d in decisions]  # decided before the threshold applies
     rows = []
     for t in np.round(np.arange(0.3, 1.0001, 0.01), 2):
         pred, n_esc = [], 0
         for i, text in enumerate(data.texts):
-            if heuristic[i]:
+            if before_minilm[i]:
                 pred.append(decisions[i].label)
                 continue
             escalate = conf[i] < t
@@ -132,6 +136,8 @@ def format_report(m: Mapping) -> str:
            f"accuracy {pct(m['accuracy'])}   macro-F1 {m['macro_f1']:.4f}   "
            f"(embedding classifier alone: accuracy {pct(m['embedding_only']['accuracy'])}, "
            f"macro-F1 {m['embedding_only']['macro_f1']:.4f})",
+           *([f"static classifier alone: accuracy {pct(m['static_only']['accuracy'])}, "
+              f"macro-F1 {m['static_only']['macro_f1']:.4f}"] if "static_only" in m else []),
            f"latency per query: p50 {m['latency_ms']['p50']:.2f} ms   p95 {m['latency_ms']['p95']:.2f} ms", "",
            f"{'label':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
     for lab, v in m["per_label"].items():

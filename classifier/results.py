@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["STAGES", "Decision", "StageResult"]
 
-STAGES = ("heuristic", "embedding", "llm")
+STAGES = ("heuristic", "static", "embedding", "llm")
 
 
 @dataclass(frozen=True)

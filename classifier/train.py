@@ -14,10 +14,12 @@ from .estimator import TaskClassifier
 from .keywords import KeywordRules, load_rules
 from .threshold import choose_threshold, threshold_curve
 
-__all__ = ["DEFAULT_MAX_ESCALATION", "TrainingReport", "train_cascade"]
+__all__ = ["DEFAULT_MAX_ESCALATION", "DEFAULT_STATIC_MAX_ERROR", "TrainingReport", "train_cascade"]
 
 DEFAULT_MAX_ESCALATION = 0.10
 """Default target: escalate at most this share of the held-out queries that reach stage 2."""
+DEFAULT_STATIC_MAX_ERROR = 0.01
+"""The static stage answers only where its held-out error on what it accepts stays within this."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class TrainingReport:
     threshold: float
     target: dict[str, float]
     rules: list[dict]
+    static_threshold: float | None = None
+    static_coverage: float | None = None
+    """Share of the held-out queries reaching stage 2 that the static head accepted (None: no static stage)."""
 
     @property
     def disabled_rules(self) -> list[dict]:
@@ -39,33 +44,61 @@ class TrainingReport:
 
 def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: str | Path | None = None,
                   precision_floor: float = 0.98, max_escalation: float | None = None,
-                  max_error: float | None = None, random_state: int = 0,
+                  max_error: float | None = None, static: bool = True,
+                  static_max_error: float = DEFAULT_STATIC_MAX_ERROR, random_state: int = 0,
                   progress: bool | None = None, **classifier_params) -> tuple[Cascade, TrainingReport]:
-    """Train on `data`; save to `out` when given. The threshold target defaults to DEFAULT_MAX_ESCALATION."""
+    """Train on `data`; save to `out` when given. The threshold target defaults to DEFAULT_MAX_ESCALATION.
+
+    With `static`, a second head over the static (distilled) embedder is trained too, and its threshold is the
+    lowest whose held-out error on the queries it accepts is within `static_max_error`. The MiniLM threshold
+    is then chosen on the queries the static head passes on, for the same target over all of stage 2.
+    """
     if max_escalation is None and max_error is None:
         max_escalation = DEFAULT_MAX_ESCALATION
     texts, labels = list(data.texts), list(data.labels)
+    truth = np.array(labels)
     rules = KeywordRules(load_rules(rules_path)).calibrate(texts, labels, precision_floor=precision_floor)
-    clf = TaskClassifier(random_state=random_state, progress=progress, **classifier_params).fit(texts, labels)
-
-    proba = clf.cv_proba_
-    oof_pred = clf.classes_[proba.argmax(axis=1)]
-    conf, correct = proba.max(axis=1), oof_pred == np.array(labels)
     reaches_stage2 = np.array([rules.classify(t).label is None for t in texts])
+    clf = TaskClassifier(random_state=random_state, progress=progress, **classifier_params).fit(texts, labels)
+    conf, oof_pred = clf.cv_proba_.max(axis=1), clf.classes_[clf.cv_proba_.argmax(axis=1)]
+
+    fast, fast_section, passed_on = None, None, reaches_stage2
+    if static:
+        from .static_embedding import StaticMiniLMEmbedder
+
+        fast = TaskClassifier(random_state=random_state, progress=progress, embedder=StaticMiniLMEmbedder(),
+                              **classifier_params).fit(texts, labels)
+        f_conf = fast.cv_proba_.max(axis=1)
+        f_correct = fast.classes_[fast.cv_proba_.argmax(axis=1)] == truth
+        f_target = {"max_error": static_max_error}
+        f_threshold = choose_threshold(f_conf[reaches_stage2], f_correct[reaches_stage2], **f_target)
+        fast_section = {"threshold": f_threshold, "target": f_target,
+                        "curve": threshold_curve(f_conf[reaches_stage2], f_correct[reaches_stage2])}
+        passed_on = reaches_stage2 & (f_conf < f_threshold)
+
     target = {"max_escalation": max_escalation} if max_escalation is not None else {"max_error": max_error}
-    threshold = choose_threshold(conf[reaches_stage2], correct[reaches_stage2], **target)
-    curve = threshold_curve(conf[reaches_stage2], correct[reaches_stage2])
+    if max_escalation is not None:  # at most that share of all stage-2 queries, taken from those passed on
+        share = min(1.0, max_escalation * reaches_stage2.sum() / max(1, passed_on.sum()))
+        threshold = choose_threshold(conf[passed_on], (oof_pred == truth)[passed_on], max_escalation=share)
+    else:
+        threshold = choose_threshold(conf[passed_on], (oof_pred == truth)[passed_on], max_error=max_error)
+    curve = threshold_curve(conf[passed_on], (oof_pred == truth)[passed_on])
 
     report = TrainingReport(
         n=len(texts), label_counts={k: labels.count(k) for k in clf.classes_.tolist()},
         cv_accuracy=float(accuracy_score(labels, oof_pred)),
         cv_macro_f1=float(f1_score(labels, oof_pred, average="macro")),
-        threshold=threshold, target=target, rules=rules.to_list())
-    cascade = Cascade(clf, rules, threshold)
+        threshold=threshold, target=target, rules=rules.to_list(),
+        static_threshold=fast_section["threshold"] if fast_section else None,
+        static_coverage=float(1 - passed_on.sum() / max(1, reaches_stage2.sum())) if fast_section else None)
+    cascade = Cascade(clf, rules, threshold, static=fast,
+                      static_threshold=fast_section["threshold"] if fast_section else 1.0)
     if out is not None:
-        clf.save(out,
-                 cascade={"threshold": threshold, "target": target, "precision_floor": precision_floor,
-                          "curve": curve, "rules": rules.to_list()},
+        section = {"threshold": threshold, "target": target, "precision_floor": precision_floor, "curve": curve,
+                   "rules": rules.to_list()}
+        if fast_section:
+            section["static"] = fast_section
+        clf.save(out, static=fast, cascade=section,
                  training={"n": report.n, "label_counts": report.label_counts, "data_sha256": data.sha256(),
                            "data_file": Path(data.path).name if data.path else None},
                  metrics={"cv_accuracy": report.cv_accuracy, "cv_macro_f1": report.cv_macro_f1,

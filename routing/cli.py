@@ -30,8 +30,11 @@ def train(data: Annotated[Path, typer.Option(help="Labeled queries (.jsonl or .c
           max_escalation: Annotated[float | None, typer.Option(help="Threshold target: max share escalated.")] = None,
           max_error: Annotated[float | None, typer.Option(help="Threshold target: max error on accepted queries.")] = None,
           precision_floor: Annotated[float, typer.Option(help="Rules below this training precision are switched off.")] = 0.98,
+          static: Annotated[bool, typer.Option(help="Also train the fast static-embedding stage.")] = True,
+          static_max_error: Annotated[float, typer.Option(help="Static stage target: max held-out error on what "
+                                                               "it accepts.")] = 0.01,
           seed: int = 0) -> None:
-    """Train the cascade (rules, embedding classifier, threshold) and save it."""
+    """Train the cascade (rules, static and MiniLM classifiers, thresholds) and save it."""
     from classifier.data import load_dataset
     from classifier.train import train_cascade
 
@@ -39,9 +42,13 @@ def train(data: Annotated[Path, typer.Option(help="Labeled queries (.jsonl or .c
         raise TaskRouterError("give at most one of --max-escalation and --max-error")
     dataset = load_dataset(data)
     _, report = train_cascade(dataset, out=out, rules_path=rules, precision_floor=precision_floor,
-                              max_escalation=max_escalation, max_error=max_error, random_state=seed)
+                              max_escalation=max_escalation, max_error=max_error, static=static,
+                              static_max_error=static_max_error, random_state=seed)
     typer.echo(f"trained on {report.n} queries {report.label_counts}")
     typer.echo(f"cross-validated stage 2: accuracy {report.cv_accuracy:.4f}, macro-F1 {report.cv_macro_f1:.4f}")
+    if report.static_threshold is not None:
+        typer.echo(f"static stage threshold {report.static_threshold:.4f}: accepts {report.static_coverage:.1%} of "
+                   f"held-out stage-2 queries (max error {static_max_error})")
     typer.echo(f"escalation threshold {report.threshold:.4f} (target {report.target})")
     off = report.disabled_rules
     typer.echo(f"keyword rules: {len(report.rules) - len(off)} on, {len(off)} switched off")
@@ -63,6 +70,8 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
              sweep_out: Annotated[Path | None, typer.Option("--sweep", help="Prefix for the threshold sweep "
                                                             "(.csv and .png); default: next to --json.")] = None,
              threshold: Annotated[float | None, typer.Option(help="Override the model's threshold.")] = None,
+             static: Annotated[bool, typer.Option(help="Use the model's static stage (--no-static: MiniLM "
+                                                      "reads every query past the rules).")] = True,
              compare: Annotated[tuple[Path, Path] | None, typer.Option(help="OLD NEW model directories: show what "
                                                                           "a retrain changed on --data.")] = None
              ) -> None:
@@ -77,7 +86,7 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
     if llm is LLMMode.labels and answers is None:
         raise TaskRouterError("--llm labels needs --answers FILE")
     dataset = load_dataset(data)
-    cascade = Cascade.load(model, threshold=threshold)
+    cascade = Cascade.load(model, threshold=threshold, static=static)
     llm_answers: dict[str, str] | None = None
     if llm is LLMMode.oracle:
         llm_answers = dict(zip(dataset.texts, dataset.labels, strict=True))

@@ -77,6 +77,8 @@ class ClassifierSettings(_Strict):
     model: str | None = None
     """Model directory; None = the model shipped with the package."""
     threshold: float | None = Field(default=None, ge=0, le=1)
+    static: bool = True
+    """Use the model's static-embedding stage (when it has one); false sends every query past the rules to MiniLM."""
 
 
 class LLMClassifierSettings(_Strict):

