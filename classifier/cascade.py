@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from .data import check_query
+from .features import SparseRows
 from .head import LinearHead
 from .keywords import KeywordRules
 from .results import Decision, StageResult
@@ -154,13 +155,14 @@ class Cascade:
             with self._cache_lock:
                 self._misses += len(rest)
         computed = rest
+        lexical = None
         if rest and self.static is not None:
-            rest = self._static_stage(texts, rest, trails, decided)
+            rest, lexical = self._static_stage(texts, rest, trails, decided)
         if rest:
             start = time.perf_counter()
             batch = [texts[i] for i in rest]
             emb = self.classifier.embed(batch)
-            proba = self.classifier.predict_proba(batch, embeddings=emb)
+            proba = self.classifier.predict_proba(batch, embeddings=emb, lexical=lexical)
             per_query = (time.perf_counter() - start) / len(rest)
             for j, i in enumerate(rest):
                 best = int(proba[j].argmax())
@@ -183,12 +185,15 @@ class Cascade:
         return [decided[i] for i in range(len(texts))]
 
     def _static_stage(self, texts: list[str], rest: list[int], trails: dict[int, list[StageResult]],
-                      decided: dict[int, Decision]) -> list[int]:
-        """Decide the queries the static head is confident about; return the others, for MiniLM."""
+                      decided: dict[int, Decision]) -> tuple[list[int], SparseRows | None]:
+        """Decide the queries the static head is confident about; return the others, for MiniLM, and their
+        n-gram rows when both heads share them."""
         start = time.perf_counter()
-        proba = self.static.predict_proba([texts[i] for i in rest])
+        batch = [texts[i] for i in rest]
+        lexical = self.static.lexical_.transform_rows(batch)
+        proba = self.static.predict_proba(batch, lexical=lexical)
         per_query = (time.perf_counter() - start) / len(rest)
-        passed = []
+        passed, rows = [], []
         for j, i in enumerate(rest):
             best = int(proba[j].argmax())
             label, conf = self.labels[best], float(proba[j, best])
@@ -199,7 +204,9 @@ class Cascade:
                 decided[i] = Decision(label, "static", conf, False, tuple(trails[i]))
             else:
                 passed.append(i)
-        return passed
+                rows.append(j)
+        shared = self.static.lexical_ is self.classifier.lexical_
+        return passed, (lexical.take(rows) if shared and passed else None)
 
     def _lookup(self, keys: dict[int, tuple[bytes, bytes]], indices, decided: dict[int, Decision], *,
                 exact: bool) -> None:

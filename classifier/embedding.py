@@ -65,6 +65,8 @@ class CachedEmbedder(abc.ABC):
     id = EMBEDDER_ID
     dim = EMBEDDER_DIM
     backend = "?"
+    max_batch_chars: int | None = None
+    """Also end a batch before its padded size (texts × longest text, in characters) passes this."""
 
     def __init__(self, *, batch_size: int = 64, cache_size: int = 50_000) -> None:
         self.batch_size = batch_size
@@ -110,8 +112,7 @@ class CachedEmbedder(abc.ABC):
 
             bar = tqdm(total=len(texts), desc="embedding", unit="q")
         try:
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start:start + self.batch_size]
+            for idx in self._batches(order, texts):
                 result[idx] = self._encode_batch([texts[i] for i in idx])
                 if bar is not None:
                     bar.update(len(idx))
@@ -119,6 +120,21 @@ class CachedEmbedder(abc.ABC):
             if bar is not None:
                 bar.close()
         return result
+
+
+    def _batches(self, order: list[int], texts: list[str]) -> list[list[int]]:
+        """Consecutive runs of `order` (shortest text first) of at most `batch_size` texts and padded size."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        for i in order:
+            too_wide = self.max_batch_chars is not None and (len(current) + 1) * len(texts[i]) > self.max_batch_chars
+            if current and (len(current) == self.batch_size or too_wide):
+                batches.append(current)
+                current = []
+            current.append(i)
+        if current:
+            batches.append(current)
+        return batches
 
 
 class MiniLMEmbedder(CachedEmbedder):

@@ -28,6 +28,14 @@ class SparseRows:
     values: np.ndarray
     n_columns: int
 
+    def take(self, rows: Sequence[int]) -> SparseRows:
+        """The given rows, in that order."""
+        starts, ends = self.indptr[:-1][rows], self.indptr[1:][rows]
+        picks = [np.arange(a, b) for a, b in zip(starts, ends, strict=True)]
+        at = np.concatenate(picks) if picks else np.empty(0, dtype=np.int64)
+        return SparseRows(np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64), self.indices[at],
+                          self.values[at], self.n_columns)
+
     def to_scipy(self):
         """The same rows as a `scipy.sparse.csr_matrix` (training only; imports SciPy)."""
         from scipy import sparse
@@ -68,8 +76,8 @@ class LexicalFeatures:
         values: list[np.ndarray] = []
         for text in texts:
             text.encode("utf-8")  # UnicodeEncodeError on a lone surrogate, which mmh3 would crash on
-            hashes = np.fromiter((mmh3.hash(g, 0, True) for g in char_wb_ngrams(text, self.ngram_range)),
-                                 dtype=np.int64)
+            # mmh3.hash defaults: seed 0, signed 32-bit, as scikit-learn's murmurhash3_32 is called.
+            hashes = np.fromiter(map(mmh3.hash, char_wb_ngrams(text, self.ngram_range)), dtype=np.int64)
             cols = np.abs(hashes) % n
             cols[hashes == _INT32_MIN] = (2**31 - 1 - (n - 1)) % n  # scikit-learn's abs(-2**31) % n
             unique, count = np.unique(cols, return_counts=True)

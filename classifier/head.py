@@ -12,7 +12,7 @@ import numpy as np
 
 from .data import check_query
 from .embedding import Embedder, default_embedder
-from .features import linear_scores
+from .features import SparseRows, linear_scores
 
 __all__ = ["LinearHead", "as_list", "softmax"]
 
@@ -35,14 +35,19 @@ class LinearHead:
         texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(as_list(X, "X"))]
         return self._embedder().encode(texts, progress=self.progress)
 
-    def predict_proba(self, X: Sequence[str], *, embeddings: np.ndarray | None = None) -> np.ndarray:
-        """Calibrated class probabilities, columns in `classes_` order."""
+    def predict_proba(self, X: Sequence[str], *, embeddings: np.ndarray | None = None,
+                      lexical: SparseRows | None = None) -> np.ndarray:
+        """Calibrated class probabilities, columns in `classes_` order.
+
+        `embeddings` and `lexical` (this head's `lexical_.transform_rows(X)`) may be passed when already made.
+        """
         self._check_fitted()
         texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(as_list(X, "X"))]
         if embeddings is None:
             embeddings = self._embedder().encode(texts, progress=self.progress)
-        scores = linear_scores(embeddings, self.lexical_.transform_rows(texts), self.lexical_weight,
-                               self.coef_, self.intercept_)
+        if lexical is None:
+            lexical = self.lexical_.transform_rows(texts)
+        scores = linear_scores(embeddings, lexical, self.lexical_weight, self.coef_, self.intercept_)
         return softmax(binary_to_two(scores) / self.temperature_)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:

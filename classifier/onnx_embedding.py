@@ -78,6 +78,8 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
     (1, 384)
     """
 
+    max_batch_chars = 4000  # padding a batch to its longest text costs more than small batches do on a CPU
+
     def __init__(self, *, quantize: bool = False, threads: int | None = None, allow_export: bool = True,
                  batch_size: int = 64, cache_size: int = 50_000) -> None:
         super().__init__(batch_size=batch_size, cache_size=cache_size)

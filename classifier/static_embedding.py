@@ -83,7 +83,10 @@ class StaticMiniLMEmbedder(CachedEmbedder):
         if self._table is None:
             self.load()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, enc in enumerate(self._tokenizer.encode_batch(texts, add_special_tokens=False)):
+        # encode_batch hands work to a thread pool: for a handful of texts that costs more than it saves.
+        encodings = (self._tokenizer.encode_batch(texts, add_special_tokens=False) if len(texts) > 8 else
+                     [self._tokenizer.encode(t, add_special_tokens=False) for t in texts])
+        for row, enc in enumerate(encodings):
             ids = [i for i in enc.ids if i != self._unk_id][:MAX_TOKENS]
             if ids:
                 out[row] = self._table[ids].astype(np.float32).mean(axis=0)

@@ -54,7 +54,12 @@ def test_shipped_cascade_uses_the_static_stage_only_when_confident(queries):
     # Without the static stage every one of those queries is read by MiniLM.
     plain = Cascade.load(static=False, cache_size=0)
     assert plain.static is None
-    assert {d.stage for d in plain.classify_batch(queries)} <= {"heuristic", "embedding"}
+    alone = plain.classify_batch(queries)
+    assert {d.stage for d in alone} <= {"heuristic", "embedding"}
+    # MiniLM reuses the static stage's n-gram rows for what it is passed: same confidences as on its own.
+    for with_static, without in zip(decisions, alone, strict=True):
+        if with_static.stage == "embedding":
+            assert with_static.confidence == pytest.approx(without.confidence, abs=1e-9)
 
 
 def test_the_static_head_is_refused_when_its_manifest_section_is_foreign(tmp_path):

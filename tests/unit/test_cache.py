@@ -26,7 +26,7 @@ class CountingStage2:
             self.seen.extend(texts)
         return np.zeros((len(texts), 4), dtype=np.float32)
 
-    def predict_proba(self, texts, *, embeddings=None):
+    def predict_proba(self, texts, *, embeddings=None, lexical=None):
         rows = []
         for t in texts:
             low = t.lower()

@@ -51,3 +51,12 @@ def test_numpy_scores_equal_the_scipy_design_matrix():
 def test_a_lone_surrogate_is_an_error_not_a_crash():
     with pytest.raises(UnicodeEncodeError):
         LexicalFeatures().counts(["fine", "broken \ud83d text"])
+
+
+def test_take_picks_rows_in_order():
+    texts = ["alpha beta", "", "gamma", "delta epsilon zeta"]
+    lexical = LexicalFeatures(n_features=2**10).fit(texts)
+    rows = lexical.transform_rows(texts)
+    picked = rows.take([3, 1, 0]).to_scipy().toarray()
+    assert np.array_equal(picked, rows.to_scipy().toarray()[[3, 1, 0]])
+    assert rows.take([]).to_scipy().shape == (0, 2**10)
