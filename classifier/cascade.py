@@ -71,6 +71,9 @@ class Cascade:
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"The 'cache_size' parameter of Cascade must be an int >= 0. "
                              f"Got {cache_size!r} instead.")
+        if static is not None and list(static.classes_) != list(classifier.classes_):
+            raise ValueError(f"the static head's labels {list(static.classes_)} differ from the classifier's "
+                             f"{list(classifier.classes_)}")
         self.classifier = classifier
         self.rules = rules
         self.threshold = threshold
@@ -90,12 +93,12 @@ class Cascade:
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, llm: LLMStage | None = None,
-             threshold: float | None = None, static: bool = True,
+             threshold: float | None = None, static: bool = True, static_threshold: float | None = None,
              cache_size: int = DEFAULT_CACHE_SIZE) -> Cascade:
         """Load a trained cascade (the shipped one when `path` is None); stage 3 only if `llm` is given.
 
-        `static=False` skips the model's static stage (if it has one), so every query past the rules is read
-        by MiniLM.
+        `threshold` and `static_threshold` override the trained ones. `static=False` skips the model's static
+        stage (if it has one), so every query past the rules is read by MiniLM.
         """
         from .persistence import load_model, load_static_head
 
@@ -104,7 +107,8 @@ class Cascade:
         rules = KeywordRules.from_list(section["rules"]) if section.get("rules") else None
         chosen = float(section.get("threshold", 0.0)) if threshold is None else threshold
         fast = load_static_head(path, manifest, clf) if static else None
-        fast_threshold = float((section.get("static") or {}).get("threshold", 1.0))
+        fast_threshold = (float((section.get("static") or {}).get("threshold", 1.0)) if static_threshold is None
+                          else static_threshold)
         return cls(clf, rules, chosen, static=fast, static_threshold=fast_threshold, llm=llm, manifest=manifest,
                    cache_size=cache_size)
 

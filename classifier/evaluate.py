@@ -14,7 +14,7 @@ from .cascade import Cascade
 from .data import Dataset
 from .results import STAGES, Decision
 
-__all__ = ["evaluate", "format_report", "sweep", "write_sweep"]
+__all__ = ["evaluate", "format_report", "static_sweep", "sweep", "write_csv", "write_sweep"]
 
 
 def _classification(truth: Sequence[str], pred: Sequence[str], labels: list[str]) -> dict:
@@ -97,6 +97,41 @@ def sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision], proba:
     return rows
 
 
+def static_sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision], proba: np.ndarray) -> list[dict]:
+    """Static-stage threshold vs the share it decides and the cascade's accuracy/macro-F1, stage 3 off.
+
+    The queries the static stage passes on keep the MiniLM label. Empty when the cascade has no static stage.
+    """
+    if cascade.static is None:
+        return []
+    truth, texts = list(data.labels), list(data.texts)
+    labels = sorted(set(cascade.labels) | set(truth))
+    fast = cascade.static.predict_proba(texts)
+    f_conf, f_label = fast.max(axis=1), [cascade.labels[i] for i in fast.argmax(axis=1)]
+    minilm = [cascade.labels[i] for i in proba.argmax(axis=1)]
+    past_rules = [d.stage != "heuristic" for d in decisions]
+    rows = []
+    for t in np.round(np.arange(0.80, 1.0001, 0.01), 2):
+        takes = [past_rules[i] and f_conf[i] >= t for i in range(len(texts))]
+        pred = [f_label[i] if takes[i] else minilm[i] if past_rules[i] else decisions[i].label
+                for i in range(len(texts))]
+        rows.append({"static_threshold": float(t), "static_coverage": sum(takes) / len(texts),
+                     "accuracy": float(accuracy_score(truth, pred)),
+                     "macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0))})
+    return rows
+
+
+def write_csv(rows: list[dict], path: str | Path) -> Path:
+    """Rows of one shape as a CSV file."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return out
+
+
 def write_sweep(rows: list[dict], out_prefix: str | Path, *, title: str, chosen: float) -> tuple[Path, Path]:
     """Save the sweep as CSV and as a PNG plot (escalation rate vs macro-F1)."""
     import matplotlib
@@ -105,12 +140,7 @@ def write_sweep(rows: list[dict], out_prefix: str | Path, *, title: str, chosen:
     import matplotlib.pyplot as plt
 
     prefix = Path(out_prefix)
-    prefix.parent.mkdir(parents=True, exist_ok=True)
-    csv_path, png_path = prefix.with_suffix(".csv"), prefix.with_suffix(".png")
-    with csv_path.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    csv_path, png_path = write_csv(rows, prefix.with_suffix(".csv")), prefix.with_suffix(".png")
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot([r["escalation_rate"] * 100 for r in rows], [r["macro_f1"] for r in rows], marker=".")
     near = min(rows, key=lambda r: abs(r["threshold"] - chosen))

@@ -72,6 +72,8 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
              threshold: Annotated[float | None, typer.Option(help="Override the model's threshold.")] = None,
              static: Annotated[bool, typer.Option(help="Use the model's static stage (--no-static: MiniLM "
                                                       "reads every query past the rules).")] = True,
+             static_threshold: Annotated[float | None, typer.Option(help="Override the static stage's "
+                                                                         "threshold.")] = None,
              compare: Annotated[tuple[Path, Path] | None, typer.Option(help="OLD NEW model directories: show what "
                                                                           "a retrain changed on --data.")] = None
              ) -> None:
@@ -80,13 +82,14 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
         return _compare(data, *compare, json_out)
     from classifier.cascade import Cascade
     from classifier.data import load_dataset
-    from classifier.evaluate import dump_json, evaluate as run_eval, format_report, sweep, write_sweep
+    from classifier.evaluate import (dump_json, evaluate as run_eval, format_report, static_sweep, sweep, write_csv,
+                                     write_sweep)
     from classifier.llm import LookupClassifier
 
     if llm is LLMMode.labels and answers is None:
         raise TaskRouterError("--llm labels needs --answers FILE")
     dataset = load_dataset(data)
-    cascade = Cascade.load(model, threshold=threshold, static=static)
+    cascade = Cascade.load(model, threshold=threshold, static=static, static_threshold=static_threshold)
     llm_answers: dict[str, str] | None = None
     if llm is LLMMode.oracle:
         llm_answers = dict(zip(dataset.texts, dataset.labels, strict=True))
@@ -109,8 +112,12 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
                                      title=f"threshold sweep, stage 3 = {llm.value}"
                                            + (" (upper bound)" if llm is LLMMode.oracle else ""))
     metrics["sweep"] = {"csv": str(csv_path), "png": str(png_path), "rows": rows}
+    static_rows = static_sweep(cascade, dataset, decisions, proba)
+    if static_rows:
+        static_csv = write_csv(static_rows, prefix.with_name(prefix.name + "-static.csv"))
+        metrics["static_sweep"] = {"csv": str(static_csv), "rows": static_rows}
     typer.echo(format_report(metrics))
-    typer.echo(f"\nsweep: {csv_path}, {png_path}")
+    typer.echo(f"\nsweep: {csv_path}, {png_path}" + (f"\nstatic-stage sweep: {static_csv}" if static_rows else ""))
     if json_out:
         dump_json(metrics, json_out)
         typer.echo(f"metrics: {json_out}")

@@ -79,6 +79,8 @@ class ClassifierSettings(_Strict):
     threshold: float | None = Field(default=None, ge=0, le=1)
     static: bool = True
     """Use the model's static-embedding stage (when it has one); false sends every query past the rules to MiniLM."""
+    static_threshold: float | None = Field(default=None, ge=0, le=1)
+    """Override the static stage's trained threshold: lower answers more queries without MiniLM."""
 
 
 class LLMClassifierSettings(_Strict):

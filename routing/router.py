@@ -39,7 +39,8 @@ class TaskRouter:
         self.router = router if router is not None else _litellm.build_router(self.config)
         settings = self.config.taskrouter
         base = cascade or Cascade.load(self._model_path(), threshold=settings.classifier.threshold,
-                                        static=settings.classifier.static)
+                                        static=settings.classifier.static,
+                                        static_threshold=settings.classifier.static_threshold)
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base
         # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
         # deployments available"), so sync calls then run on a private event loop.

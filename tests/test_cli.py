@@ -50,6 +50,10 @@ def test_train_and_evaluate_a_custom_label_set(tiny_csv, tmp_path):
     assert set(m["latency_ms"]) == {"p50", "p95"} and set(m["stages"]) == {"heuristic", "static", "embedding", "llm"}
     assert (tmp_path / "eval-sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "eval-sweep.csv").read_text().startswith("threshold,escalation_rate,accuracy,macro_f1")
+    static = m["static_sweep"]["rows"]
+    assert (tmp_path / "eval-sweep-static.csv").read_text().startswith("static_threshold,static_coverage,")
+    coverage = [r["static_coverage"] for r in static]
+    assert coverage == sorted(coverage, reverse=True) and all(0 <= c <= 1 for c in coverage)
     r = run("classify", "--model", model, "my card was charged two times")
     assert r.returncode == 0 and r.stdout.split()[0] == "billing"
 

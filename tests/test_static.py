@@ -99,3 +99,20 @@ def test_a_tampered_table_is_never_loaded(tmp_path, monkeypatch):
     (target / FILE).write_bytes(bytes(data))
     with pytest.raises(ModelFileError, match="sha256 does not match its record.*python -m classifier.static_embedding"):
         StaticMiniLMEmbedder(allow_build=False).encode(["fine"])
+
+
+def test_a_static_head_with_other_labels_is_refused():
+    import copy
+
+    cascade = Cascade.load()
+    other = copy.copy(cascade.static)
+    other.classes_ = cascade.static.classes_[::-1]
+    with pytest.raises(ValueError, match="static head's labels"):
+        Cascade(cascade.classifier, cascade.rules, cascade.threshold, static=other)
+
+
+def test_the_static_threshold_can_be_overridden(queries):
+    default = Cascade.load(cache_size=0)
+    lower = Cascade.load(static_threshold=0.6, cache_size=0)
+    count = [sum(d.stage == "static" for d in c.classify_batch(queries)) for c in (default, lower)]
+    assert lower.static_threshold == 0.6 and count[1] > count[0]

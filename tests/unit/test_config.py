@@ -38,8 +38,9 @@ def test_valid_config_and_pool_map(monkeypatch):
     (with_(router_settings={"num_retries": -1}), r"router_settings\.num_retries"),
     (with_(model_list=[]), r"model_list: List should have at least 1 item"),
     ({"model_list": BASE["model_list"]}, r"^taskrouter: Field required"),
+    (with_(taskrouter__classifier={"static_threshold": 1.5}), r"taskrouter\.classifier\.static_threshold"),
 ], ids=["unknown-pool", "default-pool", "llm-alias", "fallback-target", "extra-key", "bad-strategy", "negative",
-        "empty-model-list", "no-taskrouter"])
+        "empty-model-list", "no-taskrouter", "static-threshold"])
 def test_malformed_config_names_the_field(monkeypatch, cfg, match):
     monkeypatch.setenv("TR_KEY", "k")
     with pytest.raises(ConfigError, match=match):
