@@ -82,8 +82,8 @@ def _cascade(path: str, *, cache_size: int = 0):
     backend, static = PATHS[path]
     cascade = Cascade.load(cache_size=cache_size, static=bool(static),
                            static_threshold=static if isinstance(static, float) else None)
-    if static:
-        cascade.static.embedder.load()
+    if static and cascade.static is None:
+        raise SystemExit(f"path {path!r} needs the static stage, which is off here (see the warning above)")
     embedder = (MiniLMEmbedder(cache_size=0) if backend == "torch"
                 else OnnxMiniLMEmbedder(quantize=backend == "onnx-int8", cache_size=0).load())
     cascade.classifier.embedder = embedder
@@ -222,8 +222,6 @@ def _cold_start_child(n_after: int) -> None:
     cascade = Cascade.load(cache_size=0, static=os.environ.get("TASKROUTER_BENCH_STATIC") == "1")
     embedder = default_embedder()
     getattr(embedder, "load", lambda: None)()
-    if cascade.static is not None:
-        cascade.static.embedder.load()
     t_loaded = time.time()
     cascade.classify(FIRST_QUERY)
     t_first = time.time()

@@ -1,4 +1,6 @@
-"""The cascade: keyword rules → embedding classifier → (optional) LLM classifier. No I/O of its own."""
+"""The cascade: keyword rules → static classifier → MiniLM classifier → (optional) LLM classifier.
+
+No I/O of its own."""
 
 from __future__ import annotations
 

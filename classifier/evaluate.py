@@ -39,7 +39,7 @@ def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple
     lat = np.array([d.latency_s for d in decisions]) * 1000
     metrics["latency_ms"] = {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))}
 
-    proba = cascade.classifier.predict_proba(texts)  # embeddings are cached by now
+    proba = cascade.classifier.predict_proba(texts)  # MiniLM on every query, also those decided earlier
     stage2_all = [cascade.labels[i] for i in proba.argmax(axis=1)]
     alone = _classification(truth, stage2_all, labels)
     metrics["embedding_only"] = {"accuracy": alone["accuracy"], "macro_f1": alone["macro_f1"]}

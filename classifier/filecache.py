@@ -75,8 +75,9 @@ def read_verified(path: Path, kind: str) -> tuple[str, bytes]:
         return f"{Path(exc.filename or '?').name} is missing", b""
     except (OSError, ValueError) as exc:
         return f"unreadable ({type(exc).__name__})", b""
+    # Records written before "kind" existed were all ONNX records.
     if (not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or record.get("file") != path.name
-            or record.get("kind") != kind):
+            or record.get("kind", "ONNX") != kind):
         return f"its record is not a taskrouter {kind} record", b""
     if len(data) != record.get("bytes"):
         return f"size {len(data)} != recorded {record.get('bytes')} (truncated or modified)", b""

@@ -47,6 +47,9 @@ class LinearHead:
             embeddings = self._embedder().encode(texts, progress=self.progress)
         if lexical is None:
             lexical = self.lexical_.transform_rows(texts)
+        elif lexical.n_columns != self.lexical_.n_features or len(lexical.indptr) - 1 != len(texts):
+            raise ValueError(f"lexical rows of shape ({len(lexical.indptr) - 1}, {lexical.n_columns}) do not fit "
+                             f"{len(texts)} texts and {self.lexical_.n_features} hashed features")
         scores = linear_scores(embeddings, lexical, self.lexical_weight, self.coef_, self.intercept_)
         return softmax(binary_to_two(scores) / self.temperature_)
 

@@ -20,7 +20,7 @@ import numpy as np
 from .embedding import EMBEDDER_DIM, EMBEDDER_ID
 from .errors import ModelFileError
 
-__all__ = ["DEFAULT_MODEL_DIR", "FORMAT_VERSION", "load_manifest", "load_model", "save_model"]
+__all__ = ["DEFAULT_MODEL_DIR", "FORMAT_VERSION", "load_manifest", "load_model", "load_static_head", "save_model"]
 
 FORMAT_VERSION = 1
 KIND = "taskrouter.TaskClassifier"
@@ -28,6 +28,7 @@ DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
 MANIFEST = "manifest.json"
 _MAX_MANIFEST_BYTES = 20_000_000
 _PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter")
+_MODEL_FILES = {"weights.npz", "examples.npz", "examples.json", "static.npz"}
 
 
 def save_model(clf, directory: str | Path, *, static=None, **extra: Any) -> Path:
@@ -47,9 +48,14 @@ def save_model(clf, directory: str | Path, *, static=None, **extra: Any) -> Path
     }
     if static is not None:
         static._check_fitted()
-        if (static.classes_.tolist() != clf.classes_.tolist()
+        from .static_embedding import STATIC_ID
+
+        if (static.classes_.tolist() != clf.classes_.tolist() or static.coef_.shape != clf.coef_.shape
+                or static.lexical_.ngram_range != clf.lexical_.ngram_range
                 or not np.array_equal(static.lexical_.idf_, clf.lexical_.idf_)):
-            raise ValueError("the static head must be fitted on the same data as the main head")
+            raise ValueError("the static head must be fitted on the same data and features as the main head")
+        if static._embedder().id != STATIC_ID:
+            raise ValueError(f"the static head must embed with {STATIC_ID}, not {static._embedder().id}")
         blobs["static.npz"] = _npz(coef=static.coef_, intercept=static.intercept_)
         extra["static_head"] = {"embedder": {"id": static._embedder().id, "dim": static._embedder().dim},
                                 "lexical_weight": static.lexical_weight,
@@ -66,6 +72,8 @@ def save_model(clf, directory: str | Path, *, static=None, **extra: Any) -> Path
         **extra,
         "files": {name: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for name, b in blobs.items()},
     }
+    for name in _MODEL_FILES - set(blobs):
+        (out / name).unlink(missing_ok=True)  # e.g. static.npz of an earlier save: unlisted files are refused
     for name, b in blobs.items():
         (out / name).write_bytes(b)
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -149,7 +157,13 @@ def load_static_head(directory: str | Path | None, manifest: dict, main):
         raise ModelFileError("inconsistent model: static head shape", path=where)
     if not temperature > 0:
         raise ModelFileError("inconsistent model: static head temperature", path=where)
-    head = LinearHead(lexical_weight=lexical_weight, embedder=StaticMiniLMEmbedder())
+    embedder = StaticMiniLMEmbedder()
+    try:
+        embedder.load()  # now, so a table that cannot be built or verified turns the stage off, not every query
+    except (ModelFileError, OSError, ValueError) as exc:
+        logging.getLogger("taskrouter.embedding").warning("static stage off: %s", exc)
+        return None
+    head = LinearHead(lexical_weight=lexical_weight, embedder=embedder)
     head.classes_, head.coef_, head.intercept_, head.temperature_ = main.classes_, coef, intercept, temperature
     head.lexical_ = main.lexical_
     return head

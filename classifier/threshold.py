@@ -29,8 +29,8 @@ def choose_threshold(confidence: np.ndarray, correct: np.ndarray, *, max_escalat
     if (max_escalation is None) == (max_error is None):
         raise ValueError("give exactly one of max_escalation or max_error")
     conf = np.sort(np.asarray(confidence, dtype=float))
-    if len(conf) == 0:
-        return 0.0
+    if len(conf) == 0:  # nothing held out: escalate nothing, or (error target) accept nothing unproven
+        return 0.0 if max_escalation is not None else 1.0 + 1e-9
     if max_escalation is not None:
         if not 0 <= max_escalation <= 1:
             raise ValueError(f"max_escalation must be in [0, 1], got {max_escalation}")

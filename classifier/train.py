@@ -51,7 +51,8 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
 
     With `static`, a second head over the static (distilled) embedder is trained too, and its threshold is the
     lowest whose held-out error on the queries it accepts is within `static_max_error`. The MiniLM threshold
-    is then chosen on the queries the static head passes on, for the same target over all of stage 2.
+    is then chosen on the queries the static head passes on: with `max_escalation`, so that at most that share
+    of all stage-2 queries is escalated; with `max_error`, for that error on what MiniLM accepts.
     """
     if max_escalation is None and max_error is None:
         max_escalation = DEFAULT_MAX_ESCALATION
@@ -62,7 +63,7 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
     clf = TaskClassifier(random_state=random_state, progress=progress, **classifier_params).fit(texts, labels)
     conf, oof_pred = clf.cv_proba_.max(axis=1), clf.classes_[clf.cv_proba_.argmax(axis=1)]
 
-    fast, fast_section, passed_on = None, None, reaches_stage2
+    fast, fast_section, passed_on, static_coverage = None, None, reaches_stage2, None
     if static:
         from .static_embedding import StaticMiniLMEmbedder
 
@@ -75,6 +76,9 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
         fast_section = {"threshold": f_threshold, "target": f_target,
                         "curve": threshold_curve(f_conf[reaches_stage2], f_correct[reaches_stage2])}
         passed_on = reaches_stage2 & (f_conf < f_threshold)
+        static_coverage = float(1 - passed_on.sum() / max(1, reaches_stage2.sum()))
+        if not passed_on.any():  # the static head took every held-out query: pick MiniLM's threshold on all
+            passed_on = reaches_stage2
 
     target = {"max_escalation": max_escalation} if max_escalation is not None else {"max_error": max_error}
     if max_escalation is not None:  # at most that share of all stage-2 queries, taken from those passed on
@@ -90,7 +94,7 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
         cv_macro_f1=float(f1_score(labels, oof_pred, average="macro")),
         threshold=threshold, target=target, rules=rules.to_list(),
         static_threshold=fast_section["threshold"] if fast_section else None,
-        static_coverage=float(1 - passed_on.sum() / max(1, reaches_stage2.sum())) if fast_section else None)
+        static_coverage=static_coverage if fast_section else None)
     cascade = Cascade(clf, rules, threshold, static=fast,
                       static_threshold=fast_section["threshold"] if fast_section else 1.0)
     if out is not None:

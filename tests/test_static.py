@@ -116,3 +116,32 @@ def test_the_static_threshold_can_be_overridden(queries):
     lower = Cascade.load(static_threshold=0.6, cache_size=0)
     count = [sum(d.stage == "static" for d in c.classify_batch(queries)) for c in (default, lower)]
     assert lower.static_threshold == 0.6 and count[1] > count[0]
+
+
+def test_a_table_that_cannot_be_loaded_turns_the_stage_off(monkeypatch, caplog):
+    def broken(self):
+        raise ModelFileError("sha256 does not match its record (file modified)", path="table")
+
+    monkeypatch.setattr(StaticMiniLMEmbedder, "load", broken)
+    with caplog.at_level(logging.WARNING, logger="taskrouter.embedding"):
+        cascade = Cascade.load()
+    assert cascade.static is None and "static stage off: table: sha256" in caplog.text
+    assert cascade.classify("tell me a fun fact about otters").label in cascade.labels
+
+
+def test_saving_without_the_static_head_removes_an_earlier_one(small_model_dir, tmp_path):
+    from classifier.estimator import TaskClassifier
+
+    d = tmp_path / "m"
+    shutil.copytree(small_model_dir, d)
+    assert (d / "static.npz").is_file()
+    TaskClassifier.load(d).save(d)  # main head only, into the same directory
+    assert not (d / "static.npz").exists()
+    assert Cascade.load(d).static is None  # loads: no unlisted file left behind
+
+
+def test_lexical_rows_that_do_not_fit_are_refused():
+    head = Cascade.load().classifier
+    rows = head.lexical_.transform_rows(["one text", "another"])
+    with pytest.raises(ValueError, match="do not fit 1 texts"):
+        head.predict_proba(["one text"], lexical=rows)

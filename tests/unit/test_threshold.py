@@ -25,3 +25,9 @@ def test_curve_and_argument_checks():
         choose_threshold(CONF, OK)
     with pytest.raises(ValueError, match="max_escalation must be in"):
         choose_threshold(CONF, OK, max_escalation=2)
+
+
+def test_with_nothing_held_out_nothing_is_escalated_and_nothing_unproven_accepted():
+    empty = np.array([])
+    assert choose_threshold(empty, empty.astype(bool), max_escalation=0.1) == 0.0
+    assert choose_threshold(empty, empty.astype(bool), max_error=0.01) > 1.0
