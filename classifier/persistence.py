@@ -29,6 +29,12 @@ MANIFEST = "manifest.json"
 _MAX_MANIFEST_BYTES = 20_000_000
 _PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter")
 _MODEL_FILES = {"weights.npz", "examples.npz", "examples.json", "static.npz"}
+STATIC_PROBES = ("integrate x^2 from 0 to 3", "fix this python error: KeyError 'id'",
+                 "write a haiku about the sea", "what time is it in Tokyo?", "Explique la photosynthèse",
+                 "SELECT name FROM users WHERE age > 30", "a short story about a robot who learns to paint",
+                 "best hiking boots for wet weather")
+"""Texts embedded by the static table at training time, saved with its head and compared at load."""
+MIN_PROBE_COSINE = 0.999
 
 
 def save_model(clf, directory: str | Path, *, static=None, **extra: Any) -> Path:
@@ -56,7 +62,10 @@ def save_model(clf, directory: str | Path, *, static=None, **extra: Any) -> Path
             raise ValueError("the static head must be fitted on the same data and features as the main head")
         if static._embedder().id != STATIC_ID:
             raise ValueError(f"the static head must embed with {STATIC_ID}, not {static._embedder().id}")
-        blobs["static.npz"] = _npz(coef=static.coef_, intercept=static.intercept_)
+        # The token table is derived on each machine, not shipped: keep what it gave for a few probes, so a load can
+        # tell whether this machine's table is the one the head was trained on.
+        probes = static._embedder().encode(list(STATIC_PROBES), progress=False)
+        blobs["static.npz"] = _npz(coef=static.coef_, intercept=static.intercept_, probes=probes)
         extra["static_head"] = {"embedder": {"id": static._embedder().id, "dim": static._embedder().dim},
                                 "lexical_weight": static.lexical_weight,
                                 "calibration": {"method": "temperature", "temperature": static.temperature_}}
@@ -151,17 +160,28 @@ def load_static_head(directory: str | Path | None, manifest: dict, main):
         raise ModelFileError(f"static head trained with embedder {emb!r}, expected {STATIC_ID}", path=where)
     if "static.npz" not in manifest.get("files", {}):
         raise ModelFileError("static_head without a listed static.npz", path=where)
-    weights = _load_npz(d / "static.npz", where)
+    weights = _load_npz(d, "static.npz", manifest)
     coef, intercept = weights.get("coef"), weights.get("intercept")
     if coef is None or coef.shape != main.coef_.shape or intercept is None or intercept.shape != main.intercept_.shape:
         raise ModelFileError("inconsistent model: static head shape", path=where)
     if not temperature > 0:
         raise ModelFileError("inconsistent model: static head temperature", path=where)
+    probes = weights.get("probes")
+    if probes is None or probes.shape != (len(STATIC_PROBES), EMBEDDER_DIM):
+        raise ModelFileError("inconsistent model: static head probes", path=where)
     embedder = StaticMiniLMEmbedder()
     try:
-        embedder.load()  # now, so a table that cannot be built or verified turns the stage off, not every query
+        # Now, so a table that cannot be built or verified turns the stage off rather than failing every query.
+        here = embedder.load().encode(list(STATIC_PROBES), progress=False)
     except (ModelFileError, OSError, ValueError) as exc:
         logging.getLogger("taskrouter.embedding").warning("static stage off: %s", exc)
+        return None
+    agreement = float(np.min(np.sum(here * probes, axis=1)))  # both sides are unit vectors
+    if agreement < MIN_PROBE_COSINE:
+        logging.getLogger("taskrouter.embedding").warning(
+            "static stage off: this machine's token table is not the one the head was trained on "
+            "(probe cosine %.4f < %.3f); retrain, or rebuild the table with the training versions", agreement,
+            MIN_PROBE_COSINE)
         return None
     head = LinearHead(lexical_weight=lexical_weight, embedder=embedder)
     head.classes_, head.coef_, head.intercept_, head.temperature_ = main.classes_, coef, intercept, temperature
@@ -182,10 +202,10 @@ def load_model(directory: str | Path | None = None, *, serving: bool = False):
     if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
         raise ModelFileError("labels must be a list of at least 2 strings", path=where)
     params = manifest.get("params") or {}
-    weights = _load_npz(d / "weights.npz", where)
-    examples = _load_npz(d / "examples.npz", where)
+    weights = _load_npz(d, "weights.npz", manifest)
+    examples = _load_npz(d, "examples.npz", manifest)
     try:
-        ex = json.loads((d / "examples.json").read_text(encoding="utf-8"))
+        ex = json.loads(_verified_bytes(d, "examples.json", manifest).decode("utf-8"))
         texts, ex_labels = list(ex["texts"]), list(ex["labels"])
         if serving:
             from .head import LinearHead
@@ -230,12 +250,22 @@ def _npz(**arrays: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _load_npz(path: Path, where: str) -> dict[str, np.ndarray]:
+def _verified_bytes(d: Path, name: str, manifest: dict) -> bytes:
+    """The bytes of `name`, read once and checked against the manifest: what is parsed is what was hashed."""
+    meta = (manifest.get("files") or {}).get(name) or {}
+    data = (d / name).read_bytes()
+    if len(data) != meta.get("bytes") or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+        raise ModelFileError(f"{name}: does not match the manifest (modified while loading?)", path=str(d))
+    return data
+
+
+def _load_npz(d: Path, name: str, manifest: dict) -> dict[str, np.ndarray]:
+    data = _verified_bytes(d, name, manifest)
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except Exception as exc:  # zip, format or object-array errors: the file is not ours
-        raise ModelFileError(f"{path.name}: unreadable array file ({type(exc).__name__})", path=where) from None
+        raise ModelFileError(f"{name}: unreadable array file ({type(exc).__name__})", path=str(d)) from None
 
 
 def _versions() -> dict[str, str]:

@@ -106,3 +106,18 @@ def test_not_a_zip_is_refused(model_dir):
     assert zipfile.is_zipfile(model_dir / "weights.npz")
     with pytest.raises(ModelFileError):
         TaskClassifier.load(model_dir / "nowhere")
+
+
+def test_a_file_changed_after_its_check_is_still_refused(model_dir, monkeypatch):
+    import classifier.persistence as persistence
+
+    checked = persistence.load_manifest
+
+    def check_then_tamper(directory=None):
+        result = checked(directory)
+        _flip_byte(model_dir / "weights.npz")  # between the hash check and the parse
+        return result
+
+    monkeypatch.setattr(persistence, "load_manifest", check_then_tamper)
+    with pytest.raises(ModelFileError, match="weights.npz: does not match the manifest"):
+        TaskClassifier.load(model_dir)

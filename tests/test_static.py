@@ -145,3 +145,24 @@ def test_lexical_rows_that_do_not_fit_are_refused():
     rows = head.lexical_.transform_rows(["one text", "another"])
     with pytest.raises(ValueError, match="do not fit 1 texts"):
         head.predict_proba(["one text"], lexical=rows)
+
+
+def test_a_table_other_than_the_trained_one_turns_the_stage_off(tmp_path, caplog):
+    import hashlib
+
+    from classifier.persistence import DEFAULT_MODEL_DIR
+
+    d = tmp_path / "m"
+    shutil.copytree(DEFAULT_MODEL_DIR, d)
+    with np.load(d / "static.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["probes"] = np.roll(arrays["probes"], 1, axis=0)  # as if trained on a table that embeds differently
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    (d / "static.npz").write_bytes(buf.getvalue())
+    m = json.loads((d / "manifest.json").read_text())
+    m["files"]["static.npz"] = {"sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "bytes": len(buf.getvalue())}
+    (d / "manifest.json").write_text(json.dumps(m))
+    with caplog.at_level(logging.WARNING, logger="taskrouter.embedding"):
+        cascade = Cascade.load(d)
+    assert cascade.static is None and "not the one the head was trained on" in caplog.text
