@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
+import numpy as np
+
 from .data import check_query
 from .features import SparseRows
 from .head import LinearHead
@@ -45,7 +47,9 @@ class Cascade:
     Stages: keyword rules ("heuristic"); when the model has one, a static-embedding head ("static": a token
     table distilled from MiniLM, well under a millisecond per query) that answers only at or above
     `static_threshold`;
-    the MiniLM head ("embedding"), which answers at or above `threshold`; and the LLM ("llm") for the rest.
+    the MiniLM head ("embedding"), which answers at or above `threshold` and, when trained with
+    `static_features`, reads the static vectors too (made once, by the static stage); and the LLM ("llm") for
+    the rest.
     Escalation means passing a query on from the MiniLM head.
 
     Decisions past the keyword rules are remembered in a bounded, thread-safe LRU cache (`cache_size`
@@ -161,13 +165,13 @@ class Cascade:
             with self._cache_lock:
                 self._misses += len(rest)
         computed = rest
-        lexical = None
+        lexical = static_vectors = None
         if rest and self.static is not None:
-            rest, lexical = self._static_stage(texts, rest, trails, decided)
+            rest, lexical, static_vectors = self._static_stage(texts, rest, trails, decided)
         if rest:
             start = time.perf_counter()
             batch = [texts[i] for i in rest]
-            emb = self.classifier.embed(batch)
+            emb = self.classifier.embed(batch, static=static_vectors)
             proba = self.classifier.predict_proba(batch, embeddings=emb, lexical=lexical)
             per_query = (time.perf_counter() - start) / len(rest)
             for j, i in enumerate(rest):
@@ -191,13 +195,14 @@ class Cascade:
         return [decided[i] for i in range(len(texts))]
 
     def _static_stage(self, texts: list[str], rest: list[int], trails: dict[int, list[StageResult]],
-                      decided: dict[int, Decision]) -> tuple[list[int], SparseRows | None]:
-        """Decide the queries the static head is confident about; return the others, for MiniLM, and their
-        n-gram rows when both heads share them."""
+                      decided: dict[int, Decision]) -> tuple[list[int], SparseRows | None, np.ndarray | None]:
+        """Decide the queries the static head is confident about; return the others, for MiniLM, with their
+        n-gram rows when both heads share them and their static vectors (which MiniLM's head may read too)."""
         start = time.perf_counter()
         batch = [texts[i] for i in rest]
         lexical = self.static.lexical_.transform_rows(batch)
-        proba = self.static.predict_proba(batch, lexical=lexical)
+        vectors = self.static.embed(batch)
+        proba = self.static.predict_proba(batch, embeddings=vectors, lexical=lexical)
         per_query = (time.perf_counter() - start) / len(rest)
         passed, rows = [], []
         for j, i in enumerate(rest):
@@ -212,7 +217,7 @@ class Cascade:
                 passed.append(i)
                 rows.append(j)
         shared = self.static.lexical_ is self.classifier.lexical_
-        return passed, (lexical.take(rows) if shared and passed else None)
+        return passed, (lexical.take(rows) if shared and passed else None), (vectors[rows] if passed else None)
 
     def _lookup(self, keys: dict[int, tuple[bytes, bytes]], indices, decided: dict[int, Decision], *,
                 exact: bool) -> None:

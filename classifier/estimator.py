@@ -1,4 +1,5 @@
-"""`TaskClassifier`: MiniLM embeddings ‖ char n-grams → logistic regression, temperature-calibrated."""
+"""`TaskClassifier`: MiniLM embeddings (‖ static embeddings) ‖ char n-grams → logistic regression,
+temperature-calibrated."""
 
 from __future__ import annotations
 
@@ -23,13 +24,17 @@ class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
     >>> clf = TaskClassifier.load()                  # the model shipped with the package
     >>> clf.predict(["integrate x^2 from 0 to 1"])   # doctest: +SKIP
     array(['math'], dtype='<U8')
+
+    With `static_features=True` the head also reads each query's static-embedder vector (see `static_embedding`),
+    which the cascade's static stage has made already: a second view of the query at no extra cost.
     """
 
     def __init__(self, *, C: float = 4.0, lexical_weight: float = 1.0, n_features: int = 2**15,
-                 cv: int = 5, random_state: int = 0, max_iter: int = 3000,
+                 cv: int = 5, random_state: int = 0, max_iter: int = 3000, static_features: bool = False,
                  embedder: Embedder | None = None, progress: bool | None = None) -> None:
         self.C = C
         self.lexical_weight = lexical_weight
+        self.static_features = static_features
         self.n_features = n_features
         self.cv = cv
         self.random_state = random_state
@@ -80,7 +85,7 @@ class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
         # Kept for few-shot retrieval by the LLM stage.
         self.example_texts_ = list(texts)
         self.example_labels_ = list(labels)
-        self.example_embeddings_ = embeddings.astype(np.float16)
+        self.example_embeddings_ = embeddings[:, :embeddings.shape[1] - self._static_dim()].astype(np.float16)
         return self
 
     # -- persistence ------------------------------------------------------------------------------------------
@@ -100,6 +105,10 @@ class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
     # -- helpers ----------------------------------------------------------------------------------------------
     def _check_fitted(self) -> None:
         check_is_fitted(self, "coef_")
+
+    def _static_dim(self) -> int:
+        """Columns of the static block at the end of this head's vectors (0 without `static_features`)."""
+        return self._embedder().static.dim if self.static_features else 0
 
     def _check_params(self) -> None:
         checks = {"C": self.C > 0, "lexical_weight": self.lexical_weight >= 0, "n_features": self.n_features > 0,

@@ -21,19 +21,28 @@ class LinearHead:
     """Embeddings ‖ hashed char n-grams → linear scores → temperature-scaled softmax.
 
     Fitted attributes: `classes_`, `coef_`, `intercept_`, `lexical_`, `temperature_`, and the training examples
-    (`example_texts_`, `example_labels_`, `example_embeddings_`) for few-shot retrieval.
+    (`example_texts_`, `example_labels_`, `example_embeddings_`) for few-shot retrieval. With `static_features`
+    the head reads the static embedder's vectors after MiniLM's (`static_embedder_`, one table per head).
     """
 
-    def __init__(self, *, lexical_weight: float = 1.0, embedder: Embedder | None = None,
-                 progress: bool | None = None) -> None:
+    def __init__(self, *, lexical_weight: float = 1.0, static_features: bool = False,
+                 embedder: Embedder | None = None, progress: bool | None = None) -> None:
         self.lexical_weight = lexical_weight
+        self.static_features = static_features
         self.embedder = embedder
         self.progress = progress
 
-    def embed(self, X: Sequence[str]) -> np.ndarray:
-        """The sentence embeddings of `X` (reusable by later stages)."""
+    def embed(self, X: Sequence[str], *, static: np.ndarray | None = None) -> np.ndarray:
+        """The vectors this head reads for `X` (reusable by later stages).
+
+        With `static_features` they are MiniLM's joined with the static embedder's; `static` gives the latter
+        when already made (the cascade's static stage made them), and is ignored by a head that does not read them.
+        """
         texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(as_list(X, "X"))]
-        return self._embedder().encode(texts, progress=self.progress)
+        embedder = self._embedder()
+        if static is not None and self.static_features:
+            return embedder.encode(texts, progress=self.progress, static=static)
+        return embedder.encode(texts, progress=self.progress)
 
     def predict_proba(self, X: Sequence[str], *, embeddings: np.ndarray | None = None,
                       lexical: SparseRows | None = None) -> np.ndarray:
@@ -58,20 +67,30 @@ class LinearHead:
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
     def nearest_examples(self, embedding: np.ndarray, k: int = 8) -> list[tuple[str, str]]:
-        """The `k` training (text, label) pairs closest to one query embedding."""
+        """The `k` training (text, label) pairs closest to one query embedding (as `embed` gives it: the examples
+        keep the base embedder's block, which comes first)."""
         self._check_fitted()
-        sims = self.example_embeddings_.astype(np.float32) @ embedding.astype(np.float32)
+        base = embedding[: self.example_embeddings_.shape[1]].astype(np.float32)
+        sims = self.example_embeddings_.astype(np.float32) @ base
         top = np.argsort(-sims, kind="stable")[:k]
         return [(self.example_texts_[i], self.example_labels_[i]) for i in top]
 
     def _embedder(self, *, training: bool = False) -> Embedder:
         if self.embedder is not None:
-            return self.embedder
-        if training:
+            base = self.embedder
+        elif training:
             from .embedding import reference_embedder
 
-            return reference_embedder()
-        return default_embedder()
+            base = reference_embedder()
+        else:
+            base = default_embedder()
+        if not self.static_features:
+            return base
+        from .static_embedding import JoinedEmbedder, StaticMiniLMEmbedder
+
+        if getattr(self, "static_embedder_", None) is None:
+            self.static_embedder_ = StaticMiniLMEmbedder()
+        return JoinedEmbedder(base, self.static_embedder_)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):

@@ -27,7 +27,8 @@ KIND = "taskrouter.TaskClassifier"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
 MANIFEST = "manifest.json"
 _MAX_MANIFEST_BYTES = 20_000_000
-_PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter")
+_PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter", "static_features")
+_PARAM_DEFAULTS = {"static_features": False}  # models saved before a parameter existed
 _MODEL_FILES = {"weights.npz", "examples.npz", "examples.json", "static.npz"}
 STATIC_PROBES = ("integrate x^2 from 0 to 3", "fix this python error: KeyError 'id'",
                  "write a haiku about the sea", "what time is it in Tokyo?", "Explique la photosynthèse",
@@ -56,7 +57,8 @@ def save_model(clf, directory: str | Path, *, static=None, **extra: Any) -> Path
         static._check_fitted()
         from .static_embedding import STATIC_ID
 
-        if (static.classes_.tolist() != clf.classes_.tolist() or static.coef_.shape != clf.coef_.shape
+        if (static.classes_.tolist() != clf.classes_.tolist()
+                or static.coef_.shape != (clf.coef_.shape[0], EMBEDDER_DIM + clf.lexical_.n_features)
                 or static.lexical_.ngram_range != clf.lexical_.ngram_range
                 or not np.array_equal(static.lexical_.idf_, clf.lexical_.idf_)):
             raise ValueError("the static head must be fitted on the same data and features as the main head")
@@ -69,6 +71,8 @@ def save_model(clf, directory: str | Path, *, static=None, **extra: Any) -> Path
         extra["static_head"] = {"embedder": {"id": static._embedder().id, "dim": static._embedder().dim},
                                 "lexical_weight": static.lexical_weight,
                                 "calibration": {"method": "temperature", "temperature": static.temperature_}}
+    elif clf.static_features:
+        raise ValueError("a head with static_features is saved with its static head, whose probes check the table")
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": KIND,
@@ -135,21 +139,35 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, dict]:
 def load_static_head(directory: str | Path | None, manifest: dict, main):
     """The static-embedding head saved next to `main` (verified by `load_manifest` already), or None.
 
-    None too, with a warning, when its token table is neither cached nor buildable here (no model2vec/torch):
-    the cascade then works without its static stage.
+    None too, with a warning, when its token table is neither cached nor buildable here (no model2vec/torch) or
+    is not the table the head was trained on: the cascade then works without its static stage. (A `main` head
+    that reads static vectors itself was loaded only after its table passed the same checks.)
     """
     from .head import LinearHead
-    from .static_embedding import STATIC_ID, StaticMiniLMEmbedder, available
 
-    section = manifest.get("static_head")
-    if section is None:
-        return None
-    if not available():
-        logging.getLogger("taskrouter.embedding").warning(
-            "static stage off: its token table is not cached and model2vec/torch are not installed to build it")
+    if manifest.get("static_head") is None:
         return None
     d = Path(directory) if directory is not None else DEFAULT_MODEL_DIR
+    weights, temperature, lexical_weight = _static_section(d, manifest, main)
+    embedder = getattr(main, "static_embedder_", None)
+    if embedder is None:
+        embedder, why = _static_embedder(d, weights["probes"])
+        if embedder is None:
+            logging.getLogger("taskrouter.embedding").warning("static stage off: %s", why)
+            return None
+    head = LinearHead(lexical_weight=lexical_weight, embedder=embedder)
+    head.classes_, head.temperature_ = main.classes_, temperature
+    head.coef_, head.intercept_ = weights["coef"], weights["intercept"]
+    head.lexical_ = main.lexical_
+    return head
+
+
+def _static_section(d: Path, manifest: dict, main) -> tuple[dict[str, np.ndarray], float, float]:
+    """The static head's checked arrays (coef, intercept, probes), temperature and lexical weight."""
+    from .static_embedding import STATIC_ID
+
     where = str(d)
+    section = manifest.get("static_head")
     try:
         emb = section["embedder"]
         temperature = float(section["calibration"]["temperature"])
@@ -162,31 +180,36 @@ def load_static_head(directory: str | Path | None, manifest: dict, main):
         raise ModelFileError("static_head without a listed static.npz", path=where)
     weights = _load_npz(d, "static.npz", manifest)
     coef, intercept = weights.get("coef"), weights.get("intercept")
-    if coef is None or coef.shape != main.coef_.shape or intercept is None or intercept.shape != main.intercept_.shape:
+    shape = (main.coef_.shape[0], EMBEDDER_DIM + main.lexical_.n_features)
+    if coef is None or coef.shape != shape or intercept is None or intercept.shape != main.intercept_.shape:
         raise ModelFileError("inconsistent model: static head shape", path=where)
     if not temperature > 0:
         raise ModelFileError("inconsistent model: static head temperature", path=where)
     probes = weights.get("probes")
     if probes is None or probes.shape != (len(STATIC_PROBES), EMBEDDER_DIM):
         raise ModelFileError("inconsistent model: static head probes", path=where)
+    return weights, temperature, lexical_weight
+
+
+def _static_embedder(d: Path, probes: np.ndarray):
+    """(this machine's static embedder, None) when its table can be had and agrees with the saved probe vectors;
+    else (None, why)."""
+    from .static_embedding import StaticMiniLMEmbedder, available
+
+    if not available():
+        return None, "its token table is not cached and model2vec/torch are not installed to build it"
     embedder = StaticMiniLMEmbedder()
     try:
-        # Now, so a table that cannot be built or verified turns the stage off rather than failing every query.
+        # Now, so a table that cannot be built or verified is known at load, not at the first query.
         here = embedder.load().encode(list(STATIC_PROBES), progress=False)
     except (ModelFileError, OSError, ValueError) as exc:
-        logging.getLogger("taskrouter.embedding").warning("static stage off: %s", exc)
-        return None
+        return None, str(exc)
     agreement = float(np.min(np.sum(here * probes, axis=1)))  # both sides are unit vectors
     if agreement < MIN_PROBE_COSINE:
-        logging.getLogger("taskrouter.embedding").warning(
-            "static stage off: this machine's token table is not the one the head was trained on "
-            "(probe cosine %.4f < %.3f); retrain, or rebuild the table with the training versions", agreement,
-            MIN_PROBE_COSINE)
-        return None
-    head = LinearHead(lexical_weight=lexical_weight, embedder=embedder)
-    head.classes_, head.coef_, head.intercept_, head.temperature_ = main.classes_, coef, intercept, temperature
-    head.lexical_ = main.lexical_
-    return head
+        return None, (f"this machine's token table is not the one the head was trained on (probe cosine "
+                      f"{agreement:.4f} < {MIN_PROBE_COSINE}); retrain, or rebuild the table with the training "
+                      f"versions")
+    return embedder, None
 
 
 def load_model(directory: str | Path | None = None, *, serving: bool = False):
@@ -210,17 +233,18 @@ def load_model(directory: str | Path | None = None, *, serving: bool = False):
         if serving:
             from .head import LinearHead
 
-            clf = LinearHead(lexical_weight=float(params["lexical_weight"]))
+            clf = LinearHead(lexical_weight=float(params["lexical_weight"]),
+                             static_features=bool(params.get("static_features", False)))
             n_features = int(params["n_features"])
         else:
             from .estimator import TaskClassifier
 
-            clf = TaskClassifier(**{k: params[k] for k in _PARAMS})
+            clf = TaskClassifier(**{k: params[k] if k in params else _PARAM_DEFAULTS[k] for k in _PARAMS})
             n_features = clf.n_features
         temperature = float(manifest["calibration"]["temperature"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"manifest or examples incomplete ({exc!r})", path=where) from None
-    k, n_feat = len(labels), EMBEDDER_DIM + n_features
+    k, n_feat = len(labels), EMBEDDER_DIM * (2 if clf.static_features else 1) + n_features
     coef, intercept, idf = weights.get("coef"), weights.get("intercept"), weights.get("idf")
     emb = examples.get("embeddings")
     rows = 1 if k == 2 else k
@@ -241,6 +265,15 @@ def load_model(directory: str | Path | None = None, *, serving: bool = False):
     clf.coef_, clf.intercept_, clf.lexical_, clf.temperature_ = coef, intercept, lexical, temperature
     clf.n_features_in_ = n_feat
     clf.example_texts_, clf.example_labels_, clf.example_embeddings_ = texts, ex_labels, emb
+    if clf.static_features:  # the head cannot read a query without this machine's table: check it now
+        if manifest.get("static_head") is None:
+            raise ModelFileError("inconsistent model: static_features without a static head", path=where)
+        weights = _static_section(d, manifest, clf)[0]
+        clf.static_embedder_, why = _static_embedder(d, weights["probes"])
+        if clf.static_embedder_ is None:
+            raise ModelFileError(f"this model's MiniLM head reads static vectors, but {why}. Build the table "
+                                 f"with `python -m classifier.static_embedding` (needs torch and model2vec), or "
+                                 f"train with --no-static", path=where)
     return clf, manifest
 
 

@@ -28,7 +28,7 @@ from .embedding import EMBEDDER_DIM, CachedEmbedder, model_dir
 from .errors import ModelFileError
 from .filecache import bundled_model_key, cache_root, locked, make_file, package_versions, read_verified, run_child
 
-__all__ = ["STATIC_ID", "StaticMiniLMEmbedder", "available", "build", "cache_dir", "distill_with_torch"]
+__all__ = ["STATIC_ID", "JoinedEmbedder", "StaticMiniLMEmbedder", "available", "build", "cache_dir", "distill_with_torch"]
 
 STATIC_ID = "model2vec/all-MiniLM-L6-v2-static"
 STATIC_RECIPE = 1
@@ -93,6 +93,24 @@ class StaticMiniLMEmbedder(CachedEmbedder):
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return out / norms
+
+
+class JoinedEmbedder:
+    """A base embedder's vectors with the static ones joined after them: what a head with `static_features`
+    reads. Both halves are unit vectors, so they weigh alike in a linear head."""
+
+    def __init__(self, base, static: StaticMiniLMEmbedder) -> None:
+        self.base, self.static = base, static
+        self.id = f"{base.id}+{static.id}"
+        self.dim = base.dim + static.dim
+
+    def encode(self, texts, *, progress: bool | None = None, static: np.ndarray | None = None) -> np.ndarray:
+        """Vectors of shape (n, base.dim + static.dim); `static`: the static half when already made."""
+        if static is None:
+            static = self.static.encode(texts, progress=False)
+        elif static.shape != (len(texts), self.static.dim):
+            raise ValueError(f"static vectors of shape {static.shape} do not fit {len(texts)} texts")
+        return np.hstack([self.base.encode(texts, progress=progress), static]).astype(np.float32, copy=False)
 
 
 def available() -> bool:

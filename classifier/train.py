@@ -44,7 +44,7 @@ class TrainingReport:
 
 def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: str | Path | None = None,
                   precision_floor: float = 0.98, max_escalation: float | None = None,
-                  max_error: float | None = None, static: bool = True,
+                  max_error: float | None = None, static: bool = True, static_features: bool | None = None,
                   static_max_error: float = DEFAULT_STATIC_MAX_ERROR, random_state: int = 0,
                   progress: bool | None = None, **classifier_params) -> tuple[Cascade, TrainingReport]:
     """Train on `data`; save to `out` when given. The threshold target defaults to DEFAULT_MAX_ESCALATION.
@@ -53,14 +53,19 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
     lowest whose held-out error on the queries it accepts is within `static_max_error`. The MiniLM threshold
     is then chosen on the queries the static head passes on: with `max_escalation`, so that at most that share
     of all stage-2 queries is escalated; with `max_error`, for that error on what MiniLM accepts.
+    `static_features` (default: as `static`) has the MiniLM head read the static vectors too; it needs `static`.
     """
     if max_escalation is None and max_error is None:
         max_escalation = DEFAULT_MAX_ESCALATION
+    static_features = static if static_features is None else static_features
+    if static_features and not static:
+        raise ValueError("static_features needs static=True: the static head's probes check the table at load")
     texts, labels = list(data.texts), list(data.labels)
     truth = np.array(labels)
     rules = KeywordRules(load_rules(rules_path)).calibrate(texts, labels, precision_floor=precision_floor)
     reaches_stage2 = np.array([rules.classify(t).label is None for t in texts])
-    clf = TaskClassifier(random_state=random_state, progress=progress, **classifier_params).fit(texts, labels)
+    clf = TaskClassifier(random_state=random_state, progress=progress, static_features=static_features,
+                         **classifier_params).fit(texts, labels)
     conf, oof_pred = clf.cv_proba_.max(axis=1), clf.classes_[clf.cv_proba_.argmax(axis=1)]
 
     fast, fast_section, passed_on, static_coverage = None, None, reaches_stage2, None

@@ -31,6 +31,8 @@ def train(data: Annotated[Path, typer.Option(help="Labeled queries (.jsonl or .c
           max_error: Annotated[float | None, typer.Option(help="Threshold target: max error on accepted queries.")] = None,
           precision_floor: Annotated[float, typer.Option(help="Rules below this training precision are switched off.")] = 0.98,
           static: Annotated[bool, typer.Option(help="Also train the fast static-embedding stage.")] = True,
+          static_features: Annotated[bool, typer.Option(help="The MiniLM head reads the static vectors too "
+                                                        "(needs --static).")] = True,
           static_max_error: Annotated[float, typer.Option(help="Static stage target: max held-out error on what "
                                                                "it accepts.")] = 0.01,
           seed: int = 0) -> None:
@@ -43,7 +45,8 @@ def train(data: Annotated[Path, typer.Option(help="Labeled queries (.jsonl or .c
     dataset = load_dataset(data)
     _, report = train_cascade(dataset, out=out, rules_path=rules, precision_floor=precision_floor,
                               max_escalation=max_escalation, max_error=max_error, static=static,
-                              static_max_error=static_max_error, random_state=seed)
+                              static_features=static and static_features, static_max_error=static_max_error,
+                              random_state=seed)
     typer.echo(f"trained on {report.n} queries {report.label_counts}")
     typer.echo(f"cross-validated stage 2: accuracy {report.cv_accuracy:.4f}, macro-F1 {report.cv_macro_f1:.4f}")
     if report.static_threshold is not None:

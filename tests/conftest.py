@@ -41,3 +41,13 @@ def small_model_dir(tmp_path_factory, small_data):
     out = tmp_path_factory.mktemp("model") / "small"
     train_cascade(small_data, out=out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def small_plain_model_dir(tmp_path_factory, small_data):
+    """Like `small_model_dir`, but its MiniLM head does not read the static vectors."""
+    from classifier.train import train_cascade
+
+    out = tmp_path_factory.mktemp("model") / "small-plain"
+    train_cascade(small_data, out=out, static_features=False, progress=False)
+    return out

@@ -23,9 +23,11 @@ def test_shipped_model_matches_a_fresh_training_run(tmp_path):
     fresh, _ = train_cascade(data, out=tmp_path / "fresh", progress=False)
     shipped = Cascade.load()
     # Same data and seed give the same model; torch's multi-threaded float sums may move the last digits of an
-    # embedding, so coefficients are compared to 1e-4.
-    assert np.allclose(fresh.classifier.coef_, shipped.classifier.coef_, atol=1e-4)
-    assert np.allclose(fresh.classifier.intercept_, shipped.classifier.intercept_, atol=1e-4)
+    # embedding (the suite's embedder cache holds vectors made in other batches, with other padding), which moves
+    # coefficients by a little over 1e-4 now that the head reads the static block too, so they are compared to 1e-3.
+    diff = np.abs(fresh.classifier.coef_ - shipped.classifier.coef_).max()
+    assert diff < 1e-3, diff
+    assert np.allclose(fresh.classifier.intercept_, shipped.classifier.intercept_, atol=1e-3)
     # The threshold is an order statistic of ~3,500 out-of-fold confidences, so that noise can swap neighbours:
     # measured 0.7025 in a fresh process and 0.7049 inside this suite, whose embedder cache holds vectors made in
     # other batches (other padding).

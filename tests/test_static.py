@@ -72,15 +72,21 @@ def test_the_static_head_is_refused_when_its_manifest_section_is_foreign(tmp_pat
     (d / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ModelFileError, match="static head trained with embedder"):
         Cascade.load(d)
-    assert Cascade.load(d, static=False).static is None  # the rest of the model is still usable
+    with pytest.raises(ModelFileError, match="static head trained with embedder"):
+        Cascade.load(d, static=False)  # its MiniLM head reads the static vectors too: nothing half-loads
 
 
-def test_without_a_table_or_the_means_to_build_one_the_stage_is_off(monkeypatch, caplog):
+def test_without_a_table_or_the_means_to_build_one(monkeypatch, caplog, small_plain_model_dir):
     import classifier.static_embedding as static_embedding
 
     monkeypatch.setattr(static_embedding, "available", lambda: False)
+    # A MiniLM head that reads static vectors cannot decide anything: a clear error saying how to build the table.
+    with pytest.raises(ModelFileError, match="reads static vectors, but its token table is not cached.*"
+                                             "python -m classifier.static_embedding"):
+        Cascade.load()
+    # One that does not: only the static stage is off, with a warning.
     with caplog.at_level(logging.WARNING, logger="taskrouter.embedding"):
-        cascade = Cascade.load()
+        cascade = Cascade.load(small_plain_model_dir)
     assert cascade.static is None and "static stage off" in caplog.text
     assert cascade.classify("tell me a fun fact about otters").stage in {"embedding", "heuristic"}
 
@@ -118,26 +124,47 @@ def test_the_static_threshold_can_be_overridden(queries):
     assert lower.static_threshold == 0.6 and count[1] > count[0]
 
 
-def test_a_table_that_cannot_be_loaded_turns_the_stage_off(monkeypatch, caplog):
+def test_a_table_that_cannot_be_loaded(monkeypatch, caplog, small_plain_model_dir):
     def broken(self):
         raise ModelFileError("sha256 does not match its record (file modified)", path="table")
 
     monkeypatch.setattr(StaticMiniLMEmbedder, "load", broken)
+    with pytest.raises(ModelFileError, match="reads static vectors, but table: sha256"):
+        Cascade.load()
     with caplog.at_level(logging.WARNING, logger="taskrouter.embedding"):
-        cascade = Cascade.load()
+        cascade = Cascade.load(small_plain_model_dir)
     assert cascade.static is None and "static stage off: table: sha256" in caplog.text
     assert cascade.classify("tell me a fun fact about otters").label in cascade.labels
 
 
-def test_saving_without_the_static_head_removes_an_earlier_one(small_model_dir, tmp_path):
+def test_saving_without_the_static_head_removes_an_earlier_one(small_model_dir, small_data, tmp_path):
     from classifier.estimator import TaskClassifier
 
     d = tmp_path / "m"
     shutil.copytree(small_model_dir, d)
     assert (d / "static.npz").is_file()
-    TaskClassifier.load(d).save(d)  # main head only, into the same directory
+    with pytest.raises(ValueError, match="saved with its static head"):
+        TaskClassifier.load(d).save(d)  # its head reads static vectors: their probes must be kept
+    TaskClassifier(cv=0).fit(small_data.texts, small_data.labels).save(d)  # a plain head, into the same directory
     assert not (d / "static.npz").exists()
     assert Cascade.load(d).static is None  # loads: no unlisted file left behind
+
+
+def test_the_minilm_head_reads_static_vectors_made_once(small_model_dir, small_data):
+    from classifier.train import train_cascade
+
+    cascade = Cascade.load(small_model_dir, cache_size=0)
+    head = cascade.classifier
+    texts = list(small_data.texts[:5])
+    joined = head.embed(texts)
+    static = cascade.static.embed(texts)
+    assert head.static_features and joined.shape == (5, 768)
+    assert np.allclose(joined[:, 384:], static) and np.allclose(head.embed(texts, static=static), joined)
+    with pytest.raises(ValueError, match="do not fit 5 texts"):
+        head.embed(texts, static=static[:2])
+    assert head.nearest_examples(joined[0], 1)[0][0] == texts[0]  # retrieval reads the MiniLM block
+    with pytest.raises(ValueError, match="static_features needs static=True"):
+        train_cascade(small_data, static=False, static_features=True)
 
 
 def test_lexical_rows_that_do_not_fit_are_refused():
@@ -147,22 +174,28 @@ def test_lexical_rows_that_do_not_fit_are_refused():
         head.predict_proba(["one text"], lexical=rows)
 
 
-def test_a_table_other_than_the_trained_one_turns_the_stage_off(tmp_path, caplog):
+def _roll_probes(src, dst):
+    """Copy model `src` to `dst` with its probe vectors shuffled: as if trained on a table that embeds otherwise."""
     import hashlib
 
-    from classifier.persistence import DEFAULT_MODEL_DIR
-
-    d = tmp_path / "m"
-    shutil.copytree(DEFAULT_MODEL_DIR, d)
-    with np.load(d / "static.npz", allow_pickle=False) as z:
+    shutil.copytree(src, dst)
+    with np.load(dst / "static.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
-    arrays["probes"] = np.roll(arrays["probes"], 1, axis=0)  # as if trained on a table that embeds differently
+    arrays["probes"] = np.roll(arrays["probes"], 1, axis=0)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    (d / "static.npz").write_bytes(buf.getvalue())
-    m = json.loads((d / "manifest.json").read_text())
+    (dst / "static.npz").write_bytes(buf.getvalue())
+    m = json.loads((dst / "manifest.json").read_text())
     m["files"]["static.npz"] = {"sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "bytes": len(buf.getvalue())}
-    (d / "manifest.json").write_text(json.dumps(m))
+    (dst / "manifest.json").write_text(json.dumps(m))
+    return dst
+
+
+def test_a_table_other_than_the_trained_one(tmp_path, caplog, small_plain_model_dir):
+    from classifier.persistence import DEFAULT_MODEL_DIR
+
+    with pytest.raises(ModelFileError, match="not the one the head was trained on"):
+        Cascade.load(_roll_probes(DEFAULT_MODEL_DIR, tmp_path / "shipped"))
     with caplog.at_level(logging.WARNING, logger="taskrouter.embedding"):
-        cascade = Cascade.load(d)
+        cascade = Cascade.load(_roll_probes(small_plain_model_dir, tmp_path / "plain"))
     assert cascade.static is None and "not the one the head was trained on" in caplog.text
