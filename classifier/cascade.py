@@ -81,6 +81,11 @@ class Cascade:
             raise ValueError(f"the static head's labels {list(static.classes_)} differ from the classifier's "
                              f"{list(classifier.classes_)}")
         self.classifier = classifier
+        self._share_static = False  # hand the static stage's vectors to a MiniLM head that reads them
+        if static is not None and getattr(classifier, "static_features", False):
+            from .static_embedding import STATIC_ID
+
+            self._share_static = getattr(static.embedder, "id", None) == STATIC_ID
         self.rules = rules
         self.threshold = threshold
         self.static = static
@@ -171,7 +176,8 @@ class Cascade:
         if rest:
             start = time.perf_counter()
             batch = [texts[i] for i in rest]
-            emb = self.classifier.embed(batch, static=static_vectors)
+            emb = (self.classifier.embed(batch, static=static_vectors) if self._share_static and static_vectors
+                   is not None else self.classifier.embed(batch))
             proba = self.classifier.predict_proba(batch, embeddings=emb, lexical=lexical)
             per_query = (time.perf_counter() - start) / len(rest)
             for j, i in enumerate(rest):

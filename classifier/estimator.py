@@ -55,6 +55,10 @@ class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
             raise ValueError(f"X and y have different lengths: {len(texts)} != {len(labels)}")
         self.classes_ = np.array(sorted(set(labels)))
         y_idx = np.searchsorted(self.classes_, labels)
+        if self.static_features:
+            from .static_embedding import StaticMiniLMEmbedder
+
+            self.static_embedder_ = StaticMiniLMEmbedder()
 
         # Training embeds with sentence-transformers (the reference), so a retrain reproduces a saved model.
         embeddings = self._embedder(training=True).encode(texts, progress=self.progress)
@@ -85,7 +89,8 @@ class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
         # Kept for few-shot retrieval by the LLM stage.
         self.example_texts_ = list(texts)
         self.example_labels_ = list(labels)
-        self.example_embeddings_ = embeddings[:, :embeddings.shape[1] - self._static_dim()].astype(np.float16)
+        static_dim = self.static_embedder_.dim if self.static_features else 0
+        self.example_embeddings_ = embeddings[:, :embeddings.shape[1] - static_dim].astype(np.float16)
         return self
 
     # -- persistence ------------------------------------------------------------------------------------------
@@ -106,13 +111,10 @@ class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
     def _check_fitted(self) -> None:
         check_is_fitted(self, "coef_")
 
-    def _static_dim(self) -> int:
-        """Columns of the static block at the end of this head's vectors (0 without `static_features`)."""
-        return self._embedder().static.dim if self.static_features else 0
-
     def _check_params(self) -> None:
         checks = {"C": self.C > 0, "lexical_weight": self.lexical_weight >= 0, "n_features": self.n_features > 0,
-                  "cv": self.cv >= 0, "max_iter": self.max_iter > 0}
+                  "cv": self.cv >= 0, "max_iter": self.max_iter > 0,
+                  "static_features": isinstance(self.static_features, bool)}
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(f"The {name!r} parameter of TaskClassifier is out of range. "

@@ -38,9 +38,11 @@ class LinearHead:
         With `static_features` they are MiniLM's joined with the static embedder's; `static` gives the latter
         when already made (the cascade's static stage made them), and is ignored by a head that does not read them.
         """
+        from .static_embedding import JoinedEmbedder
+
         texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(as_list(X, "X"))]
         embedder = self._embedder()
-        if static is not None and self.static_features:
+        if static is not None and isinstance(embedder, JoinedEmbedder):
             return embedder.encode(texts, progress=self.progress, static=static)
         return embedder.encode(texts, progress=self.progress)
 
@@ -54,6 +56,9 @@ class LinearHead:
         texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(as_list(X, "X"))]
         if embeddings is None:
             embeddings = self._embedder().encode(texts, progress=self.progress)
+        elif embeddings.shape != (len(texts), self.coef_.shape[1] - self.lexical_.n_features):
+            raise ValueError(f"embeddings of shape {embeddings.shape} do not fit {len(texts)} texts and this head's "
+                             f"{self.coef_.shape[1] - self.lexical_.n_features} embedding columns")
         if lexical is None:
             lexical = self.lexical_.transform_rows(texts)
         elif lexical.n_columns != self.lexical_.n_features or len(lexical.indptr) - 1 != len(texts):
@@ -88,9 +93,9 @@ class LinearHead:
             return base
         from .static_embedding import JoinedEmbedder, StaticMiniLMEmbedder
 
-        if getattr(self, "static_embedder_", None) is None:
-            self.static_embedder_ = StaticMiniLMEmbedder()
-        return JoinedEmbedder(base, self.static_embedder_)
+        # Fitted and loaded heads hold their (verified) table; an unfitted one makes a throwaway embedder.
+        static = getattr(self, "static_embedder_", None)
+        return JoinedEmbedder(base, static if static is not None else StaticMiniLMEmbedder())
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "coef_"):

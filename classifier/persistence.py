@@ -22,7 +22,10 @@ from .errors import ModelFileError
 
 __all__ = ["DEFAULT_MODEL_DIR", "FORMAT_VERSION", "load_manifest", "load_model", "load_static_head", "save_model"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 adds `params.static_features` (a head reading static vectors too); a head without it is still
+written as version 1, so older taskrouter releases keep reading it."""
+READABLE_VERSIONS = (1, 2)
 KIND = "taskrouter.TaskClassifier"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
 MANIFEST = "manifest.json"
@@ -72,9 +75,10 @@ def save_model(clf, directory: str | Path, *, static=None, **extra: Any) -> Path
                                 "lexical_weight": static.lexical_weight,
                                 "calibration": {"method": "temperature", "temperature": static.temperature_}}
     elif clf.static_features:
-        raise ValueError("a head with static_features is saved with its static head, whose probes check the table")
+        raise ValueError("a head with static_features is saved with its static head, whose probes check the table: "
+                         "clf.save(directory, static=static_head)")
     manifest = {
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if clf.static_features else 1,
         "kind": KIND,
         "labels": clf.classes_.tolist(),
         "embedder": {"id": EMBEDDER_ID, "dim": EMBEDDER_DIM},
@@ -111,9 +115,9 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, dict]:
         raise ModelFileError(f"{MANIFEST} is not valid JSON ({exc})", path=where) from None
     if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
         raise ModelFileError(f"{MANIFEST} is not a {KIND} manifest", path=where)
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format_version") not in READABLE_VERSIONS:
         raise ModelFileError(f"format_version {manifest.get('format_version')!r} is not supported "
-                             f"(this taskrouter reads {FORMAT_VERSION})", path=where)
+                             f"(this taskrouter reads {' and '.join(map(str, READABLE_VERSIONS))})", path=where)
     emb = manifest.get("embedder") or {}
     if emb.get("id") != EMBEDDER_ID or emb.get("dim") != EMBEDDER_DIM:
         raise ModelFileError(f"trained with embedder {emb!r}, expected {EMBEDDER_ID} ({EMBEDDER_DIM})", path=where)
@@ -197,7 +201,8 @@ def _static_embedder(d: Path, probes: np.ndarray):
     from .static_embedding import StaticMiniLMEmbedder, available
 
     if not available():
-        return None, "its token table is not cached and model2vec/torch are not installed to build it"
+        return None, ("its token table is not cached and model2vec/torch are not installed to build it: build it "
+                      "where they are with `python -m classifier.static_embedding`")
     embedder = StaticMiniLMEmbedder()
     try:
         # Now, so a table that cannot be built or verified is known at load, not at the first query.
@@ -234,7 +239,7 @@ def load_model(directory: str | Path | None = None, *, serving: bool = False):
             from .head import LinearHead
 
             clf = LinearHead(lexical_weight=float(params["lexical_weight"]),
-                             static_features=bool(params.get("static_features", False)))
+                             static_features=params.get("static_features", False))
             n_features = int(params["n_features"])
         else:
             from .estimator import TaskClassifier
@@ -244,6 +249,11 @@ def load_model(directory: str | Path | None = None, *, serving: bool = False):
         temperature = float(manifest["calibration"]["temperature"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"manifest or examples incomplete ({exc!r})", path=where) from None
+    if not isinstance(clf.static_features, bool):
+        raise ModelFileError(f"params.static_features must be true or false, got {clf.static_features!r}",
+                             path=where)
+    if clf.static_features and manifest["format_version"] < 2:
+        raise ModelFileError("params.static_features needs format_version 2", path=where)
     k, n_feat = len(labels), EMBEDDER_DIM * (2 if clf.static_features else 1) + n_features
     coef, intercept, idf = weights.get("coef"), weights.get("intercept"), weights.get("idf")
     emb = examples.get("embeddings")
@@ -271,9 +281,8 @@ def load_model(directory: str | Path | None = None, *, serving: bool = False):
         weights = _static_section(d, manifest, clf)[0]
         clf.static_embedder_, why = _static_embedder(d, weights["probes"])
         if clf.static_embedder_ is None:
-            raise ModelFileError(f"this model's MiniLM head reads static vectors, but {why}. Build the table "
-                                 f"with `python -m classifier.static_embedding` (needs torch and model2vec), or "
-                                 f"train with --no-static", path=where)
+            raise ModelFileError(f"this model's MiniLM head reads static vectors, but {why}; or use a model "
+                                 f"trained with --no-static-features", path=where)
     return clf, manifest
 
 

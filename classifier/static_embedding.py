@@ -28,7 +28,8 @@ from .embedding import EMBEDDER_DIM, CachedEmbedder, model_dir
 from .errors import ModelFileError
 from .filecache import bundled_model_key, cache_root, locked, make_file, package_versions, read_verified, run_child
 
-__all__ = ["STATIC_ID", "JoinedEmbedder", "StaticMiniLMEmbedder", "available", "build", "cache_dir", "distill_with_torch"]
+__all__ = ["STATIC_ID", "JoinedEmbedder", "StaticMiniLMEmbedder", "available", "build", "cache_dir",
+           "distill_with_torch"]
 
 STATIC_ID = "model2vec/all-MiniLM-L6-v2-static"
 STATIC_RECIPE = 1

@@ -26,7 +26,8 @@ def test_round_trip_gives_identical_probabilities(small_model_dir, small_data):
     texts = list(small_data.texts[:20])
     assert np.array_equal(loaded.predict_proba(texts), again.predict_proba(texts))
     _, manifest = load_manifest(small_model_dir)
-    assert manifest["format_version"] == 1 and manifest["embedder"] == {
+    assert manifest["format_version"] == 2 and manifest["params"]["static_features"] is True
+    assert manifest["embedder"] == {
         "id": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384}
     assert manifest["training"]["data_sha256"] == small_data.sha256()
     assert set(manifest["files"]) == {"weights.npz", "examples.npz", "examples.json", "static.npz"}

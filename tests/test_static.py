@@ -159,9 +159,13 @@ def test_the_minilm_head_reads_static_vectors_made_once(small_model_dir, small_d
     joined = head.embed(texts)
     static = cascade.static.embed(texts)
     assert head.static_features and joined.shape == (5, 768)
-    assert np.allclose(joined[:, 384:], static) and np.allclose(head.embed(texts, static=static), joined)
+    assert np.allclose(joined[:, 384:], static) and np.allclose(joined[:, :384], head.embed(texts)[:, :384])
+    given = head.embed(texts, static=static[::-1])  # vectors handed in are used as they are, not remade
+    assert np.allclose(given[:, 384:], static[::-1]) and np.allclose(given[:, :384], joined[:, :384])
     with pytest.raises(ValueError, match="do not fit 5 texts"):
         head.embed(texts, static=static[:2])
+    with pytest.raises(ValueError, match="do not fit 5 texts and this head's 768 embedding columns"):
+        head.predict_proba(texts, embeddings=joined[:, :384])  # MiniLM's vectors alone: refused, not misread
     assert head.nearest_examples(joined[0], 1)[0][0] == texts[0]  # retrieval reads the MiniLM block
     with pytest.raises(ValueError, match="static_features needs static=True"):
         train_cascade(small_data, static=False, static_features=True)
@@ -199,3 +203,43 @@ def test_a_table_other_than_the_trained_one(tmp_path, caplog, small_plain_model_
     with caplog.at_level(logging.WARNING, logger="taskrouter.embedding"):
         cascade = Cascade.load(_roll_probes(small_plain_model_dir, tmp_path / "plain"))
     assert cascade.static is None and "not the one the head was trained on" in caplog.text
+
+
+def test_an_estimator_with_static_features(small_data):
+    from sklearn.base import clone
+
+    from classifier.estimator import TaskClassifier
+
+    clf = TaskClassifier(static_features=True, cv=0).fit(small_data.texts, small_data.labels)
+    assert clf.coef_.shape[1] == 768 + clf.n_features and clf.example_embeddings_.shape[1] == 384
+    assert clf.predict_proba(list(small_data.texts[:3])).shape == (3, 4)
+    assert clone(clf).get_params()["static_features"] is True and not hasattr(clone(clf), "static_embedder_")
+    with pytest.raises(ValueError, match="'static_features' parameter"):
+        TaskClassifier(static_features="yes").fit(small_data.texts, small_data.labels)
+
+
+def _edit_params(src, dst, **changes):
+    shutil.copytree(src, dst)
+    m = json.loads((dst / "manifest.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            m["params"].pop(key)
+        else:
+            m["params"][key] = value
+    (dst / "manifest.json").write_text(json.dumps(m))
+    return dst
+
+
+def test_models_saved_before_static_features_still_load(small_plain_model_dir, small_data, tmp_path):
+    from classifier.estimator import TaskClassifier
+
+    old = _edit_params(small_plain_model_dir, tmp_path / "old", static_features=None)
+    assert json.loads((old / "manifest.json").read_text())["format_version"] == 1
+    texts = list(small_data.texts[:5])
+    assert TaskClassifier.load(old).static_features is False
+    assert np.allclose(Cascade.load(old).classifier.predict_proba(texts),
+                       Cascade.load(small_plain_model_dir).classifier.predict_proba(texts))
+    with pytest.raises(ModelFileError, match="static_features must be true or false"):
+        Cascade.load(_edit_params(small_plain_model_dir, tmp_path / "str", static_features="false"))
+    with pytest.raises(ModelFileError, match="static_features needs format_version 2"):
+        Cascade.load(_edit_params(small_plain_model_dir, tmp_path / "v1", static_features=True))
