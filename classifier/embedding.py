@@ -74,6 +74,21 @@ class CachedEmbedder(abc.ABC):
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
+    _transient: tuple[str, ...] = ()
+    """Attributes a subclass loads on first use (models, tables, sessions): not pickled, None after unpickling."""
+
+    def __getstate__(self) -> dict:
+        """Pickle the settings only: locks, the vector cache and loaded files are remade (and re-verified)."""
+        skip = {"_lock", "_load_lock", "_cache", *self._transient}
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._cache = OrderedDict()
+        self._lock, self._load_lock = threading.Lock(), threading.Lock()
+        for name in self._transient:
+            setattr(self, name, None)
+
     @abc.abstractmethod
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         """L2-normalised float32 vectors for one batch of texts."""
@@ -141,6 +156,7 @@ class MiniLMEmbedder(CachedEmbedder):
     """all-MiniLM-L6-v2 through sentence-transformers on the CPU (imports torch)."""
 
     backend = "torch"
+    _transient = ("_model",)
 
     def __init__(self, *, batch_size: int = 64, cache_size: int = 50_000) -> None:
         super().__init__(batch_size=batch_size, cache_size=cache_size)

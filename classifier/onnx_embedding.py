@@ -79,6 +79,7 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
     """
 
     max_batch_chars = 4000  # padding a batch to its longest text costs more than small batches do on a CPU
+    _transient = ("_session", "_tokenizer")
 
     def __init__(self, *, quantize: bool = False, threads: int | None = None, allow_export: bool = True,
                  batch_size: int = 64, cache_size: int = 50_000) -> None:

@@ -52,6 +52,7 @@ class StaticMiniLMEmbedder(CachedEmbedder):
     id = STATIC_ID
     dim = EMBEDDER_DIM
     backend = "static"
+    _transient = ("_table", "_tokenizer", "_unk_id")
 
     def __init__(self, *, allow_build: bool = True, batch_size: int = 1024, cache_size: int = 0) -> None:
         # No vector cache by default: looking a text up costs about what embedding it does.

@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+import pickle
 import shutil
 
 import numpy as np
@@ -214,6 +215,9 @@ def test_an_estimator_with_static_features(small_data):
     assert clf.coef_.shape[1] == 768 + clf.n_features and clf.example_embeddings_.shape[1] == 384
     assert clf.predict_proba(list(small_data.texts[:3])).shape == (3, 4)
     assert clone(clf).get_params()["static_features"] is True and not hasattr(clone(clf), "static_embedder_")
+    again = pickle.loads(pickle.dumps(clf))  # the table is reloaded (and re-verified) on first use, not pickled
+    assert again.static_embedder_._table is None
+    assert np.allclose(again.predict_proba(list(small_data.texts[:3])), clf.predict_proba(list(small_data.texts[:3])))
     with pytest.raises(ValueError, match="'static_features' parameter"):
         TaskClassifier(static_features="yes").fit(small_data.texts, small_data.labels)
 
