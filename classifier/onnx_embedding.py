@@ -113,7 +113,9 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
                 opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
                 opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 # Idle worker threads would otherwise spin for a while after each call and take CPU from the
-                # request handling around it; on a small box that costs more than the wake-up latency.
+                # request handling around it. Measured on 2 cores: spinning cuts a lone session's single-query
+                # p50 (int8 2.45 -> 1.51 ms), but in benchmarks/run.py, where other sessions and the fake
+                # provider's HTTP thread share the cores, it made every path 2-5x slower.
                 opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 opts.log_severity_level = 3
                 session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
