@@ -58,6 +58,14 @@ def test_train_and_evaluate_a_custom_label_set(tiny_csv, tmp_path):
     assert r.returncode == 0 and r.stdout.split()[0] == "billing"
 
 
+def test_train_without_static_features(tiny_csv, tmp_path):
+    model = tmp_path / "model"
+    r = run("train", "--data", tiny_csv, "--out", model, "--max-error", "0.1", "--no-static-features")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((model / "manifest.json").read_text())
+    assert m["params"]["static_features"] is False and m["format_version"] == 1 and "static_head" in m
+
+
 def test_evaluate_with_recorded_answers(tiny_csv, tmp_path):
     answers = tmp_path / "answers.jsonl"
     answers.write_text('{"text": "I was charged twice", "label": "billing"}\n')
