@@ -111,28 +111,43 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
 def read_jsonl(p: Path) -> list[tuple[int, dict]]:
     """(line number, object) for each non-blank line; a malformed line is a DataError naming it."""
     rows = []
-    with p.open(encoding="utf-8") as f:
-        for line, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"malformed JSON ({exc.msg})", path=str(p), line=line) from None
-            if not isinstance(row, dict):
-                raise DataError("each line must be a JSON object", path=str(p), line=line)
-            rows.append((line, row))
+    for line, raw in enumerate(_lines(p), start=1):
+        if not raw.strip():
+            continue
+        try:
+            row = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"malformed JSON ({exc.msg})", path=str(p), line=line) from None
+        if not isinstance(row, dict):
+            raise DataError("each line must be a JSON object", path=str(p), line=line)
+        rows.append((line, row))
     return rows
 
 
+def _lines(p: Path) -> list[str]:
+    """The file's lines decoded as UTF-8 (a leading byte-order mark, as Excel writes, is dropped)."""
+    data = p.read_bytes()
+    lines = data.splitlines(keepends=True)
+    out = []
+    for number, raw in enumerate(lines, start=1):
+        try:
+            out.append(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                            "save the file as UTF-8", path=str(p), line=number) from None
+    return out
+
+
 def _read_csv(p: Path) -> list[tuple[int, dict]]:
-    with p.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
-            raise DataError(f"CSV header must have 'text' and 'label', got {reader.fieldnames}", path=str(p), line=1)
-        rows = []
+    reader = csv.DictReader(_lines(p))
+    if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
+        raise DataError(f"CSV header must have 'text' and 'label', got {reader.fieldnames}", path=str(p), line=1)
+    rows = []
+    try:
         for row in reader:
             if None in row:  # more cells than header fields
                 raise DataError("more cells than header fields", path=str(p), line=reader.line_num)
             rows.append((reader.line_num, row))
-        return rows
+    except csv.Error as exc:
+        raise DataError(f"malformed CSV ({exc})", path=str(p), line=reader.line_num) from None
+    return rows

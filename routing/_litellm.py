@@ -8,7 +8,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map do
 
 import logging
 
+import httpx
 import litellm
+import openai
 from litellm import Router
 from litellm.integrations.custom_logger import CustomLogger
 
@@ -16,7 +18,7 @@ from .config import Config, resolve_secrets
 from .errors import (AuthenticationFailed, BadRequest, CompletionError, CompletionTimeout, ContextWindowExceeded,
                      PoolsExhausted, ProviderUnavailable, RateLimited)
 
-__all__ = ["CustomLogger", "Router", "add_callback", "build_router", "litellm", "map_exception", "remove_callback",
+__all__ = ["CustomLogger", "Router", "add_callback", "build_router", "is_provider_error", "litellm", "map_exception", "proxy_router", "remove_callback",
            "served_by"]
 
 # LiteLLM logs every failed attempt at ERROR with the request kwargs; our own errors carry what callers need.
@@ -31,6 +33,13 @@ def build_router(config: Config) -> Router:
     for key, value in config.litellm_settings.model_dump(exclude_none=True).items():
         setattr(litellm, key, value)
     return Router(model_list=model_list, **settings)
+
+
+def proxy_router() -> Router | None:
+    """The running LiteLLM Proxy's Router, or None outside the proxy."""
+    from litellm.proxy import proxy_server
+
+    return proxy_server.llm_router
 
 
 def add_callback(callback: CustomLogger) -> None:
@@ -72,6 +81,12 @@ _MAPPING: list[tuple[type[BaseException], type[CompletionError]]] = [
     (litellm.APIError, ProviderUnavailable),
     (litellm.BudgetExceededError, RateLimited),
 ]
+_PROVIDER_ERRORS = (*(theirs for theirs, _ in _MAPPING), openai.OpenAIError, httpx.HTTPError)
+
+
+def is_provider_error(exc: BaseException) -> bool:
+    """Whether `exc` is LiteLLM's or a provider's error (anything else is a program error, left as it is)."""
+    return isinstance(exc, _PROVIDER_ERRORS)
 
 
 def map_exception(exc: BaseException, *, pool: str, fallbacks_configured: bool) -> CompletionError:

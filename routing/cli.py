@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -93,6 +94,7 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
         raise TaskRouterError("--llm labels needs --answers FILE")
     dataset = load_dataset(data)
     cascade = Cascade.load(model, threshold=threshold, static=static, static_threshold=static_threshold)
+    _check_eval_labels(dataset.labels, cascade.labels, data)
     llm_answers: dict[str, str] | None = None
     if llm is LLMMode.oracle:
         llm_answers = dict(zip(dataset.texts, dataset.labels, strict=True))
@@ -124,6 +126,19 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
     if json_out:
         dump_json(metrics, json_out)
         typer.echo(f"metrics: {json_out}")
+
+
+def _check_eval_labels(truth: Sequence[str], model_labels: Sequence[str], data: Path) -> None:
+    """Refuse data none of whose labels the model has; warn about the labels it lacks."""
+    from classifier.errors import LabelError
+
+    missing = sorted(set(truth) - set(model_labels))
+    if missing and len(missing) == len(set(truth)):
+        raise LabelError(f"{data}: none of its labels {missing} is a label of the model {sorted(model_labels)}")
+    if missing:
+        share = sum(y in missing for y in truth) / len(truth)
+        typer.echo(f"warning: {share:.1%} of {data} has labels the model lacks ({missing}); those count as errors",
+                   err=True)
 
 
 def _compare(data: Path, old: Path, new: Path, json_out: Path | None) -> None:
@@ -176,7 +191,7 @@ def report(out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path
         start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
     except ValueError:
         raise TaskRouterError(f"--since: not a date: {since!r}") from None
-    events = TelemetryStore(url).events(since=start)
+    events = TelemetryStore(url, create=False).events(since=start)
     metrics = compute_metrics(events, config=cfg, baseline_pool=baseline_pool)
     out.write_text(render_html(metrics), encoding="utf-8")
     typer.echo(f"{metrics['requests']} requests -> {out}")
@@ -201,7 +216,7 @@ def review_export(out: Annotated[Path, typer.Option(help="JSONL to write for lab
     from routing.review import export_for_review
     from routing.telemetry import TelemetryStore
 
-    k = export_for_review(TelemetryStore(db).events(), out, n=n, low_confidence=low_confidence)
+    k = export_for_review(TelemetryStore(db, create=False).events(), out, n=n, low_confidence=low_confidence)
     typer.echo(f"{k} requests -> {out}; fill in each 'label' and run: taskrouter review import")
 
 
@@ -251,7 +266,10 @@ def complete(query: Annotated[str, typer.Argument(help="The query to send.")],
     """Route the query and complete it; prints the reply and how it was served."""
     from routing.complete import route_and_complete
 
-    r = route_and_complete(query, config=_config_path(config))
+    from routing.router import TaskRouter
+
+    with TaskRouter(_config_path(config)) as tr:  # closing writes this request's telemetry before exit
+        r = tr.complete(query)
     typer.echo(r.text)
     typer.echo(f"-- label={r.decision.label} stage={r.decision.stage} requested={r.requested_pool} "
                f"served={r.served_pool} deployment={r.deployment} fallback={r.fallback} "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 from pathlib import Path
@@ -11,7 +12,7 @@ from .config import Config
 from .results import RoutedCompletion, RoutedStream
 from .router import TaskRouter
 
-__all__ = ["aroute_and_complete", "get_router", "route_and_complete"]
+__all__ = ["aroute_and_complete", "close_all", "get_router", "route_and_complete"]
 
 _lock = threading.Lock()
 _routers: dict[object, tuple[object, TaskRouter]] = {}
@@ -26,10 +27,20 @@ def get_router(config: str | Path | Config | dict | TaskRouter | None = None) ->
     key: object = str(Path(config).resolve()) if isinstance(config, (str, Path)) else id(config)
     with _lock:
         hit = _routers.get(key)
-        if hit is None or (not isinstance(config, (str, Path)) and hit[0] is not config):
+        if hit is None or hit[1].closed or (not isinstance(config, (str, Path)) and hit[0] is not config):
             hit = (config, TaskRouter(config))
             _routers[key] = hit
         return hit[1]
+
+
+@atexit.register
+def close_all() -> None:
+    """Close every router `get_router` built (telemetry written, threads stopped) and forget them."""
+    with _lock:
+        routers = [router for _, router in _routers.values()]
+        _routers.clear()
+    for router in routers:
+        router.close()
 
 
 def route_and_complete(query: str, history: list[dict] | None = None, *,

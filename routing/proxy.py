@@ -31,8 +31,10 @@ from fastapi import HTTPException
 from classifier.cascade import Cascade
 from classifier.errors import ConfigError, QueryError
 
+from . import _litellm
 from ._litellm import CustomLogger
 from .config import Config, load_config, read_yaml
+from .conversation import Conversation, read_history, read_messages
 from .router import TaskRouter
 
 __all__ = ["DEFAULT_MODEL", "HEADER_PREFIX", "TaskRouterHook", "decision_headers", "load_routing_config"]
@@ -105,9 +107,9 @@ class TaskRouterHook(CustomLogger):
             if isinstance(metadata, dict) and not isinstance(metadata.get("taskrouter"), _Record):
                 metadata.pop("taskrouter", None)  # reserved for decisions made in this process (headers, telemetry)
             return data
-        query, history = _conversation(data.get("messages"), self.model)
         try:
-            pool, record = await asyncio.to_thread(self.decide, query, history)
+            conversation = read_messages(data.get("messages"))
+            pool, record = await asyncio.to_thread(self.decide_conversation, conversation)
         except QueryError as exc:
             raise HTTPException(status_code=400, detail=f"model {self.model!r}: {exc}") from None
         if not isinstance(metadata, dict):
@@ -125,11 +127,14 @@ class TaskRouterHook(CustomLogger):
 
     # -- classification (runs in a worker thread) -------------------------------------------------------------
     def decide(self, query: str, history: list[dict] | None = None) -> tuple[str, dict]:
-        """(pool, `metadata["taskrouter"]` record) for a query; loads the cascade on first use. Blocking."""
+        """(pool, `metadata["taskrouter"]` record) for a query after `history`; loads the cascade on first use."""
+        return self.decide_conversation(read_history(history, query))
+
+    def decide_conversation(self, conversation: Conversation) -> tuple[str, dict]:
+        """(pool, `metadata["taskrouter"]` record) for a conversation. Blocking: run it in a worker thread."""
         decider = self._load()
-        decision = decider.decide(query, history)
-        pool, _, kwargs = decider._request(decision, query, history, {})
-        return pool, _Record(kwargs["metadata"]["taskrouter"])
+        pool, record = decider.plan(decider.decide_conversation(conversation), conversation.query)
+        return pool, _Record(record)
 
     def _load(self) -> TaskRouter:
         with self._lock:
@@ -137,39 +142,9 @@ class TaskRouterHook(CustomLogger):
                 # Inside the proxy, its own Router serves the request and stage 3: taskrouter only decides.
                 # Outside it (tests, scripts) TaskRouter builds a Router from the config's model_list.
                 self._decider = TaskRouter(load_routing_config(self.config), cascade=self.cascade,
-                                           router=_proxy_router())
+                                           router=_litellm.proxy_router())
             return self._decider
 
 
 class _Record(dict):
     """A decision record made by a hook, told apart from a `metadata["taskrouter"]` a client sent (a plain dict)."""
-
-
-def _proxy_router() -> Any:
-    """The running LiteLLM Proxy's Router, or None outside the proxy."""
-    from litellm.proxy import proxy_server
-
-    return proxy_server.llm_router
-
-
-def _text(content: Any) -> str:
-    """The text of a chat message's content (a string, or OpenAI's list of parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p["text"] for p in content
-                         if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str))
-    return ""
-
-
-def _conversation(messages: Any, model: str) -> tuple[str, list[dict]]:
-    """(last user message, the text turns before it) of an OpenAI chat request."""
-    if not isinstance(messages, list):
-        raise HTTPException(status_code=400, detail=f"model {model!r} needs a chat request with 'messages'")
-    turns = [{"role": m["role"], "content": _text(m.get("content"))} for m in messages
-             if isinstance(m, dict) and isinstance(m.get("role"), str)]
-    last = next((i for i in range(len(turns) - 1, -1, -1) if turns[i]["role"] == "user"
-                 and turns[i]["content"].strip()), None)
-    if last is None:
-        raise HTTPException(status_code=400, detail=f"model {model!r} needs a user message with text to classify")
-    return turns[last]["content"], turns[:last]

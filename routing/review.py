@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 from collections import defaultdict
@@ -79,12 +80,24 @@ def import_reviewed(reviewed: str | Path, training: str | Path, *, out: str | Pa
         known[key] = label
         new_rows.append({"text": text, "label": label})
     target = Path(out) if out is not None else Path(training)
+    if target.suffix.lower() != Path(training).suffix.lower():
+        raise DataError(f"must have the training file's type ({Path(training).suffix})", path=str(target))
     if target != Path(training):
         target.write_bytes(Path(training).read_bytes())
-    with target.open("a", encoding="utf-8") as f:
-        if target.stat().st_size and not target.read_bytes().endswith(b"\n"):
+    ends_open = target.stat().st_size > 0 and not target.read_bytes().endswith((b"\n", b"\r"))
+    with target.open("a", encoding="utf-8", newline="") as f:
+        if ends_open:
             f.write("\n")
-        for r in new_rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        if target.suffix.lower() == ".csv":  # the training file's own format, in its header's column order
+            writer = csv.DictWriter(f, fieldnames=_csv_header(target), extrasaction="ignore", restval="")
+            writer.writerows(new_rows)
+        else:
+            for r in new_rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
     summary.added = len(new_rows)
     return summary
+
+
+def _csv_header(path: Path) -> list[str]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return next(csv.reader(f))

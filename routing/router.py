@@ -5,18 +5,19 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from classifier.cascade import Cascade
-from classifier.data import check_query
-from classifier.errors import ConfigError, QueryError, TaskRouterError
+from classifier.errors import ConfigError, TaskRouterError
 from classifier.llm import LLMClassifier
 from classifier.results import Decision
 
 from . import _litellm
 from .config import Config, load_config
+from .conversation import Conversation, classifier_text, read_history
 from .results import RoutedCompletion, RoutedStream
 
 __all__ = ["TaskRouter"]
@@ -42,6 +43,7 @@ class TaskRouter:
                                         static=settings.classifier.static,
                                         static_threshold=settings.classifier.static_threshold)
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base
+        self._check_labels()
         # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
         # deployments available"), so sync calls then run on a private event loop.
         self._loop = _LoopThread() if self.config.router_settings.routing_strategy == "cost-based-routing" else None
@@ -52,12 +54,35 @@ class TaskRouter:
             self.telemetry = TelemetryCallback(TelemetryStore(settings.telemetry.url),
                                                store_text=settings.telemetry.store_text, router_id=hex(id(self)))
             _litellm.add_callback(self.telemetry)
+        self.closed = False
 
-    def close(self) -> None:
-        """Flush telemetry and unregister this router's callback."""
+    def __enter__(self) -> TaskRouter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write the telemetry of finished requests (waiting up to `timeout` s), then stop this router's threads.
+
+        Idempotent. Requests still in flight on other threads when it is called are not waited for.
+        """
+        if self.closed:
+            return
+        self.closed = True
         if self.telemetry is not None:
-            self.telemetry.flush()
+            self.telemetry.close(timeout)
             _litellm.remove_callback(self.telemetry)
+        if self._loop is not None:
+            self._loop.close()
+
+    def _check_labels(self) -> None:
+        """Every label in `taskrouter.pools` must be one the loaded model can give."""
+        labels = set(self.cascade.labels)
+        for label in self.config.taskrouter.pools:
+            if label not in labels:
+                raise ConfigError(f"{label!r} is not a label of the classifier model; its labels are "
+                                  f"{sorted(labels)}", path=f"taskrouter.pools.{label}")
 
     def _model_path(self) -> Path | None:
         """The classifier model directory; a relative path is read from the config file's folder."""
@@ -85,19 +110,33 @@ class TaskRouter:
 
     def decide(self, query: str, history: Sequence[dict] | None = None) -> Decision:
         """The cascade's decision for `query`; a follow-up is read together with the recent user turns."""
-        check_query(query)
-        earlier = _user_turns(history)
-        alone = self.cascade.classify(query)
+        return self.decide_conversation(read_history(history, query))
+
+    def decide_conversation(self, conversation: Conversation) -> Decision:
+        """The decision for a conversation's last user turn, keeping the conversation's label on a follow-up.
+
+        The classifier reads a bounded window of the text (see `routing.conversation`), so any length routes.
+        """
         conv = self.config.taskrouter.conversation
-        if not earlier or conv.context_turns == 0:
+        alone_text, context_text = classifier_text(conversation, conv.context_turns)
+        alone = self.cascade.classify(alone_text)
+        if context_text is None:
             return alone
-        context = "\n".join([*earlier[-conv.context_turns:], query])
-        in_context = self.cascade.classify(context)
-        confidently_new = (alone.stage == "heuristic" or
-                           (not alone.escalated and (alone.confidence or 0) >= conv.switch_confidence))
-        if alone.label != in_context.label and confidently_new:
+        in_context = self.cascade.classify(context_text)
+        if alone.label != in_context.label and _switches(alone, conv.switch_confidence):
             return alone
         return in_context
+
+    def plan(self, decision: Decision, query: str | None = None) -> tuple[str, dict[str, Any]]:
+        """(pool, `metadata["taskrouter"]` record) for a decision: what callbacks, headers and telemetry read."""
+        pool = self.pool_for(decision.label)
+        record: dict[str, Any] = {"label": decision.label, "stage": decision.stage,
+                                  "confidence": decision.confidence, "escalated": decision.escalated,
+                                  "requested_pool": pool, "router_id": hex(id(self)),
+                                  "request_id": uuid.uuid4().hex}
+        if query is not None and self.config.taskrouter.telemetry.store_text:
+            record["query"] = query
+        return pool, record
 
     def pool_for(self, label: str) -> str:
         return self.config.pool_for(label)
@@ -116,10 +155,12 @@ class TaskRouter:
                     response = self._loop.iterate(response)
             else:
                 response = self.router.completion(model=pool, messages=messages, **kwargs)
-        except TaskRouterError:
-            raise
         except Exception as exc:
-            raise self._error(exc, pool) from None
+            self._expect(kwargs, "failure")
+            if not _litellm.is_provider_error(exc):
+                raise
+            raise self._error(exc, pool) from exc
+        self._expect(kwargs, "success")
         return self._finish(response, decision, pool, start, kwargs)
 
     async def acomplete(self, query: str, history: Sequence[dict] | None = None, **litellm_kwargs: Any
@@ -130,10 +171,12 @@ class TaskRouter:
         start = time.perf_counter()
         try:
             response = await self.router.acompletion(model=pool, messages=messages, **kwargs)
-        except TaskRouterError:
-            raise
         except Exception as exc:
-            raise self._error(exc, pool) from None
+            self._expect(kwargs, "failure")
+            if not _litellm.is_provider_error(exc):
+                raise
+            raise self._error(exc, pool) from exc
+        self._expect(kwargs, "success")
         return self._finish(response, decision, pool, start, kwargs)
 
     # -- helpers ----------------------------------------------------------------------------------------------
@@ -142,15 +185,18 @@ class TaskRouter:
         for key in _RESERVED:
             if key in kwargs:
                 raise TypeError(f"{key!r} is chosen by taskrouter; pass the query and history instead")
-        pool = self.pool_for(decision.label)
+        if self.closed:
+            raise RuntimeError("this TaskRouter is closed")
+        pool, record = self.plan(decision, query)
         messages = [*(history or []), {"role": "user", "content": query}]
         metadata = dict(kwargs.pop("metadata", None) or {})
-        metadata["taskrouter"] = {"label": decision.label, "stage": decision.stage,
-                                  "confidence": decision.confidence, "escalated": decision.escalated,
-                                  "requested_pool": pool, "router_id": hex(id(self))}
-        if self.config.taskrouter.telemetry.store_text:
-            metadata["taskrouter"]["query"] = query
+        metadata["taskrouter"] = record
         return pool, messages, {**kwargs, "metadata": metadata}
+
+    def _expect(self, kwargs: dict[str, Any], status: str) -> None:
+        """Tell telemetry that LiteLLM will log this request (its callbacks run after the call returns)."""
+        if self.telemetry is not None and not kwargs.get("stream"):
+            self.telemetry.expect(kwargs["metadata"]["taskrouter"]["request_id"], status)
 
     def _finish(self, response: Any, decision: Decision, pool: str, start: float,
                 kwargs: dict[str, Any]) -> RoutedCompletion | RoutedStream:
@@ -179,7 +225,15 @@ class _LoopThread:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        threading.Thread(target=self.loop.run_forever, daemon=True, name="taskrouter-loop").start()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="taskrouter-loop")
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the loop and its thread."""
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()
 
     def run(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
@@ -204,15 +258,6 @@ class _SyncStream:
                 return
 
 
-def _user_turns(history: Sequence[dict] | None) -> list[str]:
-    if history is None:
-        return []
-    if isinstance(history, (str, bytes)) or not isinstance(history, Sequence):
-        raise QueryError(f"must be a list of chat messages, got {type(history).__name__}", field="history")
-    turns = []
-    for i, m in enumerate(history):
-        if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-            raise QueryError("each message needs string 'role' and 'content'", field=f"history[{i}]")
-        if m["role"] == "user" and m["content"].strip():
-            turns.append(m["content"])
-    return turns
+def _switches(alone: Decision, switch_confidence: float) -> bool:
+    """Whether a follow-up classified alone is confident enough to leave the conversation's label."""
+    return not alone.escalated and (alone.confidence or 0.0) >= switch_confidence

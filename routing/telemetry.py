@@ -7,12 +7,16 @@ counted. Prompt text is stored only when asked for, with API-key-like strings an
 
 from __future__ import annotations
 
+import atexit
 import logging
 import queue
 import re
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -75,9 +79,14 @@ def redact(text: str) -> str:
 class TelemetryStore:
     """Events in a database given by URL (`sqlite:///events.db`, `postgresql://...`)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = True) -> None:
+        """`create=False` (readers): a SQLite file that does not exist is an error, not a new empty database."""
         if "://" not in url:
             raise ConfigError("must be a database URL such as sqlite:///events.db", path="taskrouter.telemetry.url")
+        if not create and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+            file = Path(url[len("sqlite:///"):].split("?", 1)[0])
+            if not file.is_file():
+                raise ConfigError(f"no telemetry database at {str(file)!r}", path="db")
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://"):]
         try:
@@ -152,8 +161,13 @@ class TelemetryCallback(CustomLogger):
         self.failed = 0
         self.dropped = 0
         self._queue: queue.Queue[dict | None] = queue.Queue(maxsize=max_queue)
+        # request_id -> status LiteLLM will log for it; cleared when its callback fires (it runs after the call)
+        self._expected: dict[str, str] = {}
+        self._seen = threading.Condition()
+        self._closed = False
         self._thread = threading.Thread(target=self._drain, daemon=True, name="taskrouter-telemetry")
         self._thread.start()
+        _open.add(self)
 
     # LiteLLM calls these by keyword: the parameter names matter.
     def log_success_event(self, kwargs, response_obj, start_time, end_time):
@@ -168,23 +182,56 @@ class TelemetryCallback(CustomLogger):
     async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
         self._enqueue(kwargs, start_time, end_time, "failure")
 
+    def expect(self, request_id: str, status: str) -> None:
+        """Note that LiteLLM will log `request_id` with `status`; `flush` waits for that event too."""
+        with self._seen:
+            self._expected[request_id] = status
+
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until queued events are written (or `timeout` passes); True when the queue is empty."""
+        """Wait until expected events arrived and queued events are written (or `timeout` passes).
+
+        True when nothing was left; otherwise the count left is logged.
+        """
+        deadline = time.monotonic() + timeout
+        with self._seen:
+            self._seen.wait_for(lambda: not self._expected, timeout)
+            missing = len(self._expected)
         done = threading.Event()
         self._flushed = done  # set before the marker is queued, so the writer always finds it
-        self._queue.put(None)
-        return done.wait(timeout)
+        if self._thread.is_alive():
+            self._queue.put(None)
+        written = done.wait(max(0.0, deadline - time.monotonic()))
+        if missing or not written:
+            log.warning("telemetry: %d expected event(s) never arrived and %d queued event(s) were not written "
+                        "within %.1f s", missing, self._queue.qsize(), timeout)
+        return not missing and written
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush (bounded by `timeout`), stop the writer thread and dispose of the database engine. Idempotent."""
+        if self._closed:
+            return True
+        ok = self.flush(timeout)
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout=max(1.0, timeout))
+        self.store.engine.dispose()
+        _open.discard(self)
+        return ok
 
     def _enqueue(self, kwargs: dict, start_time: Any, end_time: Any, status: str) -> None:
+        event = None
         try:
             event = self._event(kwargs, start_time, end_time, status)
             if event is not None:
                 self._queue.put_nowait(event)
         except queue.Full:
             self.dropped += 1
+            log.warning("telemetry: queue full, event dropped")
         except Exception as exc:  # a malformed callback payload must not reach the caller
             self.failed += 1
             log.warning("telemetry: could not build event (%s)", type(exc).__name__)
+        if event is not None:
+            self._arrived(event["taskrouter_request_id"], status)
 
     def _event(self, kwargs: dict, start_time: Any, end_time: Any, status: str) -> dict | None:
         params = kwargs.get("litellm_params") or {}
@@ -204,7 +251,7 @@ class TelemetryCallback(CustomLogger):
         if isinstance(start_time, datetime) and isinstance(end_time, datetime):
             latency = (end_time - start_time).total_seconds()
         text = tr.get("query")
-        return {
+        return {"taskrouter_request_id": tr.get("request_id"),
             "request_id": str(slo.get("trace_id") or kwargs.get("litellm_trace_id") or kwargs.get("litellm_call_id")),
             "ts": datetime.now(UTC),
             "label": tr.get("label"), "stage": tr.get("stage"), "confidence": tr.get("confidence"),
@@ -218,17 +265,41 @@ class TelemetryCallback(CustomLogger):
             "query_text": redact(text) if (self.store_text and isinstance(text, str)) else None,
         }
 
+    def _arrived(self, request_id: object, status: str) -> None:
+        with self._seen:
+            if isinstance(request_id, str) and self._expected.get(request_id) == status:
+                del self._expected[request_id]
+                self._seen.notify_all()
+
     def _drain(self) -> None:
         while True:
             event = self._queue.get()
+            if event is _STOP:
+                return
             if event is None:
                 flushed = getattr(self, "_flushed", None)
                 if flushed is not None:
                     flushed.set()
                 continue
+            event.pop("taskrouter_request_id", None)
             try:
                 self.store.record(event)
                 self.written += 1
             except Exception as exc:  # store down, read-only, full: count it, log it, carry on
                 self.failed += 1
                 log.warning("telemetry: write failed (%s); the request itself was not affected", type(exc).__name__)
+
+
+_STOP: dict = {}
+"""The writer thread's stop marker (compared by identity)."""
+_open: weakref.WeakSet[TelemetryCallback] = weakref.WeakSet()
+EXIT_FLUSH_S = 5.0
+"""How long, at most, a process waits at exit for its queued telemetry to be written."""
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Write what is still queued when the process exits normally (bounded: EXIT_FLUSH_S in all)."""
+    deadline = time.monotonic() + EXIT_FLUSH_S
+    for callback in list(_open):
+        callback.close(max(0.1, deadline - time.monotonic()))

@@ -66,14 +66,30 @@ def test_train_without_static_features(tiny_csv, tmp_path):
     assert m["params"]["static_features"] is False and m["format_version"] == 1 and "static_head" in m
 
 
-def test_evaluate_with_recorded_answers(tiny_csv, tmp_path):
+def test_evaluate_with_recorded_answers(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "integrate x^2 from 0 to 1", "label": "math"}\n'
+                    '{"text": "sort a list of dicts by key in python", "label": "code"}\n')
     answers = tmp_path / "answers.jsonl"
-    answers.write_text('{"text": "I was charged twice", "label": "billing"}\n')
-    r = run("evaluate", "--data", tiny_csv, "--json", tmp_path / "e.json", "--llm", "labels", "--answers", answers,
+    answers.write_text('{"text": "sort a list of dicts by key in python", "label": "code"}\n')
+    r = run("evaluate", "--data", data, "--json", tmp_path / "e.json", "--llm", "labels", "--answers", answers,
             "--threshold", "1.0")
-    # The shipped model's labels differ from this file's: recorded answers outside its set are not used.
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "e.json").read_text())["llm_mode"] == "labels"
+
+
+def test_evaluate_refuses_data_whose_labels_the_model_lacks(tiny_csv, tmp_path):
+    r = run("evaluate", "--data", tiny_csv, "--json", tmp_path / "e.json")
+    assert r.returncode == 2 and "none of its labels ['billing', 'sales', 'tech']" in r.stderr
+
+
+def test_evaluate_warns_about_labels_the_model_lacks(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "integrate x^2 from 0 to 1", "label": "math"}\n'
+                    '{"text": "I was charged twice", "label": "billing"}\n')
+    r = run("evaluate", "--data", data, "--json", tmp_path / "e.json")
+    assert r.returncode == 0, r.stderr
+    assert "warning: 50.0% of" in r.stderr and "['billing']" in r.stderr
 
 
 @pytest.mark.parametrize(("setup", "args", "message"), [

@@ -1,12 +1,24 @@
-"""The model inside the package is the one `data/queries.jsonl` trains, and it loads with no arguments."""
+"""The model inside the package is the one `data/queries.jsonl` trains, and it loads with no arguments.
 
-import numpy as np
+A fresh training run is not compared bit for bit: float sums in the embedding pass differ across machines and
+thread counts. What must match is what the model does: its decisions on a fixed query set, the rules it keeps,
+and its cross-validated metrics (within the tolerances stated below).
+"""
+
+import json
 
 from classifier import TaskClassifier, load_dataset
 from classifier.cascade import Cascade
 from classifier.persistence import DEFAULT_MODEL_DIR, load_manifest
 from classifier.train import train_cascade
-from tests.conftest import DATA
+from tests.conftest import DATA, ROOT
+
+PROBES = ROOT / "tests" / "data" / "probe_queries.jsonl"
+"""A fixed set of queries written for this check (not training data): every label, short and long."""
+MIN_AGREEMENT = 0.98
+"""Share of probe queries on which a fresh model must decide the shipped model's label."""
+CV_TOLERANCE = 0.01
+"""Largest difference allowed between a fresh run's cross-validated accuracy / macro-F1 and the manifest's."""
 
 
 def test_shipped_model_loads_without_arguments():
@@ -16,23 +28,18 @@ def test_shipped_model_loads_without_arguments():
     assert TaskClassifier.load().predict(["what is 15% of 80?"]).shape == (1,)
 
 
-def test_shipped_model_matches_a_fresh_training_run(tmp_path):
+def test_a_fresh_training_run_decides_like_the_shipped_model(tmp_path):
     data = load_dataset(DATA)
     _, manifest = load_manifest(DEFAULT_MODEL_DIR)
     assert manifest["training"]["data_sha256"] == data.sha256(), "data/queries.jsonl changed: retrain the model"
-    fresh, _ = train_cascade(data, out=tmp_path / "fresh", progress=False)
+    fresh, report = train_cascade(data, out=tmp_path / "fresh", progress=False)
     shipped = Cascade.load()
-    # Same data and seed give the same model; torch's multi-threaded float sums may move the last digits of an
-    # embedding (the suite's embedder cache holds vectors made in other batches, with other padding), which moves
-    # coefficients by a little over 1e-4 now that the head reads the static block too, so they are compared to 1e-3.
-    diff = np.abs(fresh.classifier.coef_ - shipped.classifier.coef_).max()
-    assert diff < 1e-3, diff
-    assert np.allclose(fresh.classifier.intercept_, shipped.classifier.intercept_, atol=1e-3)
-    # The threshold is an order statistic of ~3,500 out-of-fold confidences, so that noise can swap neighbours
-    # (inside this suite the embedder cache holds vectors made in other batches, with other padding).
-    assert abs(fresh.threshold - shipped.threshold) < 5e-3
+    probes = [json.loads(line)["text"] for line in PROBES.open(encoding="utf-8") if line.strip()]
+    assert len(probes) >= 100
+    ours = [d.label for d in shipped.classify_batch(probes)]
+    theirs = [d.label for d in Cascade.load(tmp_path / "fresh").classify_batch(probes)]
+    agreement = sum(a == b for a, b in zip(ours, theirs, strict=True)) / len(probes)
+    assert agreement >= MIN_AGREEMENT, agreement
+    assert abs(report.cv_accuracy - manifest["metrics"]["cv_accuracy"]) <= CV_TOLERANCE
+    assert abs(report.cv_macro_f1 - manifest["metrics"]["cv_macro_f1"]) <= CV_TOLERANCE
     assert [r.enabled for r in fresh.rules.rules] == [r.enabled for r in shipped.rules.rules]
-    # The static head reads a float16 token table distilled on this machine, so its weights get more room.
-    assert fresh.static is not None and shipped.static is not None
-    assert np.allclose(fresh.static.coef_, shipped.static.coef_, atol=1e-3)
-    assert abs(fresh.static_threshold - shipped.static_threshold) < 5e-3

@@ -1,0 +1,110 @@
+"""Read an OpenAI-style chat request into what the classifier reads: the query and the earlier user turns.
+
+One reader for `route_and_complete`, `aroute_and_complete` and the proxy hook. Every OpenAI chat message shape is
+accepted: system, developer, user, assistant (with `tool_calls` and `content: null`), tool and function roles, and
+content as a string or a list of parts. Only the text parts of user turns are classified; the rest is ignored.
+
+The classifier reads a bounded window, never the whole prompt: the head and tail of the query (`QUERY_HEAD_CHARS`
++ `QUERY_TAIL_CHARS`) and at most `CONTEXT_CHARS` of each earlier user turn. A prompt of any length is routed;
+the full messages still go to the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from classifier.data import check_query
+from classifier.errors import QueryError
+
+__all__ = ["CONTEXT_CHARS", "QUERY_HEAD_CHARS", "QUERY_TAIL_CHARS", "Conversation", "classifier_text",
+           "message_text", "read_history", "read_messages", "window"]
+
+QUERY_HEAD_CHARS = 3_000
+"""Characters read from the start of a long query."""
+QUERY_TAIL_CHARS = 1_000
+"""Characters read from the end of a long query (a question after a pasted document)."""
+CONTEXT_CHARS = 1_000
+"""Characters read from the end of each earlier user turn."""
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """The last user turn with text (`query`) and the user turns with text before it (`earlier`), oldest first."""
+
+    query: str
+    earlier: tuple[str, ...] = ()
+
+
+def window(text: str, head: int = QUERY_HEAD_CHARS, tail: int = QUERY_TAIL_CHARS) -> str:
+    """`text` itself when short; otherwise its first `head` and last `tail` characters, joined by a newline."""
+    if len(text) <= head + tail:
+        return text
+    return text[:head] + "\n" + (text[-tail:] if tail else "")
+
+
+def message_text(content: object, *, field: str = "content") -> str:
+    """The text of a message's content: a string, a list of parts (text parts joined), or None (no text)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence) and not isinstance(content, (bytes, bytearray)):
+        texts = []
+        for j, part in enumerate(content):
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, Mapping):
+                if part.get("type") == "text" and "text" in part:
+                    if not isinstance(part["text"], str):
+                        raise QueryError(f"must be a string, got {type(part['text']).__name__}",
+                                         field=f"{field}[{j}].text")
+                    texts.append(part["text"])
+            else:
+                raise QueryError(f"must be a string or an object, got {type(part).__name__}", field=f"{field}[{j}]")
+        return "\n".join(texts)
+    raise QueryError(f"must be a string, a list of parts or null, got {type(content).__name__}", field=field)
+
+
+def read_messages(messages: object, *, field: str = "messages") -> Conversation:
+    """The conversation of a chat request; QueryError names the field when no user turn has text."""
+    turns = _user_texts(messages, field)
+    if not turns:
+        raise QueryError("needs a user message with text to classify", field=field)
+    return Conversation(turns[-1], tuple(turns[:-1]))
+
+
+def read_history(history: object, query: object, *, field: str = "history") -> Conversation:
+    """The conversation of `route_and_complete(query, history=...)`: `query` follows the history's user turns."""
+    if not isinstance(query, str):
+        raise QueryError(f"must be a string, got {type(query).__name__}", field="query")
+    check_query(window(query), field="query")
+    return Conversation(query, tuple(_user_texts(history, field)) if history is not None else ())
+
+
+def _user_texts(messages: object, field: str) -> list[str]:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
+        raise QueryError(f"must be a list of chat messages, got {type(messages).__name__}", field=field)
+    texts = []
+    for i, m in enumerate(messages):
+        where = f"{field}[{i}]"
+        if not isinstance(m, Mapping):
+            raise QueryError(f"must be an object, got {type(m).__name__}", field=where)
+        role = m.get("role")
+        if not isinstance(role, str) or role not in _ROLES:
+            raise QueryError(f"unknown role {role!r}; expected one of {sorted(_ROLES)}", field=f"{where}.role")
+        text = message_text(m.get("content"), field=f"{where}.content")
+        if role == "user" and text.strip():
+            check_query(window(text), field=f"{where}.content")  # type and Unicode; length is bounded by the window
+            texts.append(text)
+    return texts
+
+
+def classifier_text(conversation: Conversation, context_turns: int) -> tuple[str, str | None]:
+    """(the query's window, the window of the query with its recent user turns, or None without context)."""
+    alone = window(conversation.query)
+    earlier = conversation.earlier[-context_turns:] if context_turns else ()
+    if not earlier:
+        return alone, None
+    return alone, "\n".join([*(t[-CONTEXT_CHARS:] for t in earlier), alone])
