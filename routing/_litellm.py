@@ -18,7 +18,7 @@ from .config import Config, resolve_secrets
 from .errors import (AuthenticationFailed, BadRequest, CompletionError, CompletionTimeout, ContextWindowExceeded,
                      PoolsExhausted, ProviderUnavailable, RateLimited)
 
-__all__ = ["CustomLogger", "Router", "add_callback", "build_router", "is_provider_error", "litellm", "map_exception", "proxy_router", "remove_callback",
+__all__ = ["CustomLogger", "Router", "add_callback", "build_router", "is_provider_error", "litellm", "map_exception", "program_error", "proxy_router", "remove_callback",
            "served_by"]
 
 # LiteLLM logs every failed attempt at ERROR with the request kwargs; our own errors carry what callers need.
@@ -87,6 +87,22 @@ _PROVIDER_ERRORS = (*(theirs for theirs, _ in _MAPPING), openai.OpenAIError, htt
 def is_provider_error(exc: BaseException) -> bool:
     """Whether `exc` is LiteLLM's or a provider's error (anything else is a program error, left as it is)."""
     return isinstance(exc, _PROVIDER_ERRORS)
+
+
+def program_error(exc: BaseException) -> BaseException | None:
+    """The TypeError, AttributeError or NameError that LiteLLM wrapped into a provider error, if any.
+
+    LiteLLM turns an exception raised while it prepares a call (e.g. a bad argument) into APIConnectionError;
+    such a fault is the caller's, not the provider's, and must not pass for an outage.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (TypeError, AttributeError, NameError)) and not isinstance(current, _PROVIDER_ERRORS):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def map_exception(exc: BaseException, *, pool: str, fallbacks_configured: bool) -> CompletionError:

@@ -156,11 +156,9 @@ class TaskRouter:
             else:
                 response = self.router.completion(model=pool, messages=messages, **kwargs)
         except Exception as exc:
-            self._expect(kwargs, "failure")
-            if not _litellm.is_provider_error(exc):
-                raise
+            _raise_program_error(exc)
             raise self._error(exc, pool) from exc
-        self._expect(kwargs, "success")
+        self._expect(kwargs)
         return self._finish(response, decision, pool, start, kwargs)
 
     async def acomplete(self, query: str, history: Sequence[dict] | None = None, **litellm_kwargs: Any
@@ -172,11 +170,9 @@ class TaskRouter:
         try:
             response = await self.router.acompletion(model=pool, messages=messages, **kwargs)
         except Exception as exc:
-            self._expect(kwargs, "failure")
-            if not _litellm.is_provider_error(exc):
-                raise
+            _raise_program_error(exc)
             raise self._error(exc, pool) from exc
-        self._expect(kwargs, "success")
+        self._expect(kwargs)
         return self._finish(response, decision, pool, start, kwargs)
 
     # -- helpers ----------------------------------------------------------------------------------------------
@@ -193,10 +189,12 @@ class TaskRouter:
         metadata["taskrouter"] = record
         return pool, messages, {**kwargs, "metadata": metadata}
 
-    def _expect(self, kwargs: dict[str, Any], status: str) -> None:
-        """Tell telemetry that LiteLLM will log this request (its callbacks run after the call returns)."""
+    def _expect(self, kwargs: dict[str, Any]) -> None:
+        """Tell telemetry that LiteLLM will log this request's success (its callbacks run after the call returns).
+
+        A stream logs once it is read to the end, so it is not waited for."""
         if self.telemetry is not None and not kwargs.get("stream"):
-            self.telemetry.expect(kwargs["metadata"]["taskrouter"]["request_id"], status)
+            self.telemetry.expect(kwargs["metadata"]["taskrouter"]["request_id"], "success")
 
     def _finish(self, response: Any, decision: Decision, pool: str, start: float,
                 kwargs: dict[str, Any]) -> RoutedCompletion | RoutedStream:
@@ -256,6 +254,15 @@ class _SyncStream:
                 yield self._loop.run(it.__anext__())
             except StopAsyncIteration:
                 return
+
+
+def _raise_program_error(exc: Exception) -> None:
+    """Re-raise `exc`, or the program error LiteLLM wrapped in it, unless it is a provider's error."""
+    if not _litellm.is_provider_error(exc):
+        raise exc
+    inner = _litellm.program_error(exc)
+    if inner is not None:
+        raise inner
 
 
 def _switches(alone: Decision, switch_confidence: float) -> bool:

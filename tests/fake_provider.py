@@ -116,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake.counts[model] = count = self.fake.counts.get(model, 0) + 1
             beh = dict(self.fake.behaviour.get(model, {"mode": "ok"}))
             self.fake.requests.append({"model": model, "words": words, "stream": bool(body.get("stream")),
-                                       "t": time.time()})
+                                       "t": time.time(), "roles": [m.get("role") for m in body.get("messages", [])]})
         mode = beh.get("mode", "ok")
         if mode == "flaky" and count % int(beh.get("fail_every", 2)) == 0:
             mode = "500"

@@ -10,6 +10,7 @@ import yaml
 
 from routing import TaskRouter
 from routing.review import export_for_review, import_reviewed
+from classifier.errors import DataError
 from routing.telemetry import TelemetryStore
 from tests.conftest import ROOT
 from tests.integration.test_telemetry import priced_config, scripted_traffic
@@ -100,3 +101,23 @@ def test_review_export_and_import(telemetry, tmp_path):
     assert (s.added, len(s.conflicts), s.unlabeled) == (1, 1 if rows[1]["predicted"] != "code" else 0, n - 2)
     lines = training.read_text().splitlines()
     assert len(lines) == 3 and json.loads(lines[-1]) == {"text": rows[0]["text"], "label": "math"}
+
+
+def test_review_import_into_csv_keeps_it_a_csv(tmp_path):
+    from classifier.data import load_dataset
+
+    training = tmp_path / "train.csv"
+    training.write_bytes(b'\xef\xbb\xbftext,label\r\n"hello, there",default\r\nintegrate x,math')  # Excel: BOM, CRLF
+    reviewed = tmp_path / "review.jsonl"
+    reviewed.write_text(json.dumps({"text": 'say "hi", then sort a list', "label": "code"}) + "\n")
+    assert import_reviewed(reviewed, training).added == 1
+    data = load_dataset(training)
+    assert data.labels == ("default", "math", "code") and data.texts[-1] == 'say "hi", then sort a list'
+    with pytest.raises(DataError, match="must have the training file's type"):
+        import_reviewed(reviewed, training, out=tmp_path / "merged.jsonl")
+
+
+def test_report_refuses_a_database_that_does_not_exist(tmp_path):
+    r = run_cli("report", "--db", f"sqlite:///{tmp_path / 'evnts.db'}", "--out", tmp_path / "x.html", cwd=tmp_path)
+    assert r.returncode == 2 and "no telemetry database at" in r.stderr
+    assert not (tmp_path / "evnts.db").exists() and not (tmp_path / "x.html").exists()

@@ -73,3 +73,21 @@ def test_check_labels():
         check_labels(["a", "a"])
     with pytest.raises(LabelError, match=r"label\[1\]: must be a non-empty string"):
         check_labels(["a", 3])
+
+
+def test_csv_with_a_byte_order_mark_reads(tmp_path):
+    p = tmp_path / "excel.csv"
+    p.write_bytes(b"\xef\xbb\xbftext,label\r\nhello there,default\r\nx = 1,math\r\nhi,default\r\ny = 2,math\r\n")
+    assert load_dataset(p).texts == ("hello there", "x = 1", "hi", "y = 2")
+
+
+@pytest.mark.parametrize("name", ["q.jsonl", "q.csv"])
+def test_a_file_that_is_not_utf8_names_its_line(tmp_path, name):
+    p = tmp_path / name
+    head = b"text,label\n" if name.endswith(".csv") else b""
+    good = b'{"text": "a", "label": "x"}\n' if name.endswith(".jsonl") else b"a,x\n"
+    bad = b'{"text": "caf\xe9", "label": "x"}\n' if name.endswith(".jsonl") else b"caf\xe9,x\n"
+    p.write_bytes(head + good + bad)
+    line = 3 if head else 2
+    with pytest.raises(DataError, match=rf"{name}:{line}: not UTF-8 \(byte 0xe9"):
+        load_dataset(p)
