@@ -11,13 +11,15 @@ the full messages still go to the model.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from classifier.data import check_query
 from classifier.errors import QueryError
 
-__all__ = ["CONTEXT_CHARS", "QUERY_HEAD_CHARS", "QUERY_TAIL_CHARS", "Conversation", "classifier_text",
-           "message_text", "read_history", "read_messages", "window"]
+__all__ = ["CONTEXT_CHARS", "QUERY_HEAD_CHARS", "QUERY_TAIL_CHARS", "REFER_BACK_MAX_WORDS", "REFER_BACK_WORDS",
+           "Conversation", "classifier_text", "earlier_text", "message_text", "read_history", "read_messages",
+           "refers_back", "window"]
 
 QUERY_HEAD_CHARS = 3_000
 """Characters read from the start of a long query."""
@@ -25,6 +27,27 @@ QUERY_TAIL_CHARS = 1_000
 """Characters read from the end of a long query (a question after a pasted document)."""
 CONTEXT_CHARS = 1_000
 """Characters read from the end of each earlier user turn."""
+
+REFER_BACK_MAX_WORDS = 12
+"""A follow-up longer than this is never read as only referring back."""
+REFER_BACK_WORDS = frozenset("""
+a an the and or but so then now also too just again still even only very really quite much more less bit little lot
+to of in on for with about at by from as into than like
+i me my we us our you your it its they them their this that these those there here what which who how why when
+be is are was were been do does did done can could would will should may might must shall have has had
+please thanks thank ok okay yes no not don't doesn't didn't can't isn't i'm it's that's what's let's
+above previous last earlier same first second third one two three part parts step steps bit
+explain elaborate expand clarify simplify shorten lengthen summarize summarise rephrase rewrite reword redo retry
+try continue go keep show tell give make fix correct check double-check verify improve polish edit change update
+add remove mean meant understand got get said say wrote write think sure repeat finish proceed walk through
+answer answers example examples version detail details detailed depth shorter longer clearer simpler better worse
+formal informal casual concise brief sentence sentences paragraph paragraphs word words point points tone way
+result results output response reply another other else wrong right correct clear sound sounds
+""".split())
+"""Words a follow-up that only refers back to the conversation is made of ("make it shorter", "explain that
+step by step", "try again"): pronouns, function words and generic edit or explain requests. Chosen from general
+categories; a follow-up with any other word (a task or topic: "poem", "Python", "integral", "capital") may switch."""
+_WORD = re.compile(r"[a-z]+(?:[-'][a-z]+)*|\d+|[^\sa-z\d.,!?;:()\"]+")
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -83,6 +106,12 @@ def read_history(history: object, query: object, *, field: str = "history") -> C
     return Conversation(query, tuple(_user_texts(history, field)) if history is not None else ())
 
 
+def refers_back(text: str) -> bool:
+    """Whether a follow-up only refers back to the conversation (every word in REFER_BACK_WORDS, few words)."""
+    words = _WORD.findall(text.casefold().replace("’", "'"))
+    return 0 < len(words) <= REFER_BACK_MAX_WORDS and all(w in REFER_BACK_WORDS for w in words)
+
+
 def _user_texts(messages: object, field: str) -> list[str]:
     if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence):
         raise QueryError(f"must be a list of chat messages, got {type(messages).__name__}", field=field)
@@ -99,6 +128,11 @@ def _user_texts(messages: object, field: str) -> list[str]:
             check_query(window(text), field=f"{where}.content")  # type and Unicode; length is bounded by the window
             texts.append(text)
     return texts
+
+
+def earlier_text(conversation: Conversation, context_turns: int) -> str:
+    """The recent earlier user turns, as the classifier read them when each was the query (one turn: the same)."""
+    return "\n".join(window(t) for t in conversation.earlier[-max(1, context_turns):])
 
 
 def classifier_text(conversation: Conversation, context_turns: int) -> tuple[str, str | None]:

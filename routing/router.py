@@ -17,7 +17,7 @@ from classifier.results import Decision
 
 from . import _litellm
 from .config import Config, load_config
-from .conversation import Conversation, classifier_text, read_history
+from .conversation import Conversation, classifier_text, earlier_text, read_history, refers_back
 from .results import RoutedCompletion, RoutedStream
 
 __all__ = ["TaskRouter"]
@@ -122,6 +122,8 @@ class TaskRouter:
         alone = self.cascade.classify(alone_text)
         if context_text is None:
             return alone
+        if refers_back(conversation.query):  # "make it shorter": the conversation's task goes on, label and all
+            return self.cascade.classify(earlier_text(conversation, conv.context_turns))
         in_context = self.cascade.classify(context_text)
         if alone.label != in_context.label and _switches(alone, conv.switch_confidence):
             return alone

@@ -159,3 +159,17 @@ def test_with_block_leaves_no_thread_of_its_own(tmp_path, provider, shipped_casc
     assert mine == [] and rows(db) == 1
     with pytest.raises(RuntimeError, match="closed"):
         tr.complete(CODE)
+
+
+@pytest.mark.parametrize(("follow_up", "label"), [
+    ("Explain that step by step.", "code"), ("Make it shorter.", "code"), ("try again", "code"),
+    ("Now write a poem about this.", "creative"), ("Now calculate the probability that two of them fail.", "math"),
+])
+def test_a_follow_up_keeps_the_conversation_label_unless_it_starts_a_new_task(provider, shipped_cascade, follow_up,
+                                                                               label):
+    tr = TaskRouter(make_config(provider), cascade=shipped_cascade)
+    history = [{"role": "user", "content": "My Flask app returns 500 when I post JSON, here is the route: "
+                                           "@app.post('/x') def x(): return request.json['a']"},
+               {"role": "assistant", "content": "The key 'a' is missing from the body."}]
+    r = tr.complete(follow_up, history)
+    assert (r.decision.label, r.served_pool) == (label, label)

@@ -4,7 +4,7 @@ import pytest
 
 from classifier.errors import QueryError
 from routing.conversation import (CONTEXT_CHARS, QUERY_HEAD_CHARS, QUERY_TAIL_CHARS, Conversation, classifier_text,
-                                  read_history, read_messages, window)
+                                  read_history, read_messages, refers_back, window)
 
 
 def test_every_message_shape_is_read():
@@ -62,3 +62,16 @@ def test_a_query_of_any_length_is_accepted():
 def test_context_turns_zero_reads_the_query_alone():
     assert classifier_text(Conversation("q", ("a", "b")), context_turns=0) == ("q", None)
     assert classifier_text(Conversation("q", ("a", "b")), context_turns=1) == ("q", "b\nq")
+
+
+@pytest.mark.parametrize("text", ["Make it shorter.", "Explain that step by step.", "try again", "Why?",
+                                  "Can you double-check your answer?", "thanks! can you go into more depth?"])
+def test_follow_ups_that_only_refer_back(text):
+    assert refers_back(text)
+
+
+@pytest.mark.parametrize("text", ["Now write a poem about this.", "Now write a Python function for it.",
+                                  "What is the capital of Portugal?", "Compute the integral of x^2 as well.",
+                                  "", "make it " + "shorter " * 20])
+def test_follow_ups_that_bring_a_task_or_are_long(text):
+    assert not refers_back(text)
