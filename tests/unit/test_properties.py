@@ -1,0 +1,125 @@
+"""Property-based tests: no input crashes the input side. Each gives a result or one of our typed errors.
+
+The example counts are set explicitly (MAX_EXAMPLES per test); run with `--hypothesis-show-statistics` to see
+how many inputs each test tried.
+"""
+
+import json
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from classifier.data import check_query, load_dataset
+from classifier.errors import ConfigError, DataError, QueryError
+from routing.config import load_config
+from routing.conversation import Conversation, read_history, read_messages
+
+MAX_EXAMPLES = 400
+SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
+json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
+                           | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12)
+roles = st.sampled_from(["system", "developer", "user", "assistant", "tool", "function", "wizard", ""])
+parts = st.one_of(st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=30) | json_scalars}),
+                  st.fixed_dictionaries({"type": st.just("image_url"), "image_url": json_values}),
+                  st.text(max_size=10), json_scalars)
+messages = st.lists(st.fixed_dictionaries({"role": roles | json_scalars},
+                                          optional={"content": st.text(max_size=60) | st.none()
+                                                    | st.lists(parts, max_size=3) | json_values,
+                                                    "tool_calls": json_values}) | json_values, max_size=5)
+
+
+@SETTINGS
+@given(st.text(max_size=300) | json_values)
+def test_check_query_returns_the_text_or_a_query_error(value):
+    try:
+        assert check_query(value) is value
+    except QueryError as exc:
+        assert exc.field == "query"
+
+
+@SETTINGS
+@given(messages | json_values)
+def test_read_messages_gives_a_conversation_or_a_query_error(value):
+    try:
+        conv = read_messages(value)
+    except QueryError as exc:
+        assert str(exc).startswith("messages")
+    else:
+        assert isinstance(conv, Conversation) and conv.query.strip()
+
+
+@SETTINGS
+@given(messages | json_values, st.text(max_size=60) | json_scalars)
+def test_read_history_gives_a_conversation_or_a_query_error(history, query):
+    try:
+        read_history(history, query)
+    except QueryError as exc:
+        assert str(exc).startswith(("history", "query"))
+
+
+@SETTINGS
+@given(st.binary(max_size=400), st.sampled_from(["q.jsonl", "q.csv"]))
+def test_data_readers_give_a_dataset_or_a_data_error(tmp_path_factory, data, name):
+    p = tmp_path_factory.mktemp("prop") / name
+    p.write_bytes(data)
+    try:
+        ds = load_dataset(p)
+    except DataError:
+        return
+    assert len(ds.texts) == len(ds.labels) > 0
+
+
+@SETTINGS
+@given(st.lists(st.fixed_dictionaries({"text": st.text(max_size=30) | json_scalars,
+                                       "label": st.sampled_from(["a", "b", ""]) | json_scalars}), max_size=5))
+def test_jsonl_rows_of_any_shape(tmp_path_factory, rows):
+    p = tmp_path_factory.mktemp("prop") / "q.jsonl"
+    p.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    try:
+        load_dataset(p)
+    except DataError:
+        pass
+
+
+config_sections = st.fixed_dictionaries({}, optional={
+    "model_list": st.lists(st.fixed_dictionaries({"model_name": st.sampled_from(["fast", "math", ""]) | json_scalars},
+                                                 optional={"litellm_params": json_values | st.fixed_dictionaries(
+                                                     {"model": st.text(max_size=10)}), "model_info": json_values}),
+                           max_size=3) | json_values,
+    "router_settings": json_values, "litellm_settings": json_values,
+    "taskrouter": st.fixed_dictionaries({}, optional={"pools": json_values, "default_pool": json_values,
+                                                      "classifier": json_values, "telemetry": json_values})
+    | json_values})
+
+
+@SETTINGS
+@given(config_sections | json_values)
+def test_config_loading_gives_a_config_or_a_config_error(raw):
+    try:
+        load_config(raw)
+    except ConfigError:
+        pass
+
+
+@SETTINGS
+@given(st.text(max_size=200))
+def test_config_files_of_any_text(tmp_path_factory, text):
+    p = tmp_path_factory.mktemp("prop") / "c.yaml"
+    p.write_text(text, encoding="utf-8")
+    try:
+        load_config(p)
+    except ConfigError:
+        pass
+
+
+def test_yaml_is_parsed_safely(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("!!python/object/apply:os.system ['echo hacked']\n")
+    try:
+        load_config(p)
+    except ConfigError:
+        return
+    raise AssertionError("a python tag must not be accepted")  # pragma: no cover
+
