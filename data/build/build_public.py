@@ -223,6 +223,41 @@ def load_writingprompts(src: Source, show: Callable[[str], str]) -> Iterator[Row
             yield text, "creative", f"{path}#row_id={rid}"
 
 
+_CRE_TASK = re.compile(
+    r"^\W*(?:(?:please|hey|hi|hello)\W+)?(?:(?:can|could|would|will) you\s+(?:please\s+)?|"
+    r"i (?:want|need|would like) you to\s+|help me\s+|let'?s\s+)?(?:write|compose|create|generate|make up|tell|draft|pen)"
+    r"\s+(?:me\s+|us\s+)?(?:a|an|the|some|one|two|three|four|five|ten|\d+)?\s*(?:[\w'-]+\s+){0,6}?"
+    r"(poem|poetry|story|stories|song|lyrics|rap|haiku|limerick|sonnet|ballad|screenplay|sitcom|scene|fairy ?tale|fable|"
+    r"joke|jokes|essay|blog post|speech|toast|eulogy|slogan|tagline|tweet|advert\w*|ad copy|product description|"
+    r"dialogue|monologue|verse|ode|parody|fan ?fiction|fanfic)s?\b", re.I)
+_CRE_VETO = re.compile(
+    r"\b(code|program\w*|function|python|javascript|sql|api|bot|app|html|css|excel|act as|pretend|summar\w*|outline|"
+    r"titles?|headlines?|story of|history of|user stor(?:y|ies)|strategy|plan)\b|\[insert|script (?:that|to|which)", re.I)
+
+
+def sharegpt_is_creative(text: str) -> bool:
+    """Rule: the request opens with a writing verb whose object is a creative form, and names no code or plan."""
+    return bool(_CRE_TASK.search(text[:300])) and not _CRE_VETO.search(text[:600])
+
+
+def load_sharegpt(src: Source, show: Callable[[str], str]) -> Iterator[Row]:
+    """First user turns of shared ChatGPT conversations; English requests matching the creative rule -> creative."""
+    seen: set[str] = set()
+    for path in src.paths:
+        for item in json.loads(show(path)):
+            first_turn = "_" not in item["id"] or item["id"].endswith("_0")
+            turns = item.get("conversations") or []
+            if not first_turn or not turns or turns[0]["from"] != "human":
+                continue
+            text = turns[0]["value"].strip()
+            letters = [ch for ch in text if ch.isalpha()]
+            if not letters or sum(ch.isascii() for ch in letters) / len(letters) < 0.95 or text.lower() in seen:
+                continue
+            seen.add(text.lower())
+            if sharegpt_is_creative(text):
+                yield text, "creative", f"{path.split(':', 1)[-1]}#id={item['id']}"
+
+
 SOURCES: tuple[Source, ...] = (
     Source("tal-scq5k-en", "math-eval/TAL-SCQ5K", "8a66d6e14c65ba002beda39747e6b7c43bd2d472",
            ("en_single_choice_constructed_5K/en_single_choice_train_3K.jsonl",
@@ -241,6 +276,13 @@ SOURCES: tuple[Source, ...] = (
             "dataset/gpt-4/test/test.csv"),
            "Reddit r/WritingPrompts via Fan et al. 2018 (research use, no explicit license); no license file in "
            "the repository", load_writingprompts, cap=1500),
+    Source("sharegpt-first-turns", "ml-energy/leaderboard-v2", "c3af7f31e231a2a7021c5f8e2a54dd712d02e6e2",
+           ("b12acfc7cc412442400995854b9c870e7eac3fc1:sharegpt/sg_90k_part1_html_cleaned_lang_first_sampled_sorted.json",
+            "30c001fb0faba5bd7970b44f92336778bd3280be:sharegpt/ShareGPT_V3_filtered_1000.json",
+            "6244952578285bd9a5dbc837e5a3978c6ca3329e:sharegpt/ShareGPT_V3_filtered_500.json",
+            "benchmark/llm_text_generation/chat/sharegpt/ShareGPT_V3_filtered_500.json"),
+           "user-shared ChatGPT conversations (ShareGPT), no explicit license; repository Apache-2.0",
+           load_sharegpt, cap=1500),
 )
 
 
@@ -253,7 +295,8 @@ def git_dir(mirrors: Path, repo: str) -> Path:
 
 def make_show(gdir: Path, commit: str) -> Callable[[str], str]:
     def show(path: str) -> str:
-        out = subprocess.run(["git", f"--git-dir={gdir}", "show", f"{commit}:{path}"],
+        spec = path if re.match(r"^[0-9a-f]{40}:", path) else f"{commit}:{path}"  # a path may pin its own commit
+        out = subprocess.run(["git", f"--git-dir={gdir}", "show", spec],
                              capture_output=True, check=True)
         return out.stdout.decode("utf-8")
     return show
