@@ -26,7 +26,7 @@ OWN = "taskrouter-written"
 
 
 class DiskCachedEmbedder:
-    """Wraps an embedder; vectors are stored in one .npz per text hash prefix-free file under `directory`."""
+    """Wraps an embedder; vectors are kept in `directory`/vectors.npz, keyed by the sha256 of each text."""
 
     def __init__(self, base, directory: Path) -> None:
         self.base = base
