@@ -60,6 +60,8 @@ class Dataset:
     texts: tuple[str, ...]
     labels: tuple[str, ...]
     path: str | None = None
+    sources: tuple[str, ...] | None = None
+    """Each record's `source` field when the file has one ("" where a record lacks it), else None."""
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -85,7 +87,7 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
         rows = _read_csv(p)
     else:
         raise DataError(f"unsupported file type {suffix!r}; use .jsonl or .csv", path=str(p))
-    texts, labels = [], []
+    texts, labels, sources = [], [], []
     allowed_set = set(allowed_labels) if allowed_labels is not None else None
     for line, row in rows:
         for key in ("text", "label"):
@@ -103,9 +105,10 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
                             path=str(p), line=line, field="label")
         texts.append(text)
         labels.append(label.strip())
+        sources.append(row["source"] if isinstance(row.get("source"), str) else "")
     if not texts:
         raise DataError("no records", path=str(p))
-    return Dataset(tuple(texts), tuple(labels), str(p))
+    return Dataset(tuple(texts), tuple(labels), str(p), tuple(sources) if any(sources) else None)
 
 
 def read_jsonl(p: Path) -> list[tuple[int, dict]]:

@@ -79,7 +79,11 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
              static_threshold: Annotated[float | None, typer.Option(help="Override the static stage's "
                                                                          "threshold.")] = None,
              compare: Annotated[tuple[Path, Path] | None, typer.Option(help="OLD NEW model directories: show what "
-                                                                          "a retrain changed on --data.")] = None
+                                                                          "a retrain changed on --data.")] = None,
+             errors: Annotated[Path | None, typer.Option(help="Write every misclassified query here (JSONL: text, "
+                                                              "gold, predicted, stage, confidence, escalated).")] = None,
+             by: Annotated[str | None, typer.Option(help="'source': accuracy per value of the data's source "
+                                                         "field.")] = None
              ) -> None:
     """Evaluate the cascade: metrics, stage coverage, escalation accuracy, threshold sweep."""
     if compare is not None:
@@ -89,12 +93,17 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
     from classifier.evaluate import (dump_json, evaluate as run_eval, format_report, static_sweep, sweep, write_csv,
                                      write_sweep)
     from classifier.llm import LookupClassifier
+    from classifier.misses import accuracy_by, misclassified, write_jsonl
 
     if llm is LLMMode.labels and answers is None:
         raise TaskRouterError("--llm labels needs --answers FILE")
+    if by not in (None, "source"):
+        raise TaskRouterError(f"--by: must be 'source', got {by!r}")
     dataset = load_dataset(data)
     cascade = Cascade.load(model, threshold=threshold, static=static, static_threshold=static_threshold)
     _check_eval_labels(dataset.labels, cascade.labels, data)
+    if by == "source" and dataset.sources is None:
+        raise TaskRouterError(f"--by source: {data} has no 'source' field")
     llm_answers: dict[str, str] | None = None
     if llm is LLMMode.oracle:
         llm_answers = dict(zip(dataset.texts, dataset.labels, strict=True))
@@ -121,7 +130,14 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
     if static_rows:
         static_csv = write_csv(static_rows, prefix.with_name(prefix.name + "-static.csv"))
         metrics["static_sweep"] = {"csv": str(static_csv), "rows": static_rows}
+    if by == "source":
+        metrics["by_source"] = accuracy_by(dataset.sources, dataset.labels, [d.label for d in decisions])
     typer.echo(format_report(metrics))
+    for source, row in (metrics.get("by_source") or {}).items():
+        typer.echo(f"  source {source or '(none)':<28} n={row['n']:<5} accuracy {row['accuracy']:.3f}")
+    if errors is not None:
+        wrong = misclassified(dataset.texts, dataset.labels, decisions, dataset.sources)
+        typer.echo(f"misclassified: {len(wrong)} -> {write_jsonl(wrong, errors)}")
     typer.echo(f"\nsweep: {csv_path}, {png_path}" + (f"\nstatic-stage sweep: {static_csv}" if static_rows else ""))
     if json_out:
         dump_json(metrics, json_out)

@@ -138,3 +138,24 @@ def test_route_and_complete_commands_with_the_demo_config():
     r = run("complete", "--config", demo, "Write a limerick about a sleepy cat.")
     assert r.returncode == 0, r.stderr
     assert "[demo creative pool] mock reply" in r.stdout and "served=creative" in r.stdout
+
+
+def test_evaluate_writes_its_misses_and_accuracy_by_source(tmp_path):
+    data = tmp_path / "d.jsonl"
+    rows = [{"text": "integrate x^2 from 0 to 1", "label": "math", "source": "a"},
+            {"text": "sort a list of dicts by key in python", "label": "code", "source": "a"},
+            {"text": "write a haiku about snow", "label": "math", "source": "b"}]  # wrong on purpose
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = run("evaluate", "--data", data, "--json", tmp_path / "e.json", "--errors", tmp_path / "miss.jsonl",
+            "--by", "source")
+    assert r.returncode == 0, r.stderr
+    misses = [json.loads(line) for line in (tmp_path / "miss.jsonl").read_text().splitlines()]
+    assert [(m["text"], m["gold"], m["predicted"], m["source"]) for m in misses] == [
+        ("write a haiku about snow", "math", "creative", "b")]
+    assert {"stage", "confidence", "escalated"} <= set(misses[0])
+    by = json.loads((tmp_path / "e.json").read_text())["by_source"]
+    assert by == {"a": {"n": 2, "accuracy": 1.0}, "b": {"n": 1, "accuracy": 0.0}}
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text('{"text": "integrate x", "label": "math"}\n')
+    r = run("evaluate", "--data", plain, "--json", tmp_path / "p.json", "--by", "source")
+    assert r.returncode == 2 and "has no 'source' field" in r.stderr
