@@ -43,8 +43,8 @@ class TaskRouter:
                                         static_threshold=settings.classifier.static_threshold)
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base
         # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
-        # deployments available"), so sync calls then run on a private event loop.
-        self._loop = _LoopThread() if self.config.router_settings.routing_strategy == "cost-based-routing" else None
+        # deployments available"), so when any pool uses it, sync calls run on a private event loop.
+        self._loop = _LoopThread() if self.config.uses_strategy("cost-based-routing") else None
         self.telemetry = None
         if settings.telemetry.url:
             from .telemetry import TelemetryCallback, TelemetryStore
