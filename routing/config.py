@@ -123,6 +123,8 @@ class TaskRouterSettings(_Strict):
     llm_classifier: LLMClassifierSettings = Field(default_factory=LLMClassifierSettings)
     conversation: ConversationSettings = Field(default_factory=ConversationSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    metrics: Literal["prometheus"] | None = None
+    """`prometheus`: count decisions and responses on prometheus_client's default registry (routing/metrics.py)."""
 
 
 class Config(_Strict):

@@ -45,6 +45,12 @@ class TaskRouter:
         # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
         # deployments available"), so when any pool uses it, sync calls run on a private event loop.
         self._loop = _LoopThread() if self.config.uses_strategy("cost-based-routing") else None
+        self.metrics = None
+        if settings.metrics == "prometheus":
+            from .metrics import prometheus
+
+            self.metrics = prometheus()
+            _litellm.add_callback(self.metrics)  # shared by every TaskRouter: registered once
         self.telemetry = None
         if settings.telemetry.url:
             from .telemetry import TelemetryCallback, TelemetryStore
@@ -150,6 +156,8 @@ class TaskRouter:
                                   "requested_pool": pool, "router_id": hex(id(self))}
         if self.config.taskrouter.telemetry.store_text:
             metadata["taskrouter"]["query"] = query
+        if self.metrics is not None:
+            self.metrics.decided(decision, pool)
         return pool, messages, {**kwargs, "metadata": metadata}
 
     def _finish(self, response: Any, decision: Decision, pool: str, start: float,
