@@ -42,7 +42,8 @@ def test_valid_config_and_pool_map(monkeypatch):
     (with_(router_settings={"routing_groups": [{"group_name": "g", "models": ["x"],
                                                 "routing_strategy": "cost-based-routing"}]}),
      r"router_settings\.routing_groups\[0\]\.models: unknown pool 'x'"),
-    (with_(router_settings={"routing_groups": [{"group_name": "g", "models": ["fast"], "routing_strategy": "fastest"}]}),
+    (with_(router_settings={"routing_groups": [{"group_name": "g", "models": ["fast"],
+                                                "routing_strategy": "fastest"}]}),
      r"router_settings\.routing_groups\.0\.routing_strategy: Input should be"),
     (with_(router_settings={"routing_groups": [
         {"group_name": "g", "models": ["fast"], "routing_strategy": "latency-based-routing"},
