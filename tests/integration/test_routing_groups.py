@@ -54,6 +54,9 @@ def _run(tr, mode: str, query: str) -> tuple[str, str | None]:
 
 
 def test_each_pool_follows_its_own_strategy_sync_async_and_streaming(tr, provider):
+    # Latency routing keeps the first samples of each deployment: pay the router's one-time start-up costs on
+    # another pool first, or they land on whichever `fast` deployment is tried first.
+    tr.complete("Solve for x: 3x + 7 = 22, and show each step.")
     shares: dict[tuple[str, str], float] = {}
     for mode in ("sync", "async", "stream"):
         for pool, template in QUERIES.items():
