@@ -63,6 +63,7 @@ class PrometheusMetrics(CustomLogger):
         from prometheus_client import REGISTRY, Counter, Histogram
 
         super().__init__()
+        self.router_ids: set[str] = set()  # count only these TaskRouters' requests (LiteLLM's callbacks are global)
         reg = registry if registry is not None else REGISTRY
         self.decisions = Counter("taskrouter_decisions", "Routing decisions of the taskrouter cascade",
                                  ["label", "stage", "escalated", "requested_pool"], registry=reg)
@@ -98,8 +99,8 @@ class PrometheusMetrics(CustomLogger):
         try:
             md = (kwargs.get("litellm_params") or {}).get("metadata") or {}
             record = md.get("taskrouter")
-            if not isinstance(record, dict) or not record.get("requested_pool"):
-                return  # not a routed request (e.g. the LLM classifier's own call)
+            if not isinstance(record, dict) or record.get("router_id") not in self.router_ids:
+                return  # not a request routed with metrics on (e.g. the LLM classifier's own call)
             slo = kwargs.get("standard_logging_object") or {}
             requested = str(record["requested_pool"])
             served = str(slo.get("model_group") or md.get("model_group") or requested)

@@ -153,6 +153,7 @@ class TaskRouterHook(CustomLogger):
                                            router=_proxy_router())
                 if self.prometheus or (self.prometheus is None and available()):
                     self._metrics = self._decider.metrics = prometheus()
+                    self._metrics.router_ids.add(hex(id(self._decider)))
                     # This hook forwards LiteLLM's events itself: it is registered from the proxy's start on.
                     remove_callback(self._metrics)
             return self._decider

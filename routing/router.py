@@ -50,6 +50,7 @@ class TaskRouter:
             from .metrics import prometheus
 
             self.metrics = prometheus()
+            self.metrics.router_ids.add(hex(id(self)))
             _litellm.add_callback(self.metrics)  # shared by every TaskRouter: registered once
         self.telemetry = None
         if settings.telemetry.url:
