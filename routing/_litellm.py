@@ -13,6 +13,7 @@ import litellm
 import openai
 from litellm import Router
 from litellm.integrations.custom_logger import CustomLogger
+from litellm.types.router import RoutingGroup
 
 from .config import Config, resolve_secrets
 from .errors import (AuthenticationFailed, BadRequest, CompletionError, CompletionTimeout, ContextWindowExceeded,
@@ -30,6 +31,9 @@ def build_router(config: Config) -> Router:
     """A LiteLLM Router for the config, secrets resolved only here."""
     model_list = [resolve_secrets(d.model_dump(), f"model_list[{i}]") for i, d in enumerate(config.model_list)]
     settings = resolve_secrets(config.router_settings.model_dump(exclude_none=True), "router_settings")
+    groups = settings.pop("routing_groups", None)
+    if groups:  # pools no group claims keep the top-level routing_strategy
+        settings["routing_groups"] = [RoutingGroup(**g) for g in groups]
     for key, value in config.litellm_settings.model_dump(exclude_none=True).items():
         setattr(litellm, key, value)
     return Router(model_list=model_list, **settings)

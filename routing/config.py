@@ -41,12 +41,27 @@ class Deployment(_Strict):
         return self
 
 
+RoutingStrategy = Literal["simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
+                          "latency-based-routing", "cost-based-routing"]
+
+
+class RoutingGroup(_Strict):
+    """Pools that share a routing strategy of their own (LiteLLM's `RoutingGroup`)."""
+
+    group_name: str = Field(min_length=1)
+    models: list[str] = Field(min_length=1)
+    """Pool names (`model_name`s of model_list); a pool belongs to at most one group."""
+    routing_strategy: RoutingStrategy
+    routing_strategy_args: dict[str, Any] | None = None
+
+
 class RouterSettings(_Strict):
     """The LiteLLM Router arguments taskrouter passes through (anything else is rejected)."""
 
-    routing_strategy: Literal["simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
-                              "latency-based-routing", "cost-based-routing"] = "simple-shuffle"
+    routing_strategy: RoutingStrategy = "simple-shuffle"
+    """The strategy of every pool no routing group claims."""
     routing_strategy_args: dict[str, Any] | None = None
+    routing_groups: list[RoutingGroup] = Field(default_factory=list)
     fallbacks: list[dict[str, list[str]]] = Field(default_factory=list)
     context_window_fallbacks: list[dict[str, list[str]]] = Field(default_factory=list)
     default_fallbacks: list[str] | None = None
@@ -108,6 +123,8 @@ class TaskRouterSettings(_Strict):
     llm_classifier: LLMClassifierSettings = Field(default_factory=LLMClassifierSettings)
     conversation: ConversationSettings = Field(default_factory=ConversationSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    metrics: Literal["prometheus"] | None = None
+    """`prometheus`: count decisions and responses on prometheus_client's default registry (routing/metrics.py)."""
 
 
 class Config(_Strict):
@@ -149,6 +166,25 @@ class Config(_Strict):
                         need(t, f"router_settings.{key}[{i}].{src}")
         for t in rs.default_fallbacks or []:
             need(t, "router_settings.default_fallbacks")
+        owner: dict[str, str] = {}
+        for i, group in enumerate(rs.routing_groups):
+            where = f"router_settings.routing_groups[{i}]"
+            if group.group_name == "default" or group.group_name in pools:
+                raise ConfigError(f"{group.group_name!r} is reserved or a pool name; name the group differently",
+                                  path=f"{where}.group_name")
+            if any(g.group_name == group.group_name for g in rs.routing_groups[:i]):
+                raise ConfigError(f"duplicate group name {group.group_name!r}", path=f"{where}.group_name")
+            for pool in group.models:
+                need(pool, f"{where}.models")
+                if pool in owner:
+                    raise ConfigError(f"pool {pool!r} is already in group {owner[pool]!r}; a pool belongs to at most "
+                                      "one group", path=f"{where}.models")
+                owner[pool] = group.group_name
+
+    def uses_strategy(self, strategy: str) -> bool:
+        """Whether the top-level strategy or any routing group's is `strategy`."""
+        rs = self.router_settings
+        return rs.routing_strategy == strategy or any(g.routing_strategy == strategy for g in rs.routing_groups)
 
 
 def _walk_env(value: Any, where: str, found: list[tuple[str, str]]) -> None:

@@ -32,9 +32,10 @@ from classifier.cascade import Cascade
 from classifier.errors import ConfigError, QueryError
 
 from . import _litellm
-from ._litellm import CustomLogger
+from ._litellm import CustomLogger, remove_callback
 from .config import Config, load_config, read_yaml
 from .conversation import Conversation, read_history, read_messages
+from .metrics import PrometheusMetrics, available, prometheus
 from .router import TaskRouter
 
 __all__ = ["DEFAULT_MODEL", "HEADER_PREFIX", "TaskRouterHook", "decision_headers", "load_routing_config"]
@@ -88,13 +89,16 @@ class TaskRouterHook(CustomLogger):
     """
 
     def __init__(self, config: str | Path | dict | Config | None = None, *, model: str = DEFAULT_MODEL,
-                 cascade: Cascade | None = None) -> None:
+                 cascade: Cascade | None = None, prometheus: bool | None = None) -> None:
+        """`prometheus`: count decisions on the proxy's `/metrics` (routing/metrics.py); None = when installed."""
         super().__init__()
         self.config = config
         self.model = model
         self.cascade = cascade
+        self.prometheus = prometheus
         self._lock = threading.Lock()
         self._decider: TaskRouter | None = None
+        self._metrics: PrometheusMetrics | None = None
 
     # -- LiteLLM Proxy hooks ----------------------------------------------------------------------------------
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any) -> dict:
@@ -125,6 +129,15 @@ class TaskRouterHook(CustomLogger):
         record = (data.get("metadata") or {}).get("taskrouter") if isinstance(data, dict) else None
         return decision_headers(record) if isinstance(record, dict) else None
 
+    # LiteLLM calls these by keyword: the parameter names matter.
+    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
+        if self._metrics is not None:
+            self._metrics.record(kwargs, "success")
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        if self._metrics is not None:
+            self._metrics.record(kwargs, "failure")
+
     # -- classification (runs in a worker thread) -------------------------------------------------------------
     def decide(self, query: str, history: list[dict] | None = None) -> tuple[str, dict]:
         """(pool, `metadata["taskrouter"]` record) for a query after `history`; loads the cascade on first use."""
@@ -143,6 +156,11 @@ class TaskRouterHook(CustomLogger):
                 # Outside it (tests, scripts) TaskRouter builds a Router from the config's model_list.
                 self._decider = TaskRouter(load_routing_config(self.config), cascade=self.cascade,
                                            router=_litellm.proxy_router())
+                if self.prometheus or (self.prometheus is None and available()):
+                    self._metrics = self._decider.metrics = prometheus()
+                    self._metrics.router_ids.add(hex(id(self._decider)))
+                    # This hook forwards LiteLLM's events itself: it is registered from the proxy's start on.
+                    remove_callback(self._metrics)
             return self._decider
 
 

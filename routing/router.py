@@ -45,8 +45,15 @@ class TaskRouter:
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base
         self._check_labels()
         # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
-        # deployments available"), so sync calls then run on a private event loop.
-        self._loop = _LoopThread() if self.config.router_settings.routing_strategy == "cost-based-routing" else None
+        # deployments available"), so when any pool uses it, sync calls run on a private event loop.
+        self._loop = _LoopThread() if self.config.uses_strategy("cost-based-routing") else None
+        self.metrics = None
+        if settings.metrics == "prometheus":
+            from .metrics import prometheus
+
+            self.metrics = prometheus()
+            self.metrics.router_ids.add(hex(id(self)))
+            _litellm.add_callback(self.metrics)  # shared by every TaskRouter: registered once
         self.telemetry = None
         if settings.telemetry.url:
             from .telemetry import TelemetryCallback, TelemetryStore
@@ -138,6 +145,8 @@ class TaskRouter:
                                   "request_id": uuid.uuid4().hex}
         if query is not None and self.config.taskrouter.telemetry.store_text:
             record["query"] = query
+        if self.metrics is not None:
+            self.metrics.decided(decision, pool)
         return pool, record
 
     def pool_for(self, label: str) -> str:

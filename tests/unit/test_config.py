@@ -39,8 +39,25 @@ def test_valid_config_and_pool_map(monkeypatch):
     (with_(model_list=[]), r"model_list: List should have at least 1 item"),
     ({"model_list": BASE["model_list"]}, r"^taskrouter: Field required"),
     (with_(taskrouter__classifier={"static_threshold": 1.5}), r"taskrouter\.classifier\.static_threshold"),
+    (with_(router_settings={"routing_groups": [{"group_name": "g", "models": ["x"],
+                                                "routing_strategy": "cost-based-routing"}]}),
+     r"router_settings\.routing_groups\[0\]\.models: unknown pool 'x'"),
+    (with_(router_settings={"routing_groups": [{"group_name": "g", "models": ["fast"],
+                                                "routing_strategy": "fastest"}]}),
+     r"router_settings\.routing_groups\.0\.routing_strategy: Input should be"),
+    (with_(router_settings={"routing_groups": [
+        {"group_name": "g", "models": ["fast"], "routing_strategy": "latency-based-routing"},
+        {"group_name": "h", "models": ["capable", "fast"], "routing_strategy": "cost-based-routing"}]}),
+     r"router_settings\.routing_groups\[1\]\.models: pool 'fast' is already in group 'g'"),
+    (with_(router_settings={"routing_groups": [{"group_name": "fast", "models": ["fast"],
+                                                "routing_strategy": "latency-based-routing"}]}),
+     r"router_settings\.routing_groups\[0\]\.group_name: 'fast' is reserved or a pool name"),
+    (with_(router_settings={"routing_groups": [{"group_name": "g", "models": ["fast"], "routing_strategy": "least-busy",
+                                                "weights": {}}]}),
+     r"router_settings\.routing_groups\.0\.weights: Extra inputs are not permitted"),
 ], ids=["unknown-pool", "default-pool", "llm-alias", "fallback-target", "extra-key", "bad-strategy", "negative",
-        "empty-model-list", "no-taskrouter", "static-threshold"])
+        "empty-model-list", "no-taskrouter", "static-threshold", "group-unknown-pool", "group-bad-strategy",
+        "group-pool-twice", "group-named-like-a-pool", "group-extra-key"])
 def test_malformed_config_names_the_field(monkeypatch, cfg, match):
     monkeypatch.setenv("TR_KEY", "k")
     with pytest.raises(ConfigError, match=match):
@@ -80,6 +97,21 @@ def test_shipped_configs_validate(monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-b")
     prod = load_config(PRODUCTION_EXAMPLE)
     assert prod.router_settings.routing_strategy == "cost-based-routing"
+    strategy = {p: g.routing_strategy for g in prod.router_settings.routing_groups for p in g.models}
+    assert strategy == {"fast": "latency-based-routing", **dict.fromkeys(
+        ["capable", "math", "code", "creative", "long-context"], "cost-based-routing")}
+    assert prod.uses_strategy("cost-based-routing") and not demo_uses_cost_based()
     assert set(prod.pool_names) == {"fast", "capable", "math", "code", "creative", "long-context"}
     demo = load_config(DEMO_CONFIG)
     assert all("mock_response" in d.litellm_params for d in demo.model_list)
+
+
+def demo_uses_cost_based():
+    return load_config(DEMO_CONFIG).uses_strategy("cost-based-routing")
+
+
+def test_any_group_using_cost_based_routing_counts(monkeypatch):
+    monkeypatch.setenv("TR_KEY", "k")
+    groups = [{"group_name": "g", "models": ["capable"], "routing_strategy": "cost-based-routing"}]
+    assert load_config(with_(router_settings={"routing_groups": groups})).uses_strategy("cost-based-routing")
+    assert not load_config(BASE).uses_strategy("cost-based-routing")
