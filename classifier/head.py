@@ -124,6 +124,23 @@ class LinearHead:
     def static_embedder_(self) -> Embedder | None:
         return self._more[0] if self._more else None
 
+    @property
+    def example_texts_(self) -> list[str]:
+        return self._examples().texts
+
+    @property
+    def example_labels_(self) -> list[str]:
+        return self._examples().labels
+
+    @property
+    def example_embeddings_(self) -> np.ndarray:
+        return self._examples().embeddings
+
+    def _examples(self) -> Examples:
+        if self.examples is None:
+            raise RuntimeError("this head was exported without its training examples")
+        return self.examples
+
     def features(self, ctx: BatchContext) -> np.ndarray:
         """The vectors this head reads for the context's texts, joined (each block made once per batch)."""
         blocks = [ctx.vectors(e, progress=self.progress) for e in self.embedders]
@@ -163,9 +180,7 @@ class LinearHead:
 
     def nearest_examples(self, embedding: np.ndarray, k: int = 8) -> list[tuple[str, str]]:
         """The `k` training (text, label) pairs closest to one query embedding (as `embed` gives it)."""
-        if self.examples is None:
-            raise RuntimeError("this head was exported without its training examples")
-        return self.examples.nearest(embedding, k)
+        return self._examples().nearest(embedding, k)
 
     def _proba(self, embeddings: np.ndarray, lexical: SparseRows) -> np.ndarray:
         scores = linear_scores(embeddings, lexical, self.lexical_weight, self.coef_, self.intercept_)
