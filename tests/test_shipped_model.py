@@ -18,8 +18,8 @@ def test_shipped_model_loads_without_arguments():
 
 def test_shipped_model_matches_a_fresh_training_run(tmp_path):
     data = load_dataset(DATA)
-    _, manifest = load_manifest(DEFAULT_MODEL_DIR)
-    assert manifest["training"]["data_sha256"] == data.sha256(), "data/queries.jsonl changed: retrain the model"
+    _, manifest, _ = load_manifest(DEFAULT_MODEL_DIR)
+    assert manifest.training["data_sha256"] == data.sha256(), "data/queries.jsonl changed: retrain the model"
     fresh, _ = train_cascade(data, out=tmp_path / "fresh", progress=False)
     shipped = Cascade.load()
     # Same data and seed give the same model; torch's multi-threaded float sums may move the last digits of an
