@@ -45,6 +45,11 @@ log = logging.getLogger("taskrouter.embedding")
 class StaticMiniLMEmbedder(CachedEmbedder):
     """Mean of distilled token vectors, L2-normalised; what model2vec's `StaticModel.encode` computes.
 
+    Not `StaticModel.encode` itself, which gives other vectors here: it cuts a text at 512 × the vocabulary's
+    median token length (7) characters before tokenizing, so a long query of long tokens loses tokens this
+    keeps (measured: cosine 0.99976 on 600 long words), and it averages the float16 table in float16 unless
+    given a float32 copy (+23 MB). With that copy, on 3,000 training queries, its vectors equal these.
+
     >>> StaticMiniLMEmbedder().encode(["integrate x^2"]).shape     # doctest: +SKIP
     (1, 384)
     """
