@@ -45,9 +45,8 @@ def import_graph() -> dict[str, set[str]]:
                     t = t.rpartition(".")[0]
                 if t and t != module:
                     graph[module].add(t)
-    for module in graph:  # importing a.b runs a/__init__.py first, but that is the package, not a cycle of ours
-        graph[module] = {t for t in graph[module] if not module.startswith(t + ".")}
-    return graph
+    # importing a.b runs a/__init__.py first, but that is the package, not a cycle of ours
+    return {module: {t for t in targets if not module.startswith(t + ".")} for module, targets in graph.items()}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
