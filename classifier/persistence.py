@@ -1,8 +1,10 @@
-"""Save and load a `TaskClassifier` as a directory: `manifest.json` plus arrays, never pickle.
+"""Save and load a model as a directory: `manifest.json` plus arrays, never pickle.
 
-Loading checks, before any array is read: the manifest parses and has this format and kind, every listed
-file exists with its recorded size and sha256, and no unlisted file sits beside them. Arrays are then read
-with `allow_pickle=False` and their shapes checked against the manifest.
+Loading reads and hashes every file once, before anything is parsed: the manifest parses (a pydantic model,
+extra keys refused) with this format and kind, every listed file exists with its recorded size and sha256, and
+no unlisted file sits beside them. Arrays are then read from those same bytes with `allow_pickle=False` and
+their shapes checked against the manifest. Manifests of format 1 and 2 (a `static_head` section in place of
+the list of heads) are upgraded on load; `python -m classifier.persistence DIR` rewrites one in this format.
 """
 
 from __future__ import annotations
@@ -12,93 +14,206 @@ import io
 import json
 import logging
 import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .embedding import EMBEDDER_DIM, EMBEDDER_ID
+from .embedding import EMBEDDER_DIM, EMBEDDER_ID, Embedder
 from .errors import ModelFileError
+from .head import Examples, HeadExport, LinearHead
+from .results import EMBEDDING, STAGES, STATIC
+from .static_embedding import STATIC_ID
 
-__all__ = ["DEFAULT_MODEL_DIR", "FORMAT_VERSION", "load_manifest", "load_model", "load_static_head", "save_model"]
+__all__ = ["DEFAULT_MODEL_DIR", "FORMAT_VERSION", "HeadSpec", "LoadedModel", "Manifest", "load_manifest",
+           "load_model", "save_model", "upgrade_manifest"]
 
-FORMAT_VERSION = 2
-"""Version 2 adds `params.static_features` (a head reading static vectors too); a head without it is still
-written as version 1, so older taskrouter releases keep reading it."""
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 3
+"""3: a list of heads, each naming its stage, file, embedders and threshold. 2 added `params.static_features`;
+1 is the first format."""
+READABLE_VERSIONS = (1, 2, 3)
 KIND = "taskrouter.TaskClassifier"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
 MANIFEST = "manifest.json"
 _MAX_MANIFEST_BYTES = 20_000_000
-_PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter", "static_features")
-_PARAM_DEFAULTS = {"static_features": False}  # models saved before a parameter existed
-_MODEL_FILES = {"weights.npz", "examples.npz", "examples.json", "static.npz"}
 STATIC_PROBES = ("integrate x^2 from 0 to 3", "fix this python error: KeyError 'id'",
                  "write a haiku about the sea", "what time is it in Tokyo?", "Explique la photosynthèse",
                  "SELECT name FROM users WHERE age > 30", "a short story about a robot who learns to paint",
                  "best hiking boots for wet weather")
 """Texts embedded by the static table at training time, saved with its head and compared at load."""
 MIN_PROBE_COSINE = 0.999
+log = logging.getLogger("taskrouter.embedding")
 
 
-def save_model(clf, directory: str | Path, *, static=None, **extra: Any) -> Path:
-    """Write `clf` to `directory` (created if needed); `extra` goes into the manifest as is.
+# -- the manifest ----------------------------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
 
-    `static` is an optional second head over the static embedder, fitted on the same data (same labels and
-    n-gram weights); its weights go to `static.npz`.
+
+class FileRecord(_Strict):
+    sha256: str
+    bytes: int
+
+
+class EmbedderSpec(_Strict):
+    """An embedder some head reads; a derived table (the static one) names the file holding its probe vectors."""
+
+    id: str
+    dim: int
+    probes_file: str | None = None
+
+
+class LexicalSpec(_Strict):
+    analyzer: Literal["char_wb"] = "char_wb"
+    ngram_range: tuple[int, int]
+    n_features: int = Field(gt=0)
+    file: str
+    """The npz file holding the `idf` array."""
+
+
+class Calibration(_Strict):
+    method: Literal["temperature"] = "temperature"
+    temperature: float = Field(gt=0)
+
+
+class HeadSpec(_Strict):
+    """One linear head: its stage, its `coef`/`intercept` file, the embedders it joins and its threshold."""
+
+    stage: str
+    file: str
+    embedders: list[str] = Field(min_length=1)
+    lexical_weight: float = Field(ge=0)
+    calibration: Calibration
+    threshold: float = Field(ge=0, le=1 + 1e-6)
+    target: dict[str, float] = {}
+    curve: list[dict[str, float]] = []
+
+    @field_validator("stage")
+    @classmethod
+    def _known_stage(cls, v: str) -> str:
+        if v not in STAGES:
+            raise ValueError(f"unknown stage {v!r}; stages are {list(STAGES)}")
+        return v
+
+
+class ExamplesSpec(_Strict):
+    """The few-shot examples: texts and labels (JSON) and their vectors from `embedder` (npz `embeddings`)."""
+
+    embedder: str
+    vectors_file: str = "examples.npz"
+    texts_file: str = "examples.json"
+
+
+class CascadeSpec(_Strict):
+    rules: list[dict[str, Any]] = []
+    precision_floor: float | None = None
+
+
+class Manifest(_Strict):
+    """`manifest.json` of a model directory, format 3."""
+
+    format_version: Literal[3] = FORMAT_VERSION
+    kind: Literal["taskrouter.TaskClassifier"] = KIND
+    labels: list[str] = Field(min_length=2)
+    embedders: list[EmbedderSpec] = Field(min_length=1)
+    lexical: LexicalSpec
+    heads: list[HeadSpec] = Field(min_length=1)
+    examples: ExamplesSpec
+    params: dict[str, Any]
+    """The `TaskClassifier` parameters the heads were trained with."""
+    cascade: CascadeSpec = CascadeSpec()
+    versions: dict[str, str] = {}
+    training: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    upgraded_from: int | None = None
+    """The format this manifest was converted from, without retraining (None: written by training)."""
+    files: dict[str, FileRecord] = Field(min_length=1)
+
+    def head(self, stage: str) -> HeadSpec | None:
+        return next((h for h in self.heads if h.stage == stage), None)
+
+
+# -- what is loaded --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified model: its manifest, the exports it stores and the served heads, by stage (cascade order)."""
+
+    directory: Path
+    manifest: Manifest
+    exports: dict[str, HeadExport]
+    heads: dict[str, LinearHead]
+    thresholds: dict[str, float]
+    embedders: dict[str, Embedder | None]
+
+
+def save_model(directory: str | Path, heads: Sequence[tuple[HeadSpec, HeadExport]], examples: Examples, *,
+               params: dict[str, Any], cascade: dict | None = None, training: dict | None = None,
+               metrics: dict | None = None) -> Path:
+    """Write a model directory from explicit exports (created if needed); files of an earlier save are removed.
+
+    `heads` pairs each head's manifest entry (its `file`, `embedders`, threshold...) with its arrays. The
+    lexical IDF and the examples' vectors go with the MiniLM ("embedding") head's file and `examples.*`.
     """
-    clf._check_fitted()
     out = Path(directory)
-    out.mkdir(parents=True, exist_ok=True)
-    blobs = {
-        "weights.npz": _npz(coef=clf.coef_, intercept=clf.intercept_, idf=clf.lexical_.idf_),
-        "examples.npz": _npz(embeddings=clf.example_embeddings_),
-        "examples.json": json.dumps({"texts": clf.example_texts_, "labels": clf.example_labels_},
-                                    ensure_ascii=False).encode(),
-    }
-    if static is not None:
-        static._check_fitted()
-        from .static_embedding import STATIC_ID
+    specs = [spec for spec, _ in heads]
+    by_stage = {spec.stage: export for spec, export in heads}
+    if EMBEDDING not in by_stage:
+        raise ValueError("a model needs an embedding head")
+    main = by_stage[EMBEDDING]
+    blobs: dict[str, bytes] = {}
+    embedders = {EMBEDDER_ID: EmbedderSpec(id=EMBEDDER_ID, dim=EMBEDDER_DIM)}
+    for spec, export in heads:
+        if export.classes != main.classes or export.ngram_range != main.ngram_range or not np.array_equal(
+                export.idf, main.idf):
+            raise ValueError(f"the {spec.stage} head must be fitted on the same data and features as the main head")
+        arrays = {"coef": export.coef, "intercept": export.intercept}
+        if spec.stage == EMBEDDING:
+            arrays["idf"] = export.idf
+        if STATIC_ID in spec.embedders and STATIC_ID not in embedders:
+            # The token table is derived on each machine, not shipped: keep what it gave for a few probes, so a
+            # load can tell whether this machine's table is the one the head was trained on.
+            from .static_embedding import StaticMiniLMEmbedder
 
-        if (static.classes_.tolist() != clf.classes_.tolist()
-                or static.coef_.shape != (clf.coef_.shape[0], EMBEDDER_DIM + clf.lexical_.n_features)
-                or static.lexical_.ngram_range != clf.lexical_.ngram_range
-                or not np.array_equal(static.lexical_.idf_, clf.lexical_.idf_)):
-            raise ValueError("the static head must be fitted on the same data and features as the main head")
-        if static._embedder().id != STATIC_ID:
-            raise ValueError(f"the static head must embed with {STATIC_ID}, not {static._embedder().id}")
-        # The token table is derived on each machine, not shipped: keep what it gave for a few probes, so a load can
-        # tell whether this machine's table is the one the head was trained on.
-        probes = static._embedder().encode(list(STATIC_PROBES), progress=False)
-        blobs["static.npz"] = _npz(coef=static.coef_, intercept=static.intercept_, probes=probes)
-        extra["static_head"] = {"embedder": {"id": static._embedder().id, "dim": static._embedder().dim},
-                                "lexical_weight": static.lexical_weight,
-                                "calibration": {"method": "temperature", "temperature": static.temperature_}}
-    elif clf.static_features:
-        raise ValueError("a head with static_features is saved with its static head, whose probes check the table: "
-                         "clf.save(directory, static=static_head)")
-    manifest = {
-        "format_version": FORMAT_VERSION if clf.static_features else 1,
-        "kind": KIND,
-        "labels": clf.classes_.tolist(),
-        "embedder": {"id": EMBEDDER_ID, "dim": EMBEDDER_DIM},
-        "params": {k: getattr(clf, k) for k in _PARAMS},
-        "lexical": {"analyzer": "char_wb", "ngram_range": list(clf.lexical_.ngram_range)},
-        "calibration": {"method": "temperature", "temperature": clf.temperature_},
-        "versions": _versions(),
-        **extra,
-        "files": {name: {"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for name, b in blobs.items()},
-    }
-    for name in _MODEL_FILES - set(blobs):
-        (out / name).unlink(missing_ok=True)  # e.g. static.npz of an earlier save: unlisted files are refused
-    for name, b in blobs.items():
-        (out / name).write_bytes(b)
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            arrays["probes"] = StaticMiniLMEmbedder().encode(list(STATIC_PROBES), progress=False)
+            embedders[STATIC_ID] = EmbedderSpec(id=STATIC_ID, dim=EMBEDDER_DIM, probes_file=spec.file)
+        blobs[spec.file] = _npz(**arrays)
+    blobs["examples.npz"] = _npz(embeddings=examples.embeddings)
+    blobs["examples.json"] = json.dumps({"texts": examples.texts, "labels": examples.labels},
+                                        ensure_ascii=False).encode()
+    manifest = Manifest(
+        labels=list(main.classes), embedders=list(embedders.values()),
+        lexical=LexicalSpec(ngram_range=main.ngram_range, n_features=len(main.idf), file=_file_of(specs, EMBEDDING)),
+        heads=specs, examples=ExamplesSpec(embedder=EMBEDDER_ID), params=params,
+        cascade=CascadeSpec(**(cascade or {})), versions=_versions(), training=training, metrics=metrics,
+        files={name: FileRecord(sha256=hashlib.sha256(b).hexdigest(), bytes=len(b)) for name, b in blobs.items()})
+    _write(out, manifest, blobs)
     return out
 
 
-def load_manifest(directory: str | Path | None = None) -> tuple[Path, dict]:
-    """Read and verify a model directory's manifest and file hashes; return (directory, manifest)."""
+def _file_of(specs: Sequence[HeadSpec], stage: str) -> str:
+    return next(s.file for s in specs if s.stage == stage)
+
+
+def _write(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for p in out.iterdir():  # e.g. static.npz of an earlier save: unlisted files are refused at load
+        if p.is_file() and p.name != MANIFEST and p.name not in blobs:
+            p.unlink()
+    for name, b in blobs.items():
+        if (out / name).is_file() and (out / name).read_bytes() == b:
+            continue
+        (out / name).write_bytes(b)
+    text = json.dumps(manifest.model_dump(mode="json", exclude_none=True), indent=2, ensure_ascii=False)
+    (out / MANIFEST).write_text(text + "\n", encoding="utf-8")
+
+
+# -- loading ---------------------------------------------------------------------------------------------------
+def load_manifest(directory: str | Path | None = None) -> tuple[Path, Manifest, dict[str, bytes]]:
+    """Read a model directory once: (directory, its manifest in format 3, the verified bytes of every file)."""
     d = Path(directory) if directory is not None else DEFAULT_MODEL_DIR
     where = str(d)
     if not d.is_dir():
@@ -110,92 +225,123 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, dict]:
     if len(raw) > _MAX_MANIFEST_BYTES:
         raise ModelFileError(f"{MANIFEST} is implausibly large ({len(raw)} bytes)", path=where)
     try:
-        manifest = json.loads(raw)
+        doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{MANIFEST} is not valid JSON ({exc})", path=where) from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
         raise ModelFileError(f"{MANIFEST} is not a {KIND} manifest", path=where)
-    if manifest.get("format_version") not in READABLE_VERSIONS:
-        raise ModelFileError(f"format_version {manifest.get('format_version')!r} is not supported "
-                             f"(this taskrouter reads {' and '.join(map(str, READABLE_VERSIONS))})", path=where)
-    emb = manifest.get("embedder") or {}
-    if emb.get("id") != EMBEDDER_ID or emb.get("dim") != EMBEDDER_DIM:
-        raise ModelFileError(f"trained with embedder {emb!r}, expected {EMBEDDER_ID} ({EMBEDDER_DIM})", path=where)
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not files:
-        raise ModelFileError("manifest lists no files", path=where)
+    if doc.get("format_version") not in READABLE_VERSIONS:
+        raise ModelFileError(f"format_version {doc.get('format_version')!r} is not supported "
+                             f"(this taskrouter reads {', '.join(map(str, READABLE_VERSIONS))})", path=where)
+    try:
+        manifest = Manifest.model_validate(upgrade_manifest(doc))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        raise ModelFileError(f"{MANIFEST}: {field}: {err['msg']}", path=where) from None
+    except ValueError as exc:
+        raise ModelFileError(str(exc), path=where) from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ModelFileError(f"manifest incomplete ({exc!r})", path=where) from None
+    for emb in manifest.embedders:
+        if (emb.id, emb.dim) not in {(EMBEDDER_ID, EMBEDDER_DIM), (STATIC_ID, EMBEDDER_DIM)}:
+            which = "static head trained with" if emb.probes_file else "trained with"
+            raise ModelFileError(f"{which} embedder {emb.id!r} ({emb.dim}), expected {EMBEDDER_ID} or {STATIC_ID} "
+                                 f"({EMBEDDER_DIM})", path=where)
     present = {p.name for p in d.iterdir() if p.is_file()} - {MANIFEST}
-    foreign = sorted(present - set(files))
+    foreign = sorted(present - set(manifest.files))
     if foreign:
         raise ModelFileError(f"files not listed in the manifest: {foreign}", path=where)
-    for name, meta in files.items():
+    blobs = {}
+    for name, meta in manifest.files.items():
         p = d / name
         if "/" in name or "\\" in name or not p.is_file():
             raise ModelFileError(f"missing file {name!r}", path=where)
-        data = p.read_bytes()
-        if len(data) != meta.get("bytes"):
-            raise ModelFileError(f"{name}: size {len(data)} != {meta.get('bytes')} (truncated?)", path=where)
-        if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+        data = p.read_bytes()  # read once: what is parsed below is what was hashed here
+        if len(data) != meta.bytes:
+            raise ModelFileError(f"{name}: size {len(data)} != {meta.bytes} (truncated?)", path=where)
+        if hashlib.sha256(data).hexdigest() != meta.sha256:
             raise ModelFileError(f"{name}: sha256 mismatch (file modified)", path=where)
-    return d, manifest
+        blobs[name] = data
+    return d, manifest, blobs
 
 
-def load_static_head(directory: str | Path | None, manifest: dict, main):
-    """The static-embedding head saved next to `main` (verified by `load_manifest` already), or None.
+def load_model(directory: str | Path | None = None, *, skip: Sequence[str] = ()) -> LoadedModel:
+    """Verify, then build the served heads (NumPy only) of a model directory; heads of `skip` stages are not
+    built (their files are still verified).
 
-    None too, with a warning, when its token table is neither cached nor buildable here (no model2vec/torch) or
-    is not the table the head was trained on: the cascade then works without its static stage. (A `main` head
-    that reads static vectors itself was loaded only after its table passed the same checks.)
+    A static table that is neither cached nor buildable here, or is not the one the heads were trained on, is
+    an error when the MiniLM head reads it; when only the static head does, that head is left out with a warning.
     """
-    from .head import LinearHead
-
-    if manifest.get("static_head") is None:
-        return None
-    d = Path(directory) if directory is not None else DEFAULT_MODEL_DIR
-    weights, temperature, lexical_weight = _static_section(d, manifest, main)
-    embedder = getattr(main, "static_embedder_", None)
-    if embedder is None:
-        embedder, why = _static_embedder(d, weights["probes"])
-        if embedder is None:
-            logging.getLogger("taskrouter.embedding").warning("static stage off: %s", why)
-            return None
-    head = LinearHead(lexical_weight=lexical_weight, embedder=embedder)
-    head.classes_, head.temperature_ = main.classes_, temperature
-    head.coef_, head.intercept_ = weights["coef"], weights["intercept"]
-    head.lexical_ = main.lexical_
-    return head
-
-
-def _static_section(d: Path, manifest: dict, main) -> tuple[dict[str, np.ndarray], float, float]:
-    """The static head's checked arrays (coef, intercept, probes), temperature and lexical weight."""
-    from .static_embedding import STATIC_ID
-
+    d, m, blobs = load_manifest(directory)
     where = str(d)
-    section = manifest.get("static_head")
+    arrays = {name: _parse_npz(blobs[name], name, where) for name in blobs if name.endswith(".npz")}
+    exports = _exports(m, arrays, blobs, where)
+    embedders: dict[str, Embedder | None] = {EMBEDDER_ID: None}  # None: the serving embedder, chosen at first use
+    wanted = [h for h in m.heads if h.stage not in skip]
+    needs_static = [h.stage for h in m.heads if STATIC_ID in h.embedders]
+    if needs_static:
+        spec = next((e for e in m.embedders if e.id == STATIC_ID and e.probes_file), None)
+        probes = arrays.get(spec.probes_file, {}).get("probes") if spec else None
+        if probes is None or probes.shape != (len(STATIC_PROBES), EMBEDDER_DIM):
+            raise ModelFileError("inconsistent model: static head probes", path=where)
+        if any(STATIC_ID in h.embedders for h in wanted):
+            embedders[STATIC_ID], why = _static_embedder(probes)
+            if embedders[STATIC_ID] is None:
+                if EMBEDDING in needs_static:
+                    raise ModelFileError(f"this model's MiniLM head reads static vectors, but {why}; or use a model "
+                                         f"trained with --no-static-features", path=where)
+                log.warning("static stage off: %s", why)
+                wanted = [h for h in wanted if STATIC_ID not in h.embedders]
+    order = {name: i for i, name in enumerate(STAGES)}
+    wanted.sort(key=lambda h: order[h.stage])
+    heads = {h.stage: LinearHead.from_arrays(exports[h.stage], [embedders[e] for e in h.embedders]) for h in wanted}
+    return LoadedModel(d, m, exports, heads, {h.stage: h.threshold for h in wanted}, embedders)
+
+
+def _exports(m: Manifest, arrays: dict[str, dict[str, np.ndarray]], blobs: dict[str, bytes],
+             where: str) -> dict[str, HeadExport]:
+    """Each head's arrays, checked against the manifest."""
+    if len(set(m.labels)) != len(m.labels):
+        raise ModelFileError("labels must be distinct", path=where)
+    idf = arrays.get(m.lexical.file, {}).get("idf")
+    if idf is None or idf.shape != (m.lexical.n_features,):
+        raise ModelFileError("inconsistent model: idf shape", path=where)
     try:
-        emb = section["embedder"]
-        temperature = float(section["calibration"]["temperature"])
-        lexical_weight = float(section["lexical_weight"])
+        ex = json.loads(blobs[m.examples.texts_file].decode("utf-8"))
+        texts, ex_labels = list(ex["texts"]), list(ex["labels"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"static_head section incomplete ({exc!r})", path=where) from None
-    if emb != {"id": STATIC_ID, "dim": EMBEDDER_DIM}:
-        raise ModelFileError(f"static head trained with embedder {emb!r}, expected {STATIC_ID}", path=where)
-    if "static.npz" not in manifest.get("files", {}):
-        raise ModelFileError("static_head without a listed static.npz", path=where)
-    weights = _load_npz(d, "static.npz", manifest)
-    coef, intercept = weights.get("coef"), weights.get("intercept")
-    shape = (main.coef_.shape[0], EMBEDDER_DIM + main.lexical_.n_features)
-    if coef is None or coef.shape != shape or intercept is None or intercept.shape != main.intercept_.shape:
-        raise ModelFileError("inconsistent model: static head shape", path=where)
-    if not temperature > 0:
-        raise ModelFileError("inconsistent model: static head temperature", path=where)
-    probes = weights.get("probes")
-    if probes is None or probes.shape != (len(STATIC_PROBES), EMBEDDER_DIM):
-        raise ModelFileError("inconsistent model: static head probes", path=where)
-    return weights, temperature, lexical_weight
+        raise ModelFileError(f"examples incomplete ({exc!r})", path=where) from None
+    vectors = arrays.get(m.examples.vectors_file, {}).get("embeddings")
+    if vectors is None or vectors.shape != (len(texts), EMBEDDER_DIM) or len(texts) != len(ex_labels):
+        raise ModelFileError("inconsistent model: examples shape", path=where)
+    examples = Examples(texts, ex_labels, vectors)
+    dims = {e.id: e.dim for e in m.embedders}
+    rows = 1 if len(m.labels) == 2 else len(m.labels)
+    exports = {}
+    if len({h.stage for h in m.heads}) != len(m.heads) or m.head(EMBEDDING) is None:
+        raise ModelFileError("heads: one embedding head and at most one head per stage", path=where)
+    for h in m.heads:
+        unknown = [e for e in h.embedders if e not in dims]
+        if unknown:
+            raise ModelFileError(f"heads[{h.stage}].embedders: not in the manifest's embedders: {unknown}", path=where)
+        file = arrays.get(h.file)
+        if file is None:
+            raise ModelFileError(f"heads[{h.stage}].file {h.file!r} is not a listed npz file", path=where)
+        coef, intercept = file.get("coef"), file.get("intercept")
+        width = sum(dims[e] for e in h.embedders) + m.lexical.n_features
+        if coef is None or coef.shape != (rows, width):
+            raise ModelFileError(f"inconsistent model: {'coef' if h.stage == EMBEDDING else h.stage + ' head'} shape",
+                                 path=where)
+        if intercept is None or intercept.shape != (rows,):
+            raise ModelFileError(f"inconsistent model: {h.stage} intercept shape", path=where)
+        exports[h.stage] = HeadExport(
+            tuple(m.labels), coef, intercept, h.calibration.temperature, h.lexical_weight, idf,
+            m.lexical.ngram_range, tuple(h.embedders), examples if h.stage == EMBEDDING else None)
+    return exports
 
 
-def _static_embedder(d: Path, probes: np.ndarray):
+def _static_embedder(probes: np.ndarray):
     """(this machine's static embedder, None) when its table can be had and agrees with the saved probe vectors;
     else (None, why)."""
     from .static_embedding import StaticMiniLMEmbedder, available
@@ -217,97 +363,73 @@ def _static_embedder(d: Path, probes: np.ndarray):
     return embedder, None
 
 
-def load_model(directory: str | Path | None = None, *, serving: bool = False):
-    """Verify, then rebuild a fitted `TaskClassifier`; returns (classifier, manifest).
-
-    With `serving=True` it is a `LinearHead` instead: the same predictions without importing scikit-learn.
-    """
-    from .features import LexicalFeatures
-
-    d, manifest = load_manifest(directory)
-    where = str(d)
-    labels = manifest.get("labels")
-    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
-        raise ModelFileError("labels must be a list of at least 2 strings", path=where)
-    params = manifest.get("params") or {}
-    weights = _load_npz(d, "weights.npz", manifest)
-    examples = _load_npz(d, "examples.npz", manifest)
-    try:
-        ex = json.loads(_verified_bytes(d, "examples.json", manifest).decode("utf-8"))
-        texts, ex_labels = list(ex["texts"]), list(ex["labels"])
-        if serving:
-            from .head import LinearHead
-
-            clf = LinearHead(lexical_weight=float(params["lexical_weight"]),
-                             static_features=params.get("static_features", False))
-            n_features = int(params["n_features"])
-        else:
-            from .estimator import TaskClassifier
-
-            clf = TaskClassifier(**{k: params[k] if k in params else _PARAM_DEFAULTS[k] for k in _PARAMS})
-            n_features = clf.n_features
-        temperature = float(manifest["calibration"]["temperature"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"manifest or examples incomplete ({exc!r})", path=where) from None
-    if not isinstance(clf.static_features, bool):
-        raise ModelFileError(f"params.static_features must be true or false, got {clf.static_features!r}",
-                             path=where)
-    if clf.static_features and manifest["format_version"] < 2:
-        raise ModelFileError("params.static_features needs format_version 2", path=where)
-    k, n_feat = len(labels), EMBEDDER_DIM * (2 if clf.static_features else 1) + n_features
-    coef, intercept, idf = weights.get("coef"), weights.get("intercept"), weights.get("idf")
-    emb = examples.get("embeddings")
-    rows = 1 if k == 2 else k
-    checks = [
-        (coef is not None and coef.shape == (rows, n_feat), "coef shape"),
-        (intercept is not None and intercept.shape == (rows,), "intercept shape"),
-        (idf is not None and idf.shape == (n_features,), "idf shape"),
-        (emb is not None and emb.shape == (len(texts), EMBEDDER_DIM), "examples shape"),
-        (len(texts) == len(ex_labels), "examples length"),
-        (temperature > 0, "temperature"),
-    ]
-    for ok, what in checks:
-        if not ok:
-            raise ModelFileError(f"inconsistent model: {what}", path=where)
-    lexical = LexicalFeatures(n_features=n_features, ngram_range=tuple(manifest["lexical"]["ngram_range"]))
-    lexical.idf_ = idf
-    clf.classes_ = np.array(labels)
-    clf.coef_, clf.intercept_, clf.lexical_, clf.temperature_ = coef, intercept, lexical, temperature
-    clf.n_features_in_ = n_feat
-    clf.example_texts_, clf.example_labels_, clf.example_embeddings_ = texts, ex_labels, emb
-    if clf.static_features:  # the head cannot read a query without this machine's table: check it now
-        if manifest.get("static_head") is None:
-            raise ModelFileError("inconsistent model: static_features without a static head", path=where)
-        weights = _static_section(d, manifest, clf)[0]
-        clf.static_embedder_, why = _static_embedder(d, weights["probes"])
-        if clf.static_embedder_ is None:
-            raise ModelFileError(f"this model's MiniLM head reads static vectors, but {why}; or use a model "
-                                 f"trained with --no-static-features", path=where)
-    return clf, manifest
+# -- older formats ---------------------------------------------------------------------------------------------
+def upgrade_manifest(doc: dict) -> dict:
+    """A manifest of format 1 or 2 (one MiniLM head, an optional `static_head` section) as format 3; a format-3
+    manifest as is. The files and arrays stay what they were."""
+    version = doc.get("format_version")
+    if version == FORMAT_VERSION:
+        return doc
+    params = dict(doc["params"])
+    static_features = params.setdefault("static_features", False)
+    if not isinstance(static_features, bool):
+        raise ValueError(f"params.static_features must be true or false, got {static_features!r}")
+    if static_features and version < 2:
+        raise ValueError("params.static_features needs format_version 2")
+    emb = doc.get("embedder") or {}
+    if emb != {"id": EMBEDDER_ID, "dim": EMBEDDER_DIM}:
+        raise ValueError(f"trained with embedder {emb!r}, expected {EMBEDDER_ID} ({EMBEDDER_DIM})")
+    section = dict(doc.get("cascade") or {})
+    static_section = section.pop("static", None) or {}
+    main = {"stage": EMBEDDING, "file": "weights.npz", "embedders": [EMBEDDER_ID],
+            "lexical_weight": params["lexical_weight"], "calibration": doc["calibration"],
+            "threshold": section.pop("threshold", 0.0), "target": section.pop("target", {}),
+            "curve": section.pop("curve", [])}
+    embedders = [{"id": EMBEDDER_ID, "dim": EMBEDDER_DIM}]
+    heads = [main]
+    old = doc.get("static_head")
+    if static_features and old is None:
+        raise ValueError("inconsistent model: static_features without a static head")
+    if old is not None:
+        if old.get("embedder") != {"id": STATIC_ID, "dim": EMBEDDER_DIM}:
+            raise ValueError(f"static head trained with embedder {old.get('embedder')!r}, expected {STATIC_ID}")
+        embedders.append({"id": STATIC_ID, "dim": EMBEDDER_DIM, "probes_file": "static.npz"})
+        heads.insert(0, {"stage": STATIC, "file": "static.npz", "embedders": [STATIC_ID],
+                         "lexical_weight": old["lexical_weight"], "calibration": old["calibration"],
+                         "threshold": static_section.get("threshold", 1.0),
+                         "target": static_section.get("target", {}), "curve": static_section.get("curve", [])})
+        if static_features:
+            main["embedders"].append(STATIC_ID)
+    lexical = doc["lexical"]
+    return {"format_version": FORMAT_VERSION, "kind": KIND, "labels": doc["labels"], "embedders": embedders,
+            "lexical": {"analyzer": lexical["analyzer"], "ngram_range": lexical["ngram_range"],
+                        "n_features": params["n_features"], "file": "weights.npz"},
+            "heads": heads, "examples": {"embedder": EMBEDDER_ID}, "params": params,
+            "cascade": section, "versions": doc.get("versions", {}), "training": doc.get("training"),
+            "metrics": doc.get("metrics"), "upgraded_from": version, "files": doc["files"]}
 
 
+def convert(directory: str | Path) -> Path:
+    """Rewrite a model directory's manifest in format 3 after loading it (no retraining, same array files)."""
+    d, manifest, blobs = load_manifest(directory)
+    _write(d, manifest, blobs)
+    load_manifest(d)
+    return d
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
 def _npz(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
 
 
-def _verified_bytes(d: Path, name: str, manifest: dict) -> bytes:
-    """The bytes of `name`, read once and checked against the manifest: what is parsed is what was hashed."""
-    meta = (manifest.get("files") or {}).get(name) or {}
-    data = (d / name).read_bytes()
-    if len(data) != meta.get("bytes") or hashlib.sha256(data).hexdigest() != meta.get("sha256"):
-        raise ModelFileError(f"{name}: does not match the manifest (modified while loading?)", path=str(d))
-    return data
-
-
-def _load_npz(d: Path, name: str, manifest: dict) -> dict[str, np.ndarray]:
-    data = _verified_bytes(d, name, manifest)
+def _parse_npz(data: bytes, name: str, where: str) -> dict[str, np.ndarray]:
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
     except Exception as exc:  # zip, format or object-array errors: the file is not ours
-        raise ModelFileError(f"{name}: unreadable array file ({type(exc).__name__})", path=str(d)) from None
+        raise ModelFileError(f"{name}: unreadable array file ({type(exc).__name__})", path=where) from None
 
 
 def _versions() -> dict[str, str]:
@@ -315,3 +437,17 @@ def _versions() -> dict[str, str]:
 
     return {"python": platform.python_version(),
             **package_versions("taskrouter", "scikit-learn", "numpy", "sentence-transformers", "torch", "model2vec")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m classifier.persistence",
+                                     description="Rewrite a model directory's manifest in the current format.")
+    parser.add_argument("directory", nargs="?", default=str(DEFAULT_MODEL_DIR))
+    print(convert(parser.parse_args(argv).directory))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["STAGES", "Decision", "StageResult"]
+__all__ = ["EMBEDDING", "HEURISTIC", "LLM", "STAGES", "STATIC", "Decision", "StageResult"]
 
-STAGES = ("heuristic", "static", "embedding", "llm")
+HEURISTIC, STATIC, EMBEDDING, LLM = STAGES = ("heuristic", "static", "embedding", "llm")
+"""The stage names, cheapest first: the one place they are spelled (`stages.REGISTRY` maps them to classes)."""
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,52 @@
-"""Choose the stage-2 escalation threshold from held-out (out-of-fold) confidences."""
+"""Thresholds of the cascade's stages: one sweep over thresholds, and the choice of one from held-out
+(out-of-fold) confidences. Training and evaluation both use these."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
-__all__ = ["choose_threshold", "threshold_curve"]
+__all__ = ["GRID", "choose_threshold", "sweep", "threshold_curve"]
+
+
+GRID = np.round(np.arange(0.0, 1.0001, 0.01), 2)
+"""Thresholds 0.00, 0.01, ..., 1.00."""
+
+
+def sweep(confidence: np.ndarray, grid: Sequence[float] | np.ndarray = GRID, *, correct: np.ndarray | None = None,
+          predict: Callable[[np.ndarray], Sequence[str]] | None = None, truth: Sequence[str] | None = None,
+          labels: Sequence[str] | None = None) -> list[dict]:
+    """One row per threshold t of a stage that accepts a query when its confidence is at least t.
+
+    Each row has `threshold`, `escalation_rate` (the share passed on, confidence < t) and `accepted_rate`; with
+    `correct` (whether each query's label is right), `accepted_error` among the accepted; with `predict`
+    (accepted mask -> every query's final label) and `truth`, the `accuracy` and `macro_f1` of those labels.
+    Queries the stage never sees can be given confidence -inf (never accepted) or +inf (always kept).
+    """
+    conf = np.asarray(confidence, dtype=float)
+    rows = []
+    for t in grid:
+        accepted = conf >= t
+        n_acc = int(accepted.sum())
+        row = {"threshold": float(t), "escalation_rate": (len(conf) - n_acc) / len(conf) if len(conf) else 0.0,
+               "accepted_rate": n_acc / len(conf) if len(conf) else 0.0}
+        if correct is not None:
+            row["accepted_error"] = float(1 - np.asarray(correct)[accepted].mean()) if n_acc else 0.0
+        if predict is not None and truth is not None:
+            from sklearn.metrics import accuracy_score, f1_score
+
+            pred = list(predict(accepted))
+            row["accuracy"] = float(accuracy_score(truth, pred))
+            row["macro_f1"] = float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0))
+        rows.append(row)
+    return rows
 
 
 def threshold_curve(confidence: np.ndarray, correct: np.ndarray, grid: np.ndarray | None = None) -> list[dict]:
     """For each threshold t: share escalated (confidence < t) and error rate among the accepted rest."""
-    grid = np.round(np.arange(0.0, 1.0001, 0.01), 2) if grid is None else grid
-    rows = []
-    for t in grid:
-        accepted = confidence >= t
-        n_acc = int(accepted.sum())
-        rows.append({"threshold": float(t), "escalation_rate": float(1 - accepted.mean()) if len(accepted) else 0.0,
-                     "accepted_error": float(1 - correct[accepted].mean()) if n_acc else 0.0})
-    return rows
+    rows = sweep(confidence, GRID if grid is None else grid, correct=correct)
+    return [{k: r[k] for k in ("threshold", "escalation_rate", "accepted_error")} for r in rows]
 
 
 def choose_threshold(confidence: np.ndarray, correct: np.ndarray, *, max_escalation: float | None = None,

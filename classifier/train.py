@@ -12,6 +12,7 @@ from .cascade import Cascade
 from .data import Dataset
 from .estimator import TaskClassifier
 from .keywords import KeywordRules, load_rules
+from .results import EMBEDDING, STATIC
 from .threshold import choose_threshold, threshold_curve
 
 __all__ = ["DEFAULT_MAX_ESCALATION", "DEFAULT_STATIC_MAX_ERROR", "TrainingReport", "train_cascade"]
@@ -66,51 +67,52 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
     reaches_stage2 = np.array([rules.classify(t).label is None for t in texts])
     clf = TaskClassifier(random_state=random_state, progress=progress, static_features=static_features,
                          **classifier_params).fit(texts, labels)
-    conf, oof_pred = clf.cv_proba_.max(axis=1), clf.classes_[clf.cv_proba_.argmax(axis=1)]
 
-    fast, fast_section, passed_on, static_coverage = None, None, reaches_stage2, None
+    heads: dict[str, dict] = {}  # stage -> threshold, target and curve, chosen by `_pick` alike
+    fast, passed_on, static_coverage = None, reaches_stage2, None
     if static:
         from .static_embedding import StaticMiniLMEmbedder
 
         fast = TaskClassifier(random_state=random_state, progress=progress, embedder=StaticMiniLMEmbedder(),
                               **classifier_params).fit(texts, labels)
-        f_conf = fast.cv_proba_.max(axis=1)
-        f_correct = fast.classes_[fast.cv_proba_.argmax(axis=1)] == truth
-        f_target = {"max_error": static_max_error}
-        f_threshold = choose_threshold(f_conf[reaches_stage2], f_correct[reaches_stage2], **f_target)
-        fast_section = {"threshold": f_threshold, "target": f_target,
-                        "curve": threshold_curve(f_conf[reaches_stage2], f_correct[reaches_stage2])}
-        passed_on = reaches_stage2 & (f_conf < f_threshold)
+        heads[STATIC] = _pick(fast, truth, reaches_stage2, {"max_error": static_max_error})
+        passed_on = reaches_stage2 & (fast.cv_proba_.max(axis=1) < heads[STATIC]["threshold"])
         static_coverage = float(1 - passed_on.sum() / max(1, reaches_stage2.sum()))
         if not passed_on.any():  # the static head took every held-out query: pick MiniLM's threshold on all
             passed_on = reaches_stage2
 
-    target = {"max_escalation": max_escalation} if max_escalation is not None else {"max_error": max_error}
     if max_escalation is not None:  # at most that share of all stage-2 queries, taken from those passed on
         share = min(1.0, max_escalation * reaches_stage2.sum() / max(1, passed_on.sum()))
-        threshold = choose_threshold(conf[passed_on], (oof_pred == truth)[passed_on], max_escalation=share)
+        heads[EMBEDDING] = _pick(clf, truth, passed_on, {"max_escalation": share})
+        heads[EMBEDDING]["target"] = {"max_escalation": max_escalation}
     else:
-        threshold = choose_threshold(conf[passed_on], (oof_pred == truth)[passed_on], max_error=max_error)
-    curve = threshold_curve(conf[passed_on], (oof_pred == truth)[passed_on])
+        heads[EMBEDDING] = _pick(clf, truth, passed_on, {"max_error": max_error})
+    threshold, target = heads[EMBEDDING]["threshold"], heads[EMBEDDING]["target"]
+    oof_pred = clf.classes_[clf.cv_proba_.argmax(axis=1)]
 
     report = TrainingReport(
         n=len(texts), label_counts={k: labels.count(k) for k in clf.classes_.tolist()},
         cv_accuracy=float(accuracy_score(labels, oof_pred)),
         cv_macro_f1=float(f1_score(labels, oof_pred, average="macro")),
         threshold=threshold, target=target, rules=rules.to_list(),
-        static_threshold=fast_section["threshold"] if fast_section else None,
-        static_coverage=static_coverage if fast_section else None)
-    cascade = Cascade(clf, rules, threshold, static=fast,
-                      static_threshold=fast_section["threshold"] if fast_section else 1.0)
+        static_threshold=heads[STATIC]["threshold"] if fast is not None else None,
+        static_coverage=static_coverage)
+    cascade = Cascade(clf.head_, rules, threshold, static=fast.head_ if fast is not None else None,
+                      static_threshold=heads[STATIC]["threshold"] if fast is not None else 1.0)
     if out is not None:
-        section = {"threshold": threshold, "target": target, "precision_floor": precision_floor, "curve": curve,
-                   "rules": rules.to_list()}
-        if fast_section:
-            section["static"] = fast_section
-        clf.save(out, static=fast, cascade=section,
+        clf.save(out, static=fast, heads=heads, cascade={"precision_floor": precision_floor, "rules": rules.to_list()},
                  training={"n": report.n, "label_counts": report.label_counts, "data_sha256": data.sha256(),
                            "data_file": Path(data.path).name if data.path else None},
                  metrics={"cv_accuracy": report.cv_accuracy, "cv_macro_f1": report.cv_macro_f1,
                           "cv_folds": clf.cv})
         cascade = Cascade.load(out)
     return cascade, report
+
+
+def _pick(clf: TaskClassifier, truth: np.ndarray, mask: np.ndarray, target: dict[str, float]) -> dict:
+    """A stage's threshold for `target` from its head's out-of-fold confidences on the queries `mask` selects,
+    with the curve it was read from."""
+    conf = clf.cv_proba_.max(axis=1)[mask]
+    correct = (clf.classes_[clf.cv_proba_.argmax(axis=1)] == truth)[mask]
+    return {"threshold": choose_threshold(conf, correct, **target), "target": dict(target),
+            "curve": threshold_curve(conf, correct)}

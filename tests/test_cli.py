@@ -63,7 +63,9 @@ def test_train_without_static_features(tiny_csv, tmp_path):
     r = run("train", "--data", tiny_csv, "--out", model, "--max-error", "0.1", "--no-static-features")
     assert r.returncode == 0, r.stderr
     m = json.loads((model / "manifest.json").read_text())
-    assert m["params"]["static_features"] is False and m["format_version"] == 1 and "static_head" in m
+    assert m["params"]["static_features"] is False and m["format_version"] == 3
+    assert {h["stage"]: h["embedders"] for h in m["heads"]} == {
+        "static": ["model2vec/all-MiniLM-L6-v2-static"], "embedding": ["sentence-transformers/all-MiniLM-L6-v2"]}
 
 
 def test_evaluate_with_recorded_answers(tmp_path):

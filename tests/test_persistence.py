@@ -25,19 +25,28 @@ def test_round_trip_gives_identical_probabilities(small_model_dir, small_data):
     again = TaskClassifier.load(small_model_dir)
     texts = list(small_data.texts[:20])
     assert np.array_equal(loaded.predict_proba(texts), again.predict_proba(texts))
-    _, manifest = load_manifest(small_model_dir)
-    assert manifest["format_version"] == 2 and manifest["params"]["static_features"] is True
-    assert manifest["embedder"] == {
-        "id": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384}
-    assert manifest["training"]["data_sha256"] == small_data.sha256()
-    assert set(manifest["files"]) == {"weights.npz", "examples.npz", "examples.json", "static.npz"}
-    assert {"scikit-learn", "numpy", "python"} <= set(manifest["versions"])
-    assert "threshold" in manifest["cascade"] and manifest["cascade"]["curve"]
+    _, manifest, _ = load_manifest(small_model_dir)
+    assert manifest.format_version == 3 and manifest.params["static_features"] is True
+    assert [h.stage for h in manifest.heads] == ["static", "embedding"]
+    assert manifest.head("embedding").embedders == ["sentence-transformers/all-MiniLM-L6-v2",
+                                                    "model2vec/all-MiniLM-L6-v2-static"]
+    assert manifest.head("static").embedders == ["model2vec/all-MiniLM-L6-v2-static"]
+    assert manifest.training["data_sha256"] == small_data.sha256()
+    assert set(manifest.files) == {"weights.npz", "examples.npz", "examples.json", "static.npz"}
+    assert {"scikit-learn", "numpy", "python"} <= set(manifest.versions)
+    assert 0 < manifest.head("embedding").threshold < 1 and manifest.head("embedding").curve
+    assert manifest.cascade.rules and manifest.upgraded_from is None
 
 
 def _rewrite_manifest(d, **changes):
     m = json.loads((d / "manifest.json").read_text())
     m.update(changes)
+    (d / "manifest.json").write_text(json.dumps(m))
+
+
+def _edit_head(d, index, **changes):
+    m = json.loads((d / "manifest.json").read_text())
+    m["heads"][index].update(changes)
     (d / "manifest.json").write_text(json.dumps(m))
 
 
@@ -55,10 +64,16 @@ def _flip_byte(path):
     (lambda d: (d / "manifest.json").write_text("{not json"), "not valid JSON"),
     (lambda d: _rewrite_manifest(d, format_version=99), "format_version 99 is not supported"),
     (lambda d: _rewrite_manifest(d, kind="sklearn.Pipeline"), "not a taskrouter.TaskClassifier manifest"),
-    (lambda d: _rewrite_manifest(d, embedder={"id": "other", "dim": 768}), "trained with embedder"),
+    (lambda d: _rewrite_manifest(d, embedders=[{"id": "other", "dim": 768}]), "trained with embedder 'other'"),
     (lambda d: (d / "examples.npz").unlink(), "missing file 'examples.npz'"),
+    (lambda d: _rewrite_manifest(d, static_head={}), "static_head: Extra inputs are not permitted"),
+    (lambda d: _rewrite_manifest(d, heads=[]), "heads: List should have at least 1 item"),
+    (lambda d: _edit_head(d, 1, stage="fancy"), r"heads.1.stage: Value error, unknown stage 'fancy'"),
+    (lambda d: _edit_head(d, 1, file="nowhere.npz"), "heads\\[embedding\\].file 'nowhere.npz' is not a listed"),
+    (lambda d: _edit_head(d, 0, calibration={"temperature": -1}), "heads.0.calibration.temperature: Input should be"),
 ], ids=["flipped-byte", "truncated", "foreign-file", "no-manifest", "bad-json", "future-format", "foreign-kind",
-        "other-embedder", "missing-file"])
+        "other-embedder", "missing-file", "unknown-section", "no-heads", "unknown-stage", "unlisted-head-file",
+        "bad-temperature"])
 def test_damaged_model_is_refused(model_dir, damage, match):
     damage(model_dir)
     with pytest.raises(ModelFileError, match=match):
@@ -98,7 +113,8 @@ def test_pickled_payload_with_matching_hash_is_not_executed(model_dir, tmp_path,
 
 
 def test_inconsistent_shapes_are_refused(model_dir):
-    _replace_weights_keeping_hashes_valid(model_dir, coef=np.zeros((4, 10)), intercept=np.zeros(4), idf=np.zeros(3))
+    _replace_weights_keeping_hashes_valid(model_dir, coef=np.zeros((4, 10)), intercept=np.zeros(4),
+                                          idf=np.zeros(2**15))
     with pytest.raises(ModelFileError, match="inconsistent model: coef shape"):
         TaskClassifier.load(model_dir)
 
@@ -109,16 +125,43 @@ def test_not_a_zip_is_refused(model_dir):
         TaskClassifier.load(model_dir / "nowhere")
 
 
-def test_a_file_changed_after_its_check_is_still_refused(model_dir, monkeypatch):
-    import classifier.persistence as persistence
+def test_every_model_file_is_read_once_per_load(model_dir, monkeypatch):
+    import pathlib
+    from collections import Counter
 
-    checked = persistence.load_manifest
+    reads = Counter()
+    read_bytes = pathlib.Path.read_bytes
 
-    def check_then_tamper(directory=None):
-        result = checked(directory)
-        _flip_byte(model_dir / "weights.npz")  # between the hash check and the parse
-        return result
+    def counting(self):
+        if self.parent == model_dir:
+            reads[self.name] += 1
+        return read_bytes(self)
 
-    monkeypatch.setattr(persistence, "load_manifest", check_then_tamper)
-    with pytest.raises(ModelFileError, match="weights.npz: does not match the manifest"):
-        TaskClassifier.load(model_dir)
+    monkeypatch.setattr(pathlib.Path, "read_bytes", counting)
+    Cascade.load(model_dir)
+    assert reads == {name: 1 for name in ("manifest.json", "weights.npz", "examples.npz", "examples.json",
+                                          "static.npz")}
+
+
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+
+
+def test_a_format_2_manifest_loads_and_converts_to_the_shipped_one(tmp_path):
+    """The shipped model as it was saved in format 2 (`static_head` section) decides alike and converts, with no
+    retraining, to the very manifest shipped now."""
+    from classifier.persistence import DEFAULT_MODEL_DIR, convert
+
+    old = tmp_path / "v2"
+    shutil.copytree(DEFAULT_MODEL_DIR, old)
+    shutil.copy(FIXTURES / "shipped-manifest-v2.json", old / "manifest.json")
+    assert json.loads((old / "manifest.json").read_text())["format_version"] == 2
+    texts = ["integrate x^2 from 0 to 3", "write a limerick about a cat", "what is the capital of Peru?",
+             "fix this: for i in range(10) print(i)"]
+    then, now = Cascade.load(old, cache_size=0), Cascade.load(cache_size=0)
+    assert [s.threshold for s in then.stages] == [s.threshold for s in now.stages]
+    assert [(d.label, d.stage, d.confidence, d.escalated) for d in then.classify_batch(texts)] == [
+        (d.label, d.stage, d.confidence, d.escalated) for d in now.classify_batch(texts)]
+    convert(old)
+    assert (old / "manifest.json").read_bytes() == (DEFAULT_MODEL_DIR / "manifest.json").read_bytes()
+    for name in ("weights.npz", "static.npz", "examples.npz", "examples.json"):
+        assert (old / name).read_bytes() == (DEFAULT_MODEL_DIR / name).read_bytes()

@@ -30,8 +30,8 @@ def test_shipped_model_loads_without_arguments():
 
 def test_a_fresh_training_run_decides_like_the_shipped_model(tmp_path):
     data = load_dataset(DATA)
-    _, manifest = load_manifest(DEFAULT_MODEL_DIR)
-    assert manifest["training"]["data_sha256"] == data.sha256(), "data/queries.jsonl changed: retrain the model"
+    _, manifest, _ = load_manifest(DEFAULT_MODEL_DIR)
+    assert manifest.training["data_sha256"] == data.sha256(), "data/queries.jsonl changed: retrain the model"
     fresh, report = train_cascade(data, out=tmp_path / "fresh", progress=False)
     shipped = Cascade.load()
     probes = [json.loads(line)["text"] for line in PROBES.open(encoding="utf-8") if line.strip()]
@@ -40,6 +40,6 @@ def test_a_fresh_training_run_decides_like_the_shipped_model(tmp_path):
     theirs = [d.label for d in Cascade.load(tmp_path / "fresh").classify_batch(probes)]
     agreement = sum(a == b for a, b in zip(ours, theirs, strict=True)) / len(probes)
     assert agreement >= MIN_AGREEMENT, agreement
-    assert abs(report.cv_accuracy - manifest["metrics"]["cv_accuracy"]) <= CV_TOLERANCE
-    assert abs(report.cv_macro_f1 - manifest["metrics"]["cv_macro_f1"]) <= CV_TOLERANCE
+    assert abs(report.cv_accuracy - manifest.metrics["cv_accuracy"]) <= CV_TOLERANCE
+    assert abs(report.cv_macro_f1 - manifest.metrics["cv_macro_f1"]) <= CV_TOLERANCE
     assert [r.enabled for r in fresh.rules.rules] == [r.enabled for r in shipped.rules.rules]

@@ -11,7 +11,7 @@ import pytest
 
 from classifier import ModelFileError
 from classifier.cascade import Cascade
-from classifier.static_embedding import FILE, StaticMiniLMEmbedder, build, cache_dir
+from classifier.static_embedding import FILE, STATIC_ID, StaticMiniLMEmbedder, build, cache_dir
 from tests.conftest import DATA
 
 EDGES = ["a", "😀 emoji only", "ÉCOLE naïve ß", "日本語のテキスト", "[UNK] [CLS] literal specials", "x " * 700]
@@ -69,7 +69,7 @@ def test_the_static_head_is_refused_when_its_manifest_section_is_foreign(tmp_pat
     d = tmp_path / "m"
     shutil.copytree(DEFAULT_MODEL_DIR, d)
     m = json.loads((d / "manifest.json").read_text())
-    m["static_head"]["embedder"]["id"] = "someone/else"
+    m["embedders"][1]["id"] = "someone/else"
     (d / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(ModelFileError, match="static head trained with embedder"):
         Cascade.load(d)
@@ -114,7 +114,7 @@ def test_a_static_head_with_other_labels_is_refused():
     cascade = Cascade.load()
     other = copy.copy(cascade.static)
     other.classes_ = cascade.static.classes_[::-1]
-    with pytest.raises(ValueError, match="static head's labels"):
+    with pytest.raises(ValueError, match="static stage's labels"):
         Cascade(cascade.classifier, cascade.rules, cascade.threshold, static=other)
 
 
@@ -151,20 +151,31 @@ def test_saving_without_the_static_head_removes_an_earlier_one(small_model_dir, 
     assert Cascade.load(d).static is None  # loads: no unlisted file left behind
 
 
+class Refuses:
+    """Has the static embedder's id and backend, and fails if asked to encode: what a context keeps is reused."""
+
+    id, backend, dim = STATIC_ID, "static", 384
+
+    def encode(self, texts, *, progress=None):
+        raise AssertionError("encoded again")
+
+
 def test_the_minilm_head_reads_static_vectors_made_once(small_model_dir, small_data):
+    from classifier.head import BatchContext
     from classifier.train import train_cascade
 
     cascade = Cascade.load(small_model_dir, cache_size=0)
     head = cascade.classifier
     texts = list(small_data.texts[:5])
-    joined = head.embed(texts)
-    static = cascade.static.embed(texts)
+    ctx = BatchContext(texts)
+    static = ctx.vectors(cascade.static.embedder)  # what the static stage asks for first
+    joined = head.features(ctx)
     assert head.static_features and joined.shape == (5, 768)
-    assert np.allclose(joined[:, 384:], static) and np.allclose(joined[:, :384], head.embed(texts)[:, :384])
-    given = head.embed(texts, static=static[::-1])  # vectors handed in are used as they are, not remade
-    assert np.allclose(given[:, 384:], static[::-1]) and np.allclose(given[:, :384], joined[:, :384])
-    with pytest.raises(ValueError, match="do not fit 5 texts"):
-        head.embed(texts, static=static[:2])
+    assert np.array_equal(joined[:, 384:], static) and ctx.vectors(Refuses()) is static
+    assert np.allclose(joined, head.embed(texts))
+    passed_on = ctx.take([3, 1])  # the queries the static stage passes on keep their vectors and n-gram rows
+    assert np.array_equal(passed_on.vectors(Refuses()), static[[3, 1]])
+    assert np.allclose(head.proba(passed_on), head.predict_proba([texts[3], texts[1]]))
     with pytest.raises(ValueError, match="do not fit 5 texts and this head's 768 embedding columns"):
         head.predict_proba(texts, embeddings=joined[:, :384])  # MiniLM's vectors alone: refused, not misread
     assert head.nearest_examples(joined[0], 1)[0][0] == texts[0]  # retrieval reads the MiniLM block
@@ -222,28 +233,40 @@ def test_an_estimator_with_static_features(small_data):
         TaskClassifier(static_features="yes").fit(small_data.texts, small_data.labels)
 
 
-def _edit_params(src, dst, **changes):
+def _as_format_1(src, dst, *, static_features=None):
+    """Copy plain model `src` to `dst` with its manifest written as format 1 was (one head, no list of heads;
+    `static_features` absent, or set to the value given)."""
     shutil.copytree(src, dst)
     m = json.loads((dst / "manifest.json").read_text())
-    for key, value in changes.items():
-        if value is None:
-            m["params"].pop(key)
-        else:
-            m["params"][key] = value
-    (dst / "manifest.json").write_text(json.dumps(m))
+    static, main = m["heads"]
+    params = dict(m["params"])
+    params.pop("static_features")
+    if static_features is not None:
+        params["static_features"] = static_features
+    old = {"format_version": 1, "kind": m["kind"], "labels": m["labels"], "embedder": m["embedders"][0],
+           "params": params, "lexical": {"analyzer": "char_wb", "ngram_range": m["lexical"]["ngram_range"]},
+           "calibration": main["calibration"], "versions": m["versions"],
+           "cascade": {"threshold": main["threshold"], "target": main["target"], "curve": main["curve"],
+                       **m["cascade"], "static": {k: static[k] for k in ("threshold", "target", "curve")}},
+           "static_head": {"embedder": m["embedders"][1], "lexical_weight": static["lexical_weight"],
+                           "calibration": static["calibration"]},
+           "files": m["files"]}
+    old["static_head"]["embedder"].pop("probes_file")
+    (dst / "manifest.json").write_text(json.dumps(old))
     return dst
 
 
 def test_models_saved_before_static_features_still_load(small_plain_model_dir, small_data, tmp_path):
     from classifier.estimator import TaskClassifier
 
-    old = _edit_params(small_plain_model_dir, tmp_path / "old", static_features=None)
-    assert json.loads((old / "manifest.json").read_text())["format_version"] == 1
+    old = _as_format_1(small_plain_model_dir, tmp_path / "old")
     texts = list(small_data.texts[:5])
     assert TaskClassifier.load(old).static_features is False
-    assert np.allclose(Cascade.load(old).classifier.predict_proba(texts),
-                       Cascade.load(small_plain_model_dir).classifier.predict_proba(texts))
+    then, now = Cascade.load(old, cache_size=0), Cascade.load(small_plain_model_dir, cache_size=0)
+    assert [(s.name, s.threshold) for s in then.stages] == [(s.name, s.threshold) for s in now.stages]
+    assert np.allclose(then.classifier.predict_proba(texts), now.classifier.predict_proba(texts))
+    assert np.allclose(then.static.predict_proba(texts), now.static.predict_proba(texts))
     with pytest.raises(ModelFileError, match="static_features must be true or false"):
-        Cascade.load(_edit_params(small_plain_model_dir, tmp_path / "str", static_features="false"))
+        Cascade.load(_as_format_1(small_plain_model_dir, tmp_path / "str", static_features="false"))
     with pytest.raises(ModelFileError, match="static_features needs format_version 2"):
-        Cascade.load(_edit_params(small_plain_model_dir, tmp_path / "v1", static_features=True))
+        Cascade.load(_as_format_1(small_plain_model_dir, tmp_path / "v1", static_features=True))

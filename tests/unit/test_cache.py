@@ -12,23 +12,29 @@ from classifier.results import StageResult
 LABELS = ("code", "default", "math")
 
 
+class ZeroEmbedder:
+    id, dim, backend = "zero", 4, "none"
+
+    def encode(self, texts, *, progress=None):
+        return np.zeros((len(texts), self.dim), dtype=np.float32)
+
+
 class CountingStage2:
-    """Stands in for TaskClassifier: 'sum' → math, 'loop' → code, anything else → default at 0.6."""
+    """Stands in for a served head: 'sum' → math, 'loop' → code, anything else → default at 0.6."""
 
     classes_ = np.array(LABELS)
+    progress = None
 
     def __init__(self) -> None:
         self.seen: list[str] = []
         self.lock = threading.Lock()
+        self.embedders = [ZeroEmbedder()]
 
-    def embed(self, texts):
+    def proba(self, ctx):
         with self.lock:
-            self.seen.extend(texts)
-        return np.zeros((len(texts), 4), dtype=np.float32)
-
-    def predict_proba(self, texts, *, embeddings=None, lexical=None):
+            self.seen.extend(ctx.texts)
         rows = []
-        for t in texts:
+        for t in ctx.texts:
             low = t.lower()
             best = 2 if "sum" in low else 0 if "loop" in low else 1
             rows.append([0.9 if i == best else 0.05 for i in range(3)] if best != 1 else [0.2, 0.6, 0.2])

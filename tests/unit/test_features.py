@@ -60,3 +60,18 @@ def test_take_picks_rows_in_order():
     picked = rows.take([3, 1, 0]).to_scipy().toarray()
     assert np.array_equal(picked, rows.to_scipy().toarray()[[3, 1, 0]])
     assert rows.take([]).to_scipy().shape == (0, 2**10)
+
+
+def test_tfidf_equals_scikit_learns_sublinear_tfidf_with_l2_norm():
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    texts = _texts()
+    fit_on, apply_to = texts[::2], texts[1::2] + ["an n-gram unseen in training: qzxv"]
+    hashing = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), n_features=2**15, alternate_sign=False,
+                                norm=None, lowercase=True, dtype=np.float64)
+    reference = TfidfTransformer(sublinear_tf=True, smooth_idf=True, norm="l2").fit(hashing.transform(fit_on))
+    ours = LexicalFeatures(n_features=2**15, ngram_range=(2, 5)).fit(fit_on)
+    assert np.allclose(ours.idf_, reference.idf_, rtol=0, atol=1e-12)
+    expected = reference.transform(hashing.transform(apply_to)).tocsr()
+    got = ours.transform(apply_to)
+    assert got.shape == expected.shape and abs(got - expected).max() < 1e-12

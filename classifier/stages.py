@@ -1,0 +1,106 @@
+"""The cascade's stages behind one protocol, and the registry that maps a stage name to its class.
+
+A stage reads a batch of queries and the batch's shared `BatchContext`, and gives one `StageResult` each. It
+answers a query when `accepts(result)`: a label, at or above the stage's threshold. Otherwise the query passes
+on, and the result stays in the decision's trail (a head's best guess is kept there, with "below threshold").
+
+Adding a stage: a `Stage` subclass (a module of its own, or here) and its name in `results.STAGES` and
+`REGISTRY`; a head stage is built by `Cascade.load` from the model's manifest (`heads[*].stage`).
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from .head import BatchContext, LinearHead
+from .keywords import KeywordRules
+from .results import EMBEDDING, HEURISTIC, LLM, STAGES, STATIC, StageResult
+
+__all__ = ["REGISTRY", "FewShotLLMStage", "HeadStage", "LLMStage", "RulesStage", "Stage"]
+
+
+class LLMStage(Protocol):
+    """Stage 3: label one query given its nearest labeled examples (label None = abstain)."""
+
+    def classify(self, text: str, examples: Sequence[tuple[str, str]] = ()) -> StageResult: ...
+
+
+class Stage(abc.ABC):
+    """One stage of the cascade; subclasses implement `classify_batch`."""
+
+    name: str
+    threshold: float = 0.0
+    cached = True
+    """Its decisions may be cached under the query's folded form (False: it reads the exact text)."""
+    guesses = False
+    """It always names a label; the last such stage's guess stands when no stage answers (escalation)."""
+    labels: list[str] | None = None
+
+    @abc.abstractmethod
+    def classify_batch(self, texts: Sequence[str], ctx: BatchContext) -> list[StageResult]:
+        """One result per text; `ctx` holds what earlier stages made for the same texts."""
+
+    def accepts(self, result: StageResult) -> bool:
+        """Whether this stage answers with `result`: a label, with a confidence at or above the threshold."""
+        return result.label is not None and (result.confidence is None or result.confidence >= self.threshold)
+
+
+class RulesStage(Stage):
+    """Keyword rules: case- and line-sensitive, so they run before the decision cache is asked."""
+
+    name = HEURISTIC
+    cached = False
+
+    def __init__(self, rules: KeywordRules) -> None:
+        self.rules = rules
+
+    def classify_batch(self, texts: Sequence[str], ctx: BatchContext) -> list[StageResult]:
+        return [self.rules.classify(t) for t in texts]
+
+
+class HeadStage(Stage):
+    """A linear head over embeddings and n-grams; answers at or above `threshold`, else passes its guess on."""
+
+    guesses = True
+
+    def __init__(self, name: str, head: LinearHead, threshold: float) -> None:
+        self.name, self.head, self.threshold = name, head, threshold
+        self.labels = head.classes_.tolist()
+
+    def classify_batch(self, texts: Sequence[str], ctx: BatchContext) -> list[StageResult]:
+        start = time.perf_counter()
+        proba = self.head.proba(ctx)
+        per_query = (time.perf_counter() - start) / max(1, len(texts))
+        out = []
+        for row in proba:
+            best = int(row.argmax())
+            conf = float(row[best])
+            note = "confident" if conf >= self.threshold else "below threshold"
+            out.append(StageResult(self.name, self.labels[best], conf, per_query, note))
+        return out
+
+
+class FewShotLLMStage(Stage):
+    """An LLM classifier prompted with the nearest training examples of `head` (MiniLM's vectors)."""
+
+    name = LLM
+
+    def __init__(self, llm: LLMStage, head: LinearHead, k: int = 8) -> None:
+        self.llm, self.head, self.k = llm, head, k
+        self.labels = head.classes_.tolist()
+
+    def classify_batch(self, texts: Sequence[str], ctx: BatchContext) -> list[StageResult]:
+        vectors = ctx.vectors(self.head.embedders[0], progress=self.head.progress)
+        return [self.llm.classify(t, self.head.nearest_examples(vectors[j], self.k)) for j, t in enumerate(texts)]
+
+    def accepts(self, result: StageResult) -> bool:
+        return result.label is not None and result.label in self.labels
+
+
+REGISTRY: dict[str, type[Stage]] = {HEURISTIC: RulesStage, STATIC: HeadStage, EMBEDDING: HeadStage,
+                                    LLM: FewShotLLMStage}
+"""Stage name → class, in cascade order."""
+assert tuple(REGISTRY) == STAGES, "every stage name in results.STAGES has one class here"
