@@ -67,8 +67,8 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
     truth = np.array(labels)
     rules = KeywordRules(load_rules(rules_path)).calibrate(texts, labels, precision_floor=precision_floor)
     reaches_stage2 = np.array([rules.classify(t).label is None for t in texts])
-    log.info("MiniLM head: embedding %d queries, then %d-fold cross-validation and a final fit "
-             "(about 1-2 min for 4,000 queries on 2 cores)", len(texts), classifier_params.get("cv", 5))
+    log.info("MiniLM head: embedding %d queries (a progress bar; 1-5 min for 4,000 on 2 cores), then %d-fold "
+             "cross-validation and a final fit (1-3 min)", len(texts), classifier_params.get("cv", 5))
     clf = TaskClassifier(random_state=random_state, progress=progress, static_features=static_features,
                          **classifier_params).fit(texts, labels)
     conf, oof_pred = clf.cv_proba_.max(axis=1), clf.classes_[clf.cv_proba_.argmax(axis=1)]
@@ -77,7 +77,7 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
     if static:
         from .static_embedding import StaticMiniLMEmbedder
 
-        log.info("static head: the same with the token table (about 1 min for 4,000 queries)")
+        log.info("static head: the same over the token table (embedding in seconds, cross-validation 1-3 min)")
         fast = TaskClassifier(random_state=random_state, progress=progress, embedder=StaticMiniLMEmbedder(),
                               **classifier_params).fit(texts, labels)
         f_conf = fast.cv_proba_.max(axis=1)

@@ -310,6 +310,7 @@ def _log_to_stderr() -> None:
         handler.setFormatter(logging.Formatter("[taskrouter %(asctime)s] %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+        logger.propagate = False  # once, even when a library has configured the root logger
 
 
 def main() -> None:

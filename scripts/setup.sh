@@ -19,9 +19,10 @@ PY=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 START=$SECONDS
 say() { echo "[setup +$((SECONDS - START))s] $*"; }
-# pip without -q, minus its "already satisfied" lines: each package shows as it is collected and installed.
+# pip without -q: each package shows as it is collected. Left out: "already satisfied" lines, and the warnings of a
+# pip config whose extra index folders lack a package (two per package on some machines).
 pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check "$@" 2>&1 \
-  | sed -u '/^Requirement already satisfied/d'; }
+  | sed -u -e '/^Requirement already satisfied/d' -e "/^WARNING: Location '.*' is ignored: it is neither a/d"; }
 
 STAMP="$VENV/.taskrouter-setup"
 WANT=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
@@ -31,9 +32,10 @@ else
   [ -x "$VENV/bin/python" ] || { say "creating $VENV"; "$PY" -m venv "$VENV"; }
   say "upgrading pip (a few seconds)"
   pip_install -q --upgrade pip
-  say "installing torch 2.13.0, CPU build (about 200 MB; up to a minute)"
+  say "installing torch 2.13.0, CPU build (about 200 MB; about a minute, the last 40 s silent while pip unpacks it)"
   pip_install "torch==2.13.0"
-  say "installing taskrouter -e .[test,proxy] and about 150 dependencies (about 3-4 min with an empty pip cache)"
+  say "installing taskrouter -e .[test,proxy] and about 150 dependencies (about 2 min from a local index, more" \
+      "when downloading; the last step, 'Installing collected packages', is silent for 1-2 min)"
   pip_install -e ".[test,proxy]"
   echo "$WANT" > "$STAMP"
   say "installed"
