@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
 from .cascade import Cascade
-from .data import Dataset
+from .data import Dataset, check_labels
 from .estimator import TaskClassifier
 from .keywords import KeywordRules, load_rules
 from .threshold import choose_threshold, threshold_curve
@@ -67,6 +67,7 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
     truth = np.array(labels)
     rules = KeywordRules(load_rules(rules_path)).calibrate(texts, labels, precision_floor=precision_floor)
     reaches_stage2 = np.array([rules.classify(t).label is None for t in texts])
+    check_labels(labels)  # bad labels fail before the first progress line
     log.info("MiniLM head: embedding %d queries (a progress bar; 1-5 min for 4,000 on 2 cores), then %d-fold "
              "cross-validation and a final fit (1-3 min)", len(texts), classifier_params.get("cv", 5))
     clf = TaskClassifier(random_state=random_state, progress=progress, static_features=static_features,
