@@ -42,11 +42,11 @@ else
 fi
 
 if [ "$BROWSER" = 1 ]; then
-  # The report test opens the HTML report in a real browser: Debian's Chromium (about 350 MB, 1-2 min).
+  # The report test opens the HTML report in a real browser: Debian's Chromium (about 350 MB, 114 packages).
   if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then
     say "chromium is installed already"
   elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    say "installing Debian's chromium with apt-get (about 350 MB, 1-2 min)"
+    say "installing Debian's chromium with apt-get (about 350 MB, 114 packages; apt shows its progress)"
     apt-get install -y -q chromium || { apt-get update -q && apt-get install -y -q chromium; }
     say "chromium installed"
   else
