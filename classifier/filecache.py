@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -121,7 +122,9 @@ def make_file(path: Path, produce: Callable[[Path], None], kind: str, **record: 
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        start = time.perf_counter()
         produce(tmp)
+        logging.getLogger("taskrouter.embedding").info("%s built in %.0f s", kind, time.perf_counter() - start)
         data = tmp.read_bytes()
         full = {"format": RECORD_FORMAT, "kind": kind, "file": path.name,
                 "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "source_key": path.parent.name,

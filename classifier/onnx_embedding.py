@@ -162,6 +162,7 @@ def build(variant: str = "fp32", *, allow_export: bool = True) -> bytes:
 # -- producing the files ---------------------------------------------------------------------------------------
 def _export(dest: Path) -> None:
     """Write the fp32 graph to `dest`: in this process if torch is loaded already, else in a child process."""
+    log.info("exporting MiniLM to ONNX (once per machine, about 20-40 s; cached in %s)", dest.parent)
     if "torch" in sys.modules:
         export_with_torch(dest)
     else:

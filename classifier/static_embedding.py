@@ -126,6 +126,7 @@ def build(*, allow_build: bool = True) -> bytes:
 
 
 def _distill(dest: Path) -> None:
+    log.info("distilling the static token table from MiniLM (once per machine, 1-4 min; cached in %s)", dest.parent)
     if "torch" in sys.modules:
         distill_with_torch(dest)
     else:

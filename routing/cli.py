@@ -17,6 +17,23 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Route LLM requests to the right model pool.")
 
 
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"taskrouter {version('taskrouter')}")
+        except PackageNotFoundError:
+            typer.echo("taskrouter (not installed: run from a source tree)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(show_version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                                                        help="Print the version and exit.")] = False) -> None:
+    """Route LLM requests to the right model pool."""
+
+
 class LLMMode(str, Enum):
     off = "off"
     config = "config"
@@ -73,6 +90,8 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
              config: Annotated[Path | None, typer.Option(help="Routing config for --llm config.")] = None,
              sweep_out: Annotated[Path | None, typer.Option("--sweep", help="Prefix for the threshold sweep "
                                                             "(.csv and .png); default: next to --json.")] = None,
+             out_dir: Annotated[Path | None, typer.Option(help="Write the sweep (sweep.csv, sweep.png, "
+                                                               "sweep-static.csv) into this folder.")] = None,
              threshold: Annotated[float | None, typer.Option(help="Override the model's threshold.")] = None,
              static: Annotated[bool, typer.Option(help="Use the model's static stage (--no-static: MiniLM "
                                                       "reads every query past the rules).")] = True,
@@ -120,25 +139,37 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
     metrics, decisions, proba = run_eval(cascade, dataset, llm_mode=llm.value)
     if llm is LLMMode.config:
         llm_answers = {t: d.label for t, d in zip(dataset.texts, decisions, strict=True) if d.stage == "llm"}
-    prefix = sweep_out or (json_out.with_name(json_out.stem + "-sweep") if json_out else Path("sweep"))
+    # The sweep goes where the user said (--sweep, --out-dir, next to --json), never into the current folder.
+    prefix = sweep_out or (out_dir / "sweep" if out_dir else None) or (
+        json_out.with_name(json_out.stem + "-sweep") if json_out else None)
     rows = sweep(cascade, dataset, decisions, proba, llm_answers)
-    csv_path, png_path = write_sweep(rows, prefix, chosen=cascade.threshold,
-                                     title=f"threshold sweep, stage 3 = {llm.value}"
-                                           + (" (upper bound)" if llm is LLMMode.oracle else ""))
-    metrics["sweep"] = {"csv": str(csv_path), "png": str(png_path), "rows": rows}
     static_rows = static_sweep(cascade, dataset, decisions, proba)
+    metrics["sweep"] = {"rows": rows}
     if static_rows:
-        static_csv = write_csv(static_rows, prefix.with_name(prefix.name + "-static.csv"))
-        metrics["static_sweep"] = {"csv": str(static_csv), "rows": static_rows}
+        metrics["static_sweep"] = {"rows": static_rows}
     if by == "source":
         metrics["by_source"] = accuracy_by(dataset.sources, dataset.labels, [d.label for d in decisions])
+    if prefix is not None:
+        csv_path, png_path = write_sweep(rows, prefix, chosen=cascade.threshold,
+                                         title=f"threshold sweep, stage 3 = {llm.value}"
+                                               + (" (upper bound)" if llm is LLMMode.oracle else ""))
+        metrics["sweep"].update(csv=str(csv_path), png=str(png_path))
+        if static_rows:
+            metrics["static_sweep"]["csv"] = str(write_csv(static_rows, prefix.with_name(prefix.name + "-static.csv")))
     typer.echo(format_report(metrics))
     for source, row in (metrics.get("by_source") or {}).items():
         typer.echo(f"  source {source or '(none)':<28} n={row['n']:<5} accuracy {row['accuracy']:.3f}")
     if errors is not None:
         wrong = misclassified(dataset.texts, dataset.labels, decisions, dataset.sources)
         typer.echo(f"misclassified: {len(wrong)} -> {write_jsonl(wrong, errors)}")
-    typer.echo(f"\nsweep: {csv_path}, {png_path}" + (f"\nstatic-stage sweep: {static_csv}" if static_rows else ""))
+    if prefix is None:
+        typer.echo("
+sweep not written: pass --json FILE or --out-dir DIR to keep it (.csv and .png)")
+    else:
+        typer.echo(f"
+sweep: {metrics['sweep']['csv']}, {metrics['sweep']['png']}"
+                   + (f"
+static-stage sweep: {metrics['static_sweep']['csv']}" if static_rows else ""))
     if json_out:
         dump_json(metrics, json_out)
         typer.echo(f"metrics: {json_out}")
@@ -280,15 +311,13 @@ def complete(query: Annotated[str, typer.Argument(help="The query to send.")],
              config: Annotated[Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, "
                                                               "else the demo config.")] = None) -> None:
     """Route the query and complete it; prints the reply and how it was served."""
-    from routing.complete import route_and_complete
-
     from routing.router import TaskRouter
 
     with TaskRouter(_config_path(config)) as tr:  # closing writes this request's telemetry before exit
         r = tr.complete(query)
     typer.echo(r.text)
-    typer.echo(f"-- label={r.decision.label} stage={r.decision.stage} requested={r.requested_pool} "
-               f"served={r.served_pool} deployment={r.deployment} fallback={r.fallback} "
+    typer.echo(f"-- label={r.decision.label} stage={r.decision.stage} escalated={r.decision.escalated} "
+               f"requested={r.requested_pool} served={r.served_pool} deployment={r.deployment} fallback={r.fallback} "
                f"tokens={r.prompt_tokens}+{r.completion_tokens} cost=${r.cost_usd:.6f} latency={r.latency_s * 1000:.0f} ms")
 
 
@@ -306,8 +335,22 @@ def _config_path(config: Path | None) -> Path:
     return DEMO_CONFIG
 
 
+def _log_to_stderr() -> None:
+    """taskrouter's own log lines on stderr, INFO included: long one-off steps and training's phases say so."""
+    import logging
+
+    logger = logging.getLogger("taskrouter")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[taskrouter %(asctime)s] %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # once, even when a library has configured the root logger
+
+
 def main() -> None:
     """Entry point: run the app, turning taskrouter's errors into one line on stderr and exit code 2."""
+    _log_to_stderr()
     try:
         app(standalone_mode=False)
     except TaskRouterError as exc:

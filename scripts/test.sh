@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Set up .venv (if needed) and run the whole test suite.
+# Set up .venv (if needed) and run the test suite; arguments go to pytest (e.g. -m "not integration").
+# The report's browser test needs Chromium: `bash scripts/setup.sh --browser` once (it is skipped otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1
-.venv/bin/python -m pytest -q "$@"
+VENV=${VENV:-.venv}
+echo "[test] pytest $* (10-20 min on 2 cores; the slowest test retrains the shipped model, about 5 min)"
+"$VENV/bin/python" -m pytest -q "$@"

@@ -1,8 +1,10 @@
 """The `taskrouter` command as a user runs it: a subprocess, exit codes, stdout, stderr."""
 
 import json
+import re
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
@@ -37,6 +39,7 @@ def test_train_and_evaluate_a_custom_label_set(tiny_csv, tmp_path):
     r = run("train", "--data", tiny_csv, "--out", model, "--max-error", "0.1")
     assert r.returncode == 0, r.stderr
     assert "trained on 18 queries" in r.stdout and "escalation threshold" in r.stdout
+    assert "MiniLM head: embedding 18 queries" in r.stderr and f"saving to {model}" in r.stderr  # training talks
     out = tmp_path / "eval.json"
     r = run("evaluate", "--data", tiny_csv, "--model", model, "--json", out, "--llm", "oracle")
     assert r.returncode == 0, r.stderr
@@ -137,9 +140,34 @@ def test_route_and_complete_commands_with_the_demo_config():
     r = run("route", "--config", demo, "Prove that the square root of 2 is irrational.")
     assert r.returncode == 0, r.stderr
     assert "label=math" in r.stdout and "pool=math" in r.stdout
-    r = run("complete", "--config", demo, "Write a limerick about a sleepy cat.")
+    query = "Write a limerick about a sleepy cat."
+    routed = run("route", "--config", demo, query)
+    r = run("complete", "--config", demo, query)
     assert r.returncode == 0, r.stderr
     assert "[demo creative pool] mock reply" in r.stdout and "served=creative" in r.stdout
+    escalated = re.search(r"escalated=(True|False)", routed.stdout).group(0)
+    assert escalated in r.stdout  # complete says whether the query was escalated, as route does
+
+
+def test_version():
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"taskrouter {version}"
+
+
+def test_evaluate_writes_the_sweep_only_where_asked(tmp_path):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "integrate x^2 from 0 to 1", "label": "math"}\n'
+                    '{"text": "sort a list of dicts by key in python", "label": "code"}\n')
+    r = run("evaluate", "--data", data, cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert "sweep not written" in r.stdout and list(cwd.iterdir()) == []
+    r = run("evaluate", "--data", data, "--out-dir", tmp_path / "ev", cwd=cwd)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "ev").iterdir()) == ["sweep-static.csv", "sweep.csv", "sweep.png"]
+    assert list(cwd.iterdir()) == []
 
 
 def test_evaluate_writes_its_misses_and_accuracy_by_source(tmp_path):

@@ -57,7 +57,8 @@ def test_report_cli_writes_html_and_json(telemetry):
     assert r.returncode == 2 and "--since: not a date" in r.stderr
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian package 'chromium')")
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed: run `bash scripts/setup.sh --browser` "
+                                          "(as root: apt-get install chromium)")
 def test_report_renders_in_headless_chromium(telemetry):
     playwright = pytest.importorskip("playwright.sync_api")
     d, _ = telemetry
