@@ -163,13 +163,10 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
         wrong = misclassified(dataset.texts, dataset.labels, decisions, dataset.sources)
         typer.echo(f"misclassified: {len(wrong)} -> {write_jsonl(wrong, errors)}")
     if prefix is None:
-        typer.echo("
-sweep not written: pass --json FILE or --out-dir DIR to keep it (.csv and .png)")
+        typer.echo("\nsweep not written: pass --json FILE or --out-dir DIR to keep it (.csv and .png)")
     else:
-        typer.echo(f"
-sweep: {metrics['sweep']['csv']}, {metrics['sweep']['png']}"
-                   + (f"
-static-stage sweep: {metrics['static_sweep']['csv']}" if static_rows else ""))
+        typer.echo(f"\nsweep: {metrics['sweep']['csv']}, {metrics['sweep']['png']}"
+                   + (f"\nstatic-stage sweep: {metrics['static_sweep']['csv']}" if static_rows else ""))
     if json_out:
         dump_json(metrics, json_out)
         typer.echo(f"metrics: {json_out}")
