@@ -57,10 +57,13 @@ def measure(tr: TaskRouter, firsts: list[str], follow_ups: dict) -> dict:
                 switch_n += 1
                 switch_ok += got == target
                 if got != target:
-                    misses.append({"kind": "switch", "first": first[:80], "follow_up": f, "want": target,
-                                   "got": got})
-    return {"first_turns": len(firsts), "keep": {"n": keep_n, "accuracy": keep_ok / keep_n},
-            "switch": {"n": switch_n, "accuracy": switch_ok / switch_n}, "misses": misses}
+                    misses.append({"kind": "switch", "first": first[:80], "follow_up": f, "want": target, "got": got})
+    return {
+        "first_turns": len(firsts),
+        "keep": {"n": keep_n, "accuracy": keep_ok / keep_n},
+        "switch": {"n": switch_n, "accuracy": switch_ok / switch_n},
+        "misses": misses,
+    }
 
 
 def main() -> None:
@@ -68,15 +71,21 @@ def main() -> None:
     ap.add_argument("--dev", type=Path, default=ROOT.parent / "shared" / "data" / "dev" / "dev.jsonl")
     ap.add_argument("--per-label", type=int, default=25)
     ap.add_argument("--config", type=Path, default=ROOT / "routing" / "configs" / "demo.yaml")
-    ap.add_argument("--follow-ups", type=Path, default=ROOT / "benchmarks" / "data" / "follow_ups.json",
-                    help="follow_ups.json, or follow_ups_heldout.json (never used to choose the refer-back words)")
+    ap.add_argument(
+        "--follow-ups",
+        type=Path,
+        default=ROOT / "benchmarks" / "data" / "follow_ups.json",
+        help="follow_ups.json, or follow_ups_heldout.json (never used to choose the refer-back words)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     follow_ups = json.loads(args.follow_ups.read_text())
     with TaskRouter(args.config) as tr:
         result = measure(tr, first_turns(args.dev, args.per_label), follow_ups)
-    print(f"first turns {result['first_turns']}: keep accuracy {result['keep']['accuracy']:.3f} "
-          f"(n={result['keep']['n']}), switch accuracy {result['switch']['accuracy']:.3f} (n={result['switch']['n']})")
+    print(
+        f"first turns {result['first_turns']}: keep accuracy {result['keep']['accuracy']:.3f} "
+        f"(n={result['keep']['n']}), switch accuracy {result['switch']['accuracy']:.3f} (n={result['switch']['n']})"
+    )
     for kind in ("keep", "switch"):
         by = Counter((m["follow_up"], m["got"]) for m in result["misses"] if m["kind"] == kind)
         for (f, got), n in by.most_common(8):

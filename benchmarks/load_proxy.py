@@ -44,14 +44,26 @@ def start_proxy(upstream: str, workdir: Path) -> tuple[subprocess.Popen, str]:
     shutil.copy(ROOT / "examples" / "proxy" / "config.yaml", workdir / "config.yaml")
     shutil.copy(ROOT / "examples" / "proxy" / "taskrouter_hook.py", workdir / "taskrouter_hook.py")
     port = free_port()
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM":
-           "false", "UPSTREAM_API_BASE": upstream, "UPSTREAM_API_KEY": "sk-fake-upstream", "LITELLM_MASTER_KEY": KEY,
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "UPSTREAM_API_BASE": upstream,
+        "UPSTREAM_API_KEY": "sk-fake-upstream",
+        "LITELLM_MASTER_KEY": KEY,
+        "PYTHONPATH": str(ROOT),
+    }
     litellm = shutil.which("litellm", path=str(Path(sys.executable).parent)) or "litellm"
     log = (workdir / "proxy.log").open("w")
-    proc = subprocess.Popen([litellm, "--config", str(workdir / "config.yaml"), "--host", "127.0.0.1", "--port",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [litellm, "--config", str(workdir / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
+        env=env,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -75,7 +87,8 @@ async def burst(client, model: str, texts: list[str], n: int, concurrency: int) 
         async with sem:
             try:
                 raw = await client.chat.completions.with_raw_response.create(
-                    model=model, messages=[{"role": "user", "content": texts[i % len(texts)]}])
+                    model=model, messages=[{"role": "user", "content": texts[i % len(texts)]}]
+                )
                 raw.parse()
                 group = raw.headers.get("x-litellm-model-group", "?")
                 pools[group] = pools.get(group, 0) + 1
@@ -86,8 +99,15 @@ async def burst(client, model: str, texts: list[str], n: int, concurrency: int) 
     start = time.perf_counter()
     await asyncio.gather(*(one(i) for i in range(n)))
     wall = time.perf_counter() - start
-    return {"model": model, "requests": n, "answered": ok, "failed": failed, "seconds": wall, "rps": n / wall,
-            "served_by": pools}
+    return {
+        "model": model,
+        "requests": n,
+        "answered": ok,
+        "failed": failed,
+        "seconds": wall,
+        "rps": n / wall,
+        "served_by": pools,
+    }
 
 
 async def run(args) -> dict:
@@ -116,11 +136,19 @@ async def run(args) -> dict:
     summary = {}
     for model, rs in rounds.items():
         n = sum(r["requests"] for r in rs)
-        summary[model] = {"requests": n, "answered": sum(r["answered"] for r in rs),
-                          "rps": n / sum(r["seconds"] for r in rs)}
-    return {"concurrency": args.concurrency, "load_average": os.getloadavg(), "auto": summary["auto"],
-            "direct": summary["fast"], "auto_vs_direct": summary["auto"]["rps"] / summary["fast"]["rps"],
-            "two_pools_failing": failing}
+        summary[model] = {
+            "requests": n,
+            "answered": sum(r["answered"] for r in rs),
+            "rps": n / sum(r["seconds"] for r in rs),
+        }
+    return {
+        "concurrency": args.concurrency,
+        "load_average": os.getloadavg(),
+        "auto": summary["auto"],
+        "direct": summary["fast"],
+        "auto_vs_direct": summary["auto"]["rps"] / summary["fast"]["rps"],
+        "two_pools_failing": failing,
+    }
 
 
 def main() -> None:
@@ -136,8 +164,10 @@ def main() -> None:
     print(f"auto   : {a['answered']}/{a['requests']} answered, {a['rps']:.1f} rps")
     print(f"direct : {d['answered']}/{d['requests']} answered, {d['rps']:.1f} rps")
     print(f"auto / direct throughput: {result['auto_vs_direct']:.1%}")
-    print(f"auto with math-a 500 and code-a 429: {f['answered']}/{f['requests']} answered, {f['failed']} failed, "
-          f"served by {f['served_by']}")
+    print(
+        f"auto with math-a 500 and code-a 429: {f['answered']}/{f['requests']} answered, {f['failed']} failed, "
+        f"served by {f['served_by']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 

@@ -39,9 +39,14 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = ROOT / "data" / "queries.jsonl"
 DEV = ROOT.parent / "shared" / "data" / "dev" / "dev.jsonl"
-PATHS = {"torch": ("torch", False), "onnx": ("onnx", False), "onnx-int8": ("onnx-int8", False),
-         "static+onnx": ("onnx", True), "static+onnx-int8": ("onnx-int8", True),
-         "static@0.95+onnx": ("onnx", 0.95)}
+PATHS = {
+    "torch": ("torch", False),
+    "onnx": ("onnx", False),
+    "onnx-int8": ("onnx-int8", False),
+    "static+onnx": ("onnx", True),
+    "static+onnx-int8": ("onnx-int8", True),
+    "static@0.95+onnx": ("onnx", 0.95),
+}
 """Path name -> (MiniLM backend, static stage: off, on, or on at this threshold instead of the trained one).
 "static+onnx" is what `Cascade.load()` serves by default; "static@0.95" is the speed/accuracy trade the README's
 static sweep shows on the dev set."""
@@ -53,8 +58,13 @@ def _stats(seconds: list[float]) -> dict:
     import numpy as np
 
     ms = np.asarray(seconds) * 1000
-    return {"n": int(ms.size), "mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)),
-            "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99))}
+    return {
+        "n": int(ms.size),
+        "mean_ms": float(ms.mean()),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
 
 
 def _queries() -> list[str]:
@@ -80,12 +90,16 @@ def _cascade(path: str, *, cache_size: int = 0):
     from classifier.onnx_embedding import OnnxMiniLMEmbedder
 
     backend, static = PATHS[path]
-    cascade = Cascade.load(cache_size=cache_size, static=bool(static),
-                           static_threshold=static if isinstance(static, float) else None)
+    cascade = Cascade.load(
+        cache_size=cache_size, static=bool(static), static_threshold=static if isinstance(static, float) else None
+    )
     if static and cascade.static is None:
         raise SystemExit(f"path {path!r} needs the static stage, which is off here (see the warning above)")
-    embedder = (MiniLMEmbedder(cache_size=0) if backend == "torch"
-                else OnnxMiniLMEmbedder(quantize=backend == "onnx-int8", cache_size=0).load())
+    embedder = (
+        MiniLMEmbedder(cache_size=0)
+        if backend == "torch"
+        else OnnxMiniLMEmbedder(quantize=backend == "onnx-int8", cache_size=0).load()
+    )
     cascade.classifier.embedder = embedder
     cascade.classifier.progress = False
     return cascade
@@ -118,14 +132,31 @@ def machine() -> dict:
 
     from classifier.onnx_embedding import _default_threads
 
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(),
-            "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "memory_gib": round(mem, 1) if mem else None, "python": platform.python_version(),
-            "platform": platform.platform(), "torch_threads": torch.get_num_threads(),
-            "onnxruntime_threads": _default_threads(),
-            "versions": {d: _version(d) for d in ("taskrouter", "torch", "sentence-transformers", "transformers",
-                                                  "onnxruntime", "onnx", "tokenizers", "numpy", "scikit-learn",
-                                                  "litellm")}}
+    return {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": round(mem, 1) if mem else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch_threads": torch.get_num_threads(),
+        "onnxruntime_threads": _default_threads(),
+        "versions": {
+            d: _version(d)
+            for d in (
+                "taskrouter",
+                "torch",
+                "sentence-transformers",
+                "transformers",
+                "onnxruntime",
+                "onnx",
+                "tokenizers",
+                "numpy",
+                "scikit-learn",
+                "litellm",
+            )
+        },
+    }
 
 
 def _load() -> list[float]:
@@ -195,7 +226,7 @@ def batch_throughput(n: int, sizes=(1, 32, 256)) -> dict:
         for size in sizes:
             t = time.perf_counter()
             for i in range(0, len(texts), size):
-                cascade.classify_batch(texts[i:i + size])
+                cascade.classify_batch(texts[i : i + size])
             out[b][f"batch_{size}"] = {"queries_per_s": len(texts) / (time.perf_counter() - t)}
     return out
 
@@ -228,38 +259,72 @@ def _cold_start_child(n_after: int) -> None:
     rss_first = _peak_rss_mib()
     for q in _spread(_queries(), n_after):
         cascade.classify(q)
-    print(json.dumps({"t_main": t_main, "t_imported": t_imported, "t_loaded": t_loaded, "t_first": t_first,
-                      "backend": getattr(embedder, "backend", "?"), "torch_imported": "torch" in sys.modules,
-                      "peak_rss_mib_first_decision": rss_first, "peak_rss_mib_after": _peak_rss_mib(),
-                      "decisions_after": n_after}))
+    print(
+        json.dumps(
+            {
+                "t_main": t_main,
+                "t_imported": t_imported,
+                "t_loaded": t_loaded,
+                "t_first": t_first,
+                "backend": getattr(embedder, "backend", "?"),
+                "torch_imported": "torch" in sys.modules,
+                "peak_rss_mib_first_decision": rss_first,
+                "peak_rss_mib_after": _peak_rss_mib(),
+                "decisions_after": n_after,
+            }
+        )
+    )
 
 
 def cold_start(repeats: int, n_after: int) -> dict:
     import numpy as np
 
-    out: dict = {"note": "wall time from spawning `python` to the end of each step; median of the runs; the model "
-                         "files are in the page cache after the first run"}
+    out: dict = {
+        "note": "wall time from spawning `python` to the end of each step; median of the runs; the model "
+        "files are in the page cache after the first run"
+    }
     for b, (backend, static) in PATHS.items():
         if isinstance(static, float):
             continue  # starts like the same path at its trained threshold
         runs = []
         for _ in range(repeats):
-            env = {**os.environ, "TASKROUTER_EMBEDDER": backend, "TASKROUTER_BENCH_STATIC": "1" if static else "0",
-                   "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+            env = {
+                **os.environ,
+                "TASKROUTER_EMBEDDER": backend,
+                "TASKROUTER_BENCH_STATIC": "1" if static else "0",
+                "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+            }
             t0 = time.time()
-            done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--cold-start-child", str(n_after)],
-                                  capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+            done = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "--cold-start-child", str(n_after)],
+                capture_output=True,
+                text=True,
+                env=env,
+                cwd=ROOT,
+                check=True,
+            )
             r = json.loads(done.stdout.strip().splitlines()[-1])
-            runs.append({"interpreter_s": r["t_main"] - t0, "imports_s": r["t_imported"] - r["t_main"],
-                         "model_load_s": r["t_loaded"] - r["t_imported"],
-                         "first_decision_s": r["t_first"] - r["t_loaded"],
-                         "total_s": r["t_first"] - t0, "torch_imported": r["torch_imported"], "backend": r["backend"],
-                         "peak_rss_mib_first_decision": r["peak_rss_mib_first_decision"],
-                         "peak_rss_mib_after": r["peak_rss_mib_after"]})
+            runs.append(
+                {
+                    "interpreter_s": r["t_main"] - t0,
+                    "imports_s": r["t_imported"] - r["t_main"],
+                    "model_load_s": r["t_loaded"] - r["t_imported"],
+                    "first_decision_s": r["t_first"] - r["t_loaded"],
+                    "total_s": r["t_first"] - t0,
+                    "torch_imported": r["torch_imported"],
+                    "backend": r["backend"],
+                    "peak_rss_mib_first_decision": r["peak_rss_mib_first_decision"],
+                    "peak_rss_mib_after": r["peak_rss_mib_after"],
+                }
+            )
         keys = [k for k in runs[0] if k.endswith("_s") or k.startswith("peak_rss")]
         out[b] = {k: float(np.median([r[k] for r in runs])) for k in keys}
-        out[b].update(torch_imported=runs[0]["torch_imported"], backend=runs[0]["backend"], runs=len(runs),
-                      decisions_after=n_after)
+        out[b].update(
+            torch_imported=runs[0]["torch_imported"],
+            backend=runs[0]["backend"],
+            runs=len(runs),
+            decisions_after=n_after,
+        )
     return out
 
 
@@ -279,16 +344,19 @@ def dev_accuracy() -> dict:
         decisions[b] = cascade.classify_batch(texts)
         labels = sorted(set(truth) | set(cascade.labels))
         pred = [d.label for d in decisions[b]]
-        out[b] = {"macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)),
-                  "accuracy": float(accuracy_score(truth, pred)),
-                  "escalation_rate": sum(d.escalated for d in decisions[b]) / len(texts),
-                  "static_coverage": sum(d.stage == "static" for d in decisions[b]) / len(texts),
-                  "seconds": time.perf_counter() - t}
+        out[b] = {
+            "macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)),
+            "accuracy": float(accuracy_score(truth, pred)),
+            "escalation_rate": sum(d.escalated for d in decisions[b]) / len(texts),
+            "static_coverage": sum(d.stage == "static" for d in decisions[b]) / len(texts),
+            "seconds": time.perf_counter() - t,
+        }
     for b in list(PATHS)[1:]:
         pairs = list(zip(decisions["torch"], decisions[b], strict=True))
         out[b]["label_agreement_with_torch"] = sum(x.label == y.label for x, y in pairs) / len(pairs)
         out[b]["decision_agreement_with_torch"] = sum(
-            (x.label, x.stage, x.escalated) == (y.label, y.stage, y.escalated) for x, y in pairs) / len(pairs)
+            (x.label, x.stage, x.escalated) == (y.label, y.stage, y.escalated) for x, y in pairs
+        ) / len(pairs)
     return out
 
 
@@ -306,21 +374,35 @@ def routing_overhead(n: int) -> dict:
     fake = FakeProvider()
     try:
         pools = ("fast", "math", "code", "creative")
-        model_list = [{"model_name": p, "model_info": {"id": f"{p}-a-id"},
-                       "litellm_params": {"model": f"openai/{p}-a", "api_base": fake.url, "api_key": "sk-fake-bench"}}
-                      for p in pools]
+        model_list = [
+            {
+                "model_name": p,
+                "model_info": {"id": f"{p}-a-id"},
+                "litellm_params": {"model": f"openai/{p}-a", "api_base": fake.url, "api_key": "sk-fake-bench"},
+            }
+            for p in pools
+        ]
         settings = {"num_retries": 0, "timeout": 10}
-        config = {"model_list": model_list, "router_settings": settings,
-                  "taskrouter": {"pools": {"math": "math", "code": "code", "creative": "creative"},
-                                 "default_pool": "fast"}}
+        config = {
+            "model_list": model_list,
+            "router_settings": settings,
+            "taskrouter": {"pools": {"math": "math", "code": "code", "creative": "creative"}, "default_pool": "fast"},
+        }
         texts = _spread(_queries(), n)
         bare = litellm.Router(model_list=model_list, **settings)
-        out: dict = {"n_requests": len(texts), "provider": "tests/fake_provider.py on 127.0.0.1",
-                     "note": "requests alternate bare/routed, query by query; the decision cache is off unless "
-                             "named; 'classification' is TaskRouter.decide() timed on its own for the same queries"}
-        for name, path, cache_size in (("static+onnx", "static+onnx", 0), ("onnx", "onnx", 0),
-                                       ("onnx-int8", "onnx-int8", 0), ("torch", "torch", 0),
-                                       ("static+onnx_cache_hits", "static+onnx", 10_000)):
+        out: dict = {
+            "n_requests": len(texts),
+            "provider": "tests/fake_provider.py on 127.0.0.1",
+            "note": "requests alternate bare/routed, query by query; the decision cache is off unless "
+            "named; 'classification' is TaskRouter.decide() timed on its own for the same queries",
+        }
+        for name, path, cache_size in (
+            ("static+onnx", "static+onnx", 0),
+            ("onnx", "onnx", 0),
+            ("onnx-int8", "onnx-int8", 0),
+            ("torch", "torch", 0),
+            ("static+onnx_cache_hits", "static+onnx", 10_000),
+        ):
             tr = TaskRouter(config, cascade=_cascade(path, cache_size=cache_size))
             pool = {t: tr.pool_for(tr.decide(t).label) for t in texts}  # warm-up; fills the cache if it is on
             for t in texts[:5]:
@@ -338,10 +420,16 @@ def routing_overhead(n: int) -> dict:
                 tr.decide(t)
                 classify_s.append(time.perf_counter() - start)
             b, r, c = _stats(bare_s), _stats(routed_s), _stats(classify_s)
-            out[name] = {"bare_router": b, "taskrouter": r, "classification": c,
-                         "ratio_mean": r["mean_ms"] / b["mean_ms"], "ratio_p50": r["p50_ms"] / b["p50_ms"],
-                         "added_ms_mean": r["mean_ms"] - b["mean_ms"], "added_ms_p50": r["p50_ms"] - b["p50_ms"],
-                         "added_beyond_classification_ms_mean": r["mean_ms"] - b["mean_ms"] - c["mean_ms"]}
+            out[name] = {
+                "bare_router": b,
+                "taskrouter": r,
+                "classification": c,
+                "ratio_mean": r["mean_ms"] / b["mean_ms"],
+                "ratio_p50": r["p50_ms"] / b["p50_ms"],
+                "added_ms_mean": r["mean_ms"] - b["mean_ms"],
+                "added_ms_p50": r["p50_ms"] - b["p50_ms"],
+                "added_beyond_classification_ms_mean": r["mean_ms"] - b["mean_ms"] - c["mean_ms"],
+            }
             tr.close()
         return out
     finally:
@@ -351,74 +439,113 @@ def routing_overhead(n: int) -> dict:
 # -- report ---------------------------------------------------------------------------------------------------------
 def to_markdown(res: dict) -> str:
     m = res["machine"]
-    lines = ["# taskrouter benchmarks", "",
-             f"Measured {res['started']} by `python benchmarks/run.py{' --quick' if res['quick'] else ''}` "
-             f"in {res['seconds']:.0f} s. Load average at start {res['load_start']}, at end {res['load_end']}: "
-             "on a shared machine, compare paths within one run, not across runs.", "",
-             f"* CPU: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
-             f"{m['memory_gib']} GiB; Python {m['python']}; {m['platform']}",
-             f"* threads: torch {m['torch_threads']}, onnxruntime intra-op {m['onnxruntime_threads']}",
-             "* " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v), ""]
+    lines = [
+        "# taskrouter benchmarks",
+        "",
+        f"Measured {res['started']} by `python benchmarks/run.py{' --quick' if res['quick'] else ''}` "
+        f"in {res['seconds']:.0f} s. Load average at start {res['load_start']}, at end {res['load_end']}: "
+        "on a shared machine, compare paths within one run, not across runs.",
+        "",
+        f"* CPU: {m['cpu']}, {m['usable_cpus']} usable of {m['logical_cpus']} logical CPUs, "
+        f"{m['memory_gib']} GiB; Python {m['python']}; {m['platform']}",
+        f"* threads: torch {m['torch_threads']}, onnxruntime intra-op {m['onnxruntime_threads']}",
+        "* " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
+        "",
+    ]
     lat = res["single_query_latency"]
-    lines += ["## Single-query latency (ms, one `classify()` call)", "",
-              f"Stage-2 paths: queries past the keyword rules from {lat['stage2_queries']}; `static+…` paths put the "
-              "static stage in front of MiniLM and are split by the stage that decided.", "",
-              "| path | n | p50 | p95 | p99 | stage 2 alone p50 | decided by static: share, p50 | "
-              "by MiniLM: share, p50 |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Single-query latency (ms, one `classify()` call)",
+        "",
+        f"Stage-2 paths: queries past the keyword rules from {lat['stage2_queries']}; `static+…` paths put the "
+        "static stage in front of MiniLM and are split by the stage that decided.",
+        "",
+        "| path | n | p50 | p95 | p99 | stage 2 alone p50 | decided by static: share, p50 | by MiniLM: share, p50 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, s in lat.items():
         if not isinstance(s, dict):
             continue
         extra = f"{s['stage2_only']['p50_ms']:.2f}" if "stage2_only" in s else ""
-        split = [f"{s[k]['share']:.0%}, {s[k]['p50_ms']:.2f}" if k in s else ""
-                 for k in ("decided_by_static", "decided_by_embedding")]
-        lines.append(f"| {name} | {s['n']} | {s['p50_ms']:.2f} | {s['p95_ms']:.2f} | {s['p99_ms']:.2f} | {extra} | "
-                     + " | ".join(split) + " |")
+        split = [
+            f"{s[k]['share']:.0%}, {s[k]['p50_ms']:.2f}" if k in s else ""
+            for k in ("decided_by_static", "decided_by_embedding")
+        ]
+        lines.append(
+            f"| {name} | {s['n']} | {s['p50_ms']:.2f} | {s['p95_ms']:.2f} | {s['p99_ms']:.2f} | {extra} | "
+            + " | ".join(split)
+            + " |"
+        )
     thr = res["batch_throughput"]
     sizes = [k for k in thr["torch"]]
     paths = [p for p in PATHS if p in thr]
-    lines += ["", f"## Batch throughput (queries/s, `classify_batch`, {thr['n_queries']} queries; {thr['note']})", "",
-              "| path | " + " | ".join(s.replace("_", " ") for s in sizes) + " |",
-              "|---|" + "---|" * len(sizes)]
+    lines += [
+        "",
+        f"## Batch throughput (queries/s, `classify_batch`, {thr['n_queries']} queries; {thr['note']})",
+        "",
+        "| path | " + " | ".join(s.replace("_", " ") for s in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+    ]
     for b in paths:
         lines.append(f"| {b} | " + " | ".join(f"{thr[b][s]['queries_per_s']:.0f}" for s in sizes) + " |")
     cs = res["cold_start"]
-    lines += ["", f"## Cold start in a fresh process (s; {cs['note']})", "",
-              "| path | interpreter | imports | model load | first decision | total | torch imported | "
-              "peak RSS at first decision (MiB) | peak RSS after more decisions (MiB) |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"## Cold start in a fresh process (s; {cs['note']})",
+        "",
+        "| path | interpreter | imports | model load | first decision | total | torch imported | "
+        "peak RSS at first decision (MiB) | peak RSS after more decisions (MiB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for b in [p for p in PATHS if p in cs]:
         r = cs[b]
-        lines.append(f"| {b} | {r['interpreter_s']:.2f} | {r['imports_s']:.2f} | {r['model_load_s']:.2f} | "
-                     f"{r['first_decision_s']:.3f} | **{r['total_s']:.2f}** | {r['torch_imported']} | "
-                     f"{r['peak_rss_mib_first_decision']:.0f} | {r['peak_rss_mib_after']:.0f} |")
+        lines.append(
+            f"| {b} | {r['interpreter_s']:.2f} | {r['imports_s']:.2f} | {r['model_load_s']:.2f} | "
+            f"{r['first_decision_s']:.3f} | **{r['total_s']:.2f}** | {r['torch_imported']} | "
+            f"{r['peak_rss_mib_first_decision']:.0f} | {r['peak_rss_mib_after']:.0f} |"
+        )
     dev = res["dev_accuracy"]
     lines += ["", "## Accuracy on the dev set (shipped cascade, stage 3 off)", ""]
     if "skipped" in dev:
         lines.append(f"Skipped: {dev['skipped']}.")
     else:
-        lines += [f"`{dev['file']}`, n = {dev['n']}.", "",
-                  "| path | macro-F1 | accuracy | escalated | decided by static | label agreement with torch | "
-                  "decision agreement with torch |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"`{dev['file']}`, n = {dev['n']}.",
+            "",
+            "| path | macro-F1 | accuracy | escalated | decided by static | label agreement with torch | "
+            "decision agreement with torch |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for b in [p for p in PATHS if p in dev]:
             r = dev[b]
-            agree = (f"{r['label_agreement_with_torch']:.4f} | {r['decision_agreement_with_torch']:.4f}"
-                     if "label_agreement_with_torch" in r else "— | —")
-            lines.append(f"| {b} | {r['macro_f1']:.4f} | {r['accuracy']:.4f} | {r['escalation_rate']:.3f} | "
-                         f"{r['static_coverage']:.3f} | {agree} |")
+            agree = (
+                f"{r['label_agreement_with_torch']:.4f} | {r['decision_agreement_with_torch']:.4f}"
+                if "label_agreement_with_torch" in r
+                else "— | —"
+            )
+            lines.append(
+                f"| {b} | {r['macro_f1']:.4f} | {r['accuracy']:.4f} | {r['escalation_rate']:.3f} | "
+                f"{r['static_coverage']:.3f} | {agree} |"
+            )
     ro = res["routing_overhead"]
-    lines += ["", f"## route_and_complete overhead ({ro['n_requests']} requests, {ro['provider']})", "",
-              ro["note"] + ".", "",
-              "| path | bare Router mean / p50 (ms) | TaskRouter mean / p50 (ms) | ratio (mean) | "
-              "added mean (ms) | classification mean (ms) | added beyond classification (ms) |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        f"## route_and_complete overhead ({ro['n_requests']} requests, {ro['provider']})",
+        "",
+        ro["note"] + ".",
+        "",
+        "| path | bare Router mean / p50 (ms) | TaskRouter mean / p50 (ms) | ratio (mean) | "
+        "added mean (ms) | classification mean (ms) | added beyond classification (ms) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in ro.items():
         if not isinstance(r, dict):
             continue
-        lines.append(f"| {name} | {r['bare_router']['mean_ms']:.2f} / {r['bare_router']['p50_ms']:.2f} | "
-                     f"{r['taskrouter']['mean_ms']:.2f} / {r['taskrouter']['p50_ms']:.2f} | {r['ratio_mean']:.2f} | "
-                     f"{r['added_ms_mean']:.2f} | {r['classification']['mean_ms']:.2f} | "
-                     f"{r['added_beyond_classification_ms_mean']:.2f} |")
+        lines.append(
+            f"| {name} | {r['bare_router']['mean_ms']:.2f} / {r['bare_router']['p50_ms']:.2f} | "
+            f"{r['taskrouter']['mean_ms']:.2f} / {r['taskrouter']['p50_ms']:.2f} | {r['ratio_mean']:.2f} | "
+            f"{r['added_ms_mean']:.2f} | {r['classification']['mean_ms']:.2f} | "
+            f"{r['added_beyond_classification_ms_mean']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -435,11 +562,13 @@ def main(argv: list[str] | None = None) -> int:
     q = args.quick
     started, t0 = time.strftime("%Y-%m-%d %H:%M:%S %Z"), time.perf_counter()
     res: dict = {"started": started, "quick": q, "load_start": _load(), "machine": machine()}
-    steps = [("single_query_latency", lambda: single_query_latency(40 if q else 300)),
-             ("batch_throughput", lambda: batch_throughput(128 if q else 512)),
-             ("cold_start", lambda: cold_start(1 if q else 3, 50 if q else 300)),
-             ("dev_accuracy", dev_accuracy),
-             ("routing_overhead", lambda: routing_overhead(30 if q else 200))]
+    steps = [
+        ("single_query_latency", lambda: single_query_latency(40 if q else 300)),
+        ("batch_throughput", lambda: batch_throughput(128 if q else 512)),
+        ("cold_start", lambda: cold_start(1 if q else 3, 50 if q else 300)),
+        ("dev_accuracy", dev_accuracy),
+        ("routing_overhead", lambda: routing_overhead(30 if q else 200)),
+    ]
     for name, step in steps:
         t = time.perf_counter()
         print(f"{name} ...", file=sys.stderr, flush=True)

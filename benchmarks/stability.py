@@ -30,7 +30,7 @@ def swap(text: str, rng: random.Random) -> str:
     spans = _words(text)
     for a, b in rng.sample(spans, min(len(spans), rng.randint(1, 2))):
         i = rng.randrange(a, b - 1)
-        text = text[:i] + text[i + 1] + text[i] + text[i + 2:]
+        text = text[:i] + text[i + 1] + text[i] + text[i + 2 :]
     return text
 
 
@@ -38,7 +38,7 @@ def drop(text: str, rng: random.Random) -> str:
     spans = sorted(rng.sample(_words(text), min(len(_words(text)), rng.randint(1, 2))), reverse=True)
     for a, b in spans:
         i = rng.randrange(a, b)
-        text = text[:i] + text[i + 1:]
+        text = text[:i] + text[i + 1 :]
     return text
 
 

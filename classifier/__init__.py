@@ -9,14 +9,36 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError, DataError, LabelError, ModelFileError, QueryError, TaskRouterError
 
 _LAZY = {  # name -> module; imported on first use so that `import classifier` stays cheap
-    "Cascade": "cascade", "Decision": "results", "StageResult": "results", "TaskClassifier": "estimator",
-    "Dataset": "data", "check_query": "data", "load_dataset": "data", "LLMClassifier": "llm",
-    "KeywordRules": "keywords", "train_cascade": "train",
+    "Cascade": "cascade",
+    "Decision": "results",
+    "StageResult": "results",
+    "TaskClassifier": "estimator",
+    "Dataset": "data",
+    "check_query": "data",
+    "load_dataset": "data",
+    "LLMClassifier": "llm",
+    "KeywordRules": "keywords",
+    "train_cascade": "train",
 }
 
-__all__ = ["Cascade", "ConfigError", "DataError", "Dataset", "Decision", "KeywordRules", "LLMClassifier",
-           "LabelError", "ModelFileError", "QueryError", "StageResult", "TaskClassifier", "TaskRouterError",
-           "check_query", "load_dataset", "train_cascade"]
+__all__ = [
+    "Cascade",
+    "ConfigError",
+    "DataError",
+    "Dataset",
+    "Decision",
+    "KeywordRules",
+    "LLMClassifier",
+    "LabelError",
+    "ModelFileError",
+    "QueryError",
+    "StageResult",
+    "TaskClassifier",
+    "TaskRouterError",
+    "check_query",
+    "load_dataset",
+    "train_cascade",
+]
 
 if TYPE_CHECKING:
     from .cascade import Cascade

@@ -60,9 +60,19 @@ class Cascade:
     'math'
     """
 
-    def __init__(self, classifier: LinearHead, rules: KeywordRules | None, threshold: float, *,
-                 static: LinearHead | None = None, static_threshold: float = 1.0, llm: LLMStage | None = None,
-                 few_shot_k: int = 8, manifest: dict | None = None, cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        classifier: LinearHead,
+        rules: KeywordRules | None,
+        threshold: float,
+        *,
+        static: LinearHead | None = None,
+        static_threshold: float = 1.0,
+        llm: LLMStage | None = None,
+        few_shot_k: int = 8,
+        manifest: dict | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
         classifier, static = getattr(classifier, "head_", classifier), getattr(static, "head_", static)  # fitted
         stages: list[Stage] = [RulesStage(rules)] if rules is not None else []  # TaskClassifiers serve their head
         if static is not None:
@@ -73,8 +83,14 @@ class Cascade:
         self._setup(stages, few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size)
 
     @classmethod
-    def from_stages(cls, stages: Sequence[Stage], *, few_shot_k: int = 8, manifest: dict | None = None,
-                    cache_size: int = DEFAULT_CACHE_SIZE) -> Cascade:
+    def from_stages(
+        cls,
+        stages: Sequence[Stage],
+        *,
+        few_shot_k: int = 8,
+        manifest: dict | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> Cascade:
         """A cascade of `stages`, run in the order given."""
         cascade = cls.__new__(cls)
         cascade._setup(list(stages), few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size)
@@ -92,13 +108,14 @@ class Cascade:
                 key = "threshold" if stage.name == EMBEDDING else f"{stage.name}_threshold"
                 raise ValueError(f"{key} must be in [0, 1], got {stage.threshold}")
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
-            raise ValueError(f"The 'cache_size' parameter of Cascade must be an int >= 0. "
-                             f"Got {cache_size!r} instead.")
+            raise ValueError(f"The 'cache_size' parameter of Cascade must be an int >= 0. Got {cache_size!r} instead.")
         self._fallback = guessing[-1]
         for stage in stages:
             if stage.labels is not None and stage.labels != self._fallback.labels:
-                raise ValueError(f"the {stage.name} stage's labels {stage.labels} differ from the "
-                                 f"{self._fallback.name} stage's {self._fallback.labels}")
+                raise ValueError(
+                    f"the {stage.name} stage's labels {stage.labels} differ from the "
+                    f"{self._fallback.name} stage's {self._fallback.labels}"
+                )
         self.stages = tuple(stages)
         self.few_shot_k = few_shot_k
         self.manifest = manifest or {}
@@ -150,9 +167,16 @@ class Cascade:
         return stage.head if stage is not None else None
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, llm: LLMStage | None = None,
-             threshold: float | None = None, static: bool = True, static_threshold: float | None = None,
-             cache_size: int = DEFAULT_CACHE_SIZE) -> Cascade:
+    def load(
+        cls,
+        path: str | Path | None = None,
+        *,
+        llm: LLMStage | None = None,
+        threshold: float | None = None,
+        static: bool = True,
+        static_threshold: float | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> Cascade:
         """Load a trained cascade (the shipped one when `path` is None); stage 3 only if `llm` is given.
 
         `threshold` and `static_threshold` override the trained ones. `static=False` skips the model's static
@@ -176,8 +200,9 @@ class Cascade:
         stages = [s for s in self.stages if s.name != LLM]
         if llm is not None:
             stages.append(FewShotLLMStage(llm, self.classifier, self.few_shot_k))
-        return Cascade.from_stages(stages, few_shot_k=self.few_shot_k, manifest=self.manifest,
-                                   cache_size=self.cache_size)
+        return Cascade.from_stages(
+            stages, few_shot_k=self.few_shot_k, manifest=self.manifest, cache_size=self.cache_size
+        )
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses, maximum and current size of the decision cache."""
@@ -235,8 +260,9 @@ class Cascade:
             self._remember((keys[i], decided[i]) for i in computed)
         return [decided[i] for i in range(len(texts))]
 
-    def _lookup(self, keys: dict[int, tuple[bytes, bytes]], indices, decided: dict[int, Decision], *,
-                exact: bool) -> None:
+    def _lookup(
+        self, keys: dict[int, tuple[bytes, bytes]], indices, decided: dict[int, Decision], *, exact: bool
+    ) -> None:
         """Fill `decided` from the cache for `indices`; with `exact`, only where the entry's text was the same."""
         with self._cache_lock:
             for i in indices:
@@ -273,5 +299,4 @@ def _exact_digest(text: str) -> bytes:
 
 def _cache_key(text: str) -> bytes:
     """A fixed-size key for `text` with whitespace collapsed and case folded (the query itself is not kept)."""
-    return hashlib.blake2b(" ".join(text.split()).casefold().encode("utf-8", "surrogatepass"),
-                           digest_size=16).digest()
+    return hashlib.blake2b(" ".join(text.split()).casefold().encode("utf-8", "surrogatepass"), digest_size=16).digest()

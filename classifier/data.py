@@ -101,8 +101,12 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
         if not isinstance(label, str) or not label.strip():
             raise DataError(f"label: must be a non-empty string, got {label!r}", path=str(p), line=line, field="label")
         if allowed_set is not None and label not in allowed_set:
-            raise DataError(f"label: unknown label {label!r}; expected one of {sorted(allowed_set)}",
-                            path=str(p), line=line, field="label")
+            raise DataError(
+                f"label: unknown label {label!r}; expected one of {sorted(allowed_set)}",
+                path=str(p),
+                line=line,
+                field="label",
+            )
         texts.append(text)
         labels.append(label.strip())
         sources.append(row["source"] if isinstance(row.get("source"), str) else "")
@@ -136,8 +140,11 @@ def _lines(p: Path) -> list[str]:
         try:
             out.append(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
         except UnicodeDecodeError as exc:
-            raise DataError(f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                            "save the file as UTF-8", path=str(p), line=number) from None
+            raise DataError(
+                f"not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8",
+                path=str(p),
+                line=number,
+            ) from None
     return out
 
 

@@ -23,8 +23,19 @@ import numpy as np
 from .encoder import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, Embedder, model_dir
 from .errors import ConfigError
 
-__all__ = ["BACKENDS", "EMBEDDER_DIM", "EMBEDDER_ENV", "EMBEDDER_ID", "CachedEmbedder", "Embedder",
-           "MiniLMEmbedder", "default_embedder", "load_embedder", "model_dir", "reference_embedder"]
+__all__ = [
+    "BACKENDS",
+    "EMBEDDER_DIM",
+    "EMBEDDER_ENV",
+    "EMBEDDER_ID",
+    "CachedEmbedder",
+    "Embedder",
+    "MiniLMEmbedder",
+    "default_embedder",
+    "load_embedder",
+    "model_dir",
+    "reference_embedder",
+]
 
 EMBEDDER_ENV = "TASKROUTER_EMBEDDER"
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
@@ -58,8 +69,9 @@ class MiniLMEmbedder(CachedEmbedder):
         return self._model
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        vecs = self.load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+        vecs = self.load().encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         return vecs.astype(np.float32, copy=False)
 
 
@@ -67,8 +79,9 @@ def load_embedder(backend: str = "auto") -> Embedder:
     """A new embedder for `backend` (one of BACKENDS); `auto` prefers ONNX, else gives `reference_embedder()`."""
     choice = backend.strip().lower()
     if choice not in BACKENDS:
-        raise ConfigError(f"The embedder backend must be one of {', '.join(BACKENDS)}. Got {backend!r} instead.",
-                          path=EMBEDDER_ENV)
+        raise ConfigError(
+            f"The embedder backend must be one of {', '.join(BACKENDS)}. Got {backend!r} instead.", path=EMBEDDER_ENV
+        )
     if choice == "torch":
         return MiniLMEmbedder()
     from . import onnx_embedding
@@ -81,8 +94,9 @@ def load_embedder(backend: str = "auto") -> Embedder:
             embedder.load()  # export (first run only), verify and open now, so that a failure falls back here
             return embedder
         except Exception as exc:  # auto means "the fastest that works": any failure of ONNX falls back to torch
-            log.warning("ONNX embedder unavailable, using sentence-transformers instead: %s: %s",
-                        type(exc).__name__, exc)
+            log.warning(
+                "ONNX embedder unavailable, using sentence-transformers instead: %s: %s", type(exc).__name__, exc
+            )
     return reference_embedder()
 
 

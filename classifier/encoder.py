@@ -116,7 +116,6 @@ class CachedEmbedder(abc.ABC):
                 bar.close()
         return result
 
-
     def _batches(self, order: list[int], texts: list[str]) -> list[list[int]]:
         """Consecutive runs of `order` (shortest text first) of at most `batch_size` texts and padded size."""
         batches: list[list[int]] = []

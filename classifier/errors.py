@@ -22,8 +22,9 @@ class TaskRouterError(Exception):
 class DataError(TaskRouterError, ValueError):
     """A data file or record is malformed; `line` is 1-based when known."""
 
-    def __init__(self, message: str, *, path: str | None = None, line: int | None = None,
-                 field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: str | None = None, line: int | None = None, field: str | None = None
+    ) -> None:
         where = ":".join(str(p) for p in (path, line) if p is not None)
         super().__init__(f"{where}: {message}" if where else message)
         self.path, self.line, self.field = path, line, field

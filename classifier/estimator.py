@@ -33,9 +33,19 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
     Training lives here; `export()` gives the arrays a `LinearHead` serves with (`head_` is one).
     """
 
-    def __init__(self, *, C: float = 4.0, lexical_weight: float = 1.0, n_features: int = 2**15,
-                 cv: int = 5, random_state: int = 0, max_iter: int = 3000, static_features: bool = False,
-                 embedder: Embedder | None = None, progress: bool | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        C: float = 4.0,
+        lexical_weight: float = 1.0,
+        n_features: int = 2**15,
+        cv: int = 5,
+        random_state: int = 0,
+        max_iter: int = 3000,
+        static_features: bool = False,
+        embedder: Embedder | None = None,
+        progress: bool | None = None,
+    ) -> None:
         self.C = C
         self.lexical_weight = lexical_weight
         self.static_features = static_features
@@ -75,7 +85,8 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         embeddings = base.encode(texts, progress=self.progress)
         if static_embedder is not None:  # both halves are unit vectors, so they weigh alike in a linear head
             embeddings = np.hstack([embeddings, static_embedder.encode(texts, progress=False)]).astype(
-                np.float32, copy=False)
+                np.float32, copy=False
+            )
         lexical = LexicalFeatures(n_features=self.n_features).fit(texts)
         design = combine(embeddings, lexical.transform(texts), self.lexical_weight)
 
@@ -101,8 +112,17 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         base_dim = embeddings.shape[1] - (static_embedder.dim if static_embedder is not None else 0)
         examples = Examples(list(texts), list(labels), embeddings[:, :base_dim].astype(np.float16))
         ids = (base.id, *([static_embedder.id] if static_embedder is not None else []))
-        export = HeadExport(tuple(classes.tolist()), lr.coef_, lr.intercept_, temperature, self.lexical_weight,
-                            lexical.idf_, lexical.ngram_range, ids, examples)
+        export = HeadExport(
+            tuple(classes.tolist()),
+            lr.coef_,
+            lr.intercept_,
+            temperature,
+            self.lexical_weight,
+            lexical.idf_,
+            lexical.ngram_range,
+            ids,
+            examples,
+        )
         self._set_fitted(export, [self.embedder, *([static_embedder] if static_embedder is not None else [])])
         return self
 
@@ -125,8 +145,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         return self.head_.export
 
     # -- serving (the fitted `head_`) ------------------------------------------------------------------------------
-    def predict_proba(self, X: Sequence[str], *, embeddings: np.ndarray | None = None,
-                      lexical=None) -> np.ndarray:
+    def predict_proba(self, X: Sequence[str], *, embeddings: np.ndarray | None = None, lexical=None) -> np.ndarray:
         """Calibrated class probabilities, columns in `classes_` order."""
         check_is_fitted(self, "head_")
         return self.head_.predict_proba(X, embeddings=embeddings, lexical=lexical)
@@ -146,8 +165,14 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         return self.head_.nearest_examples(embedding, k)
 
     # -- persistence ------------------------------------------------------------------------------------------
-    def save(self, directory: str | Path, *, static: TaskClassifier | None = None,
-             heads: dict[str, dict] | None = None, **sections: object) -> Path:
+    def save(
+        self,
+        directory: str | Path,
+        *,
+        static: TaskClassifier | None = None,
+        heads: dict[str, dict] | None = None,
+        **sections: object,
+    ) -> Path:
         """Write the model directory (manifest + arrays, no pickle), with an optional static-embedding head.
 
         `heads` gives each stage's manifest extras (threshold, target, curve); `sections` the manifest's
@@ -160,10 +185,14 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         extras = heads or {}
 
         def spec(clf: TaskClassifier, stage: str, file: str, default_threshold: float) -> HeadSpec:
-            return HeadSpec(stage=stage, file=file, embedders=list(clf.export().embedder_ids),
-                            lexical_weight=clf.lexical_weight,
-                            calibration={"temperature": clf.temperature_},
-                            **{"threshold": default_threshold, **extras.get(stage, {})})
+            return HeadSpec(
+                stage=stage,
+                file=file,
+                embedders=list(clf.export().embedder_ids),
+                lexical_weight=clf.lexical_weight,
+                calibration={"temperature": clf.temperature_},
+                **{"threshold": default_threshold, **extras.get(stage, {})},
+            )
 
         pairs = []
         if static is not None:
@@ -172,13 +201,16 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"the static head must embed with {STATIC_ID}, not {static.export().embedder_ids}")
             pairs.append((spec(static, STATIC, "static.npz", 1.0), static.export()))
         elif self.static_features:
-            raise ValueError("a head with static_features is saved with its static head, whose probes check the "
-                             "table: clf.save(directory, static=static_head)")
+            raise ValueError(
+                "a head with static_features is saved with its static head, whose probes check the "
+                "table: clf.save(directory, static=static_head)"
+            )
         pairs.append((spec(self, EMBEDDING, "weights.npz", 0.0), self.export()))
         if pairs[-1][1].embedder_ids[0] != EMBEDDER_ID:
             raise ValueError(f"the main head must embed with {EMBEDDER_ID}, not {pairs[-1][1].embedder_ids[0]}")
-        return save_model(directory, pairs, self.export().examples,
-                          params={k: getattr(self, k) for k in _PARAMS}, **sections)
+        return save_model(
+            directory, pairs, self.export().examples, params={k: getattr(self, k) for k in _PARAMS}, **sections
+        )
 
     @classmethod
     def load(cls, directory: str | Path | None = None) -> TaskClassifier:
@@ -194,13 +226,19 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        checks = {"C": self.C > 0, "lexical_weight": self.lexical_weight >= 0, "n_features": self.n_features > 0,
-                  "cv": self.cv >= 0, "max_iter": self.max_iter > 0,
-                  "static_features": isinstance(self.static_features, bool)}
+        checks = {
+            "C": self.C > 0,
+            "lexical_weight": self.lexical_weight >= 0,
+            "n_features": self.n_features > 0,
+            "cv": self.cv >= 0,
+            "max_iter": self.max_iter > 0,
+            "static_features": isinstance(self.static_features, bool),
+        }
         for name, ok in checks.items():
             if not ok:
-                raise ValueError(f"The {name!r} parameter of TaskClassifier is out of range. "
-                                 f"Got {getattr(self, name)!r} instead.")
+                raise ValueError(
+                    f"The {name!r} parameter of TaskClassifier is out of range. Got {getattr(self, name)!r} instead."
+                )
 
 
 def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:

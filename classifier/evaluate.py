@@ -23,8 +23,10 @@ def _classification(truth: Sequence[str], pred: Sequence[str], labels: list[str]
     return {
         "accuracy": float(accuracy_score(truth, pred)),
         "macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)),
-        "per_label": {lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-                      for i, lab in enumerate(labels)},
+        "per_label": {
+            lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, lab in enumerate(labels)
+        },
         "confusion": {"labels": labels, "matrix": confusion_matrix(truth, pred, labels=labels).tolist()},
     }
 
@@ -35,8 +37,12 @@ def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple
     labels = sorted(set(cascade.labels) | set(truth))
     decisions = [cascade.classify(t) for t in texts]
     pred = [d.label for d in decisions]
-    metrics: dict = {"n": len(texts), "llm_mode": llm_mode, "threshold": cascade.threshold,
-                     **_classification(truth, pred, labels)}
+    metrics: dict = {
+        "n": len(texts),
+        "llm_mode": llm_mode,
+        "threshold": cascade.threshold,
+        **_classification(truth, pred, labels),
+    }
     lat = np.array([d.latency_s for d in decisions]) * 1000
     metrics["latency_ms"] = {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))}
 
@@ -55,7 +61,8 @@ def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple
         metrics["stages"][stage] = {
             "coverage": len(idx) / len(texts),
             "accuracy": (sum(pred[i] == truth[i] for i in idx) / len(idx)) if idx else None,
-            "n": len(idx)}
+            "n": len(idx),
+        }
     reached = [i for i, d in enumerate(decisions) if d.stage_result(EMBEDDING) is not None]
     s2 = {i: decisions[i].stage_result(EMBEDDING).label for i in reached}
     esc = [i for i in reached if decisions[i].escalated]
@@ -74,8 +81,13 @@ def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple
     return metrics, decisions, proba
 
 
-def sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision], proba: np.ndarray,
-          llm_answers: Mapping[str, str] | None) -> list[dict]:
+def sweep(
+    cascade: Cascade,
+    data: Dataset,
+    decisions: Sequence[Decision],
+    proba: np.ndarray,
+    llm_answers: Mapping[str, str] | None,
+) -> list[dict]:
     """Escalation rate vs cascade accuracy/macro-F1 over thresholds, for the given stage-3 answers (None = off)."""
     truth, texts = list(data.labels), list(data.texts)
     labels = sorted(set(cascade.labels) | set(truth))
@@ -84,12 +96,13 @@ def sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision], proba:
     answers = [llm_answers.get(t) if llm_answers else None for t in texts]
 
     def predict(kept: np.ndarray) -> list[str]:
-        return [decisions[i].label if before_minilm[i] else s2[i] if kept[i] or answers[i] not in labels
-                else answers[i] for i in range(len(texts))]
+        return [
+            decisions[i].label if before_minilm[i] else s2[i] if kept[i] or answers[i] not in labels else answers[i]
+            for i in range(len(texts))
+        ]
 
     conf = np.where(before_minilm, np.inf, proba.max(axis=1))
-    rows = threshold_sweep(conf, np.round(np.arange(0.3, 1.0001, 0.01), 2), predict=predict, truth=truth,
-                           labels=labels)
+    rows = threshold_sweep(conf, np.round(np.arange(0.3, 1.0001, 0.01), 2), predict=predict, truth=truth, labels=labels)
     return [{k: r[k] for k in ("threshold", "escalation_rate", "accuracy", "macro_f1")} for r in rows]
 
 
@@ -108,14 +121,23 @@ def static_sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision],
     past_rules = np.array([d.stage != HEURISTIC for d in decisions])
 
     def predict(takes: np.ndarray) -> list[str]:
-        return [f_label[i] if takes[i] else minilm[i] if past_rules[i] else decisions[i].label
-                for i in range(len(texts))]
+        return [
+            f_label[i] if takes[i] else minilm[i] if past_rules[i] else decisions[i].label for i in range(len(texts))
+        ]
 
     conf = np.where(past_rules, fast.max(axis=1), -np.inf)
-    rows = threshold_sweep(conf, np.round(np.arange(0.80, 1.0001, 0.01), 2), predict=predict, truth=truth,
-                           labels=labels)
-    return [{"static_threshold": r["threshold"], "static_coverage": r["accepted_rate"], "accuracy": r["accuracy"],
-             "macro_f1": r["macro_f1"]} for r in rows]
+    rows = threshold_sweep(
+        conf, np.round(np.arange(0.80, 1.0001, 0.01), 2), predict=predict, truth=truth, labels=labels
+    )
+    return [
+        {
+            "static_threshold": r["threshold"],
+            "static_coverage": r["accepted_rate"],
+            "accuracy": r["accuracy"],
+            "macro_f1": r["macro_f1"],
+        }
+        for r in rows
+    ]
 
 
 def write_csv(rows: list[dict], path: str | Path) -> Path:
@@ -139,8 +161,13 @@ def write_sweep(rows: list[dict], out_prefix: str | Path, *, title: str, chosen:
     ax = fig.subplots()
     ax.plot([r["escalation_rate"] * 100 for r in rows], [r["macro_f1"] for r in rows], marker=".")
     near = min(rows, key=lambda r: abs(r["threshold"] - chosen))
-    ax.scatter([near["escalation_rate"] * 100], [near["macro_f1"]], color="red", zorder=3,
-               label=f"chosen threshold {chosen:.2f}")
+    ax.scatter(
+        [near["escalation_rate"] * 100],
+        [near["macro_f1"]],
+        color="red",
+        zorder=3,
+        label=f"chosen threshold {chosen:.2f}",
+    )
     ax.set_xlabel("escalation rate (%)")
     ax.set_ylabel("cascade macro-F1")
     ax.set_title(title)
@@ -153,17 +180,27 @@ def write_sweep(rows: list[dict], out_prefix: str | Path, *, title: str, chosen:
 
 def format_report(m: Mapping) -> str:
     """A readable plain-text table of the metrics."""
+
     def pct(x: float | None) -> str:
         return "   n/a" if x is None else f"{x * 100:6.2f}%"
 
-    out = [f"queries: {m['n']}    llm mode: {m['llm_mode']}    threshold: {m['threshold']:.3f}",
-           f"accuracy {pct(m['accuracy'])}   macro-F1 {m['macro_f1']:.4f}   "
-           f"(embedding classifier alone: accuracy {pct(m['embedding_only']['accuracy'])}, "
-           f"macro-F1 {m['embedding_only']['macro_f1']:.4f})",
-           *([f"static classifier alone: accuracy {pct(m['static_only']['accuracy'])}, "
-              f"macro-F1 {m['static_only']['macro_f1']:.4f}"] if "static_only" in m else []),
-           f"latency per query: p50 {m['latency_ms']['p50']:.2f} ms   p95 {m['latency_ms']['p95']:.2f} ms", "",
-           f"{'label':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}"]
+    out = [
+        f"queries: {m['n']}    llm mode: {m['llm_mode']}    threshold: {m['threshold']:.3f}",
+        f"accuracy {pct(m['accuracy'])}   macro-F1 {m['macro_f1']:.4f}   "
+        f"(embedding classifier alone: accuracy {pct(m['embedding_only']['accuracy'])}, "
+        f"macro-F1 {m['embedding_only']['macro_f1']:.4f})",
+        *(
+            [
+                f"static classifier alone: accuracy {pct(m['static_only']['accuracy'])}, "
+                f"macro-F1 {m['static_only']['macro_f1']:.4f}"
+            ]
+            if "static_only" in m
+            else []
+        ),
+        f"latency per query: p50 {m['latency_ms']['p50']:.2f} ms   p95 {m['latency_ms']['p95']:.2f} ms",
+        "",
+        f"{'label':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
+    ]
     for lab, v in m["per_label"].items():
         out.append(f"{lab:<12}{v['precision']:>10.3f}{v['recall']:>10.3f}{v['f1']:>10.3f}{v['support']:>9}")
     labels = m["confusion"]["labels"]
@@ -173,8 +210,11 @@ def format_report(m: Mapping) -> str:
     out += ["", f"{'stage':<12}{'coverage':>10}{'accuracy':>10}"]
     for stage, v in m["stages"].items():
         out.append(f"{stage:<12}{pct(v['coverage']):>10}{pct(v['accuracy']):>10}")
-    out += ["", f"escalation rate {pct(m['escalation_rate'])}   precision {pct(m['escalation_precision'])}   "
-                f"recall {pct(m['escalation_recall'])}   residual error {pct(m['residual_error'])}"]
+    out += [
+        "",
+        f"escalation rate {pct(m['escalation_rate'])}   precision {pct(m['escalation_precision'])}   "
+        f"recall {pct(m['escalation_recall'])}   residual error {pct(m['residual_error'])}",
+    ]
     if m.get("llm_mode") == "oracle":
         out.append("NOTE: --llm oracle answers escalated queries with the true label: an upper bound, not a result.")
     return "\n".join(out)

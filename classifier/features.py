@@ -34,8 +34,12 @@ class SparseRows:
         starts, ends = self.indptr[:-1][rows], self.indptr[1:][rows]
         picks = [np.arange(a, b) for a, b in zip(starts, ends, strict=True)]
         at = np.concatenate(picks) if picks else np.empty(0, dtype=np.int64)
-        return SparseRows(np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64), self.indices[at],
-                          self.values[at], self.n_columns)
+        return SparseRows(
+            np.concatenate([[0], np.cumsum(ends - starts)]).astype(np.int64),
+            self.indices[at],
+            self.values[at],
+            self.n_columns,
+        )
 
     def to_scipy(self):
         """The same rows as a `scipy.sparse.csr_matrix` (training only; imports SciPy)."""
@@ -57,7 +61,7 @@ def char_wb_ngrams(text: str, ngram_range: tuple[int, int]) -> list[str]:
                 add(w)
                 break
             for offset in range(w_len - n + 1):
-                add(w[offset:offset + n])
+                add(w[offset : offset + n])
     return grams
 
 
@@ -97,9 +101,12 @@ class LexicalFeatures:
             values.append(count.astype(np.float64))
             indptr.append(indptr[-1] + len(unique))
         empty = np.empty(0)
-        return SparseRows(np.asarray(indptr, dtype=np.int64),
-                          np.concatenate(indices).astype(np.int32) if indices else empty.astype(np.int32),
-                          np.concatenate(values) if values else empty, n)
+        return SparseRows(
+            np.asarray(indptr, dtype=np.int64),
+            np.concatenate(indices).astype(np.int32) if indices else empty.astype(np.int32),
+            np.concatenate(values) if values else empty,
+            n,
+        )
 
     def fit(self, texts: Sequence[str]) -> LexicalFeatures:
         counts = self.counts(texts)
@@ -134,8 +141,9 @@ def combine(embeddings: np.ndarray, lexical, lexical_weight: float):
     return sparse.hstack([dense, lexical * lexical_weight], format="csr")
 
 
-def linear_scores(embeddings: np.ndarray, lexical: SparseRows | None, lexical_weight: float,
-                  coef: np.ndarray, intercept: np.ndarray) -> np.ndarray:
+def linear_scores(
+    embeddings: np.ndarray, lexical: SparseRows | None, lexical_weight: float, coef: np.ndarray, intercept: np.ndarray
+) -> np.ndarray:
     """`combine(...) @ coef.T + intercept` computed with NumPy alone (serving)."""
     dim = embeddings.shape[1]
     scores = embeddings.astype(np.float64) @ coef[:, :dim].T + intercept

@@ -25,8 +25,17 @@ from pathlib import Path
 
 from .errors import ModelFileError
 
-__all__ = ["RECORD_FORMAT", "bundled_model_key", "cache_root", "get_or_build", "locked", "make_file",
-           "package_versions", "read_verified", "run_child"]
+__all__ = [
+    "RECORD_FORMAT",
+    "bundled_model_key",
+    "cache_root",
+    "get_or_build",
+    "locked",
+    "make_file",
+    "package_versions",
+    "read_verified",
+    "run_child",
+]
 
 RECORD_FORMAT = 1
 log = logging.getLogger("taskrouter.embedding")
@@ -77,8 +86,12 @@ def read_verified(path: Path, kind: str) -> tuple[str, bytes]:
     except (OSError, ValueError) as exc:
         return f"unreadable ({type(exc).__name__})", b""
     # Records written before "kind" existed were all ONNX records.
-    if (not isinstance(record, dict) or record.get("format") != RECORD_FORMAT or record.get("file") != path.name
-            or record.get("kind", "ONNX") != kind):
+    if (
+        not isinstance(record, dict)
+        or record.get("format") != RECORD_FORMAT
+        or record.get("file") != path.name
+        or record.get("kind", "ONNX") != kind
+    ):
         return f"its record is not a taskrouter {kind} record", b""
     if len(data) != record.get("bytes"):
         return f"size {len(data)} != recorded {record.get('bytes')} (truncated or modified)", b""
@@ -87,8 +100,16 @@ def read_verified(path: Path, kind: str) -> tuple[str, bytes]:
     return "ok", data
 
 
-def get_or_build(path: Path, kind: str, produce: Callable[[Path], None], record: Callable[[], dict], *,
-                 allow_build: bool = True, hint: str, prepare: Callable[[], None] | None = None) -> bytes:
+def get_or_build(
+    path: Path,
+    kind: str,
+    produce: Callable[[Path], None],
+    record: Callable[[], dict],
+    *,
+    allow_build: bool = True,
+    hint: str,
+    prepare: Callable[[], None] | None = None,
+) -> bytes:
     """The verified bytes of the cached file at `path`, made first by `produce(temp_path)` when missing or bad.
 
     Under an inter-process lock, rechecked after taking it (another process may have built it meanwhile);
@@ -126,9 +147,15 @@ def make_file(path: Path, produce: Callable[[Path], None], kind: str, **record: 
         produce(tmp)
         logging.getLogger("taskrouter.embedding").info("%s built in %.0f s", kind, time.perf_counter() - start)
         data = tmp.read_bytes()
-        full = {"format": RECORD_FORMAT, "kind": kind, "file": path.name,
-                "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data), "source_key": path.parent.name,
-                **record}
+        full = {
+            "format": RECORD_FORMAT,
+            "kind": kind,
+            "file": path.name,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "source_key": path.parent.name,
+            **record,
+        }
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared by the users of a machine
         _fsync(tmp)
         os.replace(tmp, path)

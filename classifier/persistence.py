@@ -29,8 +29,17 @@ from .head import Examples, HeadExport, LinearHead
 from .results import EMBEDDING, STAGES, STATIC
 from .static_embedding import STATIC_ID
 
-__all__ = ["DEFAULT_MODEL_DIR", "FORMAT_VERSION", "HeadSpec", "LoadedModel", "Manifest", "load_manifest",
-           "load_model", "save_model", "upgrade_manifest"]
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "FORMAT_VERSION",
+    "HeadSpec",
+    "LoadedModel",
+    "Manifest",
+    "load_manifest",
+    "load_model",
+    "save_model",
+    "upgrade_manifest",
+]
 
 FORMAT_VERSION = 3
 """3: a list of heads, each naming its stage, file, embedders and threshold. 2 added `params.static_features`;
@@ -40,10 +49,16 @@ KIND = "taskrouter.TaskClassifier"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
 MANIFEST = "manifest.json"
 _MAX_MANIFEST_BYTES = 20_000_000
-STATIC_PROBES = ("integrate x^2 from 0 to 3", "fix this python error: KeyError 'id'",
-                 "write a haiku about the sea", "what time is it in Tokyo?", "Explique la photosynthèse",
-                 "SELECT name FROM users WHERE age > 30", "a short story about a robot who learns to paint",
-                 "best hiking boots for wet weather")
+STATIC_PROBES = (
+    "integrate x^2 from 0 to 3",
+    "fix this python error: KeyError 'id'",
+    "write a haiku about the sea",
+    "what time is it in Tokyo?",
+    "Explique la photosynthèse",
+    "SELECT name FROM users WHERE age > 30",
+    "a short story about a robot who learns to paint",
+    "best hiking boots for wet weather",
+)
 """Texts embedded by the static table at training time, saved with its head and compared at load."""
 MIN_PROBE_COSINE = 0.999
 log = logging.getLogger("taskrouter.embedding")
@@ -150,9 +165,16 @@ class LoadedModel:
     embedders: dict[str, Embedder | None]
 
 
-def save_model(directory: str | Path, heads: Sequence[tuple[HeadSpec, HeadExport]], examples: Examples, *,
-               params: dict[str, Any], cascade: dict | None = None, training: dict | None = None,
-               metrics: dict | None = None) -> Path:
+def save_model(
+    directory: str | Path,
+    heads: Sequence[tuple[HeadSpec, HeadExport]],
+    examples: Examples,
+    *,
+    params: dict[str, Any],
+    cascade: dict | None = None,
+    training: dict | None = None,
+    metrics: dict | None = None,
+) -> Path:
     """Write a model directory from explicit exports (created if needed); files of an earlier save are removed.
 
     `heads` pairs each head's manifest entry (its `file`, `embedders`, threshold...) with its arrays. The
@@ -167,8 +189,11 @@ def save_model(directory: str | Path, heads: Sequence[tuple[HeadSpec, HeadExport
     blobs: dict[str, bytes] = {}
     embedders = {EMBEDDER_ID: EmbedderSpec(id=EMBEDDER_ID, dim=EMBEDDER_DIM)}
     for spec, export in heads:
-        if export.classes != main.classes or export.ngram_range != main.ngram_range or not np.array_equal(
-                export.idf, main.idf):
+        if (
+            export.classes != main.classes
+            or export.ngram_range != main.ngram_range
+            or not np.array_equal(export.idf, main.idf)
+        ):
             raise ValueError(f"the {spec.stage} head must be fitted on the same data and features as the main head")
         arrays = {"coef": export.coef, "intercept": export.intercept}
         if spec.stage == EMBEDDING:
@@ -182,14 +207,22 @@ def save_model(directory: str | Path, heads: Sequence[tuple[HeadSpec, HeadExport
             embedders[STATIC_ID] = EmbedderSpec(id=STATIC_ID, dim=EMBEDDER_DIM, probes_file=spec.file)
         blobs[spec.file] = _npz(**arrays)
     blobs["examples.npz"] = _npz(embeddings=examples.embeddings)
-    blobs["examples.json"] = json.dumps({"texts": examples.texts, "labels": examples.labels},
-                                        ensure_ascii=False).encode()
+    blobs["examples.json"] = json.dumps(
+        {"texts": examples.texts, "labels": examples.labels}, ensure_ascii=False
+    ).encode()
     manifest = Manifest(
-        labels=list(main.classes), embedders=list(embedders.values()),
+        labels=list(main.classes),
+        embedders=list(embedders.values()),
         lexical=LexicalSpec(ngram_range=main.ngram_range, n_features=len(main.idf), file=_file_of(specs, EMBEDDING)),
-        heads=specs, examples=ExamplesSpec(embedder=EMBEDDER_ID), params=params,
-        cascade=CascadeSpec(**(cascade or {})), versions=_versions(), training=training, metrics=metrics,
-        files={name: FileRecord(sha256=hashlib.sha256(b).hexdigest(), bytes=len(b)) for name, b in blobs.items()})
+        heads=specs,
+        examples=ExamplesSpec(embedder=EMBEDDER_ID),
+        params=params,
+        cascade=CascadeSpec(**(cascade or {})),
+        versions=_versions(),
+        training=training,
+        metrics=metrics,
+        files={name: FileRecord(sha256=hashlib.sha256(b).hexdigest(), bytes=len(b)) for name, b in blobs.items()},
+    )
     _write(out, manifest, blobs)
     return out
 
@@ -231,8 +264,11 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, Manifest, 
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
         raise ModelFileError(f"{MANIFEST} is not a {KIND} manifest", path=where)
     if doc.get("format_version") not in READABLE_VERSIONS:
-        raise ModelFileError(f"format_version {doc.get('format_version')!r} is not supported "
-                             f"(this taskrouter reads {', '.join(map(str, READABLE_VERSIONS))})", path=where)
+        raise ModelFileError(
+            f"format_version {doc.get('format_version')!r} is not supported "
+            f"(this taskrouter reads {', '.join(map(str, READABLE_VERSIONS))})",
+            path=where,
+        )
     try:
         manifest = Manifest.model_validate(upgrade_manifest(doc))
     except ValidationError as exc:
@@ -246,8 +282,10 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, Manifest, 
     for emb in manifest.embedders:
         if (emb.id, emb.dim) not in {(EMBEDDER_ID, EMBEDDER_DIM), (STATIC_ID, EMBEDDER_DIM)}:
             which = "static head trained with" if emb.probes_file else "trained with"
-            raise ModelFileError(f"{which} embedder {emb.id!r} ({emb.dim}), expected {EMBEDDER_ID} or {STATIC_ID} "
-                                 f"({EMBEDDER_DIM})", path=where)
+            raise ModelFileError(
+                f"{which} embedder {emb.id!r} ({emb.dim}), expected {EMBEDDER_ID} or {STATIC_ID} ({EMBEDDER_DIM})",
+                path=where,
+            )
     present = {p.name for p in d.iterdir() if p.is_file()} - {MANIFEST}
     foreign = sorted(present - set(manifest.files))
     if foreign:
@@ -289,8 +327,11 @@ def load_model(directory: str | Path | None = None, *, skip: Sequence[str] = ())
             embedders[STATIC_ID], why = _static_embedder(probes)
             if embedders[STATIC_ID] is None:
                 if EMBEDDING in needs_static:
-                    raise ModelFileError(f"this model's MiniLM head reads static vectors, but {why}; or use a model "
-                                         f"trained with --no-static-features", path=where)
+                    raise ModelFileError(
+                        f"this model's MiniLM head reads static vectors, but {why}; or use a model "
+                        f"trained with --no-static-features",
+                        path=where,
+                    )
                 log.warning("static stage off: %s", why)
                 wanted = [h for h in wanted if STATIC_ID not in h.embedders]
     order = {name: i for i, name in enumerate(STAGES)}
@@ -299,8 +340,9 @@ def load_model(directory: str | Path | None = None, *, skip: Sequence[str] = ())
     return LoadedModel(d, m, exports, heads, {h.stage: h.threshold for h in wanted}, embedders)
 
 
-def _exports(m: Manifest, arrays: dict[str, dict[str, np.ndarray]], blobs: dict[str, bytes],
-             where: str) -> dict[str, HeadExport]:
+def _exports(
+    m: Manifest, arrays: dict[str, dict[str, np.ndarray]], blobs: dict[str, bytes], where: str
+) -> dict[str, HeadExport]:
     """Each head's arrays, checked against the manifest."""
     if len(set(m.labels)) != len(m.labels):
         raise ModelFileError("labels must be distinct", path=where)
@@ -331,13 +373,22 @@ def _exports(m: Manifest, arrays: dict[str, dict[str, np.ndarray]], blobs: dict[
         coef, intercept = file.get("coef"), file.get("intercept")
         width = sum(dims[e] for e in h.embedders) + m.lexical.n_features
         if coef is None or coef.shape != (rows, width):
-            raise ModelFileError(f"inconsistent model: {'coef' if h.stage == EMBEDDING else h.stage + ' head'} shape",
-                                 path=where)
+            raise ModelFileError(
+                f"inconsistent model: {'coef' if h.stage == EMBEDDING else h.stage + ' head'} shape", path=where
+            )
         if intercept is None or intercept.shape != (rows,):
             raise ModelFileError(f"inconsistent model: {h.stage} intercept shape", path=where)
         exports[h.stage] = HeadExport(
-            tuple(m.labels), coef, intercept, h.calibration.temperature, h.lexical_weight, idf,
-            m.lexical.ngram_range, tuple(h.embedders), examples if h.stage == EMBEDDING else None)
+            tuple(m.labels),
+            coef,
+            intercept,
+            h.calibration.temperature,
+            h.lexical_weight,
+            idf,
+            m.lexical.ngram_range,
+            tuple(h.embedders),
+            examples if h.stage == EMBEDDING else None,
+        )
     return exports
 
 
@@ -347,8 +398,10 @@ def _static_embedder(probes: np.ndarray):
     from .static_embedding import StaticMiniLMEmbedder, available
 
     if not available():
-        return None, ("its token table is not cached and model2vec/torch are not installed to build it: build it "
-                      "where they are with `python -m classifier.static_embedding`")
+        return None, (
+            "its token table is not cached and model2vec/torch are not installed to build it: build it "
+            "where they are with `python -m classifier.static_embedding`"
+        )
     embedder = StaticMiniLMEmbedder()
     try:
         # Now, so a table that cannot be built or verified is known at load, not at the first query.
@@ -357,9 +410,11 @@ def _static_embedder(probes: np.ndarray):
         return None, str(exc)
     agreement = float(np.min(np.sum(here * probes, axis=1)))  # both sides are unit vectors
     if agreement < MIN_PROBE_COSINE:
-        return None, (f"this machine's token table is not the one the head was trained on (probe cosine "
-                      f"{agreement:.4f} < {MIN_PROBE_COSINE}); retrain, or rebuild the table with the training "
-                      f"versions")
+        return None, (
+            f"this machine's token table is not the one the head was trained on (probe cosine "
+            f"{agreement:.4f} < {MIN_PROBE_COSINE}); retrain, or rebuild the table with the training "
+            f"versions"
+        )
     return embedder, None
 
 
@@ -381,10 +436,16 @@ def upgrade_manifest(doc: dict) -> dict:
         raise ValueError(f"trained with embedder {emb!r}, expected {EMBEDDER_ID} ({EMBEDDER_DIM})")
     section = dict(doc.get("cascade") or {})
     static_section = section.pop("static", None) or {}
-    main = {"stage": EMBEDDING, "file": "weights.npz", "embedders": [EMBEDDER_ID],
-            "lexical_weight": params["lexical_weight"], "calibration": doc["calibration"],
-            "threshold": section.pop("threshold", 0.0), "target": section.pop("target", {}),
-            "curve": section.pop("curve", [])}
+    main = {
+        "stage": EMBEDDING,
+        "file": "weights.npz",
+        "embedders": [EMBEDDER_ID],
+        "lexical_weight": params["lexical_weight"],
+        "calibration": doc["calibration"],
+        "threshold": section.pop("threshold", 0.0),
+        "target": section.pop("target", {}),
+        "curve": section.pop("curve", []),
+    }
     embedders = [{"id": EMBEDDER_ID, "dim": EMBEDDER_DIM}]
     heads = [main]
     old = doc.get("static_head")
@@ -394,19 +455,43 @@ def upgrade_manifest(doc: dict) -> dict:
         if old.get("embedder") != {"id": STATIC_ID, "dim": EMBEDDER_DIM}:
             raise ValueError(f"static head trained with embedder {old.get('embedder')!r}, expected {STATIC_ID}")
         embedders.append({"id": STATIC_ID, "dim": EMBEDDER_DIM, "probes_file": "static.npz"})
-        heads.insert(0, {"stage": STATIC, "file": "static.npz", "embedders": [STATIC_ID],
-                         "lexical_weight": old["lexical_weight"], "calibration": old["calibration"],
-                         "threshold": static_section.get("threshold", 1.0),
-                         "target": static_section.get("target", {}), "curve": static_section.get("curve", [])})
+        heads.insert(
+            0,
+            {
+                "stage": STATIC,
+                "file": "static.npz",
+                "embedders": [STATIC_ID],
+                "lexical_weight": old["lexical_weight"],
+                "calibration": old["calibration"],
+                "threshold": static_section.get("threshold", 1.0),
+                "target": static_section.get("target", {}),
+                "curve": static_section.get("curve", []),
+            },
+        )
         if static_features:
             main["embedders"].append(STATIC_ID)
     lexical = doc["lexical"]
-    return {"format_version": FORMAT_VERSION, "kind": KIND, "labels": doc["labels"], "embedders": embedders,
-            "lexical": {"analyzer": lexical["analyzer"], "ngram_range": lexical["ngram_range"],
-                        "n_features": params["n_features"], "file": "weights.npz"},
-            "heads": heads, "examples": {"embedder": EMBEDDER_ID}, "params": params,
-            "cascade": section, "versions": doc.get("versions", {}), "training": doc.get("training"),
-            "metrics": doc.get("metrics"), "upgraded_from": version, "files": doc["files"]}
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "labels": doc["labels"],
+        "embedders": embedders,
+        "lexical": {
+            "analyzer": lexical["analyzer"],
+            "ngram_range": lexical["ngram_range"],
+            "n_features": params["n_features"],
+            "file": "weights.npz",
+        },
+        "heads": heads,
+        "examples": {"embedder": EMBEDDER_ID},
+        "params": params,
+        "cascade": section,
+        "versions": doc.get("versions", {}),
+        "training": doc.get("training"),
+        "metrics": doc.get("metrics"),
+        "upgraded_from": version,
+        "files": doc["files"],
+    }
 
 
 def convert(directory: str | Path) -> Path:
@@ -435,15 +520,19 @@ def _parse_npz(data: bytes, name: str, where: str) -> dict[str, np.ndarray]:
 def _versions() -> dict[str, str]:
     from .filecache import package_versions
 
-    return {"python": platform.python_version(),
-            **package_versions("taskrouter", "scikit-learn", "numpy", "sentence-transformers", "torch", "model2vec")}
+    return {
+        "python": platform.python_version(),
+        **package_versions("taskrouter", "scikit-learn", "numpy", "sentence-transformers", "torch", "model2vec"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m classifier.persistence",
-                                     description="Rewrite a model directory's manifest in the current format.")
+    parser = argparse.ArgumentParser(
+        prog="python -m classifier.persistence",
+        description="Rewrite a model directory's manifest in the current format.",
+    )
     parser.add_argument("directory", nargs="?", default=str(DEFAULT_MODEL_DIR))
     print(convert(parser.parse_args(argv).directory))
     return 0

@@ -42,6 +42,10 @@ class Decision:
 
     def to_dict(self) -> dict:
         """A JSON-ready form (for logs, telemetry and headers)."""
-        return {"label": self.label, "stage": self.stage, "confidence": self.confidence,
-                "escalated": self.escalated,
-                "trail": [s.__dict__ for s in self.trail]}
+        return {
+            "label": self.label,
+            "stage": self.stage,
+            "confidence": self.confidence,
+            "escalated": self.escalated,
+            "trail": [s.__dict__ for s in self.trail],
+        }

@@ -100,7 +100,11 @@ class FewShotLLMStage(Stage):
         return result.label is not None and result.label in self.labels
 
 
-REGISTRY: dict[str, type[Stage]] = {HEURISTIC: RulesStage, STATIC: HeadStage, EMBEDDING: HeadStage,
-                                    LLM: FewShotLLMStage}
+REGISTRY: dict[str, type[Stage]] = {
+    HEURISTIC: RulesStage,
+    STATIC: HeadStage,
+    EMBEDDING: HeadStage,
+    LLM: FewShotLLMStage,
+}
 """Stage name → class, in cascade order."""
 assert tuple(REGISTRY) == STAGES, "every stage name in results.STAGES has one class here"

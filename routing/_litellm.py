@@ -16,11 +16,30 @@ from litellm.integrations.custom_logger import CustomLogger
 from litellm.types.router import RoutingGroup
 
 from .config import Config, resolve_secrets
-from .errors import (AuthenticationFailed, BadRequest, CompletionError, CompletionTimeout, ContextWindowExceeded,
-                     PoolsExhausted, ProviderUnavailable, RateLimited)
+from .errors import (
+    AuthenticationFailed,
+    BadRequest,
+    CompletionError,
+    CompletionTimeout,
+    ContextWindowExceeded,
+    PoolsExhausted,
+    ProviderUnavailable,
+    RateLimited,
+)
 
-__all__ = ["CustomLogger", "Router", "add_callback", "build_router", "is_provider_error", "litellm", "map_exception", "program_error", "proxy_router", "remove_callback",
-           "served_by"]
+__all__ = [
+    "CustomLogger",
+    "Router",
+    "add_callback",
+    "build_router",
+    "is_provider_error",
+    "litellm",
+    "map_exception",
+    "program_error",
+    "proxy_router",
+    "remove_callback",
+    "served_by",
+]
 
 # LiteLLM logs every failed attempt at ERROR with the request kwargs; our own errors carry what callers need.
 logging.getLogger("LiteLLM Router").setLevel(logging.CRITICAL)
@@ -117,6 +136,11 @@ def map_exception(exc: BaseException, *, pool: str, fallbacks_configured: bool) 
     # Only the exception type and status travel on: provider messages can echo request data.
     summary = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
     if fallbacks_configured and target is not BadRequest and target is not ContextWindowExceeded:
-        return PoolsExhausted(f"pool {pool!r} and its fallbacks all failed: {summary}", cause=target.__name__,
-                              pool=pool, deployment=deployment, status_code=status)
+        return PoolsExhausted(
+            f"pool {pool!r} and its fallbacks all failed: {summary}",
+            cause=target.__name__,
+            pool=pool,
+            deployment=deployment,
+            status_code=status,
+        )
     return target(f"pool {pool!r} failed: {summary}", pool=pool, deployment=deployment, status_code=status)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -13,8 +13,12 @@ import typer
 
 from classifier.errors import TaskRouterError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Route LLM requests to the right model pool.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Route LLM requests to the right model pool.",
+)
 
 
 def _version(show: bool) -> None:
@@ -29,12 +33,15 @@ def _version(show: bool) -> None:
 
 
 @app.callback()
-def _options(show_version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
-                                                        help="Print the version and exit.")] = False) -> None:
+def _options(
+    show_version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_version, help="Print the version and exit.")
+    ] = False,
+) -> None:
     """Route LLM requests to the right model pool."""
 
 
-class LLMMode(str, Enum):
+class LLMMode(StrEnum):
     off = "off"
     config = "config"
     labels = "labels"
@@ -42,18 +49,24 @@ class LLMMode(str, Enum):
 
 
 @app.command()
-def train(data: Annotated[Path, typer.Option(help="Labeled queries (.jsonl or .csv with text,label).")],
-          out: Annotated[Path, typer.Option(help="Model directory to write.")] = Path("taskrouter-model"),
-          rules: Annotated[Path | None, typer.Option(help="Keyword rule file (YAML); default: the shipped rules.")] = None,
-          max_escalation: Annotated[float | None, typer.Option(help="Threshold target: max share escalated.")] = None,
-          max_error: Annotated[float | None, typer.Option(help="Threshold target: max error on accepted queries.")] = None,
-          precision_floor: Annotated[float, typer.Option(help="Rules below this training precision are switched off.")] = 0.98,
-          static: Annotated[bool, typer.Option(help="Also train the fast static-embedding stage.")] = True,
-          static_features: Annotated[bool, typer.Option(help="The MiniLM head reads the static vectors too "
-                                                        "(needs --static).")] = True,
-          static_max_error: Annotated[float, typer.Option(help="Static stage target: max held-out error on what "
-                                                               "it accepts.")] = 0.01,
-          seed: int = 0) -> None:
+def train(
+    data: Annotated[Path, typer.Option(help="Labeled queries (.jsonl or .csv with text,label).")],
+    out: Annotated[Path, typer.Option(help="Model directory to write.")] = Path("taskrouter-model"),
+    rules: Annotated[Path | None, typer.Option(help="Keyword rule file (YAML); default: the shipped rules.")] = None,
+    max_escalation: Annotated[float | None, typer.Option(help="Threshold target: max share escalated.")] = None,
+    max_error: Annotated[float | None, typer.Option(help="Threshold target: max error on accepted queries.")] = None,
+    precision_floor: Annotated[
+        float, typer.Option(help="Rules below this training precision are switched off.")
+    ] = 0.98,
+    static: Annotated[bool, typer.Option(help="Also train the fast static-embedding stage.")] = True,
+    static_features: Annotated[
+        bool, typer.Option(help="The MiniLM head reads the static vectors too (needs --static).")
+    ] = True,
+    static_max_error: Annotated[
+        float, typer.Option(help="Static stage target: max held-out error on what it accepts.")
+    ] = 0.01,
+    seed: int = 0,
+) -> None:
     """Train the cascade (rules, static and MiniLM classifiers, thresholds) and save it."""
     from classifier.data import load_dataset
     from classifier.train import train_cascade
@@ -61,15 +74,25 @@ def train(data: Annotated[Path, typer.Option(help="Labeled queries (.jsonl or .c
     if max_escalation is not None and max_error is not None:
         raise TaskRouterError("give at most one of --max-escalation and --max-error")
     dataset = load_dataset(data)
-    _, report = train_cascade(dataset, out=out, rules_path=rules, precision_floor=precision_floor,
-                              max_escalation=max_escalation, max_error=max_error, static=static,
-                              static_features=static and static_features, static_max_error=static_max_error,
-                              random_state=seed)
+    _, report = train_cascade(
+        dataset,
+        out=out,
+        rules_path=rules,
+        precision_floor=precision_floor,
+        max_escalation=max_escalation,
+        max_error=max_error,
+        static=static,
+        static_features=static and static_features,
+        static_max_error=static_max_error,
+        random_state=seed,
+    )
     typer.echo(f"trained on {report.n} queries {report.label_counts}")
     typer.echo(f"cross-validated stage 2: accuracy {report.cv_accuracy:.4f}, macro-F1 {report.cv_macro_f1:.4f}")
     if report.static_threshold is not None:
-        typer.echo(f"static stage threshold {report.static_threshold:.4f}: accepts {report.static_coverage:.1%} of "
-                   f"held-out stage-2 queries (max error {static_max_error})")
+        typer.echo(
+            f"static stage threshold {report.static_threshold:.4f}: accepts {report.static_coverage:.1%} of "
+            f"held-out stage-2 queries (max error {static_max_error})"
+        )
     typer.echo(f"escalation threshold {report.threshold:.4f} (target {report.target})")
     off = report.disabled_rules
     typer.echo(f"keyword rules: {len(report.rules) - len(off)} on, {len(off)} switched off")
@@ -80,37 +103,60 @@ def train(data: Annotated[Path, typer.Option(help="Labeled queries (.jsonl or .c
 
 
 @app.command()
-def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluate on.")],
-             model: Annotated[Path | None, typer.Option(help="Model directory; default: the shipped model.")] = None,
-             json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
-             llm: Annotated[LLMMode, typer.Option(help="Stage 3: off, config (real endpoint), labels (recorded "
-                                                       "answers, see --answers), oracle (true label: upper bound).")]
-             = LLMMode.off,
-             answers: Annotated[Path | None, typer.Option(help="JSONL of recorded answers {text, label} for --llm labels.")] = None,
-             config: Annotated[Path | None, typer.Option(help="Routing config for --llm config.")] = None,
-             sweep_out: Annotated[Path | None, typer.Option("--sweep", help="Prefix for the threshold sweep "
-                                                            "(.csv and .png); default: next to --json.")] = None,
-             out_dir: Annotated[Path | None, typer.Option(help="Write the sweep (sweep.csv, sweep.png, "
-                                                               "sweep-static.csv) into this folder.")] = None,
-             threshold: Annotated[float | None, typer.Option(help="Override the model's threshold.")] = None,
-             static: Annotated[bool, typer.Option(help="Use the model's static stage (--no-static: MiniLM "
-                                                      "reads every query past the rules).")] = True,
-             static_threshold: Annotated[float | None, typer.Option(help="Override the static stage's "
-                                                                         "threshold.")] = None,
-             compare: Annotated[tuple[Path, Path] | None, typer.Option(help="OLD NEW model directories: show what "
-                                                                          "a retrain changed on --data.")] = None,
-             errors: Annotated[Path | None, typer.Option(help="Write every misclassified query here (JSONL: text, "
-                                                              "gold, predicted, stage, confidence, escalated).")] = None,
-             by: Annotated[str | None, typer.Option(help="'source': accuracy per value of the data's source "
-                                                         "field.")] = None
-             ) -> None:
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Labeled queries to evaluate on.")],
+    model: Annotated[Path | None, typer.Option(help="Model directory; default: the shipped model.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
+    llm: Annotated[
+        LLMMode,
+        typer.Option(
+            help="Stage 3: off, config (real endpoint), labels (recorded "
+            "answers, see --answers), oracle (true label: upper bound)."
+        ),
+    ] = LLMMode.off,
+    answers: Annotated[
+        Path | None, typer.Option(help="JSONL of recorded answers {text, label} for --llm labels.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="Routing config for --llm config.")] = None,
+    sweep_out: Annotated[
+        Path | None,
+        typer.Option("--sweep", help="Prefix for the threshold sweep (.csv and .png); default: next to --json."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option(help="Write the sweep (sweep.csv, sweep.png, sweep-static.csv) into this folder.")
+    ] = None,
+    threshold: Annotated[float | None, typer.Option(help="Override the model's threshold.")] = None,
+    static: Annotated[
+        bool, typer.Option(help="Use the model's static stage (--no-static: MiniLM reads every query past the rules).")
+    ] = True,
+    static_threshold: Annotated[float | None, typer.Option(help="Override the static stage's threshold.")] = None,
+    compare: Annotated[
+        tuple[Path, Path] | None, typer.Option(help="OLD NEW model directories: show what a retrain changed on --data.")
+    ] = None,
+    errors: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every misclassified query here (JSONL: text, gold, predicted, stage, confidence, escalated)."
+        ),
+    ] = None,
+    by: Annotated[str | None, typer.Option(help="'source': accuracy per value of the data's source field.")] = None,
+) -> None:
     """Evaluate the cascade: metrics, stage coverage, escalation accuracy, threshold sweep."""
     if compare is not None:
         return _compare(data, *compare, json_out)
     from classifier.cascade import Cascade
     from classifier.data import load_dataset
-    from classifier.evaluate import (dump_json, evaluate as run_eval, format_report, static_sweep, sweep, write_csv,
-                                     write_sweep)
+    from classifier.evaluate import (
+        dump_json,
+        format_report,
+        static_sweep,
+        sweep,
+        write_csv,
+        write_sweep,
+    )
+    from classifier.evaluate import (
+        evaluate as run_eval,
+    )
     from classifier.llm import LookupClassifier
     from classifier.misses import accuracy_by, misclassified, write_jsonl
 
@@ -140,8 +186,11 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
     if llm is LLMMode.config:
         llm_answers = {t: d.label for t, d in zip(dataset.texts, decisions, strict=True) if d.stage == "llm"}
     # The sweep goes where the user said (--sweep, --out-dir, next to --json), never into the current folder.
-    prefix = sweep_out or (out_dir / "sweep" if out_dir else None) or (
-        json_out.with_name(json_out.stem + "-sweep") if json_out else None)
+    prefix = (
+        sweep_out
+        or (out_dir / "sweep" if out_dir else None)
+        or (json_out.with_name(json_out.stem + "-sweep") if json_out else None)
+    )
     rows = sweep(cascade, dataset, decisions, proba, llm_answers)
     static_rows = static_sweep(cascade, dataset, decisions, proba)
     metrics["sweep"] = {"rows": rows}
@@ -150,9 +199,12 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
     if by == "source":
         metrics["by_source"] = accuracy_by(dataset.sources, dataset.labels, [d.label for d in decisions])
     if prefix is not None:
-        csv_path, png_path = write_sweep(rows, prefix, chosen=cascade.threshold,
-                                         title=f"threshold sweep, stage 3 = {llm.value}"
-                                               + (" (upper bound)" if llm is LLMMode.oracle else ""))
+        csv_path, png_path = write_sweep(
+            rows,
+            prefix,
+            chosen=cascade.threshold,
+            title=f"threshold sweep, stage 3 = {llm.value}" + (" (upper bound)" if llm is LLMMode.oracle else ""),
+        )
         metrics["sweep"].update(csv=str(csv_path), png=str(png_path))
         if static_rows:
             metrics["static_sweep"]["csv"] = str(write_csv(static_rows, prefix.with_name(prefix.name + "-static.csv")))
@@ -165,8 +217,10 @@ def evaluate(data: Annotated[Path, typer.Option(help="Labeled queries to evaluat
     if prefix is None:
         typer.echo("\nsweep not written: pass --json FILE or --out-dir DIR to keep it (.csv and .png)")
     else:
-        typer.echo(f"\nsweep: {metrics['sweep']['csv']}, {metrics['sweep']['png']}"
-                   + (f"\nstatic-stage sweep: {metrics['static_sweep']['csv']}" if static_rows else ""))
+        typer.echo(
+            f"\nsweep: {metrics['sweep']['csv']}, {metrics['sweep']['png']}"
+            + (f"\nstatic-stage sweep: {metrics['static_sweep']['csv']}" if static_rows else "")
+        )
     if json_out:
         dump_json(metrics, json_out)
         typer.echo(f"metrics: {json_out}")
@@ -181,14 +235,16 @@ def _check_eval_labels(truth: Sequence[str], model_labels: Sequence[str], data: 
         raise LabelError(f"{data}: none of its labels {missing} is a label of the model {sorted(model_labels)}")
     if missing:
         share = sum(y in missing for y in truth) / len(truth)
-        typer.echo(f"warning: {share:.1%} of {data} has labels the model lacks ({missing}); those count as errors",
-                   err=True)
+        typer.echo(
+            f"warning: {share:.1%} of {data} has labels the model lacks ({missing}); those count as errors", err=True
+        )
 
 
 def _compare(data: Path, old: Path, new: Path, json_out: Path | None) -> None:
     from classifier.cascade import Cascade
     from classifier.data import load_dataset
-    from classifier.evaluate import dump_json, evaluate as run_eval
+    from classifier.evaluate import dump_json
+    from classifier.evaluate import evaluate as run_eval
 
     dataset = load_dataset(data)
     runs = {name: run_eval(Cascade.load(path), dataset) for name, path in (("old", old), ("new", new))}
@@ -204,22 +260,31 @@ def _compare(data: Path, old: Path, new: Path, json_out: Path | None) -> None:
     for label, v in m_new["per_label"].items():
         before = m_old["per_label"].get(label, {}).get("f1", 0.0)
         typer.echo(f"{'f1 ' + label:<22}{before:>10.4f}{v['f1']:>10.4f}{v['f1'] - before:>+10.4f}")
-    typer.echo(f"\n{sum(o != n for o, n in zip(old_pred, new_pred, strict=True))} predictions changed: "
-               f"{fixed} fixed, {broken} broken")
+    typer.echo(
+        f"\n{sum(o != n for o, n in zip(old_pred, new_pred, strict=True))} predictions changed: "
+        f"{fixed} fixed, {broken} broken"
+    )
     if json_out:
-        dump_json({"old": {k: m_old[k] for k in ("accuracy", "macro_f1", "escalation_rate", "per_label")},
-                   "new": {k: m_new[k] for k in ("accuracy", "macro_f1", "escalation_rate", "per_label")},
-                   "fixed": fixed, "broken": broken}, json_out)
+        dump_json(
+            {
+                "old": {k: m_old[k] for k in ("accuracy", "macro_f1", "escalation_rate", "per_label")},
+                "new": {k: m_new[k] for k in ("accuracy", "macro_f1", "escalation_rate", "per_label")},
+                "fixed": fixed,
+                "broken": broken,
+            },
+            json_out,
+        )
 
 
 @app.command()
-def report(out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
-           db: Annotated[str | None, typer.Option(help="Telemetry database URL; default: the config's.")] = None,
-           config: Annotated[Path | None, typer.Option(help="Routing config (pool prices for the baseline).")] = None,
-           since: Annotated[str | None, typer.Option(help="Only events from this date (YYYY-MM-DD) on.")] = None,
-           json_out: Annotated[Path | None, typer.Option("--json", help="Also write the numbers as JSON.")] = None,
-           baseline_pool: Annotated[str, typer.Option(help="Pool of the send-everything-there baseline.")] = "capable"
-           ) -> None:
+def report(
+    out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
+    db: Annotated[str | None, typer.Option(help="Telemetry database URL; default: the config's.")] = None,
+    config: Annotated[Path | None, typer.Option(help="Routing config (pool prices for the baseline).")] = None,
+    since: Annotated[str | None, typer.Option(help="Only events from this date (YYYY-MM-DD) on.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the numbers as JSON.")] = None,
+    baseline_pool: Annotated[str, typer.Option(help="Pool of the send-everything-there baseline.")] = "capable",
+) -> None:
     """Write the monitoring report (self-contained HTML, optional JSON) from telemetry events."""
     from datetime import UTC, datetime
 
@@ -245,17 +310,19 @@ def report(out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path
         json_out.write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-review_app = typer.Typer(help="Label uncertain production requests and feed them back into training.",
-                         no_args_is_help=True)
+review_app = typer.Typer(
+    help="Label uncertain production requests and feed them back into training.", no_args_is_help=True
+)
 app.add_typer(review_app, name="review")
 
 
 @review_app.command("export")
-def review_export(out: Annotated[Path, typer.Option(help="JSONL to write for labeling.")],
-                  db: Annotated[str, typer.Option(help="Telemetry database URL.")],
-                  n: Annotated[int, typer.Option(help="How many requests.")] = 200,
-                  low_confidence: Annotated[float, typer.Option(help="Also export requests below this confidence.")]
-                  = 0.8) -> None:
+def review_export(
+    out: Annotated[Path, typer.Option(help="JSONL to write for labeling.")],
+    db: Annotated[str, typer.Option(help="Telemetry database URL.")],
+    n: Annotated[int, typer.Option(help="How many requests.")] = 200,
+    low_confidence: Annotated[float, typer.Option(help="Also export requests below this confidence.")] = 0.8,
+) -> None:
     """Write a label-stratified sample of escalated and low-confidence requests (needs stored text)."""
     from routing.review import export_for_review
     from routing.telemetry import TelemetryStore
@@ -265,22 +332,28 @@ def review_export(out: Annotated[Path, typer.Option(help="JSONL to write for lab
 
 
 @review_app.command("import")
-def review_import(labels: Annotated[Path, typer.Option(help="The labeled JSONL from review export.")],
-                  into: Annotated[Path, typer.Option(help="Training JSONL to merge into.")],
-                  out: Annotated[Path | None, typer.Option(help="Write the merged file here instead.")] = None) -> None:
+def review_import(
+    labels: Annotated[Path, typer.Option(help="The labeled JSONL from review export.")],
+    into: Annotated[Path, typer.Option(help="Training JSONL to merge into.")],
+    out: Annotated[Path | None, typer.Option(help="Write the merged file here instead.")] = None,
+) -> None:
     """Merge reviewed labels into a training file: duplicates skipped, conflicts reported."""
     from routing.review import import_reviewed
 
     s = import_reviewed(labels, into, out=out)
     typer.echo(f"added {s.added}, duplicates {s.duplicates}, unlabeled {s.unlabeled}, conflicts {len(s.conflicts)}")
     for c in s.conflicts:
-        typer.echo(f"  conflict line {c['line']}: training says {c['existing']!r}, review says {c['reviewed']!r}: "
-                   f"{c['text']!r}")
+        typer.echo(
+            f"  conflict line {c['line']}: training says {c['existing']!r}, review says {c['reviewed']!r}: "
+            f"{c['text']!r}"
+        )
 
 
 @app.command()
-def classify(queries: Annotated[list[str], typer.Argument(help="Queries to classify.")],
-             model: Annotated[Path | None, typer.Option(help="Model directory; default: the shipped model.")] = None) -> None:
+def classify(
+    queries: Annotated[list[str], typer.Argument(help="Queries to classify.")],
+    model: Annotated[Path | None, typer.Option(help="Model directory; default: the shipped model.")] = None,
+) -> None:
     """Classify queries with the cascade (stage 3 off) and print each decision."""
     from classifier.cascade import Cascade
 
@@ -291,9 +364,12 @@ def classify(queries: Annotated[list[str], typer.Argument(help="Queries to class
 
 
 @app.command()
-def route(query: Annotated[str, typer.Argument(help="The query to route.")],
-          config: Annotated[Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, "
-                                                           "else the demo config.")] = None) -> None:
+def route(
+    query: Annotated[str, typer.Argument(help="The query to route.")],
+    config: Annotated[
+        Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, else the demo config.")
+    ] = None,
+) -> None:
     """Print the decision and the pool a query would go to, without calling any model."""
     from routing.complete import get_router
 
@@ -304,18 +380,23 @@ def route(query: Annotated[str, typer.Argument(help="The query to route.")],
 
 
 @app.command()
-def complete(query: Annotated[str, typer.Argument(help="The query to send.")],
-             config: Annotated[Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, "
-                                                              "else the demo config.")] = None) -> None:
+def complete(
+    query: Annotated[str, typer.Argument(help="The query to send.")],
+    config: Annotated[
+        Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, else the demo config.")
+    ] = None,
+) -> None:
     """Route the query and complete it; prints the reply and how it was served."""
     from routing.router import TaskRouter
 
     with TaskRouter(_config_path(config)) as tr:  # closing writes this request's telemetry before exit
         r = tr.complete(query)
     typer.echo(r.text)
-    typer.echo(f"-- label={r.decision.label} stage={r.decision.stage} escalated={r.decision.escalated} "
-               f"requested={r.requested_pool} served={r.served_pool} deployment={r.deployment} fallback={r.fallback} "
-               f"tokens={r.prompt_tokens}+{r.completion_tokens} cost=${r.cost_usd:.6f} latency={r.latency_s * 1000:.0f} ms")
+    typer.echo(
+        f"-- label={r.decision.label} stage={r.decision.stage} escalated={r.decision.escalated} "
+        f"requested={r.requested_pool} served={r.served_pool} deployment={r.deployment} fallback={r.fallback} "
+        f"tokens={r.prompt_tokens}+{r.completion_tokens} cost=${r.cost_usd:.6f} latency={r.latency_s * 1000:.0f} ms"
+    )
 
 
 def _config_path(config: Path | None) -> Path:

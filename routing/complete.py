@@ -43,9 +43,13 @@ def close_all() -> None:
         router.close()
 
 
-def route_and_complete(query: str, history: list[dict] | None = None, *,
-                       config: str | Path | Config | dict | TaskRouter | None = None,
-                       **litellm_kwargs: Any) -> RoutedCompletion | RoutedStream:
+def route_and_complete(
+    query: str,
+    history: list[dict] | None = None,
+    *,
+    config: str | Path | Config | dict | TaskRouter | None = None,
+    **litellm_kwargs: Any,
+) -> RoutedCompletion | RoutedStream:
     """Classify `query`, send it (after `history`) to its pool, and return the routed result.
 
     >>> r = route_and_complete("solve x^2 = 9", config="routing/configs/demo.yaml")  # doctest: +SKIP
@@ -55,8 +59,12 @@ def route_and_complete(query: str, history: list[dict] | None = None, *,
     return get_router(config).complete(query, history, **litellm_kwargs)
 
 
-async def aroute_and_complete(query: str, history: list[dict] | None = None, *,
-                              config: str | Path | Config | dict | TaskRouter | None = None,
-                              **litellm_kwargs: Any) -> RoutedCompletion | RoutedStream:
+async def aroute_and_complete(
+    query: str,
+    history: list[dict] | None = None,
+    *,
+    config: str | Path | Config | dict | TaskRouter | None = None,
+    **litellm_kwargs: Any,
+) -> RoutedCompletion | RoutedStream:
     """Async `route_and_complete`."""
     return await get_router(config).acomplete(query, history, **litellm_kwargs)

@@ -41,8 +41,14 @@ class Deployment(_Strict):
         return self
 
 
-RoutingStrategy = Literal["simple-shuffle", "least-busy", "usage-based-routing", "usage-based-routing-v2",
-                          "latency-based-routing", "cost-based-routing"]
+RoutingStrategy = Literal[
+    "simple-shuffle",
+    "least-busy",
+    "usage-based-routing",
+    "usage-based-routing-v2",
+    "latency-based-routing",
+    "cost-based-routing",
+]
 
 
 class RoutingGroup(_Strict):
@@ -170,15 +176,19 @@ class Config(_Strict):
         for i, group in enumerate(rs.routing_groups):
             where = f"router_settings.routing_groups[{i}]"
             if group.group_name == "default" or group.group_name in pools:
-                raise ConfigError(f"{group.group_name!r} is reserved or a pool name; name the group differently",
-                                  path=f"{where}.group_name")
+                raise ConfigError(
+                    f"{group.group_name!r} is reserved or a pool name; name the group differently",
+                    path=f"{where}.group_name",
+                )
             if any(g.group_name == group.group_name for g in rs.routing_groups[:i]):
                 raise ConfigError(f"duplicate group name {group.group_name!r}", path=f"{where}.group_name")
             for pool in group.models:
                 need(pool, f"{where}.models")
                 if pool in owner:
-                    raise ConfigError(f"pool {pool!r} is already in group {owner[pool]!r}; a pool belongs to at most "
-                                      "one group", path=f"{where}.models")
+                    raise ConfigError(
+                        f"pool {pool!r} is already in group {owner[pool]!r}; a pool belongs to at most one group",
+                        path=f"{where}.models",
+                    )
                 owner[pool] = group.group_name
 
     def uses_strategy(self, strategy: str) -> bool:
@@ -189,7 +199,7 @@ class Config(_Strict):
 
 def _walk_env(value: Any, where: str, found: list[tuple[str, str]]) -> None:
     if isinstance(value, str) and value.startswith(ENV_PREFIX):
-        found.append((where, value[len(ENV_PREFIX):]))
+        found.append((where, value[len(ENV_PREFIX) :]))
     elif isinstance(value, dict):
         for k, v in value.items():
             _walk_env(v, f"{where}.{k}" if where else str(k), found)
@@ -201,7 +211,7 @@ def _walk_env(value: Any, where: str, found: list[tuple[str, str]]) -> None:
 def resolve_secrets(value: Any, where: str = "") -> Any:
     """A copy of `value` with every `os.environ/NAME` replaced by the variable's value."""
     if isinstance(value, str) and value.startswith(ENV_PREFIX):
-        name = value[len(ENV_PREFIX):]
+        name = value[len(ENV_PREFIX) :]
         if name not in os.environ:
             raise ConfigError(f"environment variable {name} is not set", path=where or None)
         return os.environ[name]

@@ -14,12 +14,25 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
 from classifier.data import check_query
 from classifier.errors import QueryError
 
-__all__ = ["CONTEXT_CHARS", "QUERY_HEAD_CHARS", "QUERY_TAIL_CHARS", "REFER_BACK_MAX_WORDS", "REFER_BACK_WORDS",
-           "Conversation", "classifier_text", "earlier_text", "message_text", "read_history", "read_messages",
-           "refers_back", "window"]
+__all__ = [
+    "CONTEXT_CHARS",
+    "QUERY_HEAD_CHARS",
+    "QUERY_TAIL_CHARS",
+    "REFER_BACK_MAX_WORDS",
+    "REFER_BACK_WORDS",
+    "Conversation",
+    "classifier_text",
+    "earlier_text",
+    "message_text",
+    "read_history",
+    "read_messages",
+    "refers_back",
+    "window",
+]
 
 QUERY_HEAD_CHARS = 3_000
 """Characters read from the start of a long query."""
@@ -30,7 +43,8 @@ CONTEXT_CHARS = 1_000
 
 REFER_BACK_MAX_WORDS = 12
 """A follow-up longer than this is never read as only referring back."""
-REFER_BACK_WORDS = frozenset("""
+REFER_BACK_WORDS = frozenset(
+    """
 a an the and or but so then now also too just again still even only very really quite much more less bit little lot
 to of in on for with about at by from as into than like
 i me my we us our you your it its they them their this that these those there here what which who how why when
@@ -43,7 +57,8 @@ add remove mean meant understand got get said say wrote write think sure repeat 
 answer answers example examples version detail details detailed depth shorter longer clearer simpler better worse
 formal informal casual concise brief sentence sentences paragraph paragraphs word words point points tone way
 result results output response reply another other else wrong right correct clear sound sounds
-""".split())
+""".split()
+)
 """Words a follow-up that only refers back to the conversation is made of ("make it shorter", "explain that
 step by step", "try again"): pronouns, function words and generic edit or explain requests. Chosen from general
 categories; a follow-up with any other word (a task or topic: "poem", "Python", "integral", "capital") may switch."""
@@ -81,8 +96,9 @@ def message_text(content: object, *, field: str = "content") -> str:
             elif isinstance(part, Mapping):
                 if part.get("type") == "text" and "text" in part:
                     if not isinstance(part["text"], str):
-                        raise QueryError(f"must be a string, got {type(part['text']).__name__}",
-                                         field=f"{field}[{j}].text")
+                        raise QueryError(
+                            f"must be a string, got {type(part['text']).__name__}", field=f"{field}[{j}].text"
+                        )
                     texts.append(part["text"])
             else:
                 raise QueryError(f"must be a string or an object, got {type(part).__name__}", field=f"{field}[{j}]")
@@ -132,7 +148,7 @@ def _user_texts(messages: object, field: str) -> list[str]:
 
 def earlier_text(conversation: Conversation, context_turns: int) -> str:
     """The recent earlier user turns, as the classifier read them when each was the query (one turn: the same)."""
-    return "\n".join(window(t) for t in conversation.earlier[-max(1, context_turns):])
+    return "\n".join(window(t) for t in conversation.earlier[-max(1, context_turns) :])
 
 
 def classifier_text(conversation: Conversation, context_turns: int) -> tuple[str, str | None]:

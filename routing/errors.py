@@ -1,30 +1,41 @@
 """Completion errors. Every LiteLLM exception maps to one of these in `routing._litellm.map_exception`.
 
-    TaskRouterError                       (classifier.errors)
-    ├── ConfigError (ValueError)          (classifier.errors) malformed config; `.path` names the field
-    └── CompletionError                   a routed completion failed: `.pool`, `.deployment`
-        ├── RateLimited                   429 from the provider or no deployment left in the pool
-        ├── CompletionTimeout (TimeoutError)
-        ├── ContextWindowExceeded         the prompt is too long for every pool tried
-        ├── ProviderUnavailable           5xx, connection errors
-        ├── AuthenticationFailed          401/403
-        ├── BadRequest (ValueError)       the provider rejected the request itself
-        └── PoolsExhausted                the pool and all its fallbacks failed; `.cause` is the last error type
+TaskRouterError                       (classifier.errors)
+├── ConfigError (ValueError)          (classifier.errors) malformed config; `.path` names the field
+└── CompletionError                   a routed completion failed: `.pool`, `.deployment`
+    ├── RateLimited                   429 from the provider or no deployment left in the pool
+    ├── CompletionTimeout (TimeoutError)
+    ├── ContextWindowExceeded         the prompt is too long for every pool tried
+    ├── ProviderUnavailable           5xx, connection errors
+    ├── AuthenticationFailed          401/403
+    ├── BadRequest (ValueError)       the provider rejected the request itself
+    └── PoolsExhausted                the pool and all its fallbacks failed; `.cause` is the last error type
 """
 
 from __future__ import annotations
 
 from classifier.errors import ConfigError, TaskRouterError
 
-__all__ = ["AuthenticationFailed", "BadRequest", "CompletionError", "CompletionTimeout", "ConfigError",
-           "ContextWindowExceeded", "PoolsExhausted", "ProviderUnavailable", "RateLimited", "TaskRouterError"]
+__all__ = [
+    "AuthenticationFailed",
+    "BadRequest",
+    "CompletionError",
+    "CompletionTimeout",
+    "ConfigError",
+    "ContextWindowExceeded",
+    "PoolsExhausted",
+    "ProviderUnavailable",
+    "RateLimited",
+    "TaskRouterError",
+]
 
 
 class CompletionError(TaskRouterError):
     """A routed completion failed; `pool` is the pool asked for, `deployment` the last one tried (if known)."""
 
-    def __init__(self, message: str, *, pool: str | None = None, deployment: str | None = None,
-                 status_code: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, pool: str | None = None, deployment: str | None = None, status_code: int | None = None
+    ) -> None:
         super().__init__(message)
         self.pool, self.deployment, self.status_code = pool, deployment, status_code
 

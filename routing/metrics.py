@@ -49,8 +49,9 @@ def prometheus() -> PrometheusMetrics:
             try:
                 import prometheus_client  # noqa: F401
             except ImportError:
-                raise ConfigError("needs prometheus_client: pip install 'taskrouter[metrics]'",
-                                  path="taskrouter.metrics") from None
+                raise ConfigError(
+                    "needs prometheus_client: pip install 'taskrouter[metrics]'", path="taskrouter.metrics"
+                ) from None
             _shared = PrometheusMetrics()
         return _shared
 
@@ -65,16 +66,31 @@ class PrometheusMetrics(CustomLogger):
         super().__init__()
         self.router_ids: set[str] = set()  # count only these TaskRouters' requests (LiteLLM's callbacks are global)
         reg = registry if registry is not None else REGISTRY
-        self.decisions = Counter("taskrouter_decisions", "Routing decisions of the taskrouter cascade",
-                                 ["label", "stage", "escalated", "requested_pool"], registry=reg)
-        self.decision_seconds = Histogram("taskrouter_decision_seconds", "Time the cascade took to decide",
-                                          ["stage"], buckets=_DECISION_BUCKETS, registry=reg)
-        self.responses = Counter("taskrouter_responses", "LiteLLM call records of routed requests",
-                                 ["requested_pool", "served_pool", "fallback", "status"], registry=reg)
-        self.cost = Counter("taskrouter_cost_usd", "Cost of routed requests in USD",
-                            ["requested_pool", "served_pool"], registry=reg)
-        self.response_seconds = Histogram("taskrouter_response_seconds", "Time of LiteLLM calls for routed requests",
-                                          ["served_pool"], registry=reg)
+        self.decisions = Counter(
+            "taskrouter_decisions",
+            "Routing decisions of the taskrouter cascade",
+            ["label", "stage", "escalated", "requested_pool"],
+            registry=reg,
+        )
+        self.decision_seconds = Histogram(
+            "taskrouter_decision_seconds",
+            "Time the cascade took to decide",
+            ["stage"],
+            buckets=_DECISION_BUCKETS,
+            registry=reg,
+        )
+        self.responses = Counter(
+            "taskrouter_responses",
+            "LiteLLM call records of routed requests",
+            ["requested_pool", "served_pool", "fallback", "status"],
+            registry=reg,
+        )
+        self.cost = Counter(
+            "taskrouter_cost_usd", "Cost of routed requests in USD", ["requested_pool", "served_pool"], registry=reg
+        )
+        self.response_seconds = Histogram(
+            "taskrouter_response_seconds", "Time of LiteLLM calls for routed requests", ["served_pool"], registry=reg
+        )
 
     def decided(self, decision: Decision, pool: str) -> None:
         """Count one decision for the requested `pool`."""

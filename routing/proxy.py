@@ -88,8 +88,14 @@ class TaskRouterHook(CustomLogger):
     instances, or redefine the hooks in a subclass.
     """
 
-    def __init__(self, config: str | Path | dict | Config | None = None, *, model: str = DEFAULT_MODEL,
-                 cascade: Cascade | None = None, prometheus: bool | None = None) -> None:
+    def __init__(
+        self,
+        config: str | Path | dict | Config | None = None,
+        *,
+        model: str = DEFAULT_MODEL,
+        cascade: Cascade | None = None,
+        prometheus: bool | None = None,
+    ) -> None:
         """`prometheus`: count decisions on the proxy's `/metrics` (routing/metrics.py); None = when installed."""
         super().__init__()
         self.config = config
@@ -122,9 +128,9 @@ class TaskRouterHook(CustomLogger):
         data["model"] = pool
         return data
 
-    async def async_post_call_response_headers_hook(self, data: dict, user_api_key_dict: Any, response: Any,
-                                                    request_headers: dict[str, str] | None = None
-                                                    ) -> dict[str, str] | None:
+    async def async_post_call_response_headers_hook(
+        self, data: dict, user_api_key_dict: Any, response: Any, request_headers: dict[str, str] | None = None
+    ) -> dict[str, str] | None:
         """The decision as `x-taskrouter-*` headers (success and failure, streaming or not)."""
         record = (data.get("metadata") or {}).get("taskrouter") if isinstance(data, dict) else None
         return decision_headers(record) if isinstance(record, dict) else None
@@ -154,8 +160,9 @@ class TaskRouterHook(CustomLogger):
             if self._decider is None:
                 # Inside the proxy, its own Router serves the request and stage 3: taskrouter only decides.
                 # Outside it (tests, scripts) TaskRouter builds a Router from the config's model_list.
-                self._decider = TaskRouter(load_routing_config(self.config), cascade=self.cascade,
-                                           router=_litellm.proxy_router())
+                self._decider = TaskRouter(
+                    load_routing_config(self.config), cascade=self.cascade, router=_litellm.proxy_router()
+                )
                 if self.prometheus or (self.prometheus is None and available()):
                     self._metrics = self._decider.metrics = prometheus()
                     self._metrics.router_ids.add(hex(id(self._decider)))

@@ -26,8 +26,9 @@ def _pool_prices(config: Config | None, pool: str) -> tuple[float, float] | None
     return None
 
 
-def compute_metrics(events: Sequence[dict[str, Any]], *, config: Config | None = None,
-                    baseline_pool: str = "capable") -> dict[str, Any]:
+def compute_metrics(
+    events: Sequence[dict[str, Any]], *, config: Config | None = None, baseline_pool: str = "capable"
+) -> dict[str, Any]:
     """The report's numbers. `baseline_cost_usd` prices every request's tokens at `baseline_pool`'s rates."""
     n = len(events)
     ok = [e for e in events if e["status"] == "success"]
@@ -38,8 +39,11 @@ def compute_metrics(events: Sequence[dict[str, Any]], *, config: Config | None =
     for e in ok:
         cost[e["served_pool"]] += e["cost_usd"] or 0.0
     prices = _pool_prices(config, baseline_pool)
-    baseline = (sum((e["input_tokens"] or 0) * prices[0] + (e["output_tokens"] or 0) * prices[1] for e in ok)
-                if prices else None)
+    baseline = (
+        sum((e["input_tokens"] or 0) * prices[0] + (e["output_tokens"] or 0) * prices[1] for e in ok)
+        if prices
+        else None
+    )
     by_period: dict[str, list[bool]] = defaultdict(list)
     span = (events[-1]["ts"] - events[0]["ts"]).total_seconds() if n > 1 else 0
     fmt = "%Y-%m-%d" if span > 2 * 86400 else "%Y-%m-%d %H:00"
@@ -61,9 +65,16 @@ def compute_metrics(events: Sequence[dict[str, Any]], *, config: Config | None =
         "escalation_over_time": {k: sum(v) / len(v) for k, v in sorted(by_period.items())},
         "stage_coverage": {s: c / n for s, c in stages.most_common()} if n else {},
         "error_classes": dict(Counter(e["error_class"] for e in events if e["error_class"])),
-        "escalated_sample": [{"text": e["query_text"], "label": e["label"], "confidence": e["confidence"],
-                              "served_pool": e["served_pool"]}
-                             for e in events if e["escalated"] and e["query_text"]][:25],
+        "escalated_sample": [
+            {
+                "text": e["query_text"],
+                "label": e["label"],
+                "confidence": e["confidence"],
+                "served_pool": e["served_pool"],
+            }
+            for e in events
+            if e["escalated"] and e["query_text"]
+        ][:25],
     }
 
 
@@ -73,30 +84,42 @@ def readings(m: dict[str, Any]) -> dict[str, str]:
     dist = m["pool_distribution"]
     top = max(dist.items(), key=lambda kv: kv[1]) if dist else None
     if top and top[0] == m["baseline_pool"] and top[1] > 0.9:
-        out["pool_distribution"] = (f"{top[1]:.0%} of traffic is served by {top[0]!r}: the classifier is too "
-                                    "conservative (or fallbacks hide failing pools); review escalations.")
+        out["pool_distribution"] = (
+            f"{top[1]:.0%} of traffic is served by {top[0]!r}: the classifier is too "
+            "conservative (or fallbacks hide failing pools); review escalations."
+        )
     elif top:
         out["pool_distribution"] = f"Largest pool: {top[0]!r} with {top[1]:.0%} of served traffic."
     busy = {p: r for p, r in m["fallback_rate"].items() if r > 0.05}
-    out["fallback_rate"] = ("Frequent fallbacks from " + ", ".join(f"{p!r} ({r:.0%})" for p, r in busy.items())
-                            + ": the pool is under-sized, rate-limited or failing; add deployments or capacity."
-                            if busy else "Fallbacks are rare (≤ 5 % per pool): pools are sized for the traffic.")
+    out["fallback_rate"] = (
+        "Frequent fallbacks from "
+        + ", ".join(f"{p!r} ({r:.0%})" for p, r in busy.items())
+        + ": the pool is under-sized, rate-limited or failing; add deployments or capacity."
+        if busy
+        else "Fallbacks are rare (≤ 5 % per pool): pools are sized for the traffic."
+    )
     if m["baseline_cost_usd"]:
         saved = 1 - m["total_cost_usd"] / m["baseline_cost_usd"]
-        out["cost_usd"] = (f"Routing cost ${m['total_cost_usd']:.4f} against ${m['baseline_cost_usd']:.4f} for "
-                           f"sending everything to {m['baseline_pool']!r}: {saved:.0%} "
-                           + ("saved." if saved >= 0 else "more: specialised pools cost more than the baseline."))
+        out["cost_usd"] = (
+            f"Routing cost ${m['total_cost_usd']:.4f} against ${m['baseline_cost_usd']:.4f} for "
+            f"sending everything to {m['baseline_pool']!r}: {saved:.0%} "
+            + ("saved." if saved >= 0 else "more: specialised pools cost more than the baseline.")
+        )
     else:
         out["cost_usd"] = f"No prices for {m['baseline_pool']!r} in the config: no baseline to compare against."
     rate = m["escalation_rate"]
-    out["escalation_rate"] = (f"{rate:.0%} of queries escalated past the embedding classifier: "
-                              + ("high: traffic has drifted from the training data; export escalations "
-                                 "(taskrouter review export), label them and retrain." if rate > 0.2 else
-                                 "within the expected range."))
+    out["escalation_rate"] = f"{rate:.0%} of queries escalated past the embedding classifier: " + (
+        "high: traffic has drifted from the training data; export escalations "
+        "(taskrouter review export), label them and retrain."
+        if rate > 0.2
+        else "within the expected range."
+    )
     heur, static = m["stage_coverage"].get("heuristic", 0.0), m["stage_coverage"].get("static", 0.0)
-    out["stage_coverage"] = (f"Keyword rules decided {heur:.0%} of queries"
-                             + (f" and the static classifier {static:.0%}" if static else "")
-                             + "; the rest needed MiniLM (or the LLM when escalated).")
+    out["stage_coverage"] = (
+        f"Keyword rules decided {heur:.0%} of queries"
+        + (f" and the static classifier {static:.0%}" if static else "")
+        + "; the rest needed MiniLM (or the LLM when escalated)."
+    )
     return out
 
 
@@ -130,9 +153,13 @@ def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generate
 
     bar("pool_distribution", "Traffic by served pool", m["pool_distribution"], "share of requests")
     bar("fallback_rate", "Fallback rate by requested pool", m["fallback_rate"], "share falling back")
-    bar("cost_usd", f"Cost by pool vs everything on {m['baseline_pool']!r}",
-        {**m["cost_usd"], "total": m["total_cost_usd"]}, "USD",
-        {f"all {m['baseline_pool']}": m["baseline_cost_usd"]} if m["baseline_cost_usd"] is not None else None)
+    bar(
+        "cost_usd",
+        f"Cost by pool vs everything on {m['baseline_pool']!r}",
+        {**m["cost_usd"], "total": m["total_cost_usd"]},
+        "USD",
+        {f"all {m['baseline_pool']}": m["baseline_cost_usd"]} if m["baseline_cost_usd"] is not None else None,
+    )
     fig, ax = plt.subplots(figsize=(5.5, 3))
     periods = list(m["escalation_over_time"])
     ax.plot(periods or ["(none)"], list(m["escalation_over_time"].values()) or [0], marker="o")
@@ -146,17 +173,24 @@ def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generate
     esc = html.escape
     sections = "".join(
         f'<section id="{key}"><h2>{esc(heading)}</h2><img alt="{esc(heading)}" src="data:image/png;base64,{img}">'
-        f'<p class="reading">{esc(notes.get(key, ""))}</p></section>' for key, heading, img in plots)
+        f'<p class="reading">{esc(notes.get(key, ""))}</p></section>'
+        for key, heading, img in plots
+    )
+
     def row(s: dict) -> str:
         conf = "" if s["confidence"] is None else f"{s['confidence']:.2f}"
-        return (f"<tr><td>{esc(str(s['text'])[:200])}</td><td>{esc(str(s['label']))}</td><td>{conf}</td>"
-                f"<td>{esc(str(s['served_pool']))}</td></tr>")
+        return (
+            f"<tr><td>{esc(str(s['text'])[:200])}</td><td>{esc(str(s['label']))}</td><td>{conf}</td>"
+            f"<td>{esc(str(s['served_pool']))}</td></tr>"
+        )
 
     sample = "".join(row(s) for s in m["escalated_sample"])
-    sample_html = (f"<table><tr><th>query (redacted)</th><th>label</th><th>confidence</th><th>served</th></tr>"
-                   f"{sample}</table>" if sample else
-                   "<p>No query text stored (set <code>taskrouter.telemetry.store_text: true</code> to keep a "
-                   "redacted sample).</p>")
+    sample_html = (
+        f"<table><tr><th>query (redacted)</th><th>label</th><th>confidence</th><th>served</th></tr>{sample}</table>"
+        if sample
+        else "<p>No query text stored (set <code>taskrouter.telemetry.store_text: true</code> to keep a "
+        "redacted sample).</p>"
+    )
     when = (generated or datetime.now()).strftime("%Y-%m-%d %H:%M")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
@@ -164,8 +198,8 @@ def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generate
 section{{margin:1.5em 0}}img{{max-width:100%}}.reading{{background:#f4f4f4;padding:.6em;border-left:4px solid #4878a8}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .5em;text-align:left}}</style></head>
 <body><h1>{esc(title)}</h1>
-<p>{m['requests']} requests ({m['failed']} failed) · escalation rate {m['escalation_rate']:.1%} ·
-cost ${m['total_cost_usd']:.4f}{'' if m['baseline_cost_usd'] is None else f" vs ${m['baseline_cost_usd']:.4f} baseline"}
+<p>{m["requests"]} requests ({m["failed"]} failed) · escalation rate {m["escalation_rate"]:.1%} ·
+cost ${m["total_cost_usd"]:.4f}{"" if m["baseline_cost_usd"] is None else f" vs ${m['baseline_cost_usd']:.4f} baseline"}
 · generated {when}</p>
 {sections}
 <section id="escalated_sample"><h2>Sample of escalated queries</h2>{sample_html}</section>

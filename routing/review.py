@@ -21,8 +21,9 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def export_for_review(events: Sequence[dict[str, Any]], out: str | Path, *, n: int = 200,
-                      low_confidence: float = 0.8, seed: int = 0) -> int:
+def export_for_review(
+    events: Sequence[dict[str, Any]], out: str | Path, *, n: int = 200, low_confidence: float = 0.8, seed: int = 0
+) -> int:
     """Write a label-stratified sample of escalated or low-confidence requests (with stored text) as JSONL."""
     pool: dict[str, list[dict]] = defaultdict(list)
     seen = set()
@@ -42,9 +43,20 @@ def export_for_review(events: Sequence[dict[str, Any]], out: str | Path, *, n: i
                 picked.append(pool[label].pop())
     with Path(out).open("w", encoding="utf-8") as f:
         for e in picked:
-            f.write(json.dumps({"request_id": e["request_id"], "text": e["query_text"], "predicted": e["label"],
-                                "stage": e["stage"], "confidence": e["confidence"], "label": None},
-                               ensure_ascii=False) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "request_id": e["request_id"],
+                        "text": e["query_text"],
+                        "predicted": e["label"],
+                        "stage": e["stage"],
+                        "confidence": e["confidence"],
+                        "label": None,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return len(picked)
 
 
@@ -74,8 +86,9 @@ def import_reviewed(reviewed: str | Path, training: str | Path, *, out: str | Pa
             if known[key] == label:
                 summary.duplicates += 1
             else:
-                summary.conflicts.append({"line": line_no, "text": text[:120], "existing": known[key],
-                                          "reviewed": label})
+                summary.conflicts.append(
+                    {"line": line_no, "text": text[:120], "existing": known[key], "reviewed": label}
+                )
             continue
         known[key] = label
         new_rows.append({"text": text, "label": label})

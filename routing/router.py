@@ -33,15 +33,23 @@ class TaskRouter:
     'math'
     """
 
-    def __init__(self, config: str | Config | dict | None = None, *, cascade: Cascade | None = None,
-                 router: _litellm.Router | None = None) -> None:
+    def __init__(
+        self,
+        config: str | Config | dict | None = None,
+        *,
+        cascade: Cascade | None = None,
+        router: _litellm.Router | None = None,
+    ) -> None:
         """`router`: an existing LiteLLM Router to use (e.g. the LiteLLM Proxy's); by default one is built."""
         self.config = load_config(config)
         self.router = router if router is not None else _litellm.build_router(self.config)
         settings = self.config.taskrouter
-        base = cascade or Cascade.load(self._model_path(), threshold=settings.classifier.threshold,
-                                        static=settings.classifier.static,
-                                        static_threshold=settings.classifier.static_threshold)
+        base = cascade or Cascade.load(
+            self._model_path(),
+            threshold=settings.classifier.threshold,
+            static=settings.classifier.static,
+            static_threshold=settings.classifier.static_threshold,
+        )
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base
         self._check_labels()
         # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
@@ -58,8 +66,11 @@ class TaskRouter:
         if settings.telemetry.url:
             from .telemetry import TelemetryCallback, TelemetryStore
 
-            self.telemetry = TelemetryCallback(TelemetryStore(settings.telemetry.url),
-                                               store_text=settings.telemetry.store_text, router_id=hex(id(self)))
+            self.telemetry = TelemetryCallback(
+                TelemetryStore(settings.telemetry.url),
+                store_text=settings.telemetry.store_text,
+                router_id=hex(id(self)),
+            )
             _litellm.add_callback(self.telemetry)
         self.closed = False
 
@@ -88,8 +99,10 @@ class TaskRouter:
         labels = set(self.cascade.labels)
         for label in self.config.taskrouter.pools:
             if label not in labels:
-                raise ConfigError(f"{label!r} is not a label of the classifier model; its labels are "
-                                  f"{sorted(labels)}", path=f"taskrouter.pools.{label}")
+                raise ConfigError(
+                    f"{label!r} is not a label of the classifier model; its labels are {sorted(labels)}",
+                    path=f"taskrouter.pools.{label}",
+                )
 
     def _model_path(self) -> Path | None:
         """The classifier model directory; a relative path is read from the config file's folder."""
@@ -109,8 +122,15 @@ class TaskRouter:
             raise ConfigError("no LLM classifier pool configured", path="taskrouter.llm_classifier.alias")
 
         def complete(messages: list[dict], timeout_s: float) -> str:
-            r = self.router.completion(model=settings.alias, messages=messages, timeout=timeout_s, num_retries=0,
-                                       max_tokens=16, temperature=0, metadata={"taskrouter_call": "llm_classifier"})
+            r = self.router.completion(
+                model=settings.alias,
+                messages=messages,
+                timeout=timeout_s,
+                num_retries=0,
+                max_tokens=16,
+                temperature=0,
+                metadata={"taskrouter_call": "llm_classifier"},
+            )
             return r.choices[0].message.content or ""
 
         return LLMClassifier(complete, labels, timeout_s=settings.timeout_s)
@@ -139,10 +159,15 @@ class TaskRouter:
     def plan(self, decision: Decision, query: str | None = None) -> tuple[str, dict[str, Any]]:
         """(pool, `metadata["taskrouter"]` record) for a decision: what callbacks, headers and telemetry read."""
         pool = self.pool_for(decision.label)
-        record: dict[str, Any] = {"label": decision.label, "stage": decision.stage,
-                                  "confidence": decision.confidence, "escalated": decision.escalated,
-                                  "requested_pool": pool, "router_id": hex(id(self)),
-                                  "request_id": uuid.uuid4().hex}
+        record: dict[str, Any] = {
+            "label": decision.label,
+            "stage": decision.stage,
+            "confidence": decision.confidence,
+            "escalated": decision.escalated,
+            "requested_pool": pool,
+            "router_id": hex(id(self)),
+            "request_id": uuid.uuid4().hex,
+        }
         if query is not None and self.config.taskrouter.telemetry.store_text:
             record["query"] = query
         if self.metrics is not None:
@@ -153,8 +178,9 @@ class TaskRouter:
         return self.config.pool_for(label)
 
     # -- completion -------------------------------------------------------------------------------------------
-    def complete(self, query: str, history: Sequence[dict] | None = None, **litellm_kwargs: Any
-                 ) -> RoutedCompletion | RoutedStream:
+    def complete(
+        self, query: str, history: Sequence[dict] | None = None, **litellm_kwargs: Any
+    ) -> RoutedCompletion | RoutedStream:
         """Classify and complete; with `stream=True` the chunks come as LiteLLM yields them."""
         decision = self.decide(query, history)
         pool, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
@@ -172,8 +198,9 @@ class TaskRouter:
         self._expect(kwargs)
         return self._finish(response, decision, pool, start, kwargs)
 
-    async def acomplete(self, query: str, history: Sequence[dict] | None = None, **litellm_kwargs: Any
-                        ) -> RoutedCompletion | RoutedStream:
+    async def acomplete(
+        self, query: str, history: Sequence[dict] | None = None, **litellm_kwargs: Any
+    ) -> RoutedCompletion | RoutedStream:
         """Async `complete`; classification runs in a worker thread so the event loop is not blocked."""
         decision = await asyncio.to_thread(self.decide, query, history)
         pool, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
@@ -187,8 +214,9 @@ class TaskRouter:
         return self._finish(response, decision, pool, start, kwargs)
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _request(self, decision: Decision, query: str, history: Sequence[dict] | None,
-                 kwargs: dict[str, Any]) -> tuple[str, list[dict], dict[str, Any]]:
+    def _request(
+        self, decision: Decision, query: str, history: Sequence[dict] | None, kwargs: dict[str, Any]
+    ) -> tuple[str, list[dict], dict[str, Any]]:
         for key in _RESERVED:
             if key in kwargs:
                 raise TypeError(f"{key!r} is chosen by taskrouter; pass the query and history instead")
@@ -207,8 +235,9 @@ class TaskRouter:
         if self.telemetry is not None and not kwargs.get("stream"):
             self.telemetry.expect(kwargs["metadata"]["taskrouter"]["request_id"], "success")
 
-    def _finish(self, response: Any, decision: Decision, pool: str, start: float,
-                kwargs: dict[str, Any]) -> RoutedCompletion | RoutedStream:
+    def _finish(
+        self, response: Any, decision: Decision, pool: str, start: float, kwargs: dict[str, Any]
+    ) -> RoutedCompletion | RoutedStream:
         if kwargs.get("stream"):
             return RoutedStream(response, decision, pool)
         return self._result(response, decision, pool, time.perf_counter() - start)
@@ -216,12 +245,18 @@ class TaskRouter:
     def _result(self, response: Any, decision: Decision, pool: str, latency_s: float) -> RoutedCompletion:
         served, deployment, cost = _litellm.served_by(response)
         usage = getattr(response, "usage", None)
-        return RoutedCompletion(response=response, decision=decision, requested_pool=pool,
-                                served_pool=served or pool, deployment=deployment,
-                                fallback=bool(served) and served != pool,
-                                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-                                cost_usd=cost, latency_s=latency_s)
+        return RoutedCompletion(
+            response=response,
+            decision=decision,
+            requested_pool=pool,
+            served_pool=served or pool,
+            deployment=deployment,
+            fallback=bool(served) and served != pool,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost_usd=cost,
+            latency_s=latency_s,
+        )
 
     def _error(self, exc: BaseException, pool: str) -> TaskRouterError:
         rs = self.config.router_settings

@@ -31,7 +31,8 @@ log = logging.getLogger("taskrouter.telemetry")
 
 metadata = sa.MetaData()
 events_table = sa.Table(
-    "taskrouter_events", metadata,
+    "taskrouter_events",
+    metadata,
     sa.Column("request_id", sa.String(80), primary_key=True),
     sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
     sa.Column("label", sa.String(64)),
@@ -66,8 +67,11 @@ def _v2(conn: sa.Connection) -> None:
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_SECRET = re.compile(r"\b(?:sk|pk|rk|api|key|token|ghp|gho|xox[abp])[-_][A-Za-z0-9_\-]{12,}\b|\bAKIA[0-9A-Z]{16}\b"
-                     r"|\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{5,}\b", re.IGNORECASE)
+_SECRET = re.compile(
+    r"\b(?:sk|pk|rk|api|key|token|ghp|gho|xox[abp])[-_][A-Za-z0-9_\-]{12,}\b|\bAKIA[0-9A-Z]{16}\b"
+    r"|\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{5,}\b",
+    re.IGNORECASE,
+)
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
 
 
@@ -84,15 +88,17 @@ class TelemetryStore:
         if "://" not in url:
             raise ConfigError("must be a database URL such as sqlite:///events.db", path="taskrouter.telemetry.url")
         if not create and url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-            file = Path(url[len("sqlite:///"):].split("?", 1)[0])
+            file = Path(url[len("sqlite:///") :].split("?", 1)[0])
             if not file.is_file():
                 raise ConfigError(f"no telemetry database at {str(file)!r}", path="db")
         if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url[len("postgresql://"):]
+            url = "postgresql+psycopg://" + url[len("postgresql://") :]
         try:
             self.engine = sa.create_engine(url, pool_pre_ping=True)
         except (sa.exc.ArgumentError, ImportError) as exc:
-            raise ConfigError(f"unusable database URL ({type(exc).__name__})", path="taskrouter.telemetry.url") from None
+            raise ConfigError(
+                f"unusable database URL ({type(exc).__name__})", path="taskrouter.telemetry.url"
+            ) from None
         self._migrated = False
 
     def migrate(self) -> int:
@@ -123,10 +129,13 @@ class TelemetryStore:
                 return
             if old["status"] == "success" and event["status"] != "success":
                 return
-            merged = {**event, "ts": min(_aware(old["ts"]), event["ts"]) if old["ts"] else event["ts"],
-                      "error_class": event.get("error_class") or old["error_class"],
-                      # attempts run one after another: the request took as long as all of them
-                      "latency_s": (old["latency_s"] or 0.0) + (event["latency_s"] or 0.0)}
+            merged = {
+                **event,
+                "ts": min(_aware(old["ts"]), event["ts"]) if old["ts"] else event["ts"],
+                "error_class": event.get("error_class") or old["error_class"],
+                # attempts run one after another: the request took as long as all of them
+                "latency_s": (old["latency_s"] or 0.0) + (event["latency_s"] or 0.0),
+            }
             conn.execute(t.update().where(t.c.request_id == event["request_id"]).values(**merged))
 
     def events(self, since: datetime | None = None) -> list[dict[str, Any]]:
@@ -151,8 +160,9 @@ def _aware(ts: datetime) -> datetime:
 class TelemetryCallback(CustomLogger):
     """LiteLLM callback recording taskrouter's routed requests (sync and async paths) without blocking them."""
 
-    def __init__(self, store: TelemetryStore, *, store_text: bool = False, max_queue: int = 10_000,
-                 router_id: str | None = None) -> None:
+    def __init__(
+        self, store: TelemetryStore, *, store_text: bool = False, max_queue: int = 10_000, router_id: str | None = None
+    ) -> None:
         super().__init__()
         self.store = store
         self.router_id = router_id  # record only this TaskRouter's requests (LiteLLM's callbacks are global)
@@ -202,8 +212,12 @@ class TelemetryCallback(CustomLogger):
             self._queue.put(None)
         written = done.wait(max(0.0, deadline - time.monotonic()))
         if missing or not written:
-            log.warning("telemetry: %d expected event(s) never arrived and %d queued event(s) were not written "
-                        "within %.1f s", missing, self._queue.qsize(), timeout)
+            log.warning(
+                "telemetry: %d expected event(s) never arrived and %d queued event(s) were not written within %.1f s",
+                missing,
+                self._queue.qsize(),
+                timeout,
+            )
         return not missing and written
 
     def close(self, timeout: float = 10.0) -> bool:
@@ -251,17 +265,24 @@ class TelemetryCallback(CustomLogger):
         if isinstance(start_time, datetime) and isinstance(end_time, datetime):
             latency = (end_time - start_time).total_seconds()
         text = tr.get("query")
-        return {"taskrouter_request_id": tr.get("request_id"),
+        return {
+            "taskrouter_request_id": tr.get("request_id"),
             "request_id": str(slo.get("trace_id") or kwargs.get("litellm_trace_id") or kwargs.get("litellm_call_id")),
             "ts": datetime.now(UTC),
-            "label": tr.get("label"), "stage": tr.get("stage"), "confidence": tr.get("confidence"),
-            "escalated": bool(tr.get("escalated")), "requested_pool": requested,
+            "label": tr.get("label"),
+            "stage": tr.get("stage"),
+            "confidence": tr.get("confidence"),
+            "escalated": bool(tr.get("escalated")),
+            "requested_pool": requested,
             "served_pool": served if status == "success" else None,
             "deployment": slo.get("model_id") or md.get("model_info", {}).get("id"),
             "fallback": bool(status == "success" and served and requested and served != requested),
-            "input_tokens": int(slo.get("prompt_tokens") or 0), "output_tokens": int(slo.get("completion_tokens") or 0),
+            "input_tokens": int(slo.get("prompt_tokens") or 0),
+            "output_tokens": int(slo.get("completion_tokens") or 0),
             "cost_usd": float(slo.get("response_cost") or kwargs.get("response_cost") or 0.0),
-            "latency_s": latency, "status": status, "error_class": err,
+            "latency_s": latency,
+            "status": status,
+            "error_class": err,
             "query_text": redact(text) if (self.store_text and isinstance(text, str)) else None,
         }
 

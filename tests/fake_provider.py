@@ -92,7 +92,9 @@ class _Handler(BaseHTTPRequestHandler):
             with self.fake.lock:
                 return self._send(200, {"requests": list(self.fake.requests)})
         if self.path.rstrip("/").endswith("/models"):
-            return self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in self.fake.behaviour]})
+            return self._send(
+                200, {"object": "list", "data": [{"id": m, "object": "model"} for m in self.fake.behaviour]}
+            )
         return self._send(404, {"error": {"message": "not found"}})
 
     def do_POST(self) -> None:
@@ -115,8 +117,15 @@ class _Handler(BaseHTTPRequestHandler):
         with self.fake.lock:
             self.fake.counts[model] = count = self.fake.counts.get(model, 0) + 1
             beh = dict(self.fake.behaviour.get(model, {"mode": "ok"}))
-            self.fake.requests.append({"model": model, "words": words, "stream": bool(body.get("stream")),
-                                       "t": time.time(), "roles": [m.get("role") for m in body.get("messages", [])]})
+            self.fake.requests.append(
+                {
+                    "model": model,
+                    "words": words,
+                    "stream": bool(body.get("stream")),
+                    "t": time.time(),
+                    "roles": [m.get("role") for m in body.get("messages", [])],
+                }
+            )
         mode = beh.get("mode", "ok")
         if mode == "flaky" and count % int(beh.get("fail_every", 2)) == 0:
             mode = "500"
@@ -125,24 +134,43 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "401":
             return self._error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key")
         if mode == "429":
-            return self._error(429, "Rate limit reached (injected)", "requests", "rate_limit_exceeded",
-                               {"retry-after": beh.get("retry_after", 1)})
+            return self._error(
+                429,
+                "Rate limit reached (injected)",
+                "requests",
+                "rate_limit_exceeded",
+                {"retry-after": beh.get("retry_after", 1)},
+            )
         if mode == "slow":
             time.sleep(float(beh.get("delay", 3.0)))
         if mode == "ctx" and words > int(beh.get("max_tokens", 50)):
             limit = int(beh.get("max_tokens", 50))
-            return self._error(400, f"This model's maximum context length is {limit} tokens. However, your messages "
-                                    f"resulted in {words} tokens. Please reduce the length of the messages.",
-                               "invalid_request_error", "context_length_exceeded")
+            return self._error(
+                400,
+                f"This model's maximum context length is {limit} tokens. However, your messages "
+                f"resulted in {words} tokens. Please reduce the length of the messages.",
+                "invalid_request_error",
+                "context_length_exceeded",
+            )
         reply = beh.get("reply", f"[{model}] ok")
-        usage = {"prompt_tokens": words, "completion_tokens": len(reply.split()),
-                 "total_tokens": words + len(reply.split())}
+        usage = {
+            "prompt_tokens": words,
+            "completion_tokens": len(reply.split()),
+            "total_tokens": words + len(reply.split()),
+        }
         if body.get("stream"):
             return self._stream(model, reply, usage, body)
-        self._send(200, {"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion",
-                         "created": int(time.time()), "model": model,
-                         "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                                      "finish_reason": "stop"}], "usage": usage})
+        self._send(
+            200,
+            {
+                "id": "chatcmpl-" + uuid.uuid4().hex[:12],
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+                "usage": usage,
+            },
+        )
 
     def _stream(self, model: str, reply: str, usage: dict, body: dict) -> None:
         self.send_response(200)
@@ -152,16 +180,28 @@ class _Handler(BaseHTTPRequestHandler):
         cid = "chatcmpl-" + uuid.uuid4().hex[:12]
 
         def chunk(delta: dict, finish: str | None = None, **extra) -> bytes:
-            obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                   "choices": [{"index": 0, "delta": delta, "finish_reason": finish}], **extra}
+            obj = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                **extra,
+            }
             return f"data: {json.dumps(obj)}\n\n".encode()
 
         for i, word in enumerate(reply.split(" ")):
             self.wfile.write(chunk({"role": "assistant", "content": word} if i == 0 else {"content": " " + word}))
         self.wfile.write(chunk({}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
-            obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": model,
-                   "choices": [], "usage": usage}
+            obj = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [],
+                "usage": usage,
+            }
             self.wfile.write(f"data: {json.dumps(obj)}\n\n".encode())
         self.wfile.write(b"data: [DONE]\n\n")
         self.wfile.flush()
@@ -171,8 +211,12 @@ class _Handler(BaseHTTPRequestHandler):
 def control(base_url: str, **behaviours: dict) -> None:
     """Set behaviours on a fake provider running in another process."""
     root = base_url.rsplit("/v1", 1)[0]
-    req = urllib.request.Request(root + "/_control", data=json.dumps(behaviours).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
+    req = urllib.request.Request(
+        root + "/_control",
+        data=json.dumps(behaviours).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
     urllib.request.urlopen(req, timeout=5).read()
 
 

@@ -26,8 +26,12 @@ def test_decision_shape_and_immutability(cascade):
 
 
 def test_batch_agrees_with_single(cascade):
-    texts = ["integrate sin(x) dx", "write a limerick about a cat", "fix this: for i in range(10) print(i)",
-             "best time to visit Kyoto?"]
+    texts = [
+        "integrate sin(x) dx",
+        "write a limerick about a cat",
+        "fix this: for i in range(10) print(i)",
+        "best time to visit Kyoto?",
+    ]
     assert [d.label for d in cascade.classify_batch(texts)] == [cascade.classify(t).label for t in texts]
 
 
@@ -56,8 +60,11 @@ def test_stage_three_is_off_by_default(cascade):
     assert d.escalated and d.stage == "embedding" and [s.stage for s in d.trail] == ["embedding"]
 
 
-@pytest.mark.parametrize(("value", "error"), [("", QueryError), ("   ", QueryError), (12, QueryError),
-                                              ("x" * 100_001, QueryError)], ids=["empty", "blank", "int", "huge"])
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [("", QueryError), ("   ", QueryError), (12, QueryError), ("x" * 100_001, QueryError)],
+    ids=["empty", "blank", "int", "huge"],
+)
 def test_bad_queries(cascade, value, error):
     with pytest.raises(error):
         cascade.classify(value)

@@ -12,8 +12,9 @@ from tests.conftest import ROOT
 
 
 def run(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "routing.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "routing.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +22,30 @@ def tiny_csv(tmp_path_factory):
     """A user-chosen label set in CSV."""
     rows = ["text,label"]
     for label, texts in {
-        "billing": ["I was charged twice", "refund my last invoice", "update my credit card", "why is my bill higher",
-                    "cancel my subscription payment", "the invoice has the wrong VAT number"],
-        "tech": ["the app crashes at login", "password reset email never arrives", "page shows error 502",
-                 "sync stopped working on android", "cannot upload files bigger than 2MB", "dark mode is broken"],
-        "sales": ["do you offer volume discounts", "I want a demo for my team", "pricing for 50 seats",
-                  "can we get an enterprise contract", "is there a nonprofit plan", "talk to someone about buying"],
+        "billing": [
+            "I was charged twice",
+            "refund my last invoice",
+            "update my credit card",
+            "why is my bill higher",
+            "cancel my subscription payment",
+            "the invoice has the wrong VAT number",
+        ],
+        "tech": [
+            "the app crashes at login",
+            "password reset email never arrives",
+            "page shows error 502",
+            "sync stopped working on android",
+            "cannot upload files bigger than 2MB",
+            "dark mode is broken",
+        ],
+        "sales": [
+            "do you offer volume discounts",
+            "I want a demo for my team",
+            "pricing for 50 seats",
+            "can we get an enterprise contract",
+            "is there a nonprofit plan",
+            "talk to someone about buying",
+        ],
     }.items():
         rows += [f'"{t}",{label}' for t in texts]
     p = tmp_path_factory.mktemp("data") / "support.csv"
@@ -45,8 +64,20 @@ def test_train_and_evaluate_a_custom_label_set(tiny_csv, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "macro-F1" in r.stdout and "upper bound" in r.stdout
     m = json.loads(out.read_text())
-    for key in ("n", "accuracy", "macro_f1", "per_label", "confusion", "latency_ms", "stages", "escalation_rate",
-                "escalation_precision", "escalation_recall", "residual_error", "llm_mode"):
+    for key in (
+        "n",
+        "accuracy",
+        "macro_f1",
+        "per_label",
+        "confusion",
+        "latency_ms",
+        "stages",
+        "escalation_rate",
+        "escalation_precision",
+        "escalation_recall",
+        "residual_error",
+        "llm_mode",
+    ):
         assert key in m
     assert m["n"] == 18 and m["llm_mode"] == "oracle" and m["confusion"]["labels"] == ["billing", "sales", "tech"]
     assert set(m["per_label"]["tech"]) == {"precision", "recall", "f1", "support"}
@@ -68,17 +99,32 @@ def test_train_without_static_features(tiny_csv, tmp_path):
     m = json.loads((model / "manifest.json").read_text())
     assert m["params"]["static_features"] is False and m["format_version"] == 3
     assert {h["stage"]: h["embedders"] for h in m["heads"]} == {
-        "static": ["model2vec/all-MiniLM-L6-v2-static"], "embedding": ["sentence-transformers/all-MiniLM-L6-v2"]}
+        "static": ["model2vec/all-MiniLM-L6-v2-static"],
+        "embedding": ["sentence-transformers/all-MiniLM-L6-v2"],
+    }
 
 
 def test_evaluate_with_recorded_answers(tmp_path):
     data = tmp_path / "d.jsonl"
-    data.write_text('{"text": "integrate x^2 from 0 to 1", "label": "math"}\n'
-                    '{"text": "sort a list of dicts by key in python", "label": "code"}\n')
+    data.write_text(
+        '{"text": "integrate x^2 from 0 to 1", "label": "math"}\n'
+        '{"text": "sort a list of dicts by key in python", "label": "code"}\n'
+    )
     answers = tmp_path / "answers.jsonl"
     answers.write_text('{"text": "sort a list of dicts by key in python", "label": "code"}\n')
-    r = run("evaluate", "--data", data, "--json", tmp_path / "e.json", "--llm", "labels", "--answers", answers,
-            "--threshold", "1.0")
+    r = run(
+        "evaluate",
+        "--data",
+        data,
+        "--json",
+        tmp_path / "e.json",
+        "--llm",
+        "labels",
+        "--answers",
+        answers,
+        "--threshold",
+        "1.0",
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "e.json").read_text())["llm_mode"] == "labels"
 
@@ -90,23 +136,35 @@ def test_evaluate_refuses_data_whose_labels_the_model_lacks(tiny_csv, tmp_path):
 
 def test_evaluate_warns_about_labels_the_model_lacks(tmp_path):
     data = tmp_path / "d.jsonl"
-    data.write_text('{"text": "integrate x^2 from 0 to 1", "label": "math"}\n'
-                    '{"text": "I was charged twice", "label": "billing"}\n')
+    data.write_text(
+        '{"text": "integrate x^2 from 0 to 1", "label": "math"}\n{"text": "I was charged twice", "label": "billing"}\n'
+    )
     r = run("evaluate", "--data", data, "--json", tmp_path / "e.json")
     assert r.returncode == 0, r.stderr
     assert "warning: 50.0% of" in r.stderr and "['billing']" in r.stderr
 
 
-@pytest.mark.parametrize(("setup", "args", "message"), [
-    (None, ["train", "--data", "missing.jsonl"], "missing.jsonl: file not found"),
-    ('{"text": "a", "label": "x"}\n{"text": "b", "label": "x"\n', ["train", "--data", "{f}"], ":2: malformed JSON"),
-    ('{"text": "", "label": "x"}\n', ["train", "--data", "{f}"], ":1: text: must not be empty"),
-    ('{"text": 5, "label": "x"}\n', ["evaluate", "--data", "{f}"], ":1: text: must be a string"),
-    ('{"text": "a", "label": "x"}\n{"text": "b", "label": "x"}\n{"text": "c", "label": "y"}\n',
-     ["train", "--data", "{f}"], r"fewer than 2 examples: ['y']"),
-    ('{"text": "a", "label": "x"}\n', ["evaluate", "--data", "{f}", "--model", "nowhere"], "not a model directory"),
-    ('{"text": "a", "label": "x"}\n', ["evaluate", "--data", "{f}", "--llm", "labels"], "--llm labels needs --answers"),
-], ids=["missing-file", "malformed-line", "empty-text", "non-string", "rare-label", "bad-model", "labels-no-file"])
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["train", "--data", "missing.jsonl"], "missing.jsonl: file not found"),
+        ('{"text": "a", "label": "x"}\n{"text": "b", "label": "x"\n', ["train", "--data", "{f}"], ":2: malformed JSON"),
+        ('{"text": "", "label": "x"}\n', ["train", "--data", "{f}"], ":1: text: must not be empty"),
+        ('{"text": 5, "label": "x"}\n', ["evaluate", "--data", "{f}"], ":1: text: must be a string"),
+        (
+            '{"text": "a", "label": "x"}\n{"text": "b", "label": "x"}\n{"text": "c", "label": "y"}\n',
+            ["train", "--data", "{f}"],
+            r"fewer than 2 examples: ['y']",
+        ),
+        ('{"text": "a", "label": "x"}\n', ["evaluate", "--data", "{f}", "--model", "nowhere"], "not a model directory"),
+        (
+            '{"text": "a", "label": "x"}\n',
+            ["evaluate", "--data", "{f}", "--llm", "labels"],
+            "--llm labels needs --answers",
+        ),
+    ],
+    ids=["missing-file", "malformed-line", "empty-text", "non-string", "rare-label", "bad-model", "labels-no-file"],
+)
 def test_bad_input_is_one_line_and_exit_2(tmp_path, setup, args, message):
     f = tmp_path / "q.jsonl"
     if setup is not None:
@@ -159,8 +217,10 @@ def test_evaluate_writes_the_sweep_only_where_asked(tmp_path):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     data = tmp_path / "d.jsonl"
-    data.write_text('{"text": "integrate x^2 from 0 to 1", "label": "math"}\n'
-                    '{"text": "sort a list of dicts by key in python", "label": "code"}\n')
+    data.write_text(
+        '{"text": "integrate x^2 from 0 to 1", "label": "math"}\n'
+        '{"text": "sort a list of dicts by key in python", "label": "code"}\n'
+    )
     r = run("evaluate", "--data", data, cwd=cwd)
     assert r.returncode == 0, r.stderr
     assert "sweep not written" in r.stdout and list(cwd.iterdir()) == []
@@ -172,16 +232,20 @@ def test_evaluate_writes_the_sweep_only_where_asked(tmp_path):
 
 def test_evaluate_writes_its_misses_and_accuracy_by_source(tmp_path):
     data = tmp_path / "d.jsonl"
-    rows = [{"text": "integrate x^2 from 0 to 1", "label": "math", "source": "a"},
-            {"text": "sort a list of dicts by key in python", "label": "code", "source": "a"},
-            {"text": "write a haiku about snow", "label": "math", "source": "b"}]  # wrong on purpose
+    rows = [
+        {"text": "integrate x^2 from 0 to 1", "label": "math", "source": "a"},
+        {"text": "sort a list of dicts by key in python", "label": "code", "source": "a"},
+        {"text": "write a haiku about snow", "label": "math", "source": "b"},
+    ]  # wrong on purpose
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    r = run("evaluate", "--data", data, "--json", tmp_path / "e.json", "--errors", tmp_path / "miss.jsonl",
-            "--by", "source")
+    r = run(
+        "evaluate", "--data", data, "--json", tmp_path / "e.json", "--errors", tmp_path / "miss.jsonl", "--by", "source"
+    )
     assert r.returncode == 0, r.stderr
     misses = [json.loads(line) for line in (tmp_path / "miss.jsonl").read_text().splitlines()]
     assert [(m["text"], m["gold"], m["predicted"], m["source"]) for m in misses] == [
-        ("write a haiku about snow", "math", "creative", "b")]
+        ("write a haiku about snow", "math", "creative", "b")
+    ]
     assert {"stage", "confidence", "escalated"} <= set(misses[0])
     by = json.loads((tmp_path / "e.json").read_text())["by_source"]
     assert by == {"a": {"n": 2, "accuracy": 1.0}, "b": {"n": 1, "accuracy": 0.0}}

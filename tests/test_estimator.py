@@ -22,8 +22,16 @@ def test_fit_predict_and_proba(fitted):
 
 
 def test_user_label_set_including_binary():
-    texts = ["my invoice is wrong", "refund my last payment", "charged twice this month", "update my card",
-             "the app crashes on login", "cannot reset my password", "page does not load", "error 500 on checkout"]
+    texts = [
+        "my invoice is wrong",
+        "refund my last payment",
+        "charged twice this month",
+        "update my card",
+        "the app crashes on login",
+        "cannot reset my password",
+        "page does not load",
+        "error 500 on checkout",
+    ]
     labels = ["billing"] * 4 + ["tech"] * 4
     clf = TaskClassifier(cv=2, progress=False).fit(texts, labels)
     assert clf.classes_.tolist() == ["billing", "tech"] and clf.coef_.shape[0] == 1
@@ -36,14 +44,18 @@ def test_training_is_deterministic(small_data):
     assert np.array_equal(a.coef_, b.coef_) and a.temperature_ == b.temperature_
 
 
-@pytest.mark.parametrize(("X", "y", "error", "match"), [
-    (["a", "b", "c"], ["x", "x", "y"], LabelError, r"fewer than 2 examples: \['y'\]"),
-    (["a", "b"], ["x", "x"], LabelError, "at least 2 distinct labels"),
-    (["a", "  ", "c", "d"], ["x", "x", "y", "y"], QueryError, r"X\[1\]: must not be empty"),
-    (["a", 7, "c", "d"], ["x", "x", "y", "y"], QueryError, r"X\[1\]: must be a string"),
-    ("abcd", ["x", "x", "y", "y"], TypeError, "X must be a sequence of strings"),
-    (["a", "b", "c", "d"], ["x", "x", "y", "y", "y"], ValueError, "different lengths"),
-], ids=["rare-label", "one-label", "blank", "non-string", "bare-string", "lengths"])
+@pytest.mark.parametrize(
+    ("X", "y", "error", "match"),
+    [
+        (["a", "b", "c"], ["x", "x", "y"], LabelError, r"fewer than 2 examples: \['y'\]"),
+        (["a", "b"], ["x", "x"], LabelError, "at least 2 distinct labels"),
+        (["a", "  ", "c", "d"], ["x", "x", "y", "y"], QueryError, r"X\[1\]: must not be empty"),
+        (["a", 7, "c", "d"], ["x", "x", "y", "y"], QueryError, r"X\[1\]: must be a string"),
+        ("abcd", ["x", "x", "y", "y"], TypeError, "X must be a sequence of strings"),
+        (["a", "b", "c", "d"], ["x", "x", "y", "y", "y"], ValueError, "different lengths"),
+    ],
+    ids=["rare-label", "one-label", "blank", "non-string", "bare-string", "lengths"],
+)
 def test_fit_rejects_bad_input(X, y, error, match):
     with pytest.raises(error, match=match):
         TaskClassifier(progress=False).fit(X, y)

@@ -17,8 +17,15 @@ from classifier.embedding import MiniLMEmbedder, load_embedder, reference_embedd
 from classifier.onnx_embedding import FILES, OnnxMiniLMEmbedder, build, cache_dir, cached_model_path
 from tests.conftest import DATA, ROOT
 
-EDGE_CASES = ["  leading and trailing spaces  ", "tabs\tand\nnewlines\n\n", "word " * 400,  # > 256 tokens
-              "Straße, ÉCOLE, naïve façade", "日本語のテキストを分類する", "x", "🙂 emoji only 🚀"]
+EDGE_CASES = [
+    "  leading and trailing spaces  ",
+    "tabs\tand\nnewlines\n\n",
+    "word " * 400,  # > 256 tokens
+    "Straße, ÉCOLE, naïve façade",
+    "日本語のテキストを分類する",
+    "x",
+    "🙂 emoji only 🚀",
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +51,7 @@ def test_vectors_match_sentence_transformers(onnx_fp32, queries):
     assert batched.shape == (len(texts), 384) and batched.dtype == np.float32
     assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
     assert _cos(batched, torch_vecs).min() >= 0.99
-    assert _cos(single, np.vstack([torch_vecs[:60], torch_vecs[-len(EDGE_CASES):]])).min() >= 0.99
+    assert _cos(single, np.vstack([torch_vecs[:60], torch_vecs[-len(EDGE_CASES) :]])).min() >= 0.99
 
 
 def test_int8_variant_stays_close(onnx_fp32, queries):
@@ -88,14 +95,17 @@ def test_encoding_from_many_threads_gives_the_same_vectors(queries):
 
 def test_classifying_with_onnx_does_not_import_torch_or_training_libraries(onnx_fp32):
     # scikit-learn and SciPy are training-time dependencies: importing them costs about a second of cold start.
-    code = ("import sys; from classifier.cascade import Cascade; from classifier.embedding import default_embedder;"
-            "d = Cascade.load().classify('Tell me about the history of jazz');"
-            "print(default_embedder().backend, d.label,"
-            "      *(m in sys.modules for m in ('torch', 'sentence_transformers', 'sklearn', 'scipy')))")
+    code = (
+        "import sys; from classifier.cascade import Cascade; from classifier.embedding import default_embedder;"
+        "d = Cascade.load().classify('Tell me about the history of jazz');"
+        "print(default_embedder().backend, d.label,"
+        "      *(m in sys.modules for m in ('torch', 'sentence_transformers', 'sklearn', 'scipy')))"
+    )
     for backend in ("auto", "onnx"):
         env = {**os.environ, "TASKROUTER_EMBEDDER": backend, "TASKROUTER_CACHE": str(cache_dir().parents[1])}
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
-                             cwd=ROOT, timeout=300).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=ROOT, timeout=300
+        ).stdout.split()
         assert out == ["onnx", "default", "False", "False", "False", "False"], (backend, out)
 
 
@@ -124,14 +134,18 @@ def _rewrite_record(path, **changes):
     path.write_text(json.dumps(record))
 
 
-@pytest.mark.parametrize(("tamper", "match"), [
-    (lambda d: _flip_byte(d / "model.onnx"), "sha256 does not match its record"),
-    (lambda d: (d / "model.onnx").write_bytes((d / "model.onnx").read_bytes()[:1000]), "size 1000 != recorded"),
-    (lambda d: (d / "model.onnx.json").unlink(), "model.onnx.json is missing"),
-    (lambda d: (d / "model.onnx").unlink(), "model.onnx is missing"),
-    (lambda d: _rewrite_record(d / "model.onnx.json", format=99), "not a taskrouter ONNX record"),
-    (lambda d: (d / "model.onnx.json").write_text("{not json"), "unreadable"),
-], ids=["flipped-byte", "truncated", "record-missing", "file-missing", "foreign-record", "bad-json"])
+@pytest.mark.parametrize(
+    ("tamper", "match"),
+    [
+        (lambda d: _flip_byte(d / "model.onnx"), "sha256 does not match its record"),
+        (lambda d: (d / "model.onnx").write_bytes((d / "model.onnx").read_bytes()[:1000]), "size 1000 != recorded"),
+        (lambda d: (d / "model.onnx.json").unlink(), "model.onnx.json is missing"),
+        (lambda d: (d / "model.onnx").unlink(), "model.onnx is missing"),
+        (lambda d: _rewrite_record(d / "model.onnx.json", format=99), "not a taskrouter ONNX record"),
+        (lambda d: (d / "model.onnx.json").write_text("{not json"), "unreadable"),
+    ],
+    ids=["flipped-byte", "truncated", "record-missing", "file-missing", "foreign-record", "bad-json"],
+)
 def test_an_unverified_file_is_never_loaded(private_cache, tamper, match):
     tamper(private_cache)
     with pytest.raises(ModelFileError, match=match):
@@ -165,8 +179,11 @@ def test_the_int8_file_is_made_from_the_verified_fp32_file(private_cache):
     assert cached_model_path("int8").stat().st_size < 0.5 * cached_model_path("fp32").stat().st_size
 
 
-@pytest.mark.parametrize(("backend", "kind"), [("torch", MiniLMEmbedder), ("onnx", OnnxMiniLMEmbedder),
-                                               (" ONNX-int8 ", OnnxMiniLMEmbedder)], ids=["torch", "onnx", "int8"])
+@pytest.mark.parametrize(
+    ("backend", "kind"),
+    [("torch", MiniLMEmbedder), ("onnx", OnnxMiniLMEmbedder), (" ONNX-int8 ", OnnxMiniLMEmbedder)],
+    ids=["torch", "onnx", "int8"],
+)
 def test_backends_by_name(backend, kind):
     assert type(load_embedder(backend)) is kind
 

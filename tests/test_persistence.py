@@ -28,8 +28,10 @@ def test_round_trip_gives_identical_probabilities(small_model_dir, small_data):
     _, manifest, _ = load_manifest(small_model_dir)
     assert manifest.format_version == 3 and manifest.params["static_features"] is True
     assert [h.stage for h in manifest.heads] == ["static", "embedding"]
-    assert manifest.head("embedding").embedders == ["sentence-transformers/all-MiniLM-L6-v2",
-                                                    "model2vec/all-MiniLM-L6-v2-static"]
+    assert manifest.head("embedding").embedders == [
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "model2vec/all-MiniLM-L6-v2-static",
+    ]
     assert manifest.head("static").embedders == ["model2vec/all-MiniLM-L6-v2-static"]
     assert manifest.training["data_sha256"] == small_data.sha256()
     assert set(manifest.files) == {"weights.npz", "examples.npz", "examples.json", "static.npz"}
@@ -56,24 +58,44 @@ def _flip_byte(path):
     path.write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize(("damage", "match"), [
-    (lambda d: _flip_byte(d / "weights.npz"), "weights.npz: sha256 mismatch"),
-    (lambda d: (d / "examples.json").write_bytes((d / "examples.json").read_bytes()[:100]), "truncated"),
-    (lambda d: (d / "evil.pkl").write_bytes(b"\x80\x04."), r"not listed in the manifest: \['evil.pkl'\]"),
-    (lambda d: (d / "manifest.json").unlink(), "no manifest.json"),
-    (lambda d: (d / "manifest.json").write_text("{not json"), "not valid JSON"),
-    (lambda d: _rewrite_manifest(d, format_version=99), "format_version 99 is not supported"),
-    (lambda d: _rewrite_manifest(d, kind="sklearn.Pipeline"), "not a taskrouter.TaskClassifier manifest"),
-    (lambda d: _rewrite_manifest(d, embedders=[{"id": "other", "dim": 768}]), "trained with embedder 'other'"),
-    (lambda d: (d / "examples.npz").unlink(), "missing file 'examples.npz'"),
-    (lambda d: _rewrite_manifest(d, static_head={}), "static_head: Extra inputs are not permitted"),
-    (lambda d: _rewrite_manifest(d, heads=[]), "heads: List should have at least 1 item"),
-    (lambda d: _edit_head(d, 1, stage="fancy"), r"heads.1.stage: Value error, unknown stage 'fancy'"),
-    (lambda d: _edit_head(d, 1, file="nowhere.npz"), "heads\\[embedding\\].file 'nowhere.npz' is not a listed"),
-    (lambda d: _edit_head(d, 0, calibration={"temperature": -1}), "heads.0.calibration.temperature: Input should be"),
-], ids=["flipped-byte", "truncated", "foreign-file", "no-manifest", "bad-json", "future-format", "foreign-kind",
-        "other-embedder", "missing-file", "unknown-section", "no-heads", "unknown-stage", "unlisted-head-file",
-        "bad-temperature"])
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda d: _flip_byte(d / "weights.npz"), "weights.npz: sha256 mismatch"),
+        (lambda d: (d / "examples.json").write_bytes((d / "examples.json").read_bytes()[:100]), "truncated"),
+        (lambda d: (d / "evil.pkl").write_bytes(b"\x80\x04."), r"not listed in the manifest: \['evil.pkl'\]"),
+        (lambda d: (d / "manifest.json").unlink(), "no manifest.json"),
+        (lambda d: (d / "manifest.json").write_text("{not json"), "not valid JSON"),
+        (lambda d: _rewrite_manifest(d, format_version=99), "format_version 99 is not supported"),
+        (lambda d: _rewrite_manifest(d, kind="sklearn.Pipeline"), "not a taskrouter.TaskClassifier manifest"),
+        (lambda d: _rewrite_manifest(d, embedders=[{"id": "other", "dim": 768}]), "trained with embedder 'other'"),
+        (lambda d: (d / "examples.npz").unlink(), "missing file 'examples.npz'"),
+        (lambda d: _rewrite_manifest(d, static_head={}), "static_head: Extra inputs are not permitted"),
+        (lambda d: _rewrite_manifest(d, heads=[]), "heads: List should have at least 1 item"),
+        (lambda d: _edit_head(d, 1, stage="fancy"), r"heads.1.stage: Value error, unknown stage 'fancy'"),
+        (lambda d: _edit_head(d, 1, file="nowhere.npz"), "heads\\[embedding\\].file 'nowhere.npz' is not a listed"),
+        (
+            lambda d: _edit_head(d, 0, calibration={"temperature": -1}),
+            "heads.0.calibration.temperature: Input should be",
+        ),
+    ],
+    ids=[
+        "flipped-byte",
+        "truncated",
+        "foreign-file",
+        "no-manifest",
+        "bad-json",
+        "future-format",
+        "foreign-kind",
+        "other-embedder",
+        "missing-file",
+        "unknown-section",
+        "no-heads",
+        "unknown-stage",
+        "unlisted-head-file",
+        "bad-temperature",
+    ],
+)
 def test_damaged_model_is_refused(model_dir, damage, match):
     damage(model_dir)
     with pytest.raises(ModelFileError, match=match):
@@ -105,16 +127,16 @@ def _replace_weights_keeping_hashes_valid(model_dir, **arrays):
 
 def test_pickled_payload_with_matching_hash_is_not_executed(model_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    _replace_weights_keeping_hashes_valid(model_dir, coef=np.array([Payload()], dtype=object),
-                                          intercept=np.zeros(4), idf=np.zeros(4))
+    _replace_weights_keeping_hashes_valid(
+        model_dir, coef=np.array([Payload()], dtype=object), intercept=np.zeros(4), idf=np.zeros(4)
+    )
     with pytest.raises(ModelFileError, match="unreadable array file"):
         TaskClassifier.load(model_dir)
     assert not (tmp_path / "PWNED").exists()
 
 
 def test_inconsistent_shapes_are_refused(model_dir):
-    _replace_weights_keeping_hashes_valid(model_dir, coef=np.zeros((4, 10)), intercept=np.zeros(4),
-                                          idf=np.zeros(2**15))
+    _replace_weights_keeping_hashes_valid(model_dir, coef=np.zeros((4, 10)), intercept=np.zeros(4), idf=np.zeros(2**15))
     with pytest.raises(ModelFileError, match="inconsistent model: coef shape"):
         TaskClassifier.load(model_dir)
 
@@ -139,8 +161,9 @@ def test_every_model_file_is_read_once_per_load(model_dir, monkeypatch):
 
     monkeypatch.setattr(pathlib.Path, "read_bytes", counting)
     Cascade.load(model_dir)
-    assert reads == {name: 1 for name in ("manifest.json", "weights.npz", "examples.npz", "examples.json",
-                                          "static.npz")}
+    assert reads == {
+        name: 1 for name in ("manifest.json", "weights.npz", "examples.npz", "examples.json", "static.npz")
+    }
 
 
 FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
@@ -155,12 +178,17 @@ def test_a_format_2_manifest_loads_and_converts_to_the_shipped_one(tmp_path):
     shutil.copytree(DEFAULT_MODEL_DIR, old)
     shutil.copy(FIXTURES / "shipped-manifest-v2.json", old / "manifest.json")
     assert json.loads((old / "manifest.json").read_text())["format_version"] == 2
-    texts = ["integrate x^2 from 0 to 3", "write a limerick about a cat", "what is the capital of Peru?",
-             "fix this: for i in range(10) print(i)"]
+    texts = [
+        "integrate x^2 from 0 to 3",
+        "write a limerick about a cat",
+        "what is the capital of Peru?",
+        "fix this: for i in range(10) print(i)",
+    ]
     then, now = Cascade.load(old, cache_size=0), Cascade.load(cache_size=0)
     assert [s.threshold for s in then.stages] == [s.threshold for s in now.stages]
     assert [(d.label, d.stage, d.confidence, d.escalated) for d in then.classify_batch(texts)] == [
-        (d.label, d.stage, d.confidence, d.escalated) for d in now.classify_batch(texts)]
+        (d.label, d.stage, d.confidence, d.escalated) for d in now.classify_batch(texts)
+    ]
     convert(old)
     assert (old / "manifest.json").read_bytes() == (DEFAULT_MODEL_DIR / "manifest.json").read_bytes()
     for name in ("weights.npz", "static.npz", "examples.npz", "examples.json"):

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -41,8 +40,14 @@ def readme_blocks(text: str) -> list[Block]:
         end = next(j for j in range(i + 1, len(lines)) if lines[j].startswith("```"))
         before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
         marker = SKIP.search(before)
-        blocks.append(Block(m["lang"], i + 1, "\n".join(lines[i + 1:end]) + "\n",
-                            (marker["why"] or "marked skip") if marker else None))
+        blocks.append(
+            Block(
+                m["lang"],
+                i + 1,
+                "\n".join(lines[i + 1 : end]) + "\n",
+                (marker["why"] or "marked skip") if marker else None,
+            )
+        )
         i = end + 1
     return blocks
 
@@ -51,10 +56,15 @@ BLOCKS = [b for b in readme_blocks(README.read_text(encoding="utf-8")) if b.lang
 
 
 def test_the_parser_sees_markers_and_fences():
-    text = ("x\n```bash\necho 1\n```\n<!-- readme-test: skip: no network -->\n\n```python\nprint(2)\n```\n"
-            "```yaml\na: 1\n```\n")
-    assert readme_blocks(text) == [Block("bash", 2, "echo 1\n", None), Block("python", 7, "print(2)\n", "no network"),
-                                   Block("yaml", 10, "a: 1\n", None)]
+    text = (
+        "x\n```bash\necho 1\n```\n<!-- readme-test: skip: no network -->\n\n```python\nprint(2)\n```\n"
+        "```yaml\na: 1\n```\n"
+    )
+    assert readme_blocks(text) == [
+        Block("bash", 2, "echo 1\n", None),
+        Block("python", 7, "print(2)\n", "no network"),
+        Block("yaml", 10, "a: 1\n", None),
+    ]
 
 
 def test_most_readme_examples_run():
@@ -76,9 +86,13 @@ def workspace(tmp_path_factory):
     for name, target in (("taskrouter", f'"{sys.executable}" -m routing.cli'), ("python", f'"{sys.executable}"')):
         (bin_dir / name).write_text(f'#!/bin/sh\nexec {target} "$@"\n')
         (bin_dir / name).chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
-           "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "HF_HUB_OFFLINE": "1",
+    }
     return ws, env
 
 
@@ -88,7 +102,8 @@ def test_readme_block_runs(block, workspace):
     if block.skip:
         pytest.skip(f"README line {block.line}: {block.skip}")
     ws, env = workspace
-    cmd = [sys.executable, "-c", block.code] if block.lang == "python" else ["bash", "-euo", "pipefail", "-c",
-                                                                             block.code]
+    cmd = (
+        [sys.executable, "-c", block.code] if block.lang == "python" else ["bash", "-euo", "pipefail", "-c", block.code]
+    )
     r = subprocess.run(cmd, cwd=ws, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"README line {block.line} exit {r.returncode}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"

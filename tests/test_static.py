@@ -82,8 +82,10 @@ def test_without_a_table_or_the_means_to_build_one(monkeypatch, caplog, small_pl
 
     monkeypatch.setattr(static_embedding, "available", lambda: False)
     # A MiniLM head that reads static vectors cannot decide anything: a clear error saying how to build the table.
-    with pytest.raises(ModelFileError, match="reads static vectors, but its token table is not cached.*"
-                                             "python -m classifier.static_embedding"):
+    with pytest.raises(
+        ModelFileError,
+        match="reads static vectors, but its token table is not cached.*python -m classifier.static_embedding",
+    ):
         Cascade.load()
     # One that does not: only the static stage is off, with a warning.
     with caplog.at_level(logging.WARNING, logger="taskrouter.embedding"):
@@ -243,14 +245,29 @@ def _as_format_1(src, dst, *, static_features=None):
     params.pop("static_features")
     if static_features is not None:
         params["static_features"] = static_features
-    old = {"format_version": 1, "kind": m["kind"], "labels": m["labels"], "embedder": m["embedders"][0],
-           "params": params, "lexical": {"analyzer": "char_wb", "ngram_range": m["lexical"]["ngram_range"]},
-           "calibration": main["calibration"], "versions": m["versions"],
-           "cascade": {"threshold": main["threshold"], "target": main["target"], "curve": main["curve"],
-                       **m["cascade"], "static": {k: static[k] for k in ("threshold", "target", "curve")}},
-           "static_head": {"embedder": m["embedders"][1], "lexical_weight": static["lexical_weight"],
-                           "calibration": static["calibration"]},
-           "files": m["files"]}
+    old = {
+        "format_version": 1,
+        "kind": m["kind"],
+        "labels": m["labels"],
+        "embedder": m["embedders"][0],
+        "params": params,
+        "lexical": {"analyzer": "char_wb", "ngram_range": m["lexical"]["ngram_range"]},
+        "calibration": main["calibration"],
+        "versions": m["versions"],
+        "cascade": {
+            "threshold": main["threshold"],
+            "target": main["target"],
+            "curve": main["curve"],
+            **m["cascade"],
+            "static": {k: static[k] for k in ("threshold", "target", "curve")},
+        },
+        "static_head": {
+            "embedder": m["embedders"][1],
+            "lexical_weight": static["lexical_weight"],
+            "calibration": static["calibration"],
+        },
+        "files": m["files"],
+    }
     old["static_head"]["embedder"].pop("probes_file")
     (dst / "manifest.json").write_text(json.dumps(old))
     return dst

@@ -19,9 +19,9 @@ import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 LABELS = ("math", "code", "creative", "default")
 MIN_CHARS, MAX_CHARS = 8, 4000
@@ -46,11 +46,12 @@ class Source:
     commit: str
     paths: tuple[str, ...]
     license: str
-    loader: Callable[["Source", Callable[[str], str]], Iterator[Row]]
+    loader: Callable[[Source, Callable[[str], str]], Iterator[Row]]
     cap: int
 
 
 # --------------------------------------------------------------------------- reserved sources and dev overlap
+
 
 def _norm_name(s: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", s.lower())
@@ -94,7 +95,7 @@ def norm_text(text: str) -> str:
 
 def word_ngrams(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
     words = re.findall(r"\w+", text.lower())
-    return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
 class DevIndex:
@@ -107,7 +108,7 @@ class DevIndex:
             self.ngrams |= word_ngrams(t)
 
     @classmethod
-    def from_jsonl(cls, path: str | Path) -> "DevIndex":
+    def from_jsonl(cls, path: str | Path) -> DevIndex:
         with open(path, encoding="utf-8") as f:
             return cls([json.loads(line)["text"] for line in f if line.strip()])
 
@@ -144,8 +145,21 @@ def load_tal_scq5k(src: Source, show: Callable[[str], str]) -> Iterator[Row]:
 # jacoxu/StackOverflow tag ids (1-based, README order). Kept: programming languages, frameworks, SQL databases,
 # version control and IDE questions (`code` under the label policy). Dropped as often not programming: wordpress,
 # apache, excel, osx, sharepoint, drupal, magento.
-SO_TAGS = {2: "oracle", 3: "svn", 6: "matlab", 7: "visual-studio", 8: "cocoa", 10: "bash", 11: "spring",
-           12: "hibernate", 13: "scala", 15: "ajax", 16: "qt", 18: "linq", 19: "haskell"}
+SO_TAGS = {
+    2: "oracle",
+    3: "svn",
+    6: "matlab",
+    7: "visual-studio",
+    8: "cocoa",
+    10: "bash",
+    11: "spring",
+    12: "hibernate",
+    13: "scala",
+    15: "ajax",
+    16: "qt",
+    18: "linq",
+    19: "haskell",
+}
 
 
 def load_stackoverflow(src: Source, show: Callable[[str], str]) -> Iterator[Row]:
@@ -154,16 +168,21 @@ def load_stackoverflow(src: Source, show: Callable[[str], str]) -> Iterator[Row]
     tags = show(src.paths[1]).splitlines()
     if len(titles) != len(tags):
         raise ValueError(f"source {src.name!r}: {len(titles)} titles but {len(tags)} labels")
-    for i, (title, tag) in enumerate(zip(titles, tags)):
+    for i, (title, tag) in enumerate(zip(titles, tags, strict=True)):
         if int(tag) in SO_TAGS:
             yield title.strip(), "code", f"{src.paths[0]}#L{i + 1}:{SO_TAGS[int(tag)]}"
 
 
 _CODE_WORDS = re.compile(
     r"\b(program(ming)?|code|software|computer|java(script)?|python|html|sql|unix|linux|windows|internet|"
-    r"web ?sites?|web ?pages?|url|e-?mail|algorithm|compiler|database)\b", re.I)
-_MATH_WORDS = re.compile(r"\b(calculate|compute|equation|formula|square root|percent(age)?|average|sum of|"
-                         r"how much is|plus|minus|times|divided|multipl\w*)\b|\d\s*[-+*/^=]\s*\d", re.I)
+    r"web ?sites?|web ?pages?|url|e-?mail|algorithm|compiler|database)\b",
+    re.I,
+)
+_MATH_WORDS = re.compile(
+    r"\b(calculate|compute|equation|formula|square root|percent(age)?|average|sum of|"
+    r"how much is|plus|minus|times|divided|multipl\w*)\b|\d\s*[-+*/^=]\s*\d",
+    re.I,
+)
 
 
 def detok_trec(text: str) -> str:
@@ -225,14 +244,20 @@ def load_writingprompts(src: Source, show: Callable[[str], str]) -> Iterator[Row
 
 _CRE_TASK = re.compile(
     r"^\W*(?:(?:please|hey|hi|hello)\W+)?(?:(?:can|could|would|will) you\s+(?:please\s+)?|"
-    r"i (?:want|need|would like) you to\s+|help me\s+|let'?s\s+)?(?:write|compose|create|generate|make up|tell|draft|pen)"
+    r"i (?:want|need|would like) you to\s+|help me\s+|let'?s\s+)?"
+    r"(?:write|compose|create|generate|make up|tell|draft|pen)"
     r"\s+(?:me\s+|us\s+)?(?:a|an|the|some|one|two|three|four|five|ten|\d+)?\s*(?:[\w'-]+\s+){0,6}?"
-    r"(poem|poetry|story|stories|song|lyrics|rap|haiku|limerick|sonnet|ballad|screenplay|sitcom|scene|fairy ?tale|fable|"
+    r"(poem|poetry|story|stories|song|lyrics|rap|haiku|limerick|sonnet|ballad|screenplay|sitcom|scene|"
+    r"fairy ?tale|fable|"
     r"joke|jokes|essay|blog post|speech|toast|eulogy|slogan|tagline|tweet|advert\w*|ad copy|product description|"
-    r"dialogue|monologue|verse|ode|parody|fan ?fiction|fanfic)s?\b", re.I)
+    r"dialogue|monologue|verse|ode|parody|fan ?fiction|fanfic)s?\b",
+    re.I,
+)
 _CRE_VETO = re.compile(
     r"\b(code|program\w*|function|python|javascript|sql|api|bot|app|html|css|excel|act as|pretend|summar\w*|outline|"
-    r"titles?|headlines?|story of|history of|user stor(?:y|ies)|strategy|plan)\b|\[insert|script (?:that|to|which)", re.I)
+    r"titles?|headlines?|story of|history of|user stor(?:y|ies)|strategy|plan)\b|\[insert|script (?:that|to|which)",
+    re.I,
+)
 
 
 def sharegpt_is_creative(text: str) -> bool:
@@ -259,34 +284,69 @@ def load_sharegpt(src: Source, show: Callable[[str], str]) -> Iterator[Row]:
 
 
 SOURCES: tuple[Source, ...] = (
-    Source("tal-scq5k-en", "math-eval/TAL-SCQ5K", "8a66d6e14c65ba002beda39747e6b7c43bd2d472",
-           ("en_single_choice_constructed_5K/en_single_choice_train_3K.jsonl",
-            "en_single_choice_constructed_5K/en_single_choice_test_2K.jsonl"),
-           "MIT", load_tal_scq5k, cap=1500),
-    Source("stackoverflow-titles", "jacoxu/StackOverflow", "7c207f51e649fff9e4736610b9d44431bb7ccf00",
-           ("rawText/title_StackOverflow.txt", "rawText/label_StackOverflow.txt"),
-           "CC BY-SA (Stack Overflow content, released via Kaggle); no license file in the repository",
-           load_stackoverflow, cap=1500),
-    Source("trec-qc", "tmadhuri/TREC-HindiData", "15f8c5be9fa04434238bd3c08fb08685b210a7b2",
-           ("train_5500.label", "TREC_10.en.label"),
-           "research use (Li & Roth TREC QC data, no explicit license); no license file in the repository",
-           load_trec, cap=1500),
-    Source("writingprompts", "AlvinJ404/writingprompts_creativity", "fa5d27d9ea98c9f9d1715a11e6362e6be220f24c",
-           ("dataset/gpt-4/train/orig/train.csv", "dataset/gpt-4/train/orig/train_bakup.csv",
-            "dataset/gpt-4/test/test.csv"),
-           "Reddit r/WritingPrompts via Fan et al. 2018 (research use, no explicit license); no license file in "
-           "the repository", load_writingprompts, cap=1500),
-    Source("sharegpt-first-turns", "ml-energy/leaderboard-v2", "c3af7f31e231a2a7021c5f8e2a54dd712d02e6e2",
-           ("b12acfc7cc412442400995854b9c870e7eac3fc1:sharegpt/sg_90k_part1_html_cleaned_lang_first_sampled_sorted.json",
+    Source(
+        "tal-scq5k-en",
+        "math-eval/TAL-SCQ5K",
+        "8a66d6e14c65ba002beda39747e6b7c43bd2d472",
+        (
+            "en_single_choice_constructed_5K/en_single_choice_train_3K.jsonl",
+            "en_single_choice_constructed_5K/en_single_choice_test_2K.jsonl",
+        ),
+        "MIT",
+        load_tal_scq5k,
+        cap=1500,
+    ),
+    Source(
+        "stackoverflow-titles",
+        "jacoxu/StackOverflow",
+        "7c207f51e649fff9e4736610b9d44431bb7ccf00",
+        ("rawText/title_StackOverflow.txt", "rawText/label_StackOverflow.txt"),
+        "CC BY-SA (Stack Overflow content, released via Kaggle); no license file in the repository",
+        load_stackoverflow,
+        cap=1500,
+    ),
+    Source(
+        "trec-qc",
+        "tmadhuri/TREC-HindiData",
+        "15f8c5be9fa04434238bd3c08fb08685b210a7b2",
+        ("train_5500.label", "TREC_10.en.label"),
+        "research use (Li & Roth TREC QC data, no explicit license); no license file in the repository",
+        load_trec,
+        cap=1500,
+    ),
+    Source(
+        "writingprompts",
+        "AlvinJ404/writingprompts_creativity",
+        "fa5d27d9ea98c9f9d1715a11e6362e6be220f24c",
+        (
+            "dataset/gpt-4/train/orig/train.csv",
+            "dataset/gpt-4/train/orig/train_bakup.csv",
+            "dataset/gpt-4/test/test.csv",
+        ),
+        "Reddit r/WritingPrompts via Fan et al. 2018 (research use, no explicit license); no license file in "
+        "the repository",
+        load_writingprompts,
+        cap=1500,
+    ),
+    Source(
+        "sharegpt-first-turns",
+        "ml-energy/leaderboard-v2",
+        "c3af7f31e231a2a7021c5f8e2a54dd712d02e6e2",
+        (
+            "b12acfc7cc412442400995854b9c870e7eac3fc1:sharegpt/sg_90k_part1_html_cleaned_lang_first_sampled_sorted.json",
             "30c001fb0faba5bd7970b44f92336778bd3280be:sharegpt/ShareGPT_V3_filtered_1000.json",
             "6244952578285bd9a5dbc837e5a3978c6ca3329e:sharegpt/ShareGPT_V3_filtered_500.json",
-            "benchmark/llm_text_generation/chat/sharegpt/ShareGPT_V3_filtered_500.json"),
-           "user-shared ChatGPT conversations (ShareGPT), no explicit license; repository Apache-2.0",
-           load_sharegpt, cap=1500),
+            "benchmark/llm_text_generation/chat/sharegpt/ShareGPT_V3_filtered_500.json",
+        ),
+        "user-shared ChatGPT conversations (ShareGPT), no explicit license; repository Apache-2.0",
+        load_sharegpt,
+        cap=1500,
+    ),
 )
 
 
 # --------------------------------------------------------------------------- build
+
 
 def git_dir(mirrors: Path, repo: str) -> Path:
     base = mirrors / repo.replace("/", "+") / "repo"
@@ -296,9 +356,9 @@ def git_dir(mirrors: Path, repo: str) -> Path:
 def make_show(gdir: Path, commit: str) -> Callable[[str], str]:
     def show(path: str) -> str:
         spec = path if re.match(r"^[0-9a-f]{40}:", path) else f"{commit}:{path}"  # a path may pin its own commit
-        out = subprocess.run(["git", f"--git-dir={gdir}", "show", spec],
-                             capture_output=True, check=True)
+        out = subprocess.run(["git", f"--git-dir={gdir}", "show", spec], capture_output=True, check=True)
         return out.stdout.decode("utf-8")
+
     return show
 
 
@@ -340,9 +400,10 @@ def build(mirrors: Path, reserved: Path, dev: Path | None, out: Path, sources=SO
                 stats["dev_8gram"] += 1
                 continue
             seen.add(key)
-            per_label[label].append({"text": text, "label": label, "source": src.name,
-                                     "license": src.license, "src_id": src_id})
-        for label, items in per_label.items():
+            per_label[label].append(
+                {"text": text, "label": label, "source": src.name, "license": src.license, "src_id": src_id}
+            )
+        for items in per_label.values():
             if len(items) > src.cap:
                 items = rng.sample(items, src.cap)
             rows.extend(items)
@@ -354,8 +415,7 @@ def build(mirrors: Path, reserved: Path, dev: Path | None, out: Path, sources=SO
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     # The final file must show zero overlap on both checks and no reserved source.
-    final = {"rows": len(rows), "refused_sources": len(refused),
-             "final_dev_exact": 0, "final_dev_8gram": 0}
+    final = {"rows": len(rows), "refused_sources": len(refused), "final_dev_exact": 0, "final_dev_8gram": 0}
     if dev_index is not None:
         final["final_dev_exact"] = sum(dev_index.is_exact(r["text"]) for r in rows)
         final["final_dev_8gram"] = sum(dev_index.shares_run(r["text"]) for r in rows)
@@ -366,11 +426,19 @@ def build(mirrors: Path, reserved: Path, dev: Path | None, out: Path, sources=SO
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--mirrors", type=Path, default=Path("/work/.mirror"),
-                    help="folder holding the fetched git dirs as <owner>+<name>/repo")
+    ap.add_argument(
+        "--mirrors",
+        type=Path,
+        default=Path("/work/.mirror"),
+        help="folder holding the fetched git dirs as <owner>+<name>/repo",
+    )
     ap.add_argument("--reserved", type=Path, default=REPO_ROOT.parent / "shared/data/reserved-sources.txt")
-    ap.add_argument("--dev", type=Path, default=REPO_ROOT.parent / "shared/data/dev/dev.jsonl",
-                    help="dev set for the overlap check (skipped with a warning when the file is absent)")
+    ap.add_argument(
+        "--dev",
+        type=Path,
+        default=REPO_ROOT.parent / "shared/data/dev/dev.jsonl",
+        help="dev set for the overlap check (skipped with a warning when the file is absent)",
+    )
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "data/public/corpus.jsonl")
     args = ap.parse_args(argv)
     if not args.reserved.is_file():
@@ -381,8 +449,10 @@ def main(argv: list[str] | None = None) -> int:
     res = build(args.mirrors, args.reserved, dev, args.out)
     print(f"reserved-source check: {len(SOURCES)} sources checked, {res['refused_sources']} refused")
     d = res["dropped"]
-    print(f"dev overlap check: dropped {d['dev_exact']} exact duplicates and {d['dev_8gram']} rows sharing an "
-          f"{NGRAM}-word run; in the final file: {res['final_dev_exact']} exact, {res['final_dev_8gram']} 8-word")
+    print(
+        f"dev overlap check: dropped {d['dev_exact']} exact duplicates and {d['dev_8gram']} rows sharing an "
+        f"{NGRAM}-word run; in the final file: {res['final_dev_exact']} exact, {res['final_dev_8gram']} 8-word"
+    )
     print(f"within-corpus duplicates dropped: {d['dup_within_corpus']}")
     for k in sorted(d):
         if ":" in k:

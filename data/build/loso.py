@@ -49,7 +49,7 @@ class DiskCachedEmbedder:
             vecs = self.base.encode(missing, progress=progress)
             self.seconds += time.perf_counter() - start
             self.computed += len(missing)
-            for t, v in zip(missing, vecs):
+            for t, v in zip(missing, vecs, strict=True):
                 self.vectors[self.key(t)] = np.asarray(v, dtype=np.float32)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(self.path, **self.vectors)
@@ -79,8 +79,10 @@ def fit_predict(train: list[dict], test: list[dict], embedder, **params) -> np.n
 def scores(y_true: list[str], y_pred: np.ndarray) -> tuple[float, float]:
     """Accuracy, and macro-F1 over the labels present in the held-out source."""
     labels = sorted(set(y_true))
-    return (float(accuracy_score(y_true, y_pred)),
-            float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)))
+    return (
+        float(accuracy_score(y_true, y_pred)),
+        float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,18 +105,23 @@ def main(argv: list[str] | None = None) -> int:
     embedder = DiskCachedEmbedder(reference_embedder(), args.cache)
     start = time.perf_counter()
     embedder.encode([r["text"] for r in rows], progress=False)
-    print(f"embeddings: {len(rows)} texts, {embedder.computed} computed in {embedder.seconds:.0f} s "
-          f"({len(rows) - embedder.computed} from the cache at {embedder.path})", flush=True)
+    print(
+        f"embeddings: {len(rows)} texts, {embedder.computed} computed in {embedder.seconds:.0f} s "
+        f"({len(rows) - embedder.computed} from the cache at {embedder.path})",
+        flush=True,
+    )
 
-    print(f"\n| held-out source | n | labels | queries.jsonl only: acc / macro-F1 | + public corpus: acc / macro-F1 |")
+    print("\n| held-out source | n | labels | queries.jsonl only: acc / macro-F1 | + public corpus: acc / macro-F1 |")
     print("|---|---|---|---|---|")
     pooled = {"own": ([], []), "both": ([], []), "both_public": ([], [])}
     for held in sources:
         test = [r for r in rows if r["source"] == held]
         y = [r["label"] for r in test]
         cells = []
-        for arm, train in (("own", [r for r in own if held != OWN]),
-                           ("both", [r for r in rows if r["source"] != held])):
+        for arm, train in (
+            ("own", [r for r in own if held != OWN]),
+            ("both", [r for r in rows if r["source"] != held]),
+        ):
             if not train:
                 cells.append("— (nothing left to train on)")
                 continue
@@ -127,12 +134,16 @@ def main(argv: list[str] | None = None) -> int:
         labels = ", ".join(f"{k} {y.count(k)}" for k in sorted(set(y)))
         print(f"| {held} | {len(test)} | {labels} | {cells[0]} | {cells[1]} |", flush=True)
 
-    for arm, name in (("own", "trained on queries.jsonl only, public sources"),
-                      ("both_public", "trained on queries.jsonl + other public sources, public sources"),
-                      ("both", "trained on all other sources, every source incl. taskrouter-written")):
+    for arm, name in (
+        ("own", "trained on queries.jsonl only, public sources"),
+        ("both_public", "trained on queries.jsonl + other public sources, public sources"),
+        ("both", "trained on all other sources, every source incl. taskrouter-written"),
+    ):
         yt, yp = pooled[arm]
-        print(f"pooled over held-out sources, {name}: n={len(yt)} accuracy "
-              f"{accuracy_score(yt, yp):.3f}, macro-F1 {f1_score(yt, yp, average='macro'):.3f}")
+        print(
+            f"pooled over held-out sources, {name}: n={len(yt)} accuracy "
+            f"{accuracy_score(yt, yp):.3f}, macro-F1 {f1_score(yt, yp, average='macro'):.3f}"
+        )
     print(f"total time {time.perf_counter() - start:.0f} s")
     return 0
 

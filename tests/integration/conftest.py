@@ -24,17 +24,21 @@ def shipped_cascade():
 
 def deployment(fake, pool, name, **params):
     """A model_list entry served by the fake provider; the deployment id differs from the model name."""
-    return {"model_name": pool,
-            "litellm_params": {"model": f"openai/{name}", "api_base": fake.url, "api_key": "sk-fake-test-key",
-                               **params},
-            "model_info": {"id": f"{name}-id"}}
+    return {
+        "model_name": pool,
+        "litellm_params": {"model": f"openai/{name}", "api_base": fake.url, "api_key": "sk-fake-test-key", **params},
+        "model_info": {"id": f"{name}-id"},
+    }
 
 
 def make_config(fake, *, deployments=None, router_settings=None, **taskrouter):
     """Pools fast/capable/math/code/creative/big by default; custom deployments route every label to `fast`."""
     pools = {} if deployments else {"math": "math", "code": "code", "creative": "creative"}
-    deployments = deployments or [deployment(fake, p, f"{p}-a") for p in ("fast", "capable", "math", "code",
-                                                                          "creative", "big")]
-    return {"model_list": deployments,
-            "router_settings": {"num_retries": 0, "timeout": 5, **(router_settings or {})},
-            "taskrouter": {"pools": pools, "default_pool": "fast", **taskrouter}}
+    deployments = deployments or [
+        deployment(fake, p, f"{p}-a") for p in ("fast", "capable", "math", "code", "creative", "big")
+    ]
+    return {
+        "model_list": deployments,
+        "router_settings": {"num_retries": 0, "timeout": 5, **(router_settings or {})},
+        "taskrouter": {"pools": pools, "default_pool": "fast", **taskrouter},
+    }

@@ -21,8 +21,13 @@ prometheus_client = pytest.importorskip("prometheus_client")
 pytestmark = pytest.mark.integration
 
 MATH = "Solve for x: 3x + 7 = 22, and show each step."
-QUERIES = [MATH, "Write a short poem about the sea at night.", "Fix this Python: print('a' + 1)",
-           "What's the capital of Canada?", "Compute the integral of x^2 from 0 to 3."]
+QUERIES = [
+    MATH,
+    "Write a short poem about the sea at night.",
+    "Fix this Python: print('a' + 1)",
+    "What's the capital of Canada?",
+    "Compute the integral of x^2 from 0 to 3.",
+]
 
 
 def value(name: str, **labels: str) -> float:
@@ -36,21 +41,47 @@ def test_taskrouter_counts_decisions_and_responses(provider, shipped_cascade):
     config["model_list"][1]["litellm_params"].update(input_cost_per_token=1e-6, output_cost_per_token=2e-6)
     tr = TaskRouter(config, cascade=shipped_cascade)
     labels = dict(label="math", stage="heuristic", escalated="false", requested_pool="math")
-    before = (value("taskrouter_decisions_total", **labels), value(
-        "taskrouter_responses_total", requested_pool="math", served_pool="capable", fallback="true", status="success"),
-        value("taskrouter_cost_usd_total", requested_pool="math", served_pool="capable"))
+    before = (
+        value("taskrouter_decisions_total", **labels),
+        value(
+            "taskrouter_responses_total",
+            requested_pool="math",
+            served_pool="capable",
+            fallback="true",
+            status="success",
+        ),
+        value("taskrouter_cost_usd_total", requested_pool="math", served_pool="capable"),
+    )
     provider.set(**{"math-a": {"mode": "500"}})
     results = [tr.complete(MATH) for _ in range(3)]
     assert all(r.decision.stage == "heuristic" and r.served_pool == "capable" for r in results)
     deadline = time.monotonic() + 5  # LiteLLM runs callbacks after the call returns
-    while value("taskrouter_responses_total", requested_pool="math", served_pool="capable", fallback="true",
-                status="success") < before[1] + 3 and time.monotonic() < deadline:
+    while (
+        value(
+            "taskrouter_responses_total",
+            requested_pool="math",
+            served_pool="capable",
+            fallback="true",
+            status="success",
+        )
+        < before[1] + 3
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.05)
     assert value("taskrouter_decisions_total", **labels) == before[0] + 3
-    assert value("taskrouter_responses_total", requested_pool="math", served_pool="capable", fallback="true",
-                 status="success") == before[1] + 3
+    assert (
+        value(
+            "taskrouter_responses_total",
+            requested_pool="math",
+            served_pool="capable",
+            fallback="true",
+            status="success",
+        )
+        == before[1] + 3
+    )
     assert value("taskrouter_cost_usd_total", requested_pool="math", served_pool="capable") == pytest.approx(
-        before[2] + sum(r.cost_usd for r in results))
+        before[2] + sum(r.cost_usd for r in results)
+    )
     assert value("taskrouter_decision_seconds_count", stage="heuristic") >= 3
     tr.close()
 
@@ -69,16 +100,27 @@ def metrics_proxy(tmp_path_factory):
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     shutil.copy(EXAMPLE / "taskrouter_hook.py", tmp / "taskrouter_hook.py")
     log, port = tmp / "proxy.log", free_port()
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "UPSTREAM_API_BASE": upstream.url, "UPSTREAM_API_KEY": "sk-fake-upstream",
-           "LITELLM_MASTER_KEY": MASTER_KEY}
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "UPSTREAM_API_BASE": upstream.url,
+        "UPSTREAM_API_KEY": "sk-fake-upstream",
+        "LITELLM_MASTER_KEY": MASTER_KEY,
+    }
     for name in ("TASKROUTER_CONFIG", "PROMETHEUS_MULTIPROC_DIR"):
         env.pop(name, None)
     litellm = shutil.which("litellm", path=str(Path(sys.executable).parent)) or shutil.which("litellm")
     with log.open("w") as out:
-        proc = subprocess.Popen([litellm, "--config", str(tmp / "config.yaml"), "--host", "127.0.0.1", "--port",
-                                 str(port)], stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [litellm, "--config", str(tmp / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+            env=env,
+            start_new_session=True,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -102,8 +144,9 @@ def scrape(url: str) -> str:
 def samples(text: str, name: str) -> list[tuple[dict, float]]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    return [(s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples
-            if s.name == name]
+    return [
+        (s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples if s.name == name
+    ]
 
 
 def test_the_proxys_metrics_count_decisions_per_label_and_stage(metrics_proxy):
@@ -115,26 +158,36 @@ def test_the_proxys_metrics_count_decisions_per_label_and_stage(metrics_proxy):
     with openai.OpenAI(base_url=metrics_proxy["url"], api_key=MASTER_KEY, max_retries=0, timeout=90) as client:
         for i in range(20):
             raw = client.chat.completions.with_raw_response.create(
-                model="auto", messages=[{"role": "user", "content": QUERIES[i % len(QUERIES)]}])
+                model="auto", messages=[{"role": "user", "content": QUERIES[i % len(QUERIES)]}]
+            )
             h = raw.headers
-            expected[h["x-taskrouter-label"], h["x-taskrouter-stage"], h["x-taskrouter-escalated"],
-                     h["x-taskrouter-pool"]] += 1
+            expected[
+                h["x-taskrouter-label"], h["x-taskrouter-stage"], h["x-taskrouter-escalated"], h["x-taskrouter-pool"]
+            ] += 1
             served[h["x-taskrouter-pool"], h["x-litellm-model-group"]] += 1
     assert served["code", "capable"] == 4  # the fallback really happened
     deadline = time.monotonic() + 10
     while True:  # LiteLLM runs callbacks after the response is sent
         text = scrape(metrics_proxy["url"])
-        responses = {(s["requested_pool"], s["served_pool"], s["fallback"]): v
-                     for s, v in samples(text, "taskrouter_responses_total") if s["status"] == "success"}
+        responses = {
+            (s["requested_pool"], s["served_pool"], s["fallback"]): v
+            for s, v in samples(text, "taskrouter_responses_total")
+            if s["status"] == "success"
+        }
         if sum(responses.values()) >= 20 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    decisions = {(s["label"], s["stage"], s["escalated"], s["requested_pool"]): v
-                 for s, v in samples(text, "taskrouter_decisions_total")}
+    decisions = {
+        (s["label"], s["stage"], s["escalated"], s["requested_pool"]): v
+        for s, v in samples(text, "taskrouter_decisions_total")
+    }
     assert decisions == expected
     assert responses == {(req, srv, "true" if req != srv else "false"): n for (req, srv), n in served.items()}
     assert sum(v for s, v in samples(text, "taskrouter_responses_total") if s["status"] == "failure") >= 4
     assert any(name.startswith("litellm_") for name in text.split())  # LiteLLM's own metrics share the endpoint
-    lines = [line for line in text.splitlines() if line.startswith(("taskrouter_decisions_total",
-                                                                    "taskrouter_responses_total"))]
+    lines = [
+        line
+        for line in text.splitlines()
+        if line.startswith(("taskrouter_decisions_total", "taskrouter_responses_total"))
+    ]
     print("\n/metrics after 20 requests (taskrouter_ lines):\n" + "\n".join(lines))

@@ -27,11 +27,29 @@ MATH = "Solve for x: 3x + 7 = 22, and show each step."
 POEM = "Write a short poem about the sea at night."
 
 # The modules behind the `proxy` extra that the proxy imports at start (see docs/workers.md).
-PROXY_MODULES = ("fastapi", "starlette", "uvicorn", "uvloop", "websockets", "orjson", "backoff", "apscheduler",
-                 "jwt", "cryptography", "python_multipart", "semver", "expression", "fastapi_sso", "mcp", "soundfile")
+PROXY_MODULES = (
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "uvloop",
+    "websockets",
+    "orjson",
+    "backoff",
+    "apscheduler",
+    "jwt",
+    "cryptography",
+    "python_multipart",
+    "semver",
+    "expression",
+    "fastapi_sso",
+    "mcp",
+    "soundfile",
+)
 MISSING = [m for m in PROXY_MODULES if importlib.util.find_spec(m) is None]
-pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"the LiteLLM Proxy's packages are not installed (missing "
-                                                      f"{', '.join(MISSING)}): pip install -e '.[proxy]'")
+pytestmark = pytest.mark.skipif(
+    bool(MISSING),
+    reason=f"the LiteLLM Proxy's packages are not installed (missing {', '.join(MISSING)}): pip install -e '.[proxy]'",
+)
 
 RECORDER = '''"""Test-only callback: what LiteLLM callbacks see of each successful call, to $TASKROUTER_TEST_RECORD."""
 import json, os
@@ -46,11 +64,11 @@ class Recorder(CustomLogger):
 recorder = Recorder()
 '''
 
-JUDGE_HOOK = '''from pathlib import Path
+JUDGE_HOOK = """from pathlib import Path
 from routing.proxy import TaskRouterHook
 
 hook = TaskRouterHook(Path(__file__).with_name("judge.yaml"), model="auto-judge")
-'''
+"""
 
 
 def free_port() -> int:
@@ -97,10 +115,23 @@ def proxy(upstream, tmp_path_factory):
     config["litellm_settings"]["callbacks"] = ["taskrouter_hook.hook", "judge_hook.hook", "recorder.recorder"]
     # A second hook, for model "auto-judge", tries stage 3 through the proxy's own router: its "judge" pool always
     # answers "code", and threshold 1.0 without the static stage sends it every query the keyword rules do not decide.
-    config["model_list"].append({"model_name": "judge", "litellm_params": {"model": "openai/judge-a", **{
-        k: config["model_list"][0]["litellm_params"][k] for k in ("api_base", "api_key")}}})
-    judge = {"model_list": config["model_list"], "taskrouter": {
-        **config["taskrouter"], "llm_classifier": {"alias": "judge"}, "classifier": {"threshold": 1.0, "static": False}}}
+    config["model_list"].append(
+        {
+            "model_name": "judge",
+            "litellm_params": {
+                "model": "openai/judge-a",
+                **{k: config["model_list"][0]["litellm_params"][k] for k in ("api_base", "api_key")},
+            },
+        }
+    )
+    judge = {
+        "model_list": config["model_list"],
+        "taskrouter": {
+            **config["taskrouter"],
+            "llm_classifier": {"alias": "judge"},
+            "classifier": {"threshold": 1.0, "static": False},
+        },
+    }
     upstream.set(**{"judge-a": {"reply": "code"}})
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp / "judge.yaml").write_text(yaml.safe_dump(judge))
@@ -108,16 +139,28 @@ def proxy(upstream, tmp_path_factory):
     (tmp / "judge_hook.py").write_text(JUDGE_HOOK)
     (tmp / "recorder.py").write_text(RECORDER)
     record, log, port = tmp / "record.jsonl", tmp / "proxy.log", free_port()
-    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false", "UPSTREAM_API_BASE": upstream.url, "UPSTREAM_API_KEY": "sk-fake-upstream",
-           "LITELLM_MASTER_KEY": MASTER_KEY, "TASKROUTER_TEST_RECORD": str(record)}
+    env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "UPSTREAM_API_BASE": upstream.url,
+        "UPSTREAM_API_KEY": "sk-fake-upstream",
+        "LITELLM_MASTER_KEY": MASTER_KEY,
+        "TASKROUTER_TEST_RECORD": str(record),
+    }
     env.pop("TASKROUTER_CONFIG", None)  # the hook reads the config.yaml next to it
     litellm = shutil.which("litellm", path=str(Path(sys.executable).parent)) or shutil.which("litellm")
     assert litellm, "the litellm command is not installed"
     with log.open("w") as out:
-        proc = subprocess.Popen([litellm, "--config", str(tmp / "config.yaml"), "--host", "127.0.0.1", "--port",
-                                 str(port)], stdout=out, stderr=subprocess.STDOUT, cwd=tmp, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [litellm, "--config", str(tmp / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=tmp,
+            env=env,
+            start_new_session=True,
+        )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -165,8 +208,10 @@ def test_auto_sends_a_math_question_to_the_math_pool(client, upstream, proxy):
     assert 0 <= float(headers["x-taskrouter-confidence"]) <= 1
     rows = recorded(proxy, 1)
     assert rows[-1]["model_group"] == "math"
-    assert {k: rows[-1]["taskrouter"][k] for k in ("label", "requested_pool")} == {"label": "math",
-                                                                                   "requested_pool": "math"}
+    assert {k: rows[-1]["taskrouter"][k] for k in ("label", "requested_pool")} == {
+        "label": "math",
+        "requested_pool": "math",
+    }
     assert {"label", "stage", "confidence", "escalated", "requested_pool"} <= set(rows[-1]["taskrouter"])
 
 
@@ -180,7 +225,8 @@ def test_auto_sends_a_poem_request_to_the_creative_pool(client, upstream):
 def test_streaming_with_auto(client, upstream):
     before = upstream.hits("math-a")
     with client.chat.completions.with_streaming_response.create(
-            model="auto", stream=True, messages=[{"role": "user", "content": MATH}]) as response:
+        model="auto", stream=True, messages=[{"role": "user", "content": MATH}]
+    ) as response:
         headers = response.headers
         text = "".join(c.choices[0].delta.content or "" for c in response.parse() if c.choices)
     assert text == "[math-a] ok"
@@ -191,8 +237,9 @@ def test_streaming_with_auto(client, upstream):
 def test_a_pool_named_directly_is_not_rerouted(client, upstream):
     before = upstream.hits("creative-a"), upstream.hits("code-a")
     forged = {"label": "math", "stage": "heuristic", "confidence": 1.0, "escalated": False, "requested_pool": "math"}
-    raw = client.chat.completions.with_raw_response.create(model="code", messages=[{"role": "user", "content": POEM}],
-                                                           extra_body={"metadata": {"taskrouter": forged}})
+    raw = client.chat.completions.with_raw_response.create(
+        model="code", messages=[{"role": "user", "content": POEM}], extra_body={"metadata": {"taskrouter": forged}}
+    )
     r, headers = raw.parse(), raw.headers
     assert headers["x-litellm-model-group"] == "code" and r.choices[0].message.content == "[code-a] ok"
     assert (upstream.hits("creative-a"), upstream.hits("code-a")) == (before[0], before[1] + 1)
@@ -200,8 +247,11 @@ def test_a_pool_named_directly_is_not_rerouted(client, upstream):
 
 
 def test_a_follow_up_in_content_parts_is_read_with_the_conversation(client):
-    messages = [{"role": "user", "content": MATH}, {"role": "assistant", "content": "x = 5"},
-                {"role": "user", "content": [{"type": "text", "text": "Now do the same with 22 replaced by 40."}]}]
+    messages = [
+        {"role": "user", "content": MATH},
+        {"role": "assistant", "content": "x = 5"},
+        {"role": "user", "content": [{"type": "text", "text": "Now do the same with 22 replaced by 40."}]},
+    ]
     raw = client.chat.completions.with_raw_response.create(model="auto", messages=messages)
     assert raw.headers["x-litellm-model-group"] == "math"
 
@@ -210,7 +260,10 @@ def test_stage_3_answers_through_the_proxys_router(client, upstream):
     before = upstream.hits("judge-a"), upstream.hits("code-a")
     r, headers = ask(client, "auto-judge", "What is the capital of Canada?")
     assert (headers["x-taskrouter-stage"], headers["x-taskrouter-label"], headers["x-taskrouter-escalated"]) == (
-        "llm", "code", "true")
+        "llm",
+        "code",
+        "true",
+    )
     assert "x-taskrouter-confidence" not in headers and headers["x-litellm-model-group"] == "code"
     assert (upstream.hits("judge-a"), upstream.hits("code-a")) == (before[0] + 1, before[1] + 1)
 
@@ -301,8 +354,9 @@ def test_classification_does_not_block_the_event_loop(example_env, shipped_casca
                 last = now
 
         ticker = asyncio.create_task(tick())
-        data = await hook.async_pre_call_hook(None, None, {"model": "auto", "messages": [
-            {"role": "user", "content": POEM}]}, "acompletion")
+        data = await hook.async_pre_call_hook(
+            None, None, {"model": "auto", "messages": [{"role": "user", "content": POEM}]}, "acompletion"
+        )
         ticker.cancel()
         return data, gaps
 

@@ -23,11 +23,20 @@ LONG_DOC = ("The quarterly report covers revenue, churn and hiring plans across 
 
 TOOL_HISTORY = [
     {"role": "system", "content": "You are a coding assistant."},
-    {"role": "user", "content": [{"type": "text", "text": "Read main.py and fix the failing import."},
-                                 {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
-    {"role": "assistant", "content": None,
-     "tool_calls": [{"id": "call_1", "type": "function",
-                     "function": {"name": "read_file", "arguments": "{\"path\": \"main.py\"}"}}]},
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Read main.py and fix the failing import."},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        ],
+    },
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "read_file", "arguments": '{"path": "main.py"}'}}
+        ],
+    },
     {"role": "tool", "tool_call_id": "call_1", "content": "import nump as np\nprint(np.zeros(3))"},
     {"role": "assistant", "content": [{"type": "text", "text": "The module name is misspelled."}]},
 ]
@@ -50,13 +59,17 @@ def test_every_openai_message_shape_is_routed(provider, shipped_cascade):
     assert provider.requests[-1]["roles"] == ["system", "user", "assistant", "tool", "assistant", "user"]
 
 
-@pytest.mark.parametrize(("history", "field"), [
-    ([{"role": "user", "content": 5}], r"history\[0\].content"),
-    ([{"role": "user", "content": [{"type": "text", "text": 7}]}], r"history\[0\].content\[0\].text"),
-    ([{"role": "wizard", "content": "hi"}], r"history\[0\].role"),
-    ([{"content": "hi"}], r"history\[0\].role"),
-    ("not a list", "history"),
-], ids=["int-content", "int-text-part", "unknown-role", "no-role", "string-history"])
+@pytest.mark.parametrize(
+    ("history", "field"),
+    [
+        ([{"role": "user", "content": 5}], r"history\[0\].content"),
+        ([{"role": "user", "content": [{"type": "text", "text": 7}]}], r"history\[0\].content\[0\].text"),
+        ([{"role": "wizard", "content": "hi"}], r"history\[0\].role"),
+        ([{"content": "hi"}], r"history\[0\].role"),
+        ("not a list", "history"),
+    ],
+    ids=["int-content", "int-text-part", "unknown-role", "no-role", "string-history"],
+)
 def test_malformed_history_names_the_field(provider, shipped_cascade, history, field):
     tr = TaskRouter(make_config(provider), cascade=shipped_cascade)
     with pytest.raises(QueryError, match=field):
@@ -73,15 +86,21 @@ def test_a_300k_character_prompt_is_classified_and_goes_to_long_context_demo():
 def test_a_300k_character_prompt_is_classified_and_goes_to_long_context_fake(provider, shipped_cascade):
     deployments = [deployment(provider, p, f"{p}-a") for p in ("fast", "capable", "math", "code", "creative")]
     deployments.append(deployment(provider, "long-context", "long-a"))
-    provider.set(**{f"{p}-a": {"mode": "ctx", "max_tokens": 20_000} for p in ("fast", "capable", "math", "code",
-                                                                               "creative")})
-    cfg = make_config(provider, deployments=deployments,
-                      router_settings={"context_window_fallbacks": [{"fast": ["long-context"]},
-                                                                    {"code": ["long-context"]}]})
+    provider.set(
+        **{f"{p}-a": {"mode": "ctx", "max_tokens": 20_000} for p in ("fast", "capable", "math", "code", "creative")}
+    )
+    cfg = make_config(
+        provider,
+        deployments=deployments,
+        router_settings={"context_window_fallbacks": [{"fast": ["long-context"]}, {"code": ["long-context"]}]},
+    )
     cfg["taskrouter"]["pools"] = {"code": "code"}
     tr = TaskRouter(cfg, cascade=shipped_cascade)
-    r = tr.complete("Find the bug in this log processing script:\n" + "for line in open('x.log'): print(line)\n"
-                    * 8000 + "\nWhy does it run out of memory?")
+    r = tr.complete(
+        "Find the bug in this log processing script:\n"
+        + "for line in open('x.log'): print(line)\n" * 8000
+        + "\nWhy does it run out of memory?"
+    )
     assert r.decision.label == "code"
     assert (r.requested_pool, r.served_pool, r.fallback) == ("code", "long-context", True)
 
@@ -94,8 +113,9 @@ def test_program_errors_propagate_unchanged(build_demo):
 
 def test_provider_errors_keep_their_cause(provider, shipped_cascade):
     provider.set(**{"math-a": {"mode": "500"}, "capable-a": {"mode": "500"}})
-    tr = TaskRouter(make_config(provider, router_settings={"fallbacks": [{"math": ["capable"]}]}),
-                    cascade=shipped_cascade)
+    tr = TaskRouter(
+        make_config(provider, router_settings={"fallbacks": [{"math": ["capable"]}]}), cascade=shipped_cascade
+    )
     with pytest.raises(PoolsExhausted) as info:
         tr.complete("Solve for x: 3x + 7 = 22")
     assert info.value.__cause__ is not None and "InternalServerError" in type(info.value.__cause__).__name__
@@ -128,8 +148,14 @@ def test_five_cli_runs_write_five_events(tmp_path, provider):
     path = write_config(tmp_path / "c.yaml", make_config(provider, telemetry={"url": f"sqlite:///{db}"}))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     for i in range(5):
-        r = subprocess.run([sys.executable, "-m", "routing.cli", "complete", "--config", path, f"{CODE} ({i})"],
-                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+        r = subprocess.run(
+            [sys.executable, "-m", "routing.cli", "complete", "--config", path, f"{CODE} ({i})"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr
     assert rows(db) == 5
 
@@ -138,9 +164,11 @@ def test_at_exit_queued_events_are_written(tmp_path, provider):
     """A script that never closes its router still writes its events when it exits normally."""
     db = tmp_path / "events.db"
     path = write_config(tmp_path / "c.yaml", make_config(provider, telemetry={"url": f"sqlite:///{db}"}))
-    script = ("from routing import route_and_complete\n"
-              f"for q in ['integrate x^2', 'write a limerick about a cat', 'sort a dict in python']:\n"
-              f"    route_and_complete(q, config={path!r})\n")
+    script = (
+        "from routing import route_and_complete\n"
+        f"for q in ['integrate x^2', 'write a limerick about a cat', 'sort a dict in python']:\n"
+        f"    route_and_complete(q, config={path!r})\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -149,8 +177,9 @@ def test_at_exit_queued_events_are_written(tmp_path, provider):
 
 def test_with_block_leaves_no_thread_of_its_own(tmp_path, provider, shipped_cascade):
     db = tmp_path / "events.db"
-    cfg = make_config(provider, telemetry={"url": f"sqlite:///{db}"},
-                      router_settings={"routing_strategy": "cost-based-routing"})
+    cfg = make_config(
+        provider, telemetry={"url": f"sqlite:///{db}"}, router_settings={"routing_strategy": "cost-based-routing"}
+    )
     before = {t.ident for t in threading.enumerate()}
     with TaskRouter(cfg, cascade=shipped_cascade) as tr:
         tr.complete(CODE)
@@ -161,15 +190,27 @@ def test_with_block_leaves_no_thread_of_its_own(tmp_path, provider, shipped_casc
         tr.complete(CODE)
 
 
-@pytest.mark.parametrize(("follow_up", "label"), [
-    ("Explain that step by step.", "code"), ("Make it shorter.", "code"), ("try again", "code"),
-    ("Now write a poem about this.", "creative"), ("Now calculate the probability that two of them fail.", "math"),
-])
-def test_a_follow_up_keeps_the_conversation_label_unless_it_starts_a_new_task(provider, shipped_cascade, follow_up,
-                                                                               label):
+@pytest.mark.parametrize(
+    ("follow_up", "label"),
+    [
+        ("Explain that step by step.", "code"),
+        ("Make it shorter.", "code"),
+        ("try again", "code"),
+        ("Now write a poem about this.", "creative"),
+        ("Now calculate the probability that two of them fail.", "math"),
+    ],
+)
+def test_a_follow_up_keeps_the_conversation_label_unless_it_starts_a_new_task(
+    provider, shipped_cascade, follow_up, label
+):
     tr = TaskRouter(make_config(provider), cascade=shipped_cascade)
-    history = [{"role": "user", "content": "My Flask app returns 500 when I post JSON, here is the route: "
-                                           "@app.post('/x') def x(): return request.json['a']"},
-               {"role": "assistant", "content": "The key 'a' is missing from the body."}]
+    history = [
+        {
+            "role": "user",
+            "content": "My Flask app returns 500 when I post JSON, here is the route: "
+            "@app.post('/x') def x(): return request.json['a']",
+        },
+        {"role": "assistant", "content": "The key 'a' is missing from the body."},
+    ]
     r = tr.complete(follow_up, history)
     assert (r.decision.label, r.served_pool) == (label, label)

@@ -8,9 +8,9 @@ import sys
 import pytest
 import yaml
 
+from classifier.errors import DataError
 from routing import TaskRouter
 from routing.review import export_for_review, import_reviewed
-from classifier.errors import DataError
 from routing.telemetry import TelemetryStore
 from tests.conftest import ROOT
 from tests.integration.test_telemetry import priced_config, scripted_traffic
@@ -37,14 +37,16 @@ def Cascade_with_escalations(cascade):
 
 
 def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "routing.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "routing.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def test_report_cli_writes_html_and_json(telemetry):
     d, url = telemetry
-    r = run_cli("report", "--config", d / "config.yaml", "--out", d / "report.html", "--json", d / "report.json",
-                cwd=ROOT)
+    r = run_cli(
+        "report", "--config", d / "config.yaml", "--out", d / "report.html", "--json", d / "report.json", cwd=ROOT
+    )
     assert r.returncode == 0, r.stderr
     m = json.loads((d / "report.json").read_text())
     for key in ("requests", "pool_distribution", "fallback_rate", "cost_usd", "baseline_cost_usd", "escalation_rate"):
@@ -57,8 +59,10 @@ def test_report_cli_writes_html_and_json(telemetry):
     assert r.returncode == 2 and "--since: not a date" in r.stderr
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed: run `bash scripts/setup.sh --browser` "
-                                          "(as root: apt-get install chromium)")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed: run `bash scripts/setup.sh --browser` (as root: apt-get install chromium)",
+)
 def test_report_renders_in_headless_chromium(telemetry):
     playwright = pytest.importorskip("playwright.sync_api")
     d, _ = telemetry
@@ -66,9 +70,17 @@ def test_report_renders_in_headless_chromium(telemetry):
         test_report_cli_writes_html_and_json(telemetry)
     errors: list[str] = []
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         page = browser.new_page()
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -95,8 +107,11 @@ def test_review_export_and_import(telemetry, tmp_path):
     rows[0]["label"] = "math"
     rows[1]["label"] = rows[1]["predicted"]
     training = tmp_path / "train.jsonl"
-    training.write_text(json.dumps({"text": rows[1]["text"], "label": "code"}) + "\n"
-                        + json.dumps({"text": "hello there", "label": "default"}))  # no final newline
+    training.write_text(
+        json.dumps({"text": rows[1]["text"], "label": "code"})
+        + "\n"
+        + json.dumps({"text": "hello there", "label": "default"})
+    )  # no final newline
     out.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     s = import_reviewed(out, training)
     assert (s.added, len(s.conflicts), s.unlabeled) == (1, 1 if rows[1]["predicted"] != "code" else 0, n - 2)

@@ -5,8 +5,14 @@ import time
 
 import pytest
 
-from routing import (ContextWindowExceeded, PoolsExhausted, RoutedStream, TaskRouter, aroute_and_complete,
-                     route_and_complete)
+from routing import (
+    ContextWindowExceeded,
+    PoolsExhausted,
+    RoutedStream,
+    TaskRouter,
+    aroute_and_complete,
+    route_and_complete,
+)
 from tests.integration.conftest import deployment, make_config
 
 MATH = "Solve for x: 3x + 7 = 22, and show each step."
@@ -17,6 +23,7 @@ POEM = "Write a short poem about the sea at night."
 def build(provider, shipped_cascade):
     def _build(**kw):
         return TaskRouter(make_config(provider, **kw), cascade=shipped_cascade)
+
     return _build
 
 
@@ -53,14 +60,45 @@ def test_slow_deployment_times_out_and_falls_back(build, provider):
 
 
 def test_cooldown_after_allowed_fails(provider, shipped_cascade):
-    deployments = [deployment(provider, "fast", "fast-bad"), deployment(provider, "fast", "fast-good"),
-                   deployment(provider, "capable", "capable-a")]
+    deployments = [
+        deployment(provider, "fast", "fast-bad"),
+        deployment(provider, "fast", "fast-good"),
+        deployment(provider, "capable", "capable-a"),
+    ]
     provider.set(**{"fast-bad": {"mode": "500"}})
-    tr = TaskRouter(make_config(provider, deployments=deployments, router_settings={
-        "allowed_fails": 1, "cooldown_time": 60, "fallbacks": [{"fast": ["capable"]}]}), cascade=shipped_cascade)
-    results = [tr.complete(f"Recommend a good book about {topic}") for topic in
-               ["birds", "rivers", "chess", "baking", "Rome", "jazz", "sleep", "volcanoes", "tea", "trains",
-                "whales", "maps", "glass", "salt", "kites", "bees", "owls", "ice", "silk", "clocks"]]
+    tr = TaskRouter(
+        make_config(
+            provider,
+            deployments=deployments,
+            router_settings={"allowed_fails": 1, "cooldown_time": 60, "fallbacks": [{"fast": ["capable"]}]},
+        ),
+        cascade=shipped_cascade,
+    )
+    results = [
+        tr.complete(f"Recommend a good book about {topic}")
+        for topic in [
+            "birds",
+            "rivers",
+            "chess",
+            "baking",
+            "Rome",
+            "jazz",
+            "sleep",
+            "volcanoes",
+            "tea",
+            "trains",
+            "whales",
+            "maps",
+            "glass",
+            "salt",
+            "kites",
+            "bees",
+            "owls",
+            "ice",
+            "silk",
+            "clocks",
+        ]
+    ]
     assert all(r.served_pool in {"fast", "capable"} for r in results)  # nothing lost
     assert provider.hits("fast-bad") == 2  # cooled down once fails exceeded allowed_fails=1
     assert all(r.deployment == "fast-good-id" for r in results[-8:])
@@ -84,10 +122,14 @@ def test_context_window_without_fallback_is_a_typed_error(build, provider):
 
 
 def test_cost_based_routing_picks_the_cheaper_deployment(provider, shipped_cascade):
-    deployments = [deployment(provider, "fast", "fast-pricey", input_cost_per_token=1e-5, output_cost_per_token=1e-5),
-                   deployment(provider, "fast", "fast-cheap", input_cost_per_token=1e-7, output_cost_per_token=2e-7)]
-    tr = TaskRouter(make_config(provider, deployments=deployments,
-                                router_settings={"routing_strategy": "cost-based-routing"}), cascade=shipped_cascade)
+    deployments = [
+        deployment(provider, "fast", "fast-pricey", input_cost_per_token=1e-5, output_cost_per_token=1e-5),
+        deployment(provider, "fast", "fast-cheap", input_cost_per_token=1e-7, output_cost_per_token=2e-7),
+    ]
+    tr = TaskRouter(
+        make_config(provider, deployments=deployments, router_settings={"routing_strategy": "cost-based-routing"}),
+        cascade=shipped_cascade,
+    )
     results = [tr.complete(f"Any tips for visiting {city}?") for city in ["Oslo", "Lima", "Cairo", "Hanoi", "Quito"]]
     results.append(asyncio.run(tr.acomplete("Any tips for visiting Perth?")))
     streamed = tr.complete("Any tips for visiting Accra?", stream=True)
@@ -111,10 +153,17 @@ def test_every_pool_down_is_one_typed_error_and_no_hang(build, provider):
 def test_no_request_lost_under_concurrency_with_a_flaky_deployment(provider, shipped_cascade):
     deployments = [deployment(provider, "fast", "fast-flaky"), deployment(provider, "capable", "capable-a")]
     provider.set(**{"fast-flaky": {"mode": "flaky", "fail_every": 2}})
-    tr = TaskRouter(make_config(provider, deployments=deployments, router_settings={
-        "fallbacks": [{"fast": ["capable"]}], "disable_cooldowns": True,
-        "timeout": 60}), cascade=shipped_cascade)  # 200 at once on 2 shared cores: slow is not lost
-    queries = [f"Give me one tip about {w} number {i}" for i in range(50) for w in ("gardening", "sleep", "travel", "tea")]
+    tr = TaskRouter(
+        make_config(
+            provider,
+            deployments=deployments,
+            router_settings={"fallbacks": [{"fast": ["capable"]}], "disable_cooldowns": True, "timeout": 60},
+        ),
+        cascade=shipped_cascade,
+    )  # 200 at once on 2 shared cores: slow is not lost
+    queries = [
+        f"Give me one tip about {w} number {i}" for i in range(50) for w in ("gardening", "sleep", "travel", "tea")
+    ]
 
     async def fire():
         return await asyncio.gather(*(aroute_and_complete(q, config=tr) for q in queries), return_exceptions=True)
@@ -146,8 +195,10 @@ def test_async_streaming(build, provider):
 
 def test_follow_ups_stay_or_switch(build):
     tr = build()
-    history = [{"role": "user", "content": "Write a Python function that parses ISO dates from log lines."},
-               {"role": "assistant", "content": "def parse(line): ..."}]
+    history = [
+        {"role": "user", "content": "Write a Python function that parses ISO dates from log lines."},
+        {"role": "assistant", "content": "def parse(line): ..."},
+    ]
     stay = tr.complete("now make it faster", history)
     assert (stay.decision.label, stay.served_pool) == ("code", "code")
     switch = tr.complete("Different topic: write a haiku about autumn leaves falling on a pond.", history)

@@ -11,8 +11,10 @@ from tests.integration.conftest import deployment, make_config
 pytestmark = pytest.mark.integration
 
 N = 12  # requests per pool and mode
-CHEAP, PRICEY = {"input_cost_per_token": 1e-7, "output_cost_per_token": 2e-7}, {
-    "input_cost_per_token": 1e-5, "output_cost_per_token": 1e-5}
+CHEAP, PRICEY = (
+    {"input_cost_per_token": 1e-7, "output_cost_per_token": 2e-7},
+    {"input_cost_per_token": 1e-5, "output_cost_per_token": 1e-5},
+)
 # One request to each pool: "tips" questions are unmapped (-> fast), poems go to `capable`.
 QUERIES = {"fast": "Any tips for visiting {}?", "capable": "Write a short poem about {} at night."}
 PLACES = ["Oslo", "Lima", "Cairo", "Hanoi", "Quito", "Perth", "Accra", "Riga", "Porto", "Dakar", "Kyoto", "Bern"]
@@ -21,16 +23,29 @@ FAST_ONE = {"fast": "fast-quick-id", "capable": "capable-cheap-id"}  # the deplo
 
 @pytest.fixture
 def tr(provider, shipped_cascade):
-    deployments = [deployment(provider, "fast", "fast-slow"), deployment(provider, "fast", "fast-quick"),
-                   deployment(provider, "capable", "capable-pricey", **PRICEY),
-                   deployment(provider, "capable", "capable-cheap", **CHEAP),
-                   deployment(provider, "math", "math-a"), deployment(provider, "code", "code-a", **CHEAP)]
+    deployments = [
+        deployment(provider, "fast", "fast-slow"),
+        deployment(provider, "fast", "fast-quick"),
+        deployment(provider, "capable", "capable-pricey", **PRICEY),
+        deployment(provider, "capable", "capable-cheap", **CHEAP),
+        deployment(provider, "math", "math-a"),
+        deployment(provider, "code", "code-a", **CHEAP),
+    ]
     provider.set(**{"fast-slow": {"mode": "slow", "delay": 0.3}})
-    groups = [{"group_name": "quickest", "models": ["fast", "math"], "routing_strategy": "latency-based-routing",
-               "routing_strategy_args": {"ttl": 60, "lowest_latency_buffer": 0}},
-              {"group_name": "cheapest", "models": ["capable", "code"], "routing_strategy": "cost-based-routing"}]
-    config = make_config(provider, deployments=deployments, router_settings={
-        "routing_groups": groups, "fallbacks": [{"math": ["capable"]}, {"code": ["fast"]}]})
+    groups = [
+        {
+            "group_name": "quickest",
+            "models": ["fast", "math"],
+            "routing_strategy": "latency-based-routing",
+            "routing_strategy_args": {"ttl": 60, "lowest_latency_buffer": 0},
+        },
+        {"group_name": "cheapest", "models": ["capable", "code"], "routing_strategy": "cost-based-routing"},
+    ]
+    config = make_config(
+        provider,
+        deployments=deployments,
+        router_settings={"routing_groups": groups, "fallbacks": [{"math": ["capable"]}, {"code": ["fast"]}]},
+    )
     config["taskrouter"]["pools"] = {"creative": "capable", "math": "math", "code": "code"}
     router = TaskRouter(config, cascade=shipped_cascade)
     yield router
@@ -65,8 +80,9 @@ def test_each_pool_follows_its_own_strategy_sync_async_and_streaming(tr, provide
                 requested, dep = _run(tr, mode, template.format(place))
                 assert requested == pool
                 served[dep] += 1
-            assert sum(served.values()) == N and set(served) <= {f"{pool}-{k}-id" for k in (
-                "slow", "quick", "pricey", "cheap")}
+            assert sum(served.values()) == N and set(served) <= {
+                f"{pool}-{k}-id" for k in ("slow", "quick", "pricey", "cheap")
+            }
             shares[pool, mode] = served[FAST_ONE[pool]] / N
     print("\nshare of traffic to the quick (fast pool, latency-based) / cheap (capable pool, cost-based) deployment")
     print(f"{'pool':<10}{'strategy':<24}{'sync':>8}{'async':>8}{'stream':>8}")
@@ -83,7 +99,11 @@ def test_fallbacks_cross_between_groups(tr, provider):
     provider.set(**{"math-a": {"mode": "500"}, "code-a": {"mode": "500"}})
     math = tr.complete("Solve for x: 3x + 7 = 22, and show each step.")  # latency group -> cost group
     assert (math.requested_pool, math.served_pool, math.fallback, math.deployment) == (
-        "math", "capable", True, "capable-cheap-id")
+        "math",
+        "capable",
+        True,
+        "capable-cheap-id",
+    )
     code = asyncio.run(tr.acomplete("Fix this Python: print('a' + 1)"))  # cost group -> latency group
     assert (code.requested_pool, code.served_pool, code.fallback) == ("code", "fast", True)
     assert code.deployment in {"fast-quick-id", "fast-slow-id"}

@@ -24,12 +24,17 @@ def postgres_url():
 
 
 def priced_config(fake, url, **taskrouter):
-    cfg = make_config(fake, router_settings={"fallbacks": [{"math": ["capable"]}, {"capable": ["fast"]}]},
-                      telemetry={"url": url, "store_text": True}, **taskrouter)
+    cfg = make_config(
+        fake,
+        router_settings={"fallbacks": [{"math": ["capable"]}, {"capable": ["fast"]}]},
+        telemetry={"url": url, "store_text": True},
+        **taskrouter,
+    )
     for d in cfg["model_list"]:
         if d["model_name"] in PRICED:
-            d["litellm_params"]["input_cost_per_token"], d["litellm_params"]["output_cost_per_token"] = \
-                PRICED[d["model_name"]]
+            d["litellm_params"]["input_cost_per_token"], d["litellm_params"]["output_cost_per_token"] = PRICED[
+                d["model_name"]
+            ]
     return cfg
 
 
@@ -81,8 +86,16 @@ def test_sqlite_and_postgres_give_the_same_report(provider, shipped_cascade, tmp
     ev_pg, m_pg = metrics_for(provider, shipped_cascade, postgres_url)
     check(ev_sqlite, m_sqlite)
     check(ev_pg, m_pg)
-    comparable = ("requests", "succeeded", "failed", "pool_distribution", "fallback_rate", "stage_coverage",
-                  "escalation_rate", "error_classes")
+    comparable = (
+        "requests",
+        "succeeded",
+        "failed",
+        "pool_distribution",
+        "fallback_rate",
+        "stage_coverage",
+        "escalation_rate",
+        "error_classes",
+    )
     assert {k: m_sqlite[k] for k in comparable} == {k: m_pg[k] for k in comparable}
     assert m_sqlite["total_cost_usd"] == pytest.approx(m_pg["total_cost_usd"])
     assert m_sqlite["baseline_cost_usd"] == pytest.approx(m_pg["baseline_cost_usd"])

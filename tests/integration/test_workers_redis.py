@@ -26,8 +26,10 @@ from tests.integration.conftest import deployment, make_config
 WORKER = Path(__file__).with_name("worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_SERVER = "/usr/bin/redis-server"
-QUERIES = [f"Recommend a good book about {topic}" for topic in ("birds", "rivers", "chess", "baking", "jazz",
-                                                                  "tea", "trains", "whales", "maps", "bees")]
+QUERIES = [
+    f"Recommend a good book about {topic}"
+    for topic in ("birds", "rivers", "chess", "baking", "jazz", "tea", "trains", "whales", "maps", "bees")
+]
 
 
 def free_port() -> int:
@@ -60,9 +62,25 @@ def redis_port():
     if binary is None:
         pytest.skip("redis-server is not installed (apt-get install redis-server)")
     port, root = free_port(), tempfile.mkdtemp(prefix="taskrouter-redis-")
-    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", root, "--save", "",
-                             "--appendonly", "no", "--protected-mode", "yes"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            root,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 10
         while not redis_ping(port):
@@ -85,12 +103,23 @@ class Worker:
 
     def __init__(self, name: str, configs: dict[str, Path], log: Path) -> None:
         self.name, self.log = name, log
-        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HF_HUB_OFFLINE": "1",
-               "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
+        env = {
+            **os.environ,
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "HF_HUB_OFFLINE": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONPATH": str(ROOT),
+        }
         self._stderr = log.open("w")
-        self.proc = subprocess.Popen([sys.executable, str(WORKER), *(f"{k}={v}" for k, v in configs.items())],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     text=True, cwd=ROOT, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKER), *(f"{k}={v}" for k, v in configs.items())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            cwd=ROOT,
+            env=env,
+        )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -131,19 +160,31 @@ class Worker:
 
 def pool_config(fake, prefix: str, **router_settings) -> dict:
     bad, good = f"{prefix}-bad", f"{prefix}-good"
-    deployments = [deployment(fake, "fast", bad, weight=1),   # always picked while not cooled down...
-                   deployment(fake, "fast", good, weight=0),  # ...this one only once it is
-                   deployment(fake, "capable", f"{prefix}-capable")]
-    return make_config(fake, deployments=deployments, router_settings={
-        "allowed_fails": 1, "cooldown_time": 300, "fallbacks": [{"fast": ["capable"]}], **router_settings})
+    deployments = [
+        deployment(fake, "fast", bad, weight=1),  # always picked while not cooled down...
+        deployment(fake, "fast", good, weight=0),  # ...this one only once it is
+        deployment(fake, "capable", f"{prefix}-capable"),
+    ]
+    return make_config(
+        fake,
+        deployments=deployments,
+        router_settings={
+            "allowed_fails": 1,
+            "cooldown_time": 300,
+            "fallbacks": [{"fast": ["capable"]}],
+            **router_settings,
+        },
+    )
 
 
 @pytest.fixture(scope="module")
 def workers(fake, redis_port, tmp_path_factory):
     """Workers A and B, started together (imports take seconds), each with a "shared" and a "local" router."""
     tmp = tmp_path_factory.mktemp("workers")
-    configs = {"shared": pool_config(fake, "r", redis_host="127.0.0.1", redis_port=redis_port),
-               "local": pool_config(fake, "l")}
+    configs = {
+        "shared": pool_config(fake, "r", redis_host="127.0.0.1", redis_port=redis_port),
+        "local": pool_config(fake, "l"),
+    }
     for name, config in configs.items():
         (tmp / f"{name}.json").write_text(json.dumps(config))
     fake.set(**{"r-bad": {"mode": "500"}, "l-bad": {"mode": "500"}})

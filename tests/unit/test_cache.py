@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from classifier.cascade import Cascade, CacheInfo
+from classifier.cascade import CacheInfo, Cascade
 from classifier.keywords import KeywordRules, Rule
 from classifier.results import StageResult
 

@@ -3,9 +3,13 @@ import pytest
 from classifier.errors import ConfigError
 from routing.config import DEMO_CONFIG, PRODUCTION_EXAMPLE, load_config
 
-BASE = {"model_list": [{"model_name": "fast", "litellm_params": {"model": "openai/a", "api_key": "os.environ/TR_KEY"}},
-                       {"model_name": "capable", "litellm_params": {"model": "openai/b"}}],
-        "taskrouter": {"pools": {"math": "capable"}, "default_pool": "fast"}}
+BASE = {
+    "model_list": [
+        {"model_name": "fast", "litellm_params": {"model": "openai/a", "api_key": "os.environ/TR_KEY"}},
+        {"model_name": "capable", "litellm_params": {"model": "openai/b"}},
+    ],
+    "taskrouter": {"pools": {"math": "capable"}, "default_pool": "fast"},
+}
 
 
 def with_(**changes):
@@ -28,36 +32,88 @@ def test_valid_config_and_pool_map(monkeypatch):
     assert "sk-live" not in repr(c) and "os.environ/TR_KEY" in repr(c)
 
 
-@pytest.mark.parametrize(("cfg", "match"), [
-    (with_(taskrouter__pools={"math": "x"}), r"taskrouter\.pools\.math: unknown pool 'x'"),
-    (with_(taskrouter__default_pool="nope"), r"taskrouter\.default_pool: unknown pool 'nope'"),
-    (with_(taskrouter__llm_classifier={"alias": "gone"}), r"taskrouter\.llm_classifier\.alias: unknown pool"),
-    (with_(router_settings={"fallbacks": [{"fast": ["ghost"]}]}), r"router_settings\.fallbacks\[0\]\.fast: unknown pool"),
-    (with_(taskrouter__colour="red"), r"taskrouter\.colour: Extra inputs are not permitted"),
-    (with_(router_settings={"routing_strategy": "random"}), r"router_settings\.routing_strategy"),
-    (with_(router_settings={"num_retries": -1}), r"router_settings\.num_retries"),
-    (with_(model_list=[]), r"model_list: List should have at least 1 item"),
-    ({"model_list": BASE["model_list"]}, r"^taskrouter: Field required"),
-    (with_(taskrouter__classifier={"static_threshold": 1.5}), r"taskrouter\.classifier\.static_threshold"),
-    (with_(router_settings={"routing_groups": [{"group_name": "g", "models": ["x"],
-                                                "routing_strategy": "cost-based-routing"}]}),
-     r"router_settings\.routing_groups\[0\]\.models: unknown pool 'x'"),
-    (with_(router_settings={"routing_groups": [{"group_name": "g", "models": ["fast"],
-                                                "routing_strategy": "fastest"}]}),
-     r"router_settings\.routing_groups\.0\.routing_strategy: Input should be"),
-    (with_(router_settings={"routing_groups": [
-        {"group_name": "g", "models": ["fast"], "routing_strategy": "latency-based-routing"},
-        {"group_name": "h", "models": ["capable", "fast"], "routing_strategy": "cost-based-routing"}]}),
-     r"router_settings\.routing_groups\[1\]\.models: pool 'fast' is already in group 'g'"),
-    (with_(router_settings={"routing_groups": [{"group_name": "fast", "models": ["fast"],
-                                                "routing_strategy": "latency-based-routing"}]}),
-     r"router_settings\.routing_groups\[0\]\.group_name: 'fast' is reserved or a pool name"),
-    (with_(router_settings={"routing_groups": [{"group_name": "g", "models": ["fast"], "routing_strategy": "least-busy",
-                                                "weights": {}}]}),
-     r"router_settings\.routing_groups\.0\.weights: Extra inputs are not permitted"),
-], ids=["unknown-pool", "default-pool", "llm-alias", "fallback-target", "extra-key", "bad-strategy", "negative",
-        "empty-model-list", "no-taskrouter", "static-threshold", "group-unknown-pool", "group-bad-strategy",
-        "group-pool-twice", "group-named-like-a-pool", "group-extra-key"])
+@pytest.mark.parametrize(
+    ("cfg", "match"),
+    [
+        (with_(taskrouter__pools={"math": "x"}), r"taskrouter\.pools\.math: unknown pool 'x'"),
+        (with_(taskrouter__default_pool="nope"), r"taskrouter\.default_pool: unknown pool 'nope'"),
+        (with_(taskrouter__llm_classifier={"alias": "gone"}), r"taskrouter\.llm_classifier\.alias: unknown pool"),
+        (
+            with_(router_settings={"fallbacks": [{"fast": ["ghost"]}]}),
+            r"router_settings\.fallbacks\[0\]\.fast: unknown pool",
+        ),
+        (with_(taskrouter__colour="red"), r"taskrouter\.colour: Extra inputs are not permitted"),
+        (with_(router_settings={"routing_strategy": "random"}), r"router_settings\.routing_strategy"),
+        (with_(router_settings={"num_retries": -1}), r"router_settings\.num_retries"),
+        (with_(model_list=[]), r"model_list: List should have at least 1 item"),
+        ({"model_list": BASE["model_list"]}, r"^taskrouter: Field required"),
+        (with_(taskrouter__classifier={"static_threshold": 1.5}), r"taskrouter\.classifier\.static_threshold"),
+        (
+            with_(
+                router_settings={
+                    "routing_groups": [{"group_name": "g", "models": ["x"], "routing_strategy": "cost-based-routing"}]
+                }
+            ),
+            r"router_settings\.routing_groups\[0\]\.models: unknown pool 'x'",
+        ),
+        (
+            with_(
+                router_settings={
+                    "routing_groups": [{"group_name": "g", "models": ["fast"], "routing_strategy": "fastest"}]
+                }
+            ),
+            r"router_settings\.routing_groups\.0\.routing_strategy: Input should be",
+        ),
+        (
+            with_(
+                router_settings={
+                    "routing_groups": [
+                        {"group_name": "g", "models": ["fast"], "routing_strategy": "latency-based-routing"},
+                        {"group_name": "h", "models": ["capable", "fast"], "routing_strategy": "cost-based-routing"},
+                    ]
+                }
+            ),
+            r"router_settings\.routing_groups\[1\]\.models: pool 'fast' is already in group 'g'",
+        ),
+        (
+            with_(
+                router_settings={
+                    "routing_groups": [
+                        {"group_name": "fast", "models": ["fast"], "routing_strategy": "latency-based-routing"}
+                    ]
+                }
+            ),
+            r"router_settings\.routing_groups\[0\]\.group_name: 'fast' is reserved or a pool name",
+        ),
+        (
+            with_(
+                router_settings={
+                    "routing_groups": [
+                        {"group_name": "g", "models": ["fast"], "routing_strategy": "least-busy", "weights": {}}
+                    ]
+                }
+            ),
+            r"router_settings\.routing_groups\.0\.weights: Extra inputs are not permitted",
+        ),
+    ],
+    ids=[
+        "unknown-pool",
+        "default-pool",
+        "llm-alias",
+        "fallback-target",
+        "extra-key",
+        "bad-strategy",
+        "negative",
+        "empty-model-list",
+        "no-taskrouter",
+        "static-threshold",
+        "group-unknown-pool",
+        "group-bad-strategy",
+        "group-pool-twice",
+        "group-named-like-a-pool",
+        "group-extra-key",
+    ],
+)
 def test_malformed_config_names_the_field(monkeypatch, cfg, match):
     monkeypatch.setenv("TR_KEY", "k")
     with pytest.raises(ConfigError, match=match):
@@ -98,8 +154,10 @@ def test_shipped_configs_validate(monkeypatch):
     prod = load_config(PRODUCTION_EXAMPLE)
     assert prod.router_settings.routing_strategy == "cost-based-routing"
     strategy = {p: g.routing_strategy for g in prod.router_settings.routing_groups for p in g.models}
-    assert strategy == {"fast": "latency-based-routing", **dict.fromkeys(
-        ["capable", "math", "code", "creative", "long-context"], "cost-based-routing")}
+    assert strategy == {
+        "fast": "latency-based-routing",
+        **dict.fromkeys(["capable", "math", "code", "creative", "long-context"], "cost-based-routing"),
+    }
     assert prod.uses_strategy("cost-based-routing") and not demo_uses_cost_based()
     assert set(prod.pool_names) == {"fast", "capable", "math", "code", "creative", "long-context"}
     demo = load_config(DEMO_CONFIG)

@@ -3,16 +3,31 @@
 import pytest
 
 from classifier.errors import QueryError
-from routing.conversation import (CONTEXT_CHARS, QUERY_HEAD_CHARS, QUERY_TAIL_CHARS, Conversation, classifier_text,
-                                  read_history, read_messages, refers_back, window)
+from routing.conversation import (
+    CONTEXT_CHARS,
+    QUERY_HEAD_CHARS,
+    QUERY_TAIL_CHARS,
+    Conversation,
+    classifier_text,
+    read_history,
+    read_messages,
+    refers_back,
+    window,
+)
 
 
 def test_every_message_shape_is_read():
     messages = [
         {"role": "system", "content": "be brief"},
         {"role": "developer", "content": [{"type": "text", "text": "house rules"}]},
-        {"role": "user", "content": [{"type": "text", "text": "first"}, {"type": "image_url", "image_url": {}},
-                                     {"type": "input_audio", "input_audio": {}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "first"},
+                {"type": "image_url", "image_url": {}},
+                {"type": "input_audio", "input_audio": {}},
+            ],
+        },
         {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function", "function": {}}]},
         {"role": "tool", "tool_call_id": "1", "content": "tool output"},
         {"role": "function", "name": "f", "content": "legacy output"},
@@ -23,13 +38,21 @@ def test_every_message_shape_is_read():
     assert read_messages(messages) == Conversation("second\npart", ("first",))
 
 
-@pytest.mark.parametrize(("messages", "field"), [
-    (None, "messages"), ("hi", "messages"), ([], "messages"), ([{"role": "assistant", "content": "x"}], "messages"),
-    ([5], r"messages\[0\]"), ([{"role": 1, "content": "x"}], r"messages\[0\].role"),
-    ([{"role": "user", "content": {"text": "x"}}], r"messages\[0\].content"),
-    ([{"role": "user", "content": [3]}], r"messages\[0\].content\[0\]"),
-    ([{"role": "user", "content": "\ud83d lone"}], r"messages\[0\].content"),
-], ids=["none", "string", "empty", "no-user", "not-object", "role-int", "content-dict", "part-int", "surrogate"])
+@pytest.mark.parametrize(
+    ("messages", "field"),
+    [
+        (None, "messages"),
+        ("hi", "messages"),
+        ([], "messages"),
+        ([{"role": "assistant", "content": "x"}], "messages"),
+        ([5], r"messages\[0\]"),
+        ([{"role": 1, "content": "x"}], r"messages\[0\].role"),
+        ([{"role": "user", "content": {"text": "x"}}], r"messages\[0\].content"),
+        ([{"role": "user", "content": [3]}], r"messages\[0\].content\[0\]"),
+        ([{"role": "user", "content": "\ud83d lone"}], r"messages\[0\].content"),
+    ],
+    ids=["none", "string", "empty", "no-user", "not-object", "role-int", "content-dict", "part-int", "surrogate"],
+)
 def test_malformed_requests_name_the_field(messages, field):
     with pytest.raises(QueryError, match=field):
         read_messages(messages)
@@ -64,14 +87,31 @@ def test_context_turns_zero_reads_the_query_alone():
     assert classifier_text(Conversation("q", ("a", "b")), context_turns=1) == ("q", "b\nq")
 
 
-@pytest.mark.parametrize("text", ["Make it shorter.", "Explain that step by step.", "try again", "Why?",
-                                  "Can you double-check your answer?", "thanks! can you go into more depth?"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Make it shorter.",
+        "Explain that step by step.",
+        "try again",
+        "Why?",
+        "Can you double-check your answer?",
+        "thanks! can you go into more depth?",
+    ],
+)
 def test_follow_ups_that_only_refer_back(text):
     assert refers_back(text)
 
 
-@pytest.mark.parametrize("text", ["Now write a poem about this.", "Now write a Python function for it.",
-                                  "What is the capital of Portugal?", "Compute the integral of x^2 as well.",
-                                  "", "make it " + "shorter " * 20])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Now write a poem about this.",
+        "Now write a Python function for it.",
+        "What is the capital of Portugal?",
+        "Compute the integral of x^2 as well.",
+        "",
+        "make it " + "shorter " * 20,
+    ],
+)
 def test_follow_ups_that_bring_a_task_or_are_long(text):
     assert not refers_back(text)

@@ -21,19 +21,25 @@ def test_jsonl_and_csv_read_the_same_records(tmp_path):
 
 
 def test_user_label_set_is_accepted(tmp_path):
-    p = write(tmp_path, "q.jsonl", '{"text": "refund please", "label": "billing"}\n{"text": "hi", "label": "smalltalk"}\n')
+    p = write(
+        tmp_path, "q.jsonl", '{"text": "refund please", "label": "billing"}\n{"text": "hi", "label": "smalltalk"}\n'
+    )
     assert set(load_dataset(p).labels) == {"billing", "smalltalk"}
 
 
-@pytest.mark.parametrize(("content", "match"), [
-    ('{"text": "ok", "label": "math"}\n{"text": "broken"\n', r"q\.jsonl:2: malformed JSON"),
-    ('{"text": "   ", "label": "math"}\n', r":1: text: must not be empty"),
-    ('{"text": 42, "label": "math"}\n', r":1: text: must be a string, got int"),
-    ('{"label": "math"}\n', r":1: missing field 'text'"),
-    ('{"text": "hello", "label": ""}\n', r":1: label: must be a non-empty string"),
-    ('["text", "label"]\n', r":1: each line must be a JSON object"),
-    ("", r"no records"),
-], ids=["malformed-line", "blank-text", "non-string", "missing-field", "empty-label", "not-object", "empty-file"])
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ('{"text": "ok", "label": "math"}\n{"text": "broken"\n', r"q\.jsonl:2: malformed JSON"),
+        ('{"text": "   ", "label": "math"}\n', r":1: text: must not be empty"),
+        ('{"text": 42, "label": "math"}\n', r":1: text: must be a string, got int"),
+        ('{"label": "math"}\n', r":1: missing field 'text'"),
+        ('{"text": "hello", "label": ""}\n', r":1: label: must be a non-empty string"),
+        ('["text", "label"]\n', r":1: each line must be a JSON object"),
+        ("", r"no records"),
+    ],
+    ids=["malformed-line", "blank-text", "non-string", "missing-field", "empty-label", "not-object", "empty-file"],
+)
 def test_bad_jsonl_names_line_and_field(tmp_path, content, match):
     with pytest.raises(DataError, match=match):
         load_dataset(write(tmp_path, "q.jsonl", content))
@@ -55,11 +61,18 @@ def test_missing_file_and_wrong_type(tmp_path):
         load_dataset(write(tmp_path, "q.csv", "query,label\nx,y\n"))
 
 
-@pytest.mark.parametrize(("value", "match"), [
-    ("", "must not be empty"), ("  \n\t", "must not be empty"), (None, "must be a string, got NoneType"),
-    (b"bytes", "must be a string, got bytes"), ("x" * (MAX_QUERY_CHARS + 1), "the limit is"),
-    ("smile \ud83d please", "not valid Unicode \\(lone surrogate at character 6\\)"),
-], ids=["empty", "whitespace", "none", "bytes", "huge", "lone-surrogate"])
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("", "must not be empty"),
+        ("  \n\t", "must not be empty"),
+        (None, "must be a string, got NoneType"),
+        (b"bytes", "must be a string, got bytes"),
+        ("x" * (MAX_QUERY_CHARS + 1), "the limit is"),
+        ("smile \ud83d please", "not valid Unicode \\(lone surrogate at character 6\\)"),
+    ],
+    ids=["empty", "whitespace", "none", "bytes", "huge", "lone-surrogate"],
+)
 def test_check_query_rejects(value, match):
     with pytest.raises(QueryError, match=match):
         check_query(value)

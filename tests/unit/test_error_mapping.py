@@ -5,14 +5,28 @@ import inspect
 import pytest
 
 from routing import _litellm
-from routing.errors import (AuthenticationFailed, BadRequest, CompletionError, CompletionTimeout,
-                            ContextWindowExceeded, PoolsExhausted, ProviderUnavailable, RateLimited)
+from routing.errors import (
+    AuthenticationFailed,
+    BadRequest,
+    CompletionError,
+    CompletionTimeout,
+    ContextWindowExceeded,
+    PoolsExhausted,
+    ProviderUnavailable,
+    RateLimited,
+)
 
 litellm = _litellm.litellm
-LITELLM_ERRORS = sorted({obj for name in dir(litellm.exceptions)
-                         if inspect.isclass(obj := getattr(litellm.exceptions, name))
-                         and issubclass(obj, Exception) and obj.__module__.startswith("litellm")},
-                        key=lambda c: c.__name__)
+LITELLM_ERRORS = sorted(
+    {
+        obj
+        for name in dir(litellm.exceptions)
+        if inspect.isclass(obj := getattr(litellm.exceptions, name))
+        and issubclass(obj, Exception)
+        and obj.__module__.startswith("litellm")
+    },
+    key=lambda c: c.__name__,
+)
 
 
 def instance(cls):
@@ -32,13 +46,21 @@ def test_every_litellm_exception_maps_to_a_completion_error(cls):
     assert isinstance(err, CompletionError) and err.pool == "math"
 
 
-@pytest.mark.parametrize(("cls", "ours"), [
-    (litellm.ContextWindowExceededError, ContextWindowExceeded), (litellm.Timeout, CompletionTimeout),
-    (litellm.RateLimitError, RateLimited), (litellm.RouterRateLimitError, RateLimited),
-    (litellm.AuthenticationError, AuthenticationFailed), (litellm.InternalServerError, ProviderUnavailable),
-    (litellm.ServiceUnavailableError, ProviderUnavailable), (litellm.APIConnectionError, ProviderUnavailable),
-    (litellm.BadRequestError, BadRequest), (litellm.NotFoundError, BadRequest),
-])
+@pytest.mark.parametrize(
+    ("cls", "ours"),
+    [
+        (litellm.ContextWindowExceededError, ContextWindowExceeded),
+        (litellm.Timeout, CompletionTimeout),
+        (litellm.RateLimitError, RateLimited),
+        (litellm.RouterRateLimitError, RateLimited),
+        (litellm.AuthenticationError, AuthenticationFailed),
+        (litellm.InternalServerError, ProviderUnavailable),
+        (litellm.ServiceUnavailableError, ProviderUnavailable),
+        (litellm.APIConnectionError, ProviderUnavailable),
+        (litellm.BadRequestError, BadRequest),
+        (litellm.NotFoundError, BadRequest),
+    ],
+)
 def test_specific_mappings(cls, ours):
     assert type(_litellm.map_exception(instance(cls), pool="p", fallbacks_configured=False)) is ours
 

@@ -7,8 +7,17 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from classifier.features import LexicalFeatures, char_wb_ngrams, combine, linear_scores
 from tests.conftest import DATA
 
-EDGES = ["", "   ", "a", "ab", "ÉCOLE naïve ß ﬁ İstanbul", "x\x1cy\u2028z\u00a0w\tv\n\nu", "日本語のテキスト",
-         "emoji 🙂🙂 and ∑ symbols", "a" * 3000]
+EDGES = [
+    "",
+    "   ",
+    "a",
+    "ab",
+    "ÉCOLE naïve ß ﬁ İstanbul",
+    "x\x1cy\u2028z\u00a0w\tv\n\nu",
+    "日本語のテキスト",
+    "emoji 🙂🙂 and ∑ symbols",
+    "a" * 3000,
+]
 
 
 def _texts():
@@ -21,8 +30,15 @@ def _texts():
 @pytest.mark.parametrize("ngram_range", [(2, 5), (1, 3)])
 def test_counts_equal_scikit_learns_hashing_vectorizer(ngram_range):
     texts = _texts()
-    reference = HashingVectorizer(analyzer="char_wb", ngram_range=ngram_range, n_features=2**15,
-                                  alternate_sign=False, norm=None, lowercase=True, dtype=np.float64)
+    reference = HashingVectorizer(
+        analyzer="char_wb",
+        ngram_range=ngram_range,
+        n_features=2**15,
+        alternate_sign=False,
+        norm=None,
+        lowercase=True,
+        dtype=np.float64,
+    )
     expected = reference.transform(texts).tocsr()
     expected.sum_duplicates()
     expected.sort_indices()
@@ -67,8 +83,15 @@ def test_tfidf_equals_scikit_learns_sublinear_tfidf_with_l2_norm():
 
     texts = _texts()
     fit_on, apply_to = texts[::2], texts[1::2] + ["an n-gram unseen in training: qzxv"]
-    hashing = HashingVectorizer(analyzer="char_wb", ngram_range=(2, 5), n_features=2**15, alternate_sign=False,
-                                norm=None, lowercase=True, dtype=np.float64)
+    hashing = HashingVectorizer(
+        analyzer="char_wb",
+        ngram_range=(2, 5),
+        n_features=2**15,
+        alternate_sign=False,
+        norm=None,
+        lowercase=True,
+        dtype=np.float64,
+    )
     reference = TfidfTransformer(sublinear_tf=True, smooth_idf=True, norm="l2").fit(hashing.transform(fit_on))
     ours = LexicalFeatures(n_features=2**15, ngram_range=(2, 5)).fit(fit_on)
     assert np.allclose(ours.idf_, reference.idf_, rtol=0, atol=1e-12)

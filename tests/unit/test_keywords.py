@@ -9,29 +9,36 @@ def rules():
     return KeywordRules(load_rules())
 
 
-@pytest.mark.parametrize(("text", "label"), [
-    ("```python\nprint(1)\n```\nwhy does this fail", "code"),
-    ("def add(a, b):\n    return a - b\nfix this", "code"),
-    ("Traceback (most recent call last):\n  File \"x.py\", line 1", "code"),
-    ("SELECT name FROM users WHERE id = 3 is slow", "code"),
-    ("12*7+3", "math"),
-    ("what is the derivative of sin(x)^2", "math"),
-    ("Write a poem about autumn leaves", "creative"),
-])
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("```python\nprint(1)\n```\nwhy does this fail", "code"),
+        ("def add(a, b):\n    return a - b\nfix this", "code"),
+        ('Traceback (most recent call last):\n  File "x.py", line 1', "code"),
+        ("SELECT name FROM users WHERE id = 3 is slow", "code"),
+        ("12*7+3", "math"),
+        ("what is the derivative of sin(x)^2", "math"),
+        ("Write a poem about autumn leaves", "creative"),
+    ],
+)
 def test_rules_fire_on_clear_cases(rules, text, label):
     r = rules.classify(text)
     assert r.label == label and r.note.startswith("rule:")
 
 
-@pytest.mark.parametrize("text", [
-    "write a script for a short film about two strangers on a train",
-    "what % of voters in Ohio turned out in 2020?",
-    "how many moons does Jupiter have",
-    "can you implement a four-day week at my company?",
-    "rewrite this email in a friendlier tone",
-    "stone soup recipe",  # 'tone' inside a word
-    "write a poem generator in Python",
-], ids=["film-script", "percent", "how-many", "implement", "tone", "substring", "poem-generator"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "write a script for a short film about two strangers on a train",
+        "what % of voters in Ohio turned out in 2020?",
+        "how many moons does Jupiter have",
+        "can you implement a four-day week at my company?",
+        "rewrite this email in a friendlier tone",
+        "stone soup recipe",  # 'tone' inside a word
+        "write a poem generator in Python",
+    ],
+    ids=["film-script", "percent", "how-many", "implement", "tone", "substring", "poem-generator"],
+)
 def test_tutorial_traps_do_not_fire(rules, text):
     assert rules.classify(text).label is None
 
@@ -47,19 +54,29 @@ def test_phrases_never_match_inside_words(tmp_path):
 
 def test_conflicting_rules_abstain(tmp_path):
     p = tmp_path / "r.yaml"
-    p.write_text("rules:\n  - {name: a, label: code, phrases: [regex]}\n  - {name: b, label: creative, phrases: [poem]}\n")
+    p.write_text(
+        "rules:\n  - {name: a, label: code, phrases: [regex]}\n  - {name: b, label: creative, phrases: [poem]}\n"
+    )
     r = KeywordRules(load_rules(p)).classify("a poem about regex")
     assert r.label is None and r.note.startswith("conflict:")
 
 
 def test_calibrate_switches_off_imprecise_and_unproven_rules(tmp_path):
     p = tmp_path / "r.yaml"
-    p.write_text("rules:\n"
-                 "  - {name: script, label: code, phrases: [script]}\n"
-                 "  - {name: integral, label: math, phrases: [integral]}\n"
-                 "  - {name: never, label: math, phrases: [zzyzx]}\n")
-    texts = ["write a python script to rename files", "a bash script that backs up", "script for a play",
-             "integral of x", "integral of sin x", "the integral of e^x"]
+    p.write_text(
+        "rules:\n"
+        "  - {name: script, label: code, phrases: [script]}\n"
+        "  - {name: integral, label: math, phrases: [integral]}\n"
+        "  - {name: never, label: math, phrases: [zzyzx]}\n"
+    )
+    texts = [
+        "write a python script to rename files",
+        "a bash script that backs up",
+        "script for a play",
+        "integral of x",
+        "integral of sin x",
+        "the integral of e^x",
+    ]
     labels = ["code", "code", "creative", "math", "math", "math"]
     measured = {r.name: r for r in KeywordRules(load_rules(p)).calibrate(texts, labels).rules}
     assert measured["script"].hits == 3 and measured["script"].precision == pytest.approx(2 / 3)
@@ -68,14 +85,21 @@ def test_calibrate_switches_off_imprecise_and_unproven_rules(tmp_path):
     assert not measured["never"].enabled and measured["never"].hits == 0
 
 
-@pytest.mark.parametrize(("body", "match"), [
-    ("rules: 3", "'rules' list"),
-    ("rules:\n  - {name: a, label: code}\n", "exactly one of 'pattern' or 'phrases'"),
-    ("rules:\n  - {name: a, label: code, pattern: '(unclosed'}\n", r"rules\[0\]\.pattern: invalid regular expression"),
-    ("rules:\n  - {name: a, label: code, pattern: x, colour: red}\n", r"rules\[0\]: unknown keys \['colour'\]"),
-    ("rules:\n  - {name: a, label: code, pattern: x}\n  - {name: a, label: math, pattern: y}\n", "unique"),
-    ("rules: [\n", "cannot read rule file"),
-], ids=["not-list", "no-pattern", "bad-regex", "unknown-key", "duplicate", "bad-yaml"])
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("rules: 3", "'rules' list"),
+        ("rules:\n  - {name: a, label: code}\n", "exactly one of 'pattern' or 'phrases'"),
+        (
+            "rules:\n  - {name: a, label: code, pattern: '(unclosed'}\n",
+            r"rules\[0\]\.pattern: invalid regular expression",
+        ),
+        ("rules:\n  - {name: a, label: code, pattern: x, colour: red}\n", r"rules\[0\]: unknown keys \['colour'\]"),
+        ("rules:\n  - {name: a, label: code, pattern: x}\n  - {name: a, label: math, pattern: y}\n", "unique"),
+        ("rules: [\n", "cannot read rule file"),
+    ],
+    ids=["not-list", "no-pattern", "bad-regex", "unknown-key", "duplicate", "bad-yaml"],
+)
 def test_bad_rule_files(tmp_path, body, match):
     p = tmp_path / "r.yaml"
     p.write_text(body)

@@ -15,19 +15,34 @@ from routing.config import load_config
 from routing.conversation import Conversation, read_history, read_messages
 
 MAX_EXAMPLES = 400
-SETTINGS = settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
-json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=4)
-                           | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=12)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12,
+)
 roles = st.sampled_from(["system", "developer", "user", "assistant", "tool", "function", "wizard", ""])
-parts = st.one_of(st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=30) | json_scalars}),
-                  st.fixed_dictionaries({"type": st.just("image_url"), "image_url": json_values}),
-                  st.text(max_size=10), json_scalars)
-messages = st.lists(st.fixed_dictionaries({"role": roles | json_scalars},
-                                          optional={"content": st.text(max_size=60) | st.none()
-                                                    | st.lists(parts, max_size=3) | json_values,
-                                                    "tool_calls": json_values}) | json_values, max_size=5)
+parts = st.one_of(
+    st.fixed_dictionaries({"type": st.just("text"), "text": st.text(max_size=30) | json_scalars}),
+    st.fixed_dictionaries({"type": st.just("image_url"), "image_url": json_values}),
+    st.text(max_size=10),
+    json_scalars,
+)
+messages = st.lists(
+    st.fixed_dictionaries(
+        {"role": roles | json_scalars},
+        optional={
+            "content": st.text(max_size=60) | st.none() | st.lists(parts, max_size=3) | json_values,
+            "tool_calls": json_values,
+        },
+    )
+    | json_values,
+    max_size=5,
+)
 
 
 @SETTINGS
@@ -72,8 +87,14 @@ def test_data_readers_give_a_dataset_or_a_data_error(tmp_path_factory, data, nam
 
 
 @SETTINGS
-@given(st.lists(st.fixed_dictionaries({"text": st.text(max_size=30) | json_scalars,
-                                       "label": st.sampled_from(["a", "b", ""]) | json_scalars}), max_size=5))
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"text": st.text(max_size=30) | json_scalars, "label": st.sampled_from(["a", "b", ""]) | json_scalars}
+        ),
+        max_size=5,
+    )
+)
 def test_jsonl_rows_of_any_shape(tmp_path_factory, rows):
     p = tmp_path_factory.mktemp("prop") / "q.jsonl"
     p.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
@@ -83,15 +104,34 @@ def test_jsonl_rows_of_any_shape(tmp_path_factory, rows):
         pass
 
 
-config_sections = st.fixed_dictionaries({}, optional={
-    "model_list": st.lists(st.fixed_dictionaries({"model_name": st.sampled_from(["fast", "math", ""]) | json_scalars},
-                                                 optional={"litellm_params": json_values | st.fixed_dictionaries(
-                                                     {"model": st.text(max_size=10)}), "model_info": json_values}),
-                           max_size=3) | json_values,
-    "router_settings": json_values, "litellm_settings": json_values,
-    "taskrouter": st.fixed_dictionaries({}, optional={"pools": json_values, "default_pool": json_values,
-                                                      "classifier": json_values, "telemetry": json_values})
-    | json_values})
+config_sections = st.fixed_dictionaries(
+    {},
+    optional={
+        "model_list": st.lists(
+            st.fixed_dictionaries(
+                {"model_name": st.sampled_from(["fast", "math", ""]) | json_scalars},
+                optional={
+                    "litellm_params": json_values | st.fixed_dictionaries({"model": st.text(max_size=10)}),
+                    "model_info": json_values,
+                },
+            ),
+            max_size=3,
+        )
+        | json_values,
+        "router_settings": json_values,
+        "litellm_settings": json_values,
+        "taskrouter": st.fixed_dictionaries(
+            {},
+            optional={
+                "pools": json_values,
+                "default_pool": json_values,
+                "classifier": json_values,
+                "telemetry": json_values,
+            },
+        )
+        | json_values,
+    },
+)
 
 
 @SETTINGS
@@ -122,4 +162,3 @@ def test_yaml_is_parsed_safely(tmp_path):
     except ConfigError:
         return
     raise AssertionError("a python tag must not be accepted")  # pragma: no cover
-

@@ -39,8 +39,12 @@ def test_reserved_file_parsing_and_refusal(tmp_path):
     path = tmp_path / "reserved.txt"
     path.write_text(RESERVED_SAMPLE, encoding="utf-8")
     names, repos = bp.load_reserved(path)
-    assert {"openai/grade-school-math", "google-research/google-research", "podtech-ai/ifeval",
-            "jayelm/gisting"} <= repos
+    assert {
+        "openai/grade-school-math",
+        "google-research/google-research",
+        "podtech-ai/ifeval",
+        "jayelm/gisting",
+    } <= repos
     assert "gsm8k" in names and "ifeval" in names and "/" not in repos
     with pytest.raises(bp.ReservedSourceError, match="repository"):
         bp.check_not_reserved(_source("my-math", "OpenAI/Grade-School-Math"), names, repos)

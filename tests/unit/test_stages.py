@@ -50,11 +50,15 @@ def test_a_cascade_is_a_loop_over_its_stages():
     assert [s.stage for s in unanswered.trail] == [EMBEDDING, LLM] and expert.seen == ["box", "boo"]
 
 
-@pytest.mark.parametrize(("stages", "match"), [
-    ([Expert()], "a stage that always names a label"),
-    ([Guess(), Guess()], "distinct names"),
-    ([Guess(threshold=1.5)], "threshold must be in"),
-], ids=["no-head", "twice", "threshold"])
+@pytest.mark.parametrize(
+    ("stages", "match"),
+    [
+        ([Expert()], "a stage that always names a label"),
+        ([Guess(), Guess()], "distinct names"),
+        ([Guess(threshold=1.5)], "threshold must be in"),
+    ],
+    ids=["no-head", "twice", "threshold"],
+)
 def test_bad_stage_lists_are_refused(stages, match):
     with pytest.raises(ValueError, match=match):
         Cascade.from_stages(stages)
