@@ -173,6 +173,7 @@ def evaluate(
     if llm is LLMMode.oracle:
         llm_answers = dict(zip(dataset.texts, dataset.labels, strict=True))
     elif llm is LLMMode.labels:
+        assert answers is not None  # checked above
         recorded = load_dataset(answers)
         llm_answers = dict(zip(recorded.texts, recorded.labels, strict=True))
     if llm_answers is not None:
@@ -197,6 +198,7 @@ def evaluate(
     if static_rows:
         metrics["static_sweep"] = {"rows": static_rows}
     if by == "source":
+        assert dataset.sources is not None  # checked above
         metrics["by_source"] = accuracy_by(dataset.sources, dataset.labels, [d.label for d in decisions])
     if prefix is not None:
         csv_path, png_path = write_sweep(
@@ -387,10 +389,12 @@ def complete(
     ] = None,
 ) -> None:
     """Route the query and complete it; prints the reply and how it was served."""
+    from routing.results import RoutedCompletion
     from routing.router import TaskRouter
 
     with TaskRouter(_config_path(config)) as tr:  # closing writes this request's telemetry before exit
         r = tr.complete(query)
+    assert isinstance(r, RoutedCompletion)  # not a stream
     typer.echo(r.text)
     typer.echo(
         f"-- label={r.decision.label} stage={r.decision.stage} escalated={r.decision.escalated} "

@@ -129,7 +129,12 @@ class TaskRouterHook(CustomLogger):
         return data
 
     async def async_post_call_response_headers_hook(
-        self, data: dict, user_api_key_dict: Any, response: Any, request_headers: dict[str, str] | None = None
+        self,
+        data: dict,
+        user_api_key_dict: Any,
+        response: Any,
+        request_headers: dict[str, str] | None = None,
+        litellm_call_info: dict[str, object] | None = None,
     ) -> dict[str, str] | None:
         """The decision as `x-taskrouter-*` headers (success and failure, streaming or not)."""
         record = (data.get("metadata") or {}).get("taskrouter") if isinstance(data, dict) else None

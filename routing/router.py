@@ -35,7 +35,7 @@ class TaskRouter:
 
     def __init__(
         self,
-        config: str | Config | dict | None = None,
+        config: str | Path | Config | dict | None = None,
         *,
         cascade: Cascade | None = None,
         router: _litellm.Router | None = None,
@@ -118,12 +118,13 @@ class TaskRouter:
     def llm_stage(self, labels: Sequence[str]) -> LLMClassifier:
         """Stage 3 answering through this router's `taskrouter.llm_classifier.alias` pool."""
         settings = self.config.taskrouter.llm_classifier
-        if settings.alias is None:
+        alias = settings.alias
+        if alias is None:
             raise ConfigError("no LLM classifier pool configured", path="taskrouter.llm_classifier.alias")
 
-        def complete(messages: list[dict], timeout_s: float) -> str:
-            r = self.router.completion(
-                model=settings.alias,
+        def complete(messages: list[Any], timeout_s: float) -> str:
+            r: Any = self.router.completion(
+                model=alias,
                 messages=messages,
                 timeout=timeout_s,
                 num_retries=0,
@@ -216,14 +217,14 @@ class TaskRouter:
     # -- helpers ----------------------------------------------------------------------------------------------
     def _request(
         self, decision: Decision, query: str, history: Sequence[dict] | None, kwargs: dict[str, Any]
-    ) -> tuple[str, list[dict], dict[str, Any]]:
+    ) -> tuple[str, list[Any], dict[str, Any]]:
         for key in _RESERVED:
             if key in kwargs:
                 raise TypeError(f"{key!r} is chosen by taskrouter; pass the query and history instead")
         if self.closed:
             raise RuntimeError("this TaskRouter is closed")
         pool, record = self.plan(decision, query)
-        messages = [*(history or []), {"role": "user", "content": query}]
+        messages: list[Any] = [*(history or []), {"role": "user", "content": query}]
         metadata = dict(kwargs.pop("metadata", None) or {})
         metadata["taskrouter"] = record
         return pool, messages, {**kwargs, "metadata": metadata}

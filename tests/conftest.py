@@ -51,3 +51,13 @@ def small_plain_model_dir(tmp_path_factory, small_data):
     out = tmp_path_factory.mktemp("model") / "small-plain"
     train_cascade(small_data, out=out, static_features=False, progress=False)
     return out
+
+
+INTEGRATION = ROOT / "tests" / "integration"
+
+
+def pytest_collection_modifyitems(items):
+    """Every test under tests/integration/ (real local servers, subprocesses, end to end) is marked `integration`."""
+    for item in items:
+        if INTEGRATION in Path(str(item.path)).parents:
+            item.add_marker(pytest.mark.integration)

@@ -7,6 +7,8 @@ and its cross-validated metrics (within the tolerances stated below).
 
 import json
 
+import pytest
+
 from classifier import TaskClassifier, load_dataset
 from classifier.cascade import Cascade
 from classifier.persistence import DEFAULT_MODEL_DIR, load_manifest
@@ -28,6 +30,7 @@ def test_shipped_model_loads_without_arguments():
     assert TaskClassifier.load().predict(["what is 15% of 80?"]).shape == (1,)
 
 
+@pytest.mark.integration  # end to end: a full training run, about 5 min
 def test_a_fresh_training_run_decides_like_the_shipped_model(tmp_path):
     data = load_dataset(DATA)
     _, manifest, _ = load_manifest(DEFAULT_MODEL_DIR)

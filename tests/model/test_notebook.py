@@ -1,11 +1,13 @@
 """The notebook runs top to bottom, so it never rots."""
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 from tests.conftest import ROOT
 
 
+@pytest.mark.integration  # end to end, about 2 min
 def test_escalation_notebook_executes():
     path = ROOT / "notebooks" / "escalation_accuracy.ipynb"
     nb = nbformat.read(path, as_version=4)

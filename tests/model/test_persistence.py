@@ -11,6 +11,7 @@ import pytest
 from classifier import ModelFileError, TaskClassifier
 from classifier.cascade import Cascade
 from classifier.persistence import load_manifest
+from tests.conftest import ROOT
 
 
 @pytest.fixture
@@ -166,7 +167,7 @@ def test_every_model_file_is_read_once_per_load(model_dir, monkeypatch):
     }
 
 
-FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def test_a_format_2_manifest_loads_and_converts_to_the_shipped_one(tmp_path):
