@@ -17,63 +17,18 @@ import asyncio
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.fake_provider import FakeProvider  # noqa: E402
+from tests.integration.servers import litellm_proxy  # noqa: E402
 
 KEY = "sk-load-test-master"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_proxy(upstream: str, workdir: Path) -> tuple[subprocess.Popen, str]:
-    shutil.copy(ROOT / "examples" / "proxy" / "config.yaml", workdir / "config.yaml")
-    shutil.copy(ROOT / "examples" / "proxy" / "taskrouter_hook.py", workdir / "taskrouter_hook.py")
-    port = free_port()
-    env = {
-        **os.environ,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "UPSTREAM_API_BASE": upstream,
-        "UPSTREAM_API_KEY": "sk-fake-upstream",
-        "LITELLM_MASTER_KEY": KEY,
-        "PYTHONPATH": str(ROOT),
-    }
-    litellm = shutil.which("litellm", path=str(Path(sys.executable).parent)) or "litellm"
-    log = (workdir / "proxy.log").open("w")
-    proc = subprocess.Popen(
-        [litellm, "--config", str(workdir / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=workdir,
-        env=env,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/health/liveliness", timeout=1):
-                return proc, base
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the proxy did not start; see {workdir / 'proxy.log'}") from None
-            time.sleep(0.25)
 
 
 async def burst(client, model: str, texts: list[str], n: int, concurrency: int) -> dict:
@@ -116,8 +71,16 @@ async def run(args) -> dict:
     texts = [json.loads(line)["text"] for line in (ROOT / "tests" / "data" / "probe_queries.jsonl").open()]
     fake = FakeProvider()
     with tempfile.TemporaryDirectory(prefix="taskrouter-load-") as tmp:
-        proc, base = start_proxy(fake.url, Path(tmp))
-        try:
+        work = Path(tmp)
+        shutil.copy(ROOT / "examples" / "proxy" / "config.yaml", work / "config.yaml")
+        shutil.copy(ROOT / "examples" / "proxy" / "taskrouter_hook.py", work / "taskrouter_hook.py")
+        env: dict[str, str | None] = {
+            "UPSTREAM_API_BASE": fake.url,
+            "UPSTREAM_API_KEY": "sk-fake-upstream",
+            "LITELLM_MASTER_KEY": KEY,
+            "PYTHONPATH": str(ROOT),
+        }
+        with litellm_proxy(work, env) as base:
             async with openai.AsyncOpenAI(base_url=base, api_key=KEY, max_retries=0, timeout=120) as client:
                 await burst(client, "auto", texts, 64, args.concurrency)  # warm-up: loads the cascade
                 await burst(client, "fast", texts, 64, args.concurrency)
@@ -129,9 +92,6 @@ async def run(args) -> dict:
                 fake.set(**{"math-a": {"mode": "500"}, "code-a": {"mode": "429", "retry_after": 0}})
                 failing = await burst(client, "auto", texts, args.requests, args.concurrency)
                 fake.reset()
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
     fake.close()
     summary = {}
     for model, rs in rounds.items():

@@ -15,17 +15,8 @@ from litellm import Router
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.types.router import RoutingGroup
 
+from . import errors
 from .config import Config, resolve_secrets
-from .errors import (
-    AuthenticationFailed,
-    BadRequest,
-    CompletionError,
-    CompletionTimeout,
-    ContextWindowExceeded,
-    PoolsExhausted,
-    ProviderUnavailable,
-    RateLimited,
-)
 
 __all__ = [
     "CustomLogger",
@@ -85,24 +76,24 @@ def served_by(response: object) -> tuple[str | None, str | None, float]:
 
 
 # Order matters: subclasses before their bases.
-_MAPPING: list[tuple[type[BaseException], type[CompletionError]]] = [
-    (litellm.ContextWindowExceededError, ContextWindowExceeded),
-    (litellm.Timeout, CompletionTimeout),
-    (litellm.RouterRateLimitError, RateLimited),
-    (litellm.RateLimitError, RateLimited),
-    (litellm.AuthenticationError, AuthenticationFailed),
-    (litellm.PermissionDeniedError, AuthenticationFailed),
-    (litellm.APIConnectionError, ProviderUnavailable),
-    (litellm.InternalServerError, ProviderUnavailable),
-    (litellm.ServiceUnavailableError, ProviderUnavailable),
-    (litellm.BadGatewayError, ProviderUnavailable),
-    (litellm.BadRequestError, BadRequest),
-    (litellm.NotFoundError, BadRequest),
-    (litellm.UnprocessableEntityError, BadRequest),
-    (litellm.UnsupportedParamsError, BadRequest),
-    (litellm.APIResponseValidationError, ProviderUnavailable),
-    (litellm.APIError, ProviderUnavailable),
-    (litellm.BudgetExceededError, RateLimited),
+_MAPPING: list[tuple[type[BaseException], type[errors.CompletionError]]] = [
+    (litellm.ContextWindowExceededError, errors.ContextWindowExceeded),
+    (litellm.Timeout, errors.CompletionTimeout),
+    (litellm.RouterRateLimitError, errors.RateLimited),
+    (litellm.RateLimitError, errors.RateLimited),
+    (litellm.AuthenticationError, errors.AuthenticationFailed),
+    (litellm.PermissionDeniedError, errors.AuthenticationFailed),
+    (litellm.APIConnectionError, errors.ProviderUnavailable),
+    (litellm.InternalServerError, errors.ProviderUnavailable),
+    (litellm.ServiceUnavailableError, errors.ProviderUnavailable),
+    (litellm.BadGatewayError, errors.ProviderUnavailable),
+    (litellm.BadRequestError, errors.BadRequest),
+    (litellm.NotFoundError, errors.BadRequest),
+    (litellm.UnprocessableEntityError, errors.BadRequest),
+    (litellm.UnsupportedParamsError, errors.BadRequest),
+    (litellm.APIResponseValidationError, errors.ProviderUnavailable),
+    (litellm.APIError, errors.ProviderUnavailable),
+    (litellm.BudgetExceededError, errors.RateLimited),
 ]
 _PROVIDER_ERRORS = (*(theirs for theirs, _ in _MAPPING), openai.OpenAIError, httpx.HTTPError)
 
@@ -128,15 +119,15 @@ def program_error(exc: BaseException) -> BaseException | None:
     return None
 
 
-def map_exception(exc: BaseException, *, pool: str, fallbacks_configured: bool) -> CompletionError:
+def map_exception(exc: BaseException, *, pool: str, fallbacks_configured: bool) -> errors.CompletionError:
     """This library's error for a LiteLLM exception; PoolsExhausted when the pool had fallbacks and all failed."""
-    target = next((ours for theirs, ours in _MAPPING if isinstance(exc, theirs)), ProviderUnavailable)
+    target = next((ours for theirs, ours in _MAPPING if isinstance(exc, theirs)), errors.ProviderUnavailable)
     deployment = getattr(exc, "model_id", None)
     status = getattr(exc, "status_code", None)
     # Only the exception type and status travel on: provider messages can echo request data.
     summary = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")
-    if fallbacks_configured and target is not BadRequest and target is not ContextWindowExceeded:
-        return PoolsExhausted(
+    if fallbacks_configured and target is not errors.BadRequest and target is not errors.ContextWindowExceeded:
+        return errors.PoolsExhausted(
             f"pool {pool!r} and its fallbacks all failed: {summary}",
             cause=target.__name__,
             pool=pool,

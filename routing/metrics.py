@@ -66,12 +66,8 @@ class PrometheusMetrics(CustomLogger):
         super().__init__()
         self.router_ids: set[str] = set()  # count only these TaskRouters' requests (LiteLLM's callbacks are global)
         reg = registry if registry is not None else REGISTRY
-        self.decisions = Counter(
-            "taskrouter_decisions",
-            "Routing decisions of the taskrouter cascade",
-            ["label", "stage", "escalated", "requested_pool"],
-            registry=reg,
-        )
+        decision, response = ["label", "stage", "escalated", "requested_pool"], ["requested_pool", "served_pool"]
+        self.decisions = Counter("taskrouter_decisions", "Routing decisions of the cascade", decision, registry=reg)
         self.decision_seconds = Histogram(
             "taskrouter_decision_seconds",
             "Time the cascade took to decide",
@@ -82,12 +78,10 @@ class PrometheusMetrics(CustomLogger):
         self.responses = Counter(
             "taskrouter_responses",
             "LiteLLM call records of routed requests",
-            ["requested_pool", "served_pool", "fallback", "status"],
+            [*response, "fallback", "status"],
             registry=reg,
         )
-        self.cost = Counter(
-            "taskrouter_cost_usd", "Cost of routed requests in USD", ["requested_pool", "served_pool"], registry=reg
-        )
+        self.cost = Counter("taskrouter_cost_usd", "Cost of routed requests in USD", response, registry=reg)
         self.response_seconds = Histogram(
             "taskrouter_response_seconds", "Time of LiteLLM calls for routed requests", ["served_pool"], registry=reg
         )

@@ -174,14 +174,12 @@ def load_stackoverflow(src: Source, show: Callable[[str], str]) -> Iterator[Row]
 
 
 _CODE_WORDS = re.compile(
-    r"\b(program(ming)?|code|software|computer|java(script)?|python|html|sql|unix|linux|windows|internet|"
+    r"(?i)\b(program(ming)?|code|software|computer|java(script)?|python|html|sql|unix|linux|windows|internet|"
     r"web ?sites?|web ?pages?|url|e-?mail|algorithm|compiler|database)\b",
-    re.I,
 )
 _MATH_WORDS = re.compile(
-    r"\b(calculate|compute|equation|formula|square root|percent(age)?|average|sum of|"
+    r"(?i)\b(calculate|compute|equation|formula|square root|percent(age)?|average|sum of|"
     r"how much is|plus|minus|times|divided|multipl\w*)\b|\d\s*[-+*/^=]\s*\d",
-    re.I,
 )
 
 
@@ -243,7 +241,7 @@ def load_writingprompts(src: Source, show: Callable[[str], str]) -> Iterator[Row
 
 
 _CRE_TASK = re.compile(
-    r"^\W*(?:(?:please|hey|hi|hello)\W+)?(?:(?:can|could|would|will) you\s+(?:please\s+)?|"
+    r"(?i)^\W*(?:(?:please|hey|hi|hello)\W+)?(?:(?:can|could|would|will) you\s+(?:please\s+)?|"
     r"i (?:want|need|would like) you to\s+|help me\s+|let'?s\s+)?"
     r"(?:write|compose|create|generate|make up|tell|draft|pen)"
     r"\s+(?:me\s+|us\s+)?(?:a|an|the|some|one|two|three|four|five|ten|\d+)?\s*(?:[\w'-]+\s+){0,6}?"
@@ -251,12 +249,11 @@ _CRE_TASK = re.compile(
     r"fairy ?tale|fable|"
     r"joke|jokes|essay|blog post|speech|toast|eulogy|slogan|tagline|tweet|advert\w*|ad copy|product description|"
     r"dialogue|monologue|verse|ode|parody|fan ?fiction|fanfic)s?\b",
-    re.I,
 )
 _CRE_VETO = re.compile(
-    r"\b(code|program\w*|function|python|javascript|sql|api|bot|app|html|css|excel|act as|pretend|summar\w*|outline|"
+    r"(?i)\b(code|program\w*|function|python|javascript|sql|api|bot|app|html|css|excel|act as|pretend|summar\w*|"
+    r"outline|"
     r"titles?|headlines?|story of|history of|user stor(?:y|ies)|strategy|plan)\b|\[insert|script (?:that|to|which)",
-    re.I,
 )
 
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.integration.conftest import make_config
-from tests.integration.test_proxy import EXAMPLE, MASTER_KEY, MISSING, free_port, live, stop
+from tests.integration.servers import litellm_proxy
+from tests.integration.test_proxy import EXAMPLE, MASTER_KEY, MISSING
 
 prometheus_client = pytest.importorskip("prometheus_client")
 pytestmark = pytest.mark.integration
@@ -28,6 +25,9 @@ QUERIES = [
     "What's the capital of Canada?",
     "Compute the integral of x^2 from 0 to 3.",
 ]
+
+
+FALLBACK = dict(requested_pool="math", served_pool="capable", fallback="true", status="success")
 
 
 def value(name: str, **labels: str) -> float:
@@ -43,42 +43,17 @@ def test_taskrouter_counts_decisions_and_responses(provider, shipped_cascade):
     labels = dict(label="math", stage="heuristic", escalated="false", requested_pool="math")
     before = (
         value("taskrouter_decisions_total", **labels),
-        value(
-            "taskrouter_responses_total",
-            requested_pool="math",
-            served_pool="capable",
-            fallback="true",
-            status="success",
-        ),
+        value("taskrouter_responses_total", **FALLBACK),
         value("taskrouter_cost_usd_total", requested_pool="math", served_pool="capable"),
     )
     provider.set(**{"math-a": {"mode": "500"}})
     results = [tr.complete(MATH) for _ in range(3)]
     assert all(r.decision.stage == "heuristic" and r.served_pool == "capable" for r in results)
     deadline = time.monotonic() + 5  # LiteLLM runs callbacks after the call returns
-    while (
-        value(
-            "taskrouter_responses_total",
-            requested_pool="math",
-            served_pool="capable",
-            fallback="true",
-            status="success",
-        )
-        < before[1] + 3
-        and time.monotonic() < deadline
-    ):
+    while value("taskrouter_responses_total", **FALLBACK) < before[1] + 3 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert value("taskrouter_decisions_total", **labels) == before[0] + 3
-    assert (
-        value(
-            "taskrouter_responses_total",
-            requested_pool="math",
-            served_pool="capable",
-            fallback="true",
-            status="success",
-        )
-        == before[1] + 3
-    )
+    assert value("taskrouter_responses_total", **FALLBACK) == before[1] + 3
     assert value("taskrouter_cost_usd_total", requested_pool="math", served_pool="capable") == pytest.approx(
         before[2] + sum(r.cost_usd for r in results)
     )
@@ -99,38 +74,16 @@ def metrics_proxy(tmp_path_factory):
     config["litellm_settings"]["callbacks"] = ["taskrouter_hook.hook", "prometheus"]
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     shutil.copy(EXAMPLE / "taskrouter_hook.py", tmp / "taskrouter_hook.py")
-    log, port = tmp / "proxy.log", free_port()
     env = {
-        **os.environ,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
         "UPSTREAM_API_BASE": upstream.url,
         "UPSTREAM_API_KEY": "sk-fake-upstream",
         "LITELLM_MASTER_KEY": MASTER_KEY,
+        "PROMETHEUS_MULTIPROC_DIR": None,
     }
-    for name in ("TASKROUTER_CONFIG", "PROMETHEUS_MULTIPROC_DIR"):
-        env.pop(name, None)
-    litellm = shutil.which("litellm", path=str(Path(sys.executable).parent)) or shutil.which("litellm")
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [litellm, "--config", str(tmp / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=tmp,
-            env=env,
-            start_new_session=True,
-        )
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while not live(base + "/health/liveliness"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the proxy did not start (exit code {proc.poll()}); its log:\n{log.read_text()[-4000:]}")
-            time.sleep(0.25)
-        yield {"url": base, "upstream": upstream}
+        with litellm_proxy(tmp, env) as base:
+            yield {"url": base, "upstream": upstream}
     finally:
-        stop(proc)
         upstream.close()
 
 

@@ -5,20 +5,15 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.fake_provider import FakeProvider
+from tests.integration.servers import litellm_proxy
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "proxy"
@@ -71,35 +66,6 @@ hook = TaskRouterHook(Path(__file__).with_name("judge.yaml"), model="auto-judge"
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def live(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as r:
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Terminate the process group the proxy leads, then kill whatever of it is left."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # the leader's children, if any survived it
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
 @pytest.fixture(scope="module")
 def upstream():
     server = FakeProvider()
@@ -138,39 +104,15 @@ def proxy(upstream, tmp_path_factory):
     shutil.copy(EXAMPLE / "taskrouter_hook.py", tmp / "taskrouter_hook.py")
     (tmp / "judge_hook.py").write_text(JUDGE_HOOK)
     (tmp / "recorder.py").write_text(RECORDER)
-    record, log, port = tmp / "record.jsonl", tmp / "proxy.log", free_port()
+    record = tmp / "record.jsonl"
     env = {
-        **os.environ,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
         "UPSTREAM_API_BASE": upstream.url,
         "UPSTREAM_API_KEY": "sk-fake-upstream",
         "LITELLM_MASTER_KEY": MASTER_KEY,
         "TASKROUTER_TEST_RECORD": str(record),
     }
-    env.pop("TASKROUTER_CONFIG", None)  # the hook reads the config.yaml next to it
-    litellm = shutil.which("litellm", path=str(Path(sys.executable).parent)) or shutil.which("litellm")
-    assert litellm, "the litellm command is not installed"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [litellm, "--config", str(tmp / "config.yaml"), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=tmp,
-            env=env,
-            start_new_session=True,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while not live(base + "/health/liveliness"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the proxy did not start (exit code {proc.poll()}); its log:\n{log.read_text()[-4000:]}")
-            time.sleep(0.25)
-        yield {"url": base, "record": record, "log": log}
-    finally:
-        stop(proc)
+    with litellm_proxy(tmp, env) as base:
+        yield {"url": base, "record": record, "log": tmp / "proxy.log"}
 
 
 @pytest.fixture(scope="module")

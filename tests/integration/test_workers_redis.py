@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import deployment, make_config
+from tests.integration.servers import free_port
 
 WORKER = Path(__file__).with_name("worker.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,12 +31,6 @@ QUERIES = [
     f"Recommend a good book about {topic}"
     for topic in ("birds", "rivers", "chess", "baking", "jazz", "tea", "trains", "whales", "maps", "bees")
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def redis_ping(port: int) -> bool:

@@ -4,17 +4,7 @@ import inspect
 
 import pytest
 
-from routing import _litellm
-from routing.errors import (
-    AuthenticationFailed,
-    BadRequest,
-    CompletionError,
-    CompletionTimeout,
-    ContextWindowExceeded,
-    PoolsExhausted,
-    ProviderUnavailable,
-    RateLimited,
-)
+from routing import _litellm, errors
 
 litellm = _litellm.litellm
 LITELLM_ERRORS = sorted(
@@ -43,22 +33,22 @@ def test_the_module_lists_the_exception_classes():
 @pytest.mark.parametrize("cls", LITELLM_ERRORS, ids=lambda c: c.__name__)
 def test_every_litellm_exception_maps_to_a_completion_error(cls):
     err = _litellm.map_exception(instance(cls), pool="math", fallbacks_configured=False)
-    assert isinstance(err, CompletionError) and err.pool == "math"
+    assert isinstance(err, errors.CompletionError) and err.pool == "math"
 
 
 @pytest.mark.parametrize(
     ("cls", "ours"),
     [
-        (litellm.ContextWindowExceededError, ContextWindowExceeded),
-        (litellm.Timeout, CompletionTimeout),
-        (litellm.RateLimitError, RateLimited),
-        (litellm.RouterRateLimitError, RateLimited),
-        (litellm.AuthenticationError, AuthenticationFailed),
-        (litellm.InternalServerError, ProviderUnavailable),
-        (litellm.ServiceUnavailableError, ProviderUnavailable),
-        (litellm.APIConnectionError, ProviderUnavailable),
-        (litellm.BadRequestError, BadRequest),
-        (litellm.NotFoundError, BadRequest),
+        (litellm.ContextWindowExceededError, errors.ContextWindowExceeded),
+        (litellm.Timeout, errors.CompletionTimeout),
+        (litellm.RateLimitError, errors.RateLimited),
+        (litellm.RouterRateLimitError, errors.RateLimited),
+        (litellm.AuthenticationError, errors.AuthenticationFailed),
+        (litellm.InternalServerError, errors.ProviderUnavailable),
+        (litellm.ServiceUnavailableError, errors.ProviderUnavailable),
+        (litellm.APIConnectionError, errors.ProviderUnavailable),
+        (litellm.BadRequestError, errors.BadRequest),
+        (litellm.NotFoundError, errors.BadRequest),
     ],
 )
 def test_specific_mappings(cls, ours):
@@ -67,6 +57,6 @@ def test_specific_mappings(cls, ours):
 
 def test_failure_after_fallbacks_is_pools_exhausted_but_request_errors_are_not():
     err = _litellm.map_exception(instance(litellm.InternalServerError), pool="p", fallbacks_configured=True)
-    assert isinstance(err, PoolsExhausted) and err.cause == "ProviderUnavailable"
+    assert isinstance(err, errors.PoolsExhausted) and err.cause == "ProviderUnavailable"
     bad = _litellm.map_exception(instance(litellm.BadRequestError), pool="p", fallbacks_configured=True)
-    assert type(bad) is BadRequest
+    assert type(bad) is errors.BadRequest
