@@ -9,7 +9,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from .data import check_query
 from .head import BatchContext, LinearHead
@@ -21,6 +21,8 @@ __all__ = ["DEFAULT_CACHE_SIZE", "Cascade", "CacheInfo", "LLMStage"]
 
 DEFAULT_CACHE_SIZE = 10_000
 """Decisions a cascade remembers by default (about 1 kB each)."""
+
+_S = TypeVar("_S", bound=Stage)
 
 
 class CacheInfo(NamedTuple):
@@ -131,12 +133,17 @@ class Cascade:
 
     @property
     def labels(self) -> list[str]:
-        return list(self._fallback.labels)
+        labels = self._fallback.labels
+        assert labels is not None, "a stage that always names a label has its labels"
+        return list(labels)
 
     @property
     def classifier(self) -> LinearHead:
         """The MiniLM head (stage "embedding")."""
-        return self._head(EMBEDDING)
+        head = self._head(EMBEDDING)
+        if head is None:
+            raise LookupError(f"this cascade has no {EMBEDDING} stage")
+        return head
 
     @property
     def static(self) -> LinearHead | None:
@@ -145,7 +152,10 @@ class Cascade:
 
     @property
     def threshold(self) -> float:
-        return self.stage(EMBEDDING).threshold
+        stage = self.stage(EMBEDDING)
+        if stage is None:
+            raise LookupError(f"this cascade has no {EMBEDDING} stage")
+        return stage.threshold
 
     @property
     def static_threshold(self) -> float | None:
@@ -154,17 +164,24 @@ class Cascade:
 
     @property
     def rules(self) -> KeywordRules | None:
-        stage = self.stage(RulesStage.name)
+        stage = self._stage_as(RulesStage.name, RulesStage)
         return stage.rules if stage is not None else None
 
     @property
     def llm(self) -> LLMStage | None:
-        stage = self.stage(LLM)
+        stage = self._stage_as(LLM, FewShotLLMStage)
         return stage.llm if stage is not None else None
 
-    def _head(self, name: str):
-        stage = self.stage(name)
+    def _head(self, name: str) -> LinearHead | None:
+        stage = self._stage_as(name, HeadStage)
         return stage.head if stage is not None else None
+
+    def _stage_as(self, name: str, kind: type[_S]) -> _S | None:
+        """The stage called `name`, None if the cascade has none; TypeError if it is not a `kind`."""
+        stage = self.stage(name)
+        if stage is None or isinstance(stage, kind):
+            return stage
+        raise TypeError(f"the {name} stage is a {type(stage).__name__}, not a {kind.__name__}")
 
     @classmethod
     def load(
@@ -190,7 +207,9 @@ class Cascade:
         overrides = {EMBEDDING: threshold, STATIC: static_threshold}
         for name, head in model.heads.items():
             chosen = overrides.get(name)
-            stages.append(REGISTRY[name](name, head, model.thresholds[name] if chosen is None else chosen))
+            kind = REGISTRY[name]
+            assert issubclass(kind, HeadStage), f"a model's {name} head is served by a HeadStage, not {kind.__name__}"
+            stages.append(kind(name, head, model.thresholds[name] if chosen is None else chosen))
         if llm is not None:
             stages.append(FewShotLLMStage(llm, model.heads[EMBEDDING]))
         return cls.from_stages(stages, manifest=model.manifest.model_dump(mode="json"), cache_size=cache_size)
@@ -249,12 +268,16 @@ class Cascade:
             for i, r in zip(pending, results, strict=True):
                 trails[i].append(r)
                 if stage.accepts(r):
+                    if r.label is None:
+                        raise RuntimeError(f"stage {stage.name} accepted a result without a label")
                     decided[i] = Decision(r.label, stage.name, r.confidence, i in guesses, tuple(trails[i]))
                 elif stage is self._fallback:
                     guesses[i] = r
             pending, ctx = _rest(pending, ctx, decided)
         for i in pending:  # no stage answered: the fallback's guess stands, escalated
             g = guesses[i]
+            if g.label is None:
+                raise RuntimeError(f"stage {g.stage} guessed no label")
             decided[i] = Decision(g.label, g.stage, g.confidence, True, tuple(trails[i]))
         if keys and computed:
             self._remember((keys[i], decided[i]) for i in computed)

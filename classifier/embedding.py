@@ -17,11 +17,15 @@ import logging
 import os
 import threading
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .encoder import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, Embedder, model_dir
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 __all__ = [
     "BACKENDS",
@@ -51,10 +55,10 @@ class MiniLMEmbedder(CachedEmbedder):
 
     def __init__(self, *, batch_size: int = 64, cache_size: int = 50_000) -> None:
         super().__init__(batch_size=batch_size, cache_size=cache_size)
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._load_lock = threading.Lock()
 
-    def load(self):
+    def load(self) -> SentenceTransformer:
         """The SentenceTransformer model, loaded on first use."""
         with self._load_lock:
             if self._model is None:

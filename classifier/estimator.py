@@ -112,6 +112,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         base_dim = embeddings.shape[1] - (static_embedder.dim if static_embedder is not None else 0)
         examples = Examples(list(texts), list(labels), embeddings[:, :base_dim].astype(np.float16))
         ids = (base.id, *([static_embedder.id] if static_embedder is not None else []))
+        assert lexical.idf_ is not None, "fit() sets idf_"
         export = HeadExport(
             tuple(classes.tolist()),
             lr.coef_,
@@ -171,14 +172,14 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         *,
         static: TaskClassifier | None = None,
         heads: dict[str, dict] | None = None,
-        **sections: object,
+        **sections: dict | None,
     ) -> Path:
         """Write the model directory (manifest + arrays, no pickle), with an optional static-embedding head.
 
         `heads` gives each stage's manifest extras (threshold, target, curve); `sections` the manifest's
         `cascade`, `training` and `metrics`.
         """
-        from .persistence import HeadSpec, save_model
+        from .persistence import Calibration, HeadSpec, save_model
         from .static_embedding import STATIC_ID
 
         check_is_fitted(self, "head_")
@@ -190,7 +191,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
                 file=file,
                 embedders=list(clf.export().embedder_ids),
                 lexical_weight=clf.lexical_weight,
-                calibration={"temperature": clf.temperature_},
+                calibration=Calibration(temperature=clf.temperature_),
                 **{"threshold": default_threshold, **extras.get(stage, {})},
             )
 
@@ -208,9 +209,10 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         pairs.append((spec(self, EMBEDDING, "weights.npz", 0.0), self.export()))
         if pairs[-1][1].embedder_ids[0] != EMBEDDER_ID:
             raise ValueError(f"the main head must embed with {EMBEDDER_ID}, not {pairs[-1][1].embedder_ids[0]}")
-        return save_model(
-            directory, pairs, self.export().examples, params={k: getattr(self, k) for k in _PARAMS}, **sections
-        )
+        examples = self.export().examples
+        if examples is None:
+            raise ValueError("this head was exported without its training examples, which a model file keeps")
+        return save_model(directory, pairs, examples, params={k: getattr(self, k) for k in _PARAMS}, **sections)
 
     @classmethod
     def load(cls, directory: str | Path | None = None) -> TaskClassifier:

@@ -63,8 +63,8 @@ def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple
             "accuracy": (sum(pred[i] == truth[i] for i in idx) / len(idx)) if idx else None,
             "n": len(idx),
         }
-    reached = [i for i, d in enumerate(decisions) if d.stage_result(EMBEDDING) is not None]
-    s2 = {i: decisions[i].stage_result(EMBEDDING).label for i in reached}
+    s2 = {i: r.label for i, d in enumerate(decisions) if (r := d.stage_result(EMBEDDING)) is not None}
+    reached = list(s2)
     esc = [i for i in reached if decisions[i].escalated]
     s2_wrong = [i for i in reached if s2[i] != truth[i]]
     kept = [i for i in range(len(texts)) if not decisions[i].escalated]
@@ -96,10 +96,16 @@ def sweep(
     answers = [llm_answers.get(t) if llm_answers else None for t in texts]
 
     def predict(kept: np.ndarray) -> list[str]:
-        return [
-            decisions[i].label if before_minilm[i] else s2[i] if kept[i] or answers[i] not in labels else answers[i]
-            for i in range(len(texts))
-        ]
+        out = []
+        for i in range(len(texts)):
+            answer = answers[i]
+            if before_minilm[i]:
+                out.append(decisions[i].label)
+            elif kept[i] or answer is None or answer not in labels:
+                out.append(s2[i])
+            else:
+                out.append(answer)
+        return out
 
     conf = np.where(before_minilm, np.inf, proba.max(axis=1))
     rows = threshold_sweep(conf, np.round(np.arange(0.3, 1.0001, 0.01), 2), predict=predict, truth=truth, labels=labels)

@@ -70,7 +70,8 @@ class LexicalFeatures:
 
     def __init__(self, *, n_features: int = 2**15, ngram_range: tuple[int, int] = (2, 5)) -> None:
         self.n_features = n_features
-        self.ngram_range = tuple(ngram_range)
+        min_n, max_n = ngram_range
+        self.ngram_range = (min_n, max_n)
         self.idf_: np.ndarray | None = None
         self._key: tuple[object, tuple] | None = None
 

@@ -103,7 +103,9 @@ class LinearHead:
         self.lexical_ = LexicalFeatures(n_features=len(export.idf), ngram_range=export.ngram_range)
         self.lexical_.idf_ = export.idf
         self.embedder = embedders[0]
-        self._more = list(embedders[1:])
+        self._more = [e for e in embedders[1:] if e is not None]
+        if len(self._more) != len(embedders) - 1:
+            raise ValueError("embedders: only the first (MiniLM) may be None, for the serving default")
         self.examples = export.examples
         self.progress = progress
 

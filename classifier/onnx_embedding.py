@@ -34,11 +34,16 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .encoder import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, model_dir
 from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_child
+
+if TYPE_CHECKING:
+    import onnxruntime
+    from tokenizers import Tokenizer
 
 __all__ = [
     "EXPORT_RECIPE",
@@ -108,8 +113,8 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
         self.threads = threads
         self.allow_export = allow_export
         self.backend = "onnx-int8" if quantize else "onnx"
-        self._session = None
-        self._tokenizer = None
+        self._session: onnxruntime.InferenceSession | None = None
+        self._tokenizer: Tokenizer | None = None
         self._load_lock = threading.Lock()
 
     @property
@@ -148,10 +153,12 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         if self._session is None:
             self.load()
-        encoded = self._tokenizer.encode_batch(texts)
+        session, tokenizer = self._session, self._tokenizer
+        assert session is not None and tokenizer is not None, "load() sets both"
+        encoded = tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encoded], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-        (out,) = self._session.run(None, {"input_ids": ids, "attention_mask": mask})
+        (out,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
         return out.astype(np.float32, copy=False)
 
 

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -41,11 +41,11 @@ __all__ = [
     "upgrade_manifest",
 ]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION: Final = 3
 """3: a list of heads, each naming its stage, file, embedders and threshold. 2 added `params.static_features`;
 1 is the first format."""
 READABLE_VERSIONS = (1, 2, 3)
-KIND = "taskrouter.TaskClassifier"
+KIND: Final = "taskrouter.TaskClassifier"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
 MANIFEST = "manifest.json"
 _MAX_MANIFEST_BYTES = 20_000_000
@@ -320,7 +320,7 @@ def load_model(directory: str | Path | None = None, *, skip: Sequence[str] = ())
     needs_static = [h.stage for h in m.heads if STATIC_ID in h.embedders]
     if needs_static:
         spec = next((e for e in m.embedders if e.id == STATIC_ID and e.probes_file), None)
-        probes = arrays.get(spec.probes_file, {}).get("probes") if spec else None
+        probes = arrays.get(spec.probes_file, {}).get("probes") if spec and spec.probes_file else None
         if probes is None or probes.shape != (len(STATIC_PROBES), EMBEDDER_DIM):
             raise ModelFileError("inconsistent model: static head probes", path=where)
         if any(STATIC_ID in h.embedders for h in wanted):
@@ -429,7 +429,7 @@ def upgrade_manifest(doc: dict) -> dict:
     static_features = params.setdefault("static_features", False)
     if not isinstance(static_features, bool):
         raise ValueError(f"params.static_features must be true or false, got {static_features!r}")
-    if static_features and version < 2:
+    if static_features and (not isinstance(version, int) or version < 2):
         raise ValueError("params.static_features needs format_version 2")
     emb = doc.get("embedder") or {}
     if emb != {"id": EMBEDDER_ID, "dim": EMBEDDER_DIM}:
@@ -505,7 +505,7 @@ def convert(directory: str | Path) -> Path:
 # -- helpers ---------------------------------------------------------------------------------------------------
 def _npz(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub: **kwds may not fill allow_pickle
     return buf.getvalue()
 
 

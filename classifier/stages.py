@@ -65,6 +65,7 @@ class HeadStage(Stage):
     """A linear head over embeddings and n-grams; answers at or above `threshold`, else passes its guess on."""
 
     guesses = True
+    labels: list[str]
 
     def __init__(self, name: str, head: LinearHead, threshold: float) -> None:
         self.name, self.head, self.threshold = name, head, threshold
@@ -87,6 +88,7 @@ class FewShotLLMStage(Stage):
     """An LLM classifier prompted with the nearest training examples of `head` (MiniLM's vectors)."""
 
     name = LLM
+    labels: list[str]
 
     def __init__(self, llm: LLMStage, head: LinearHead, k: int = 8) -> None:
         self.llm, self.head, self.k = llm, head, k

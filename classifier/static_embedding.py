@@ -21,12 +21,16 @@ import logging
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .encoder import EMBEDDER_DIM, CachedEmbedder, model_dir
 from .errors import ModelFileError
 from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_child
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 __all__ = ["STATIC_ID", "StaticMiniLMEmbedder", "available", "build", "cache_dir", "distill_with_torch"]
 
@@ -63,7 +67,7 @@ class StaticMiniLMEmbedder(CachedEmbedder):
         super().__init__(batch_size=batch_size, cache_size=cache_size)
         self.allow_build = allow_build
         self._table: np.ndarray | None = None
-        self._tokenizer = None
+        self._tokenizer: Tokenizer | None = None
         self._unk_id: int | None = None
         self._load_lock = threading.Lock()
 
@@ -88,17 +92,19 @@ class StaticMiniLMEmbedder(CachedEmbedder):
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         if self._table is None:
             self.load()
+        table, tokenizer = self._table, self._tokenizer
+        assert table is not None and tokenizer is not None, "load() sets both"
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         # encode_batch hands work to a thread pool: for a handful of texts that costs more than it saves.
         encodings = (
-            self._tokenizer.encode_batch(texts, add_special_tokens=False)
+            tokenizer.encode_batch(texts, add_special_tokens=False)
             if len(texts) > 8
-            else [self._tokenizer.encode(t, add_special_tokens=False) for t in texts]
+            else [tokenizer.encode(t, add_special_tokens=False) for t in texts]
         )
         for row, enc in enumerate(encodings):
             ids = [i for i in enc.ids if i != self._unk_id][:MAX_TOKENS]
             if ids:
-                out[row] = self._table[ids].astype(np.float32).mean(axis=0)
+                out[row] = table[ids].astype(np.float32).mean(axis=0)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         return out / norms

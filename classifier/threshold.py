@@ -76,6 +76,7 @@ def choose_threshold(
             raise ValueError(f"max_escalation must be in [0, 1], got {max_escalation}")
         k = int(np.floor(max_escalation * len(conf)))  # escalate at most k queries
         return float(conf[k]) if k < len(conf) else 1.0 + 1e-9
+    assert max_error is not None  # exactly one target was given, and it is not max_escalation
     if not 0 <= max_error <= 1:
         raise ValueError(f"max_error must be in [0, 1], got {max_error}")
     order = np.argsort(confidence, kind="stable")

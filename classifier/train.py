@@ -99,7 +99,7 @@ def train_cascade(
             random_state=random_state, progress=progress, embedder=StaticMiniLMEmbedder(), **classifier_params
         ).fit(texts, labels)
         heads[STATIC] = _pick(fast, truth, reaches_stage2, {"max_error": static_max_error})
-        passed_on = reaches_stage2 & (fast.cv_proba_.max(axis=1) < heads[STATIC]["threshold"])
+        passed_on = reaches_stage2 & (_cv_proba(fast).max(axis=1) < heads[STATIC]["threshold"])
         static_coverage = float(1 - passed_on.sum() / max(1, reaches_stage2.sum()))
         if not passed_on.any():  # the static head took every held-out query: pick MiniLM's threshold on all
             passed_on = reaches_stage2
@@ -109,9 +109,10 @@ def train_cascade(
         heads[EMBEDDING] = _pick(clf, truth, passed_on, {"max_escalation": share})
         heads[EMBEDDING]["target"] = {"max_escalation": max_escalation}
     else:
+        assert max_error is not None  # max_escalation gets its default above when neither is given
         heads[EMBEDDING] = _pick(clf, truth, passed_on, {"max_error": max_error})
     threshold, target = heads[EMBEDDING]["threshold"], heads[EMBEDDING]["target"]
-    oof_pred = clf.classes_[clf.cv_proba_.argmax(axis=1)]
+    oof_pred = clf.classes_[_cv_proba(clf).argmax(axis=1)]
 
     report = TrainingReport(
         n=len(texts),
@@ -153,10 +154,18 @@ def train_cascade(
 def _pick(clf: TaskClassifier, truth: np.ndarray, mask: np.ndarray, target: dict[str, float]) -> dict:
     """A stage's threshold for `target` from its head's out-of-fold confidences on the queries `mask` selects,
     with the curve it was read from."""
-    conf = clf.cv_proba_.max(axis=1)[mask]
-    correct = (clf.classes_[clf.cv_proba_.argmax(axis=1)] == truth)[mask]
+    proba = _cv_proba(clf)
+    conf = proba.max(axis=1)[mask]
+    correct = (clf.classes_[proba.argmax(axis=1)] == truth)[mask]
     return {
         "threshold": choose_threshold(conf, correct, **target),
         "target": dict(target),
         "curve": threshold_curve(conf, correct),
     }
+
+
+def _cv_proba(clf: TaskClassifier) -> np.ndarray:
+    """The head's out-of-fold probabilities, which thresholds are picked from (None when it was fitted with cv < 2)."""
+    if clf.cv_proba_ is None:
+        raise ValueError(f"cv must be >= 2 to pick thresholds from out-of-fold confidences, got {clf.cv}")
+    return clf.cv_proba_
