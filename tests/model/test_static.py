@@ -157,17 +157,36 @@ def test_the_static_threshold_can_be_overridden(queries):
     assert lower.static_threshold == 0.6 and count[1] > count[0]
 
 
-def test_a_table_that_cannot_be_loaded(monkeypatch, caplog, small_plain_model_dir):
-    def broken(self):
-        raise ModelFileError("sha256 does not match its record (file modified)", path="table")
+def test_a_table_that_cannot_be_loaded(tmp_path, small_plain_model_dir):
+    """A tampered cached table on a machine whose model2vec is broken: it can be neither trusted nor rebuilt."""
+    import os
+    import subprocess
+    import sys
 
-    monkeypatch.setattr(StaticMiniLMEmbedder, "load", broken)
-    with pytest.raises(ModelFileError, match="reads static vectors, but table: sha256"):
-        Cascade.load()
-    with caplog.at_level(logging.WARNING, logger="taskrouter.embedding"):
-        cascade = Cascade.load(small_plain_model_dir)
-    assert cascade.static is None and "static stage off: table: sha256" in caplog.text
-    assert cascade.classify("tell me a fun fact about otters").label in cascade.labels
+    from classifier.filecache import cache_root
+    from tests.conftest import ROOT
+
+    build()
+    cache = tmp_path / "cache"
+    shutil.copytree(cache_root() / "onnx", cache / "onnx")
+    shutil.copytree(cache_dir(), cache / cache_dir().relative_to(cache_root()))
+    table = cache / cache_dir().relative_to(cache_root()) / FILE
+    data = bytearray(table.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    table.write_bytes(bytes(data))
+    stub = tmp_path / "stub" / "model2vec"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text('raise ImportError("model2vec is broken on this machine")\n')
+    env = {**os.environ, "TASKROUTER_CACHE": str(cache), "PYTHONPATH": f"{stub.parent}{os.pathsep}{ROOT}"}
+    script = WITHOUT_MODEL2VEC.replace('sys.modules["model2vec"] = None', "pass")
+    r = subprocess.run(
+        [sys.executable, "-c", script, str(small_plain_model_dir)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert r.returncode == 0, r.stderr
+    shipped, plain = (json.loads(line) for line in r.stdout.splitlines()[-2:])
+    assert "reads static vectors, but" in shipped["shipped"] and "model2vec is broken" in shipped["shipped"]
+    assert plain["static"] is False and "static stage off" in r.stderr
+    assert table.read_bytes() == bytes(data)  # the tampered file was never replaced by a half-built one
 
 
 def test_saving_without_the_static_head_removes_an_earlier_one(small_model_dir, small_data, tmp_path):
