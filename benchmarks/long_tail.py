@@ -5,9 +5,10 @@ installed packages — Python source files ("pasted code") and package descripti
 a length drawn log-uniformly in each bucket up to 20,000 characters, with an instruction before or a question
 after ("Find the bug in this code:", "Summarize this:", ...). Seeded, so the same venv gives the same set.
 
-Each query is timed `--repeat` times per window (the median kept) (`Cascade.load(cache_size=0, window=...)`), the windows interleaved in a
-rotating order so machine load hits them alike. Reports p50/p95/p99 by length bucket and overall, the load
-average, and per window the dev macro-F1 and the dev decisions that differ from reading whole texts.
+Each query is classified `--repeat` times per window (`Cascade.load(cache_size=0, window=...)`; the median is
+kept), the windows interleaved in a rotating order so machine load hits them alike. Reports p50/p95/p99 by length
+bucket and overall, the load average, and per window the dev macro-F1 and the decisions (dev and long) that differ
+from reading whole texts.
 
     python benchmarks/long_tail.py [--dev ../shared/data/dev/dev.jsonl] [--json benchmarks/long_tail.json]
 """

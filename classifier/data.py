@@ -15,8 +15,8 @@ from .errors import DataError, LabelError, QueryError
 __all__ = ["MAX_QUERY_CHARS", "Dataset", "check_labels", "check_query", "load_dataset", "read_jsonl"]
 
 MAX_QUERY_CHARS = 100_000
-"""Longest training text (a longer one is almost surely a data error). Queries to classify have no limit: the
-cascade reads a bounded window of each (`classifier.window`)."""
+"""Longest text read whole: training data (a longer row is almost surely a data error) and a head's or
+`TaskClassifier`'s own `predict`. `Cascade.classify` has no limit: it reads a bounded window (`classifier.window`)."""
 
 
 def check_query(text: object, *, field: str = "query", max_chars: int | None = None) -> str:

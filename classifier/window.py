@@ -9,9 +9,9 @@ from __future__ import annotations
 
 __all__ = ["HEAD_CHARS", "TAIL_CHARS", "window"]
 
-HEAD_CHARS = 3_000
+HEAD_CHARS = 1_500
 """Characters read from the start of a long text."""
-TAIL_CHARS = 1_000
+TAIL_CHARS = 500
 """Characters read from the end of a long text (a question after a pasted document)."""
 
 
