@@ -3,7 +3,7 @@
 Perturbations (seeded): `swap` (two adjacent letters swapped in 1-2 words), `drop` (a letter dropped in 1-2 words),
 `case` (upper-cased, lower-cased or title-cased), `space` (doubled spaces, a leading and a trailing newline).
 The dev set is read where it lies (evaluation only). Also reports what the classifier window
-(routing.conversation.window) changes on dev: decisions on the windowed text against the full text.
+(classifier.window) changes on dev: decisions on the windowed text against the full text.
 
     python benchmarks/stability.py [--dev ../shared/data/dev/dev.jsonl] [--json out.json]
 """
@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 
 from classifier.cascade import Cascade
-from routing.conversation import window
+from classifier.window import window
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,7 +60,7 @@ def main() -> None:
     args = ap.parse_args()
     rows = [json.loads(line) for line in args.dev.open(encoding="utf-8") if line.strip()]
     texts = [r["text"] for r in rows]
-    cascade = Cascade.load(cache_size=0)
+    cascade = Cascade.load(cache_size=0, window=None)  # whole texts, to see what the window changes
     base = [d.label for d in cascade.classify_batch(texts)]
     result: dict = {"n": len(texts), "flip_rate": {}}
     for name, perturb in PERTURBATIONS.items():

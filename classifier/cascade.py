@@ -16,6 +16,7 @@ from .head import BatchContext, LinearHead
 from .keywords import KeywordRules
 from .results import EMBEDDING, LLM, STATIC, Decision, StageResult
 from .stages import REGISTRY, FewShotLLMStage, HeadStage, LLMStage, RulesStage, Stage
+from .window import HEAD_CHARS, TAIL_CHARS, window
 
 __all__ = ["DEFAULT_CACHE_SIZE", "Cascade", "CacheInfo", "LLMStage"]
 
@@ -54,6 +55,9 @@ class Cascade:
     dict lookup. A hit returns the stored `Decision` object itself, trail latencies included. Stage-3 answers
     are cached too (that is where the time and money go); a decision where stage 3 was asked and gave no
     usable answer is not, so the query is asked again next time.
+    Every stage, and the cache key, reads a bounded `window` of each query: its first and last characters
+    (`classifier.window`; default `HEAD_CHARS` + `TAIL_CHARS`), so a query of any length costs about as much as
+    one of that length. `window=None` reads whole texts.
     The cache assumes the stages are not changed in place: `with_llm` returns a cascade with a cache of its
     own, and `cache_clear()` empties it.
 
@@ -74,6 +78,7 @@ class Cascade:
         few_shot_k: int = 8,
         manifest: dict | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        window: tuple[int, int] | None = (HEAD_CHARS, TAIL_CHARS),
     ) -> None:
         classifier, static = getattr(classifier, "head_", classifier), getattr(static, "head_", static)  # fitted
         stages: list[Stage] = [RulesStage(rules)] if rules is not None else []  # TaskClassifiers serve their head
@@ -82,7 +87,7 @@ class Cascade:
         stages.append(HeadStage(EMBEDDING, classifier, threshold))
         if llm is not None:
             stages.append(FewShotLLMStage(llm, classifier, few_shot_k))
-        self._setup(stages, few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size)
+        self._setup(stages, few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size, window=window)
 
     @classmethod
     def from_stages(
@@ -92,13 +97,22 @@ class Cascade:
         few_shot_k: int = 8,
         manifest: dict | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        window: tuple[int, int] | None = (HEAD_CHARS, TAIL_CHARS),
     ) -> Cascade:
         """A cascade of `stages`, run in the order given."""
         cascade = cls.__new__(cls)
-        cascade._setup(list(stages), few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size)
+        cascade._setup(list(stages), few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size, window=window)
         return cascade
 
-    def _setup(self, stages: list[Stage], *, few_shot_k: int, manifest: dict | None, cache_size: int) -> None:
+    def _setup(
+        self,
+        stages: list[Stage],
+        *,
+        few_shot_k: int,
+        manifest: dict | None,
+        cache_size: int,
+        window: tuple[int, int] | None,
+    ) -> None:
         names = [s.name for s in stages]
         if len(set(names)) != len(names) or not set(names) <= set(REGISTRY):
             raise ValueError(f"stages must have distinct names among {list(REGISTRY)}, got {names}")
@@ -111,6 +125,12 @@ class Cascade:
                 raise ValueError(f"{key} must be in [0, 1], got {stage.threshold}")
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise ValueError(f"The 'cache_size' parameter of Cascade must be an int >= 0. Got {cache_size!r} instead.")
+        if window is not None and (
+            len(window) != 2
+            or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in window)
+            or window[0] + window[1] == 0
+        ):
+            raise ValueError(f"window must be None or (head, tail) characters, ints >= 0, not both 0; got {window!r}")
         self._fallback = guessing[-1]
         for stage in stages:
             if stage.labels is not None and stage.labels != self._fallback.labels:
@@ -122,6 +142,7 @@ class Cascade:
         self.few_shot_k = few_shot_k
         self.manifest = manifest or {}
         self.cache_size = cache_size
+        self.window = None if window is None else (window[0], window[1])
         self._cache: OrderedDict[bytes, tuple[bytes, Decision]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._hits = self._misses = 0
@@ -193,6 +214,7 @@ class Cascade:
         static: bool = True,
         static_threshold: float | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        window: tuple[int, int] | None = (HEAD_CHARS, TAIL_CHARS),
     ) -> Cascade:
         """Load a trained cascade (the shipped one when `path` is None); stage 3 only if `llm` is given.
 
@@ -212,7 +234,8 @@ class Cascade:
             stages.append(kind(name, head, model.thresholds[name] if chosen is None else chosen))
         if llm is not None:
             stages.append(FewShotLLMStage(llm, model.heads[EMBEDDING]))
-        return cls.from_stages(stages, manifest=model.manifest.model_dump(mode="json"), cache_size=cache_size)
+        manifest = model.manifest.model_dump(mode="json")
+        return cls.from_stages(stages, manifest=manifest, cache_size=cache_size, window=window)
 
     def with_llm(self, llm: LLMStage | None) -> Cascade:
         """The same cascade with another stage 3 (or none), and an empty cache of the same size."""
@@ -220,7 +243,7 @@ class Cascade:
         if llm is not None:
             stages.append(FewShotLLMStage(llm, self.classifier, self.few_shot_k))
         return Cascade.from_stages(
-            stages, few_shot_k=self.few_shot_k, manifest=self.manifest, cache_size=self.cache_size
+            stages, few_shot_k=self.few_shot_k, manifest=self.manifest, cache_size=self.cache_size, window=self.window
         )
 
     def cache_info(self) -> CacheInfo:
@@ -243,6 +266,9 @@ class Cascade:
         if isinstance(texts, str):
             raise TypeError("classify_batch takes a sequence of strings; use classify() for one query")
         texts = [check_query(t, field=f"texts[{i}]") for i, t in enumerate(texts)]
+        if self.window is not None:
+            head, tail = self.window
+            texts = [window(t, head, tail) for t in texts]
         decided: dict[int, Decision] = {}
         keys = {i: (_cache_key(t), _exact_digest(t)) for i, t in enumerate(texts)} if self.cache_size else {}
         if keys:  # an exact repeat of a query decided past the rules: they would not fire this time either

@@ -15,17 +15,18 @@ from .errors import DataError, LabelError, QueryError
 __all__ = ["MAX_QUERY_CHARS", "Dataset", "check_labels", "check_query", "load_dataset", "read_jsonl"]
 
 MAX_QUERY_CHARS = 100_000
-"""Longest accepted query; the embedder reads only the first 256 tokens anyway."""
+"""Longest text read whole: training data (a longer row is almost surely a data error) and a head's or
+`TaskClassifier`'s own `predict`. `Cascade.classify` has no limit: it reads a bounded window (`classifier.window`)."""
 
 
-def check_query(text: object, *, field: str = "query") -> str:
-    """Return `text` if it is a non-blank, valid Unicode string of at most MAX_QUERY_CHARS characters."""
+def check_query(text: object, *, field: str = "query", max_chars: int | None = None) -> str:
+    """Return `text` if it is a non-blank, valid Unicode string (of at most `max_chars` characters, if given)."""
     if not isinstance(text, str):
         raise QueryError(f"must be a string, got {type(text).__name__}", field=field)
     if not text.strip():
         raise QueryError("must not be empty or whitespace", field=field)
-    if len(text) > MAX_QUERY_CHARS:
-        raise QueryError(f"is {len(text):,} characters; the limit is {MAX_QUERY_CHARS:,}", field=field)
+    if max_chars is not None and len(text) > max_chars:
+        raise QueryError(f"is {len(text):,} characters; the limit is {max_chars:,}", field=field)
     if not text.isascii():
         try:
             text.encode("utf-8")
@@ -94,7 +95,7 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
             if key not in row:
                 raise DataError(f"missing field {key!r}", path=str(p), line=line, field=key)
         try:
-            text = check_query(row["text"], field="text")
+            text = check_query(row["text"], field="text", max_chars=MAX_QUERY_CHARS)
         except QueryError as exc:
             raise DataError(str(exc), path=str(p), line=line, field="text") from None
         label = row["label"]

@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .data import check_labels, check_query
+from .data import MAX_QUERY_CHARS, check_labels, check_query
 from .embedding import EMBEDDER_ID, Embedder
 from .features import LexicalFeatures, combine
 from .head import Examples, HeadExport, LinearHead, as_list, binary_to_two, softmax
@@ -63,7 +63,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         from sklearn.model_selection import StratifiedKFold
 
         self._check_params()
-        texts = [check_query(t, field=f"X[{i}]") for i, t in enumerate(as_list(X, "X"))]
+        texts = [check_query(t, field=f"X[{i}]", max_chars=MAX_QUERY_CHARS) for i, t in enumerate(as_list(X, "X"))]
         labels = check_labels(as_list(y, "y"))
         if len(texts) != len(labels):
             raise ValueError(f"X and y have different lengths: {len(texts)} != {len(labels)}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import check_query
+from .data import MAX_QUERY_CHARS, check_query
 from .embedding import Embedder, default_embedder
 from .features import LexicalFeatures, SparseRows, linear_scores
 
@@ -198,7 +198,8 @@ class LinearHead:
 
 
 def _checked(X: Sequence[str]) -> list[str]:
-    return [check_query(t, field=f"X[{i}]") for i, t in enumerate(as_list(X, "X"))]
+    """Checked texts; a head reads them whole, so the training-data length limit applies (a Cascade windows)."""
+    return [check_query(t, field=f"X[{i}]", max_chars=MAX_QUERY_CHARS) for i, t in enumerate(as_list(X, "X"))]
 
 
 def as_list(values: Sequence[object], name: str) -> list:

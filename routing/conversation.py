@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from classifier.data import check_query
 from classifier.errors import QueryError
+from classifier.window import HEAD_CHARS, TAIL_CHARS, window
 
 __all__ = [
     "CONTEXT_CHARS",
@@ -34,9 +35,9 @@ __all__ = [
     "window",
 ]
 
-QUERY_HEAD_CHARS = 3_000
-"""Characters read from the start of a long query."""
-QUERY_TAIL_CHARS = 1_000
+QUERY_HEAD_CHARS = HEAD_CHARS
+"""Characters read from the start of a long query (the cascade's own window, `classifier.window`)."""
+QUERY_TAIL_CHARS = TAIL_CHARS
 """Characters read from the end of a long query (a question after a pasted document)."""
 CONTEXT_CHARS = 1_000
 """Characters read from the end of each earlier user turn."""
@@ -73,13 +74,6 @@ class Conversation:
 
     query: str
     earlier: tuple[str, ...] = ()
-
-
-def window(text: str, head: int = QUERY_HEAD_CHARS, tail: int = QUERY_TAIL_CHARS) -> str:
-    """`text` itself when short; otherwise its first `head` and last `tail` characters, joined by a newline."""
-    if len(text) <= head + tail:
-        return text
-    return text[:head] + "\n" + (text[-tail:] if tail else "")
 
 
 def message_text(content: object, *, field: str = "content") -> str:

@@ -62,12 +62,28 @@ def test_stage_three_is_off_by_default(cascade):
 
 @pytest.mark.parametrize(
     ("value", "error"),
-    [("", QueryError), ("   ", QueryError), (12, QueryError), ("x" * 100_001, QueryError)],
-    ids=["empty", "blank", "int", "huge"],
+    [("", QueryError), ("   ", QueryError), (12, QueryError), ("smile \ud83d", QueryError)],
+    ids=["empty", "blank", "int", "lone-surrogate"],
 )
 def test_bad_queries(cascade, value, error):
     with pytest.raises(error):
         cascade.classify(value)
+
+
+def test_a_million_characters_classify_as_their_window(cascade):
+    ask = "Find the bug in this code:\n\n"
+    huge = ask + "def f(x):\n    return x + 1\n" * 40_000
+    assert len(huge) > 1_000_000
+    head, tail = cascade.window
+    d = cascade.classify(huge)
+    assert d.label in cascade.labels
+    assert d.label == cascade.classify(huge[:head] + "\n" + huge[-tail:]).label  # the same text as read
+
+
+def test_window_is_validated(cascade):
+    for bad in [(0, 0), (-1, 10), (1.5, 2), (1,)]:
+        with pytest.raises(ValueError, match="window must be"):
+            Cascade(cascade.classifier, None, 0.5, window=bad)
 
 
 def test_batch_needs_a_sequence(cascade):

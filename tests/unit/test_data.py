@@ -75,7 +75,14 @@ def test_missing_file_and_wrong_type(tmp_path):
 )
 def test_check_query_rejects(value, match):
     with pytest.raises(QueryError, match=match):
-        check_query(value)
+        check_query(value, max_chars=MAX_QUERY_CHARS)
+
+
+def test_query_length_limit_is_for_training_data_only(tmp_path):
+    huge = "x" * (MAX_QUERY_CHARS + 1)
+    assert check_query(huge) is huge  # classification reads a window of it
+    with pytest.raises(DataError, match="the limit is"):
+        load_dataset(write(tmp_path, "q.jsonl", json.dumps({"text": huge, "label": "a"}) + "\n"))
 
 
 def test_check_labels():
