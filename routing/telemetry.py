@@ -14,6 +14,7 @@ import re
 import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,6 +174,7 @@ class TelemetryCallback(CustomLogger):
         self._queue: queue.Queue[dict | None] = queue.Queue(maxsize=max_queue)
         # request_id -> status LiteLLM will log for it; cleared when its callback fires (it runs after the call)
         self._expected: dict[str, str] = {}
+        self._early: OrderedDict[tuple[str, str], None] = OrderedDict()  # logged before `expect` was called
         self._seen = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._drain, daemon=True, name="taskrouter-telemetry")
@@ -195,7 +197,10 @@ class TelemetryCallback(CustomLogger):
     def expect(self, request_id: str, status: str) -> None:
         """Note that LiteLLM will log `request_id` with `status`; `flush` waits for that event too."""
         with self._seen:
-            self._expected[request_id] = status
+            if (request_id, status) in self._early:  # LiteLLM logged it already
+                del self._early[request_id, status]
+            else:
+                self._expected[request_id] = status
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until expected events arrived and queued events are written (or `timeout` passes).
@@ -206,6 +211,7 @@ class TelemetryCallback(CustomLogger):
         with self._seen:
             self._seen.wait_for(lambda: not self._expected, timeout)
             missing = len(self._expected)
+            self._expected.clear()  # what did not come by now is not waited for again
         done = threading.Event()
         self._flushed = done  # set before the marker is queued, so the writer always finds it
         if self._thread.is_alive():
@@ -233,10 +239,11 @@ class TelemetryCallback(CustomLogger):
         return ok
 
     def _enqueue(self, kwargs: dict, start_time: Any, end_time: Any, status: str) -> None:
-        event = None
+        event, request_id = None, None
         try:
             event = self._event(kwargs, start_time, end_time, status)
             if event is not None:
+                request_id = event.pop("taskrouter_request_id")  # matched here; the writer never sees it
                 self._queue.put_nowait(event)
         except queue.Full:
             self.dropped += 1
@@ -245,7 +252,7 @@ class TelemetryCallback(CustomLogger):
             self.failed += 1
             log.warning("telemetry: could not build event (%s)", type(exc).__name__)
         if event is not None:
-            self._arrived(event["taskrouter_request_id"], status)
+            self._arrived(request_id, status)
 
     def _event(self, kwargs: dict, start_time: Any, end_time: Any, status: str) -> dict | None:
         params = kwargs.get("litellm_params") or {}
@@ -287,10 +294,17 @@ class TelemetryCallback(CustomLogger):
         }
 
     def _arrived(self, request_id: object, status: str) -> None:
+        """Match an event with its expectation; an event logged before `expect` is remembered (boundedly)."""
+        if not isinstance(request_id, str):
+            return
         with self._seen:
-            if isinstance(request_id, str) and self._expected.get(request_id) == status:
+            if self._expected.get(request_id) == status:
                 del self._expected[request_id]
                 self._seen.notify_all()
+            else:
+                self._early[(request_id, status)] = None
+                while len(self._early) > _EARLY_MAX:
+                    self._early.popitem(last=False)
 
     def _drain(self) -> None:
         while True:
@@ -302,7 +316,6 @@ class TelemetryCallback(CustomLogger):
                 if flushed is not None:
                     flushed.set()
                 continue
-            event.pop("taskrouter_request_id", None)
             try:
                 self.store.record(event)
                 self.written += 1
@@ -311,6 +324,8 @@ class TelemetryCallback(CustomLogger):
                 log.warning("telemetry: write failed (%s); the request itself was not affected", type(exc).__name__)
 
 
+_EARLY_MAX = 10_000
+"""Events remembered while their `expect` may still come (streams and failures never expect one)."""
 _STOP: dict = {}
 """The writer thread's stop marker (compared by identity)."""
 _open: weakref.WeakSet[TelemetryCallback] = weakref.WeakSet()
