@@ -131,16 +131,14 @@ def _png(fig) -> str:
 
 def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generated: datetime | None = None) -> str:
     """A self-contained page: every plot is an inline PNG, no external resources."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the host program's backend stays as it is
 
     notes = readings(m)
     plots: list[tuple[str, str, str]] = []
 
     def bar(key: str, heading: str, data: dict[str, float], ylabel: str, extra: dict[str, float] | None = None):
-        fig, ax = plt.subplots(figsize=(5.5, 3))
+        fig = Figure(figsize=(5.5, 3))
+        ax = fig.subplots()
         names = list(data) or ["(none)"]
         ax.bar(names, [data.get(k, 0) for k in names], color="#4878a8", label="taskrouter")
         if extra:
@@ -149,7 +147,6 @@ def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generate
         ax.set_ylabel(ylabel)
         ax.grid(axis="y", alpha=0.3)
         plots.append((key, heading, _png(fig)))
-        plt.close(fig)
 
     bar("pool_distribution", "Traffic by served pool", m["pool_distribution"], "share of requests")
     bar("fallback_rate", "Fallback rate by requested pool", m["fallback_rate"], "share falling back")
@@ -160,14 +157,14 @@ def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generate
         "USD",
         {f"all {m['baseline_pool']}": m["baseline_cost_usd"]} if m["baseline_cost_usd"] is not None else None,
     )
-    fig, ax = plt.subplots(figsize=(5.5, 3))
+    fig = Figure(figsize=(5.5, 3))
+    ax = fig.subplots()
     periods = list(m["escalation_over_time"])
     ax.plot(periods or ["(none)"], list(m["escalation_over_time"].values()) or [0], marker="o")
     ax.set_ylabel("escalation rate")
     ax.tick_params(axis="x", rotation=30)
     ax.grid(alpha=0.3)
     plots.append(("escalation_rate", "Escalation rate over time", _png(fig)))
-    plt.close(fig)
     bar("stage_coverage", "Which stage decided", m["stage_coverage"], "share of requests")
 
     esc = html.escape
