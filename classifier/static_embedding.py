@@ -4,13 +4,11 @@ A query's vector is the mean of its tokens' rows, so embedding costs microsecond
 less accurate than MiniLM itself (dev accuracy of its head alone 0.89 against 0.94), so the cascade uses it as a
 fast stage that answers only when confident and passes everything else on to MiniLM.
 
-The table is distilled once from the bundled model (model2vec; torch, in a child process) and cached like the
-ONNX graph (see `filecache`):
+Serving reads the table shipped in the package (`classifier.assets`: int8 rows, checked by sha256). The
+distillation itself (model2vec and torch, in a child process) runs only to rebuild that file, and is cached:
 
-    $TASKROUTER_CACHE/static/<key>/minilm-static.npz       the table (float16) and the tokenizer, no pickle
+    $TASKROUTER_CACHE/static/<key>/minilm-static.npz       the float16 table and the tokenizer, no pickle
     $TASKROUTER_CACHE/static/<key>/minilm-static.npz.json  its sha256 and size, and what it was made from
-
-Build it ahead of time with `python -m classifier.static_embedding`.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from . import assets
 from .encoder import EMBEDDER_DIM, CachedEmbedder, model_dir
 from .errors import ModelFileError
 from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_child
@@ -62,29 +61,28 @@ class StaticMiniLMEmbedder(CachedEmbedder):
     backend = "static"
     _transient = ("_table", "_tokenizer", "_unk_id")
 
-    def __init__(self, *, allow_build: bool = True, batch_size: int = 1024, cache_size: int = 0) -> None:
+    def __init__(self, *, batch_size: int = 1024, cache_size: int = 0) -> None:
         # No vector cache by default: looking a text up costs about what embedding it does.
         super().__init__(batch_size=batch_size, cache_size=cache_size)
-        self.allow_build = allow_build
         self._table: np.ndarray | None = None
         self._tokenizer: Tokenizer | None = None
         self._unk_id: int | None = None
         self._load_lock = threading.Lock()
 
     def load(self) -> StaticMiniLMEmbedder:
-        """Build or verify the cached table and read it; called by the first `encode` otherwise."""
+        """Verify the shipped table and read it; called by the first `encode` otherwise."""
         with self._load_lock:
             if self._table is None:
                 from tokenizers import Tokenizer
 
-                arrays = np.load(io.BytesIO(build(allow_build=self.allow_build)), allow_pickle=False)
-                table = arrays["embedding"]
+                table, tokenizer_json = assets.read_static_table()
                 if table.ndim != 2 or table.shape[1] != self.dim:
-                    raise ModelFileError(f"table shape {table.shape} is not (n, {self.dim})", path=str(cache_dir()))
-                tokenizer = Tokenizer.from_str(arrays["tokenizer"].tobytes().decode("utf-8"))
+                    where = str(assets.ASSETS_DIR / assets.STATIC_TABLE)
+                    raise ModelFileError(f"table shape {table.shape} is not (n, {self.dim})", path=where)
+                tokenizer = Tokenizer.from_str(tokenizer_json)
                 tokenizer.no_padding()
                 tokenizer.no_truncation()
-                unk = json.loads(arrays["tokenizer"].tobytes()).get("model", {}).get("unk_token")
+                unk = json.loads(tokenizer_json).get("model", {}).get("unk_token")
                 self._unk_id = tokenizer.token_to_id(unk) if unk else None
                 self._tokenizer, self._table = tokenizer, table
         return self
@@ -111,12 +109,8 @@ class StaticMiniLMEmbedder(CachedEmbedder):
 
 
 def available() -> bool:
-    """The table is cached, or model2vec and torch are installed to distill it."""
-    import importlib.util
-
-    if (cache_dir() / FILE).is_file():
-        return True
-    return all(importlib.util.find_spec(m) is not None for m in ("model2vec", "torch", "tokenizers"))
+    """The shipped table is there (whether it is intact is checked when it is read)."""
+    return (assets.ASSETS_DIR / assets.STATIC_TABLE).is_file()
 
 
 def cache_dir() -> Path:
@@ -129,7 +123,7 @@ def cache_dir() -> Path:
 
 
 def build(*, allow_build: bool = True) -> bytes:
-    """The verified bytes of the cached table, distilling it first when needed."""
+    """The verified bytes of the cached float16 table, distilling it first when needed (to rebuild the asset)."""
     return get_or_build(
         cache_dir() / FILE,
         KIND,
@@ -171,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(
         prog="python -m classifier.static_embedding",
-        description="Build the cached static (model2vec) table of the MiniLM embedder.",
+        description="Distill the static (model2vec) table of the MiniLM embedder into the cache (needs torch); "
+        "`python -m classifier.make_assets` makes the shipped file from it.",
     )
     parser.add_argument("--distill-to", metavar="PATH", help=argparse.SUPPRESS)  # the child process of _distill
     args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ START=$SECONDS
 say() { echo; echo "== [main +$((SECONDS - START))s] $*"; }
 mkdir -p out
 
-say "training on data/queries.jsonl -> out/model (5-15 min on 2 cores; each phase says what it does)"
+say "training on data/queries.jsonl -> out/model (about 1 min on 2 cores; each phase says what it does)"
 $TR train --data data/queries.jsonl --out out/model
 DEV=../shared/data/dev/dev.jsonl
 if [ -f "$DEV" ]; then

@@ -34,9 +34,10 @@ else
   pip_install -q --upgrade pip
   say "installing torch 2.13.0, CPU build (about 200 MB; about a minute, the last 40 s silent while pip unpacks it)"
   pip_install "torch==2.13.0"
-  say "installing taskrouter -e .[test,proxy] and about 150 dependencies (about 2 min from a local index, more" \
+  say "installing taskrouter -e .[train,test,proxy] and about 150 dependencies (about 2 min from a local index, more" \
       "when downloading; the last step, 'Installing collected packages', is silent for 1-2 min)"
-  pip_install -e ".[test,proxy]"
+  # compat: a plain .pth naming the checkout, so setuptools has no "Editable installation" notice to print
+  pip_install -e ".[train,test,proxy]" --config-settings editable_mode=compat
   echo "$WANT" > "$STAMP"
   say "installed"
 fi

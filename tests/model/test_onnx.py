@@ -1,4 +1,5 @@
-"""The ONNX serving path: same vectors and decisions as sentence-transformers, no torch, verified cache files."""
+"""The ONNX paths: the fp32 export gives sentence-transformers' vectors and decisions, the shipped int8 graph
+stays close, neither imports torch, and cached files are verified. (The shipped files: test_assets.py.)"""
 
 import hashlib
 import json
@@ -14,7 +15,7 @@ import pytest
 from classifier import ConfigError, ModelFileError
 from classifier.cascade import Cascade
 from classifier.embedding import MiniLMEmbedder, load_embedder, reference_embedder
-from classifier.onnx_embedding import FILES, OnnxMiniLMEmbedder, build, cache_dir, cached_model_path
+from classifier.onnx_embedding import FILES, OnnxMiniLMEmbedder, build, cache_dir
 from tests.conftest import DATA, ROOT
 
 EDGE_CASES = [
@@ -101,23 +102,27 @@ def test_classifying_with_onnx_does_not_import_torch_or_training_libraries(onnx_
         "print(default_embedder().backend, d.label,"
         "      *(m in sys.modules for m in ('torch', 'sentence_transformers', 'sklearn', 'scipy')))"
     )
-    for backend in ("auto", "onnx"):
-        env = {**os.environ, "TASKROUTER_EMBEDDER": backend, "TASKROUTER_CACHE": str(cache_dir().parents[1])}
+    for backend, name in (("auto", "onnx"), ("onnx-int8", "onnx-int8")):
+        env = {**os.environ, "TASKROUTER_EMBEDDER": backend}
         out = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env, cwd=ROOT, timeout=300
         ).stdout.split()
-        assert out == ["onnx", "default", "False", "False", "False", "False"], (backend, out)
+        assert out == [name, "default", "False", "False", "False", "False"], (backend, out)
 
 
 # -- the cached files -------------------------------------------------------------------------------------------
+INT8 = FILES["int8"]
+
+
 @pytest.fixture
-def private_cache(onnx_fp32, tmp_path, monkeypatch):
-    """A copy of the verified cache under tmp_path, so tampering never touches the user's cache."""
-    source = cache_dir()
+def private_cache(tmp_path, monkeypatch):
+    """A copy of the verified int8 cache under tmp_path, so tampering never touches the user's cache."""
+    build("int8")
+    source = cache_dir("int8")
     monkeypatch.setenv("TASKROUTER_CACHE", str(tmp_path))
-    target = cache_dir()
+    target = cache_dir("int8")
     target.mkdir(parents=True)
-    for name in ("model.onnx", "model.onnx.json"):
+    for name in (INT8, INT8 + ".json"):
         shutil.copy2(source / name, target / name)
     return target
 
@@ -137,46 +142,49 @@ def _rewrite_record(path, **changes):
 @pytest.mark.parametrize(
     ("tamper", "match"),
     [
-        (lambda d: _flip_byte(d / "model.onnx"), "sha256 does not match its record"),
-        (lambda d: (d / "model.onnx").write_bytes((d / "model.onnx").read_bytes()[:1000]), "size 1000 != recorded"),
-        (lambda d: (d / "model.onnx.json").unlink(), "model.onnx.json is missing"),
-        (lambda d: (d / "model.onnx").unlink(), "model.onnx is missing"),
-        (lambda d: _rewrite_record(d / "model.onnx.json", format=99), "not a taskrouter ONNX record"),
-        (lambda d: (d / "model.onnx.json").write_text("{not json"), "unreadable"),
+        (lambda d: _flip_byte(d / INT8), "sha256 does not match its record"),
+        (lambda d: (d / INT8).write_bytes((d / INT8).read_bytes()[:1000]), "size 1000 != recorded"),
+        (lambda d: (d / (INT8 + ".json")).unlink(), "model.int8.onnx.json is missing"),
+        (lambda d: (d / INT8).unlink(), "model.int8.onnx is missing"),
+        (lambda d: _rewrite_record(d / (INT8 + ".json"), format=99), "not a taskrouter ONNX record"),
+        (lambda d: (d / (INT8 + ".json")).write_text("{not json"), "unreadable"),
     ],
     ids=["flipped-byte", "truncated", "record-missing", "file-missing", "foreign-record", "bad-json"],
 )
 def test_an_unverified_file_is_never_loaded(private_cache, tamper, match):
     tamper(private_cache)
     with pytest.raises(ModelFileError, match=match):
-        OnnxMiniLMEmbedder(allow_export=False).load()
+        OnnxMiniLMEmbedder(quantize=True, allow_export=False).load()
 
 
 def test_a_missing_cache_asks_for_a_build_when_export_is_off(private_cache):
     shutil.rmtree(private_cache)
-    with pytest.raises(ModelFileError, match="python -m classifier.onnx_embedding"):
-        OnnxMiniLMEmbedder(allow_export=False).load()
+    with pytest.raises(ModelFileError, match="python -m classifier.onnx_embedding --int8"):
+        OnnxMiniLMEmbedder(quantize=True, allow_export=False).load()
 
 
-def test_a_tampered_file_is_rebuilt(private_cache, onnx_fp32):
-    model = private_cache / "model.onnx"
+def test_a_tampered_file_is_rebuilt(private_cache):
+    model = private_cache / INT8
+    original = OnnxMiniLMEmbedder(quantize=True, cache_size=0)
+    texts = ["integrate x^2 from 0 to 1", "write a haiku about rain"]
+    before = original.encode(texts)
     _flip_byte(model)
     tampered = hashlib.sha256(model.read_bytes()).hexdigest()
-    rebuilt = OnnxMiniLMEmbedder(cache_size=0).load()
-    record = json.loads((private_cache / "model.onnx.json").read_text())
-    assert hashlib.sha256(model.read_bytes()).hexdigest() == record["sha256"]
-    texts = ["integrate x^2 from 0 to 1", "write a haiku about rain"]
-    assert _cos(rebuilt.encode(texts), onnx_fp32.encode(texts)).min() > 0.9999
-    assert record["sha256"] != tampered
+    rebuilt = OnnxMiniLMEmbedder(quantize=True, cache_size=0).load()
+    record = json.loads((private_cache / (INT8 + ".json")).read_text())
+    assert hashlib.sha256(model.read_bytes()).hexdigest() == record["sha256"] != tampered
+    assert _cos(rebuilt.encode(texts), before).min() > 0.9999
     assert not [p.name for p in private_cache.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_the_int8_file_is_made_from_the_verified_fp32_file(private_cache):
+def test_the_int8_file_is_made_from_the_shipped_graph(private_cache):
+    from classifier import assets
+
     data = build("int8")
-    record = json.loads((private_cache / (FILES["int8"] + ".json")).read_text())
-    fp32 = json.loads((private_cache / "model.onnx.json").read_text())
-    assert record["fp32_sha256"] == fp32["sha256"] and record["sha256"] == hashlib.sha256(data).hexdigest()
-    assert cached_model_path("int8").stat().st_size < 0.5 * cached_model_path("fp32").stat().st_size
+    record = json.loads((private_cache / (INT8 + ".json")).read_text())
+    shipped = assets.read(assets.ONNX)
+    assert record["from_sha256"] == hashlib.sha256(shipped).hexdigest()
+    assert record["sha256"] == hashlib.sha256(data).hexdigest() and len(data) < 0.6 * len(shipped)
 
 
 @pytest.mark.parametrize(
@@ -191,11 +199,3 @@ def test_backends_by_name(backend, kind):
 def test_an_unknown_backend_names_the_variable():
     with pytest.raises(ConfigError, match=r"TASKROUTER_EMBEDDER: .*auto, torch, onnx, onnx-int8. Got 'gpu'"):
         load_embedder("gpu")
-
-
-def test_auto_falls_back_to_torch_when_onnx_cannot_be_built(tmp_path, monkeypatch, caplog):
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("")
-    monkeypatch.setenv("TASKROUTER_CACHE", str(blocker))
-    assert load_embedder("auto") is reference_embedder()
-    assert "ONNX embedder unavailable, using sentence-transformers instead" in caplog.text

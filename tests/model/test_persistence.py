@@ -171,13 +171,14 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def test_a_format_2_manifest_loads_and_converts_to_the_shipped_one(tmp_path):
-    """The shipped model as it was saved in format 2 (`static_head` section) decides alike and converts, with no
-    retraining, to the very manifest shipped now."""
-    from classifier.persistence import DEFAULT_MODEL_DIR, convert
+    """The model shipped in November 2026, as it was saved in format 2 (`static_head` section), decides as its
+    format-3 manifest does and converts, with no retraining, to that very manifest."""
+    from classifier.persistence import convert
 
+    shipped = FIXTURES / "model-2026-11"  # its array files and its format-3 manifest
     old = tmp_path / "v2"
-    shutil.copytree(DEFAULT_MODEL_DIR, old)
-    shutil.copy(FIXTURES / "shipped-manifest-v2.json", old / "manifest.json")
+    shutil.copytree(shipped, old)
+    shutil.copy(FIXTURES / "model-2026-11-manifest-v2.json", old / "manifest.json")
     assert json.loads((old / "manifest.json").read_text())["format_version"] == 2
     texts = [
         "integrate x^2 from 0 to 3",
@@ -185,12 +186,12 @@ def test_a_format_2_manifest_loads_and_converts_to_the_shipped_one(tmp_path):
         "what is the capital of Peru?",
         "fix this: for i in range(10) print(i)",
     ]
-    then, now = Cascade.load(old, cache_size=0), Cascade.load(cache_size=0)
+    then, now = Cascade.load(old, cache_size=0), Cascade.load(shipped, cache_size=0)
     assert [s.threshold for s in then.stages] == [s.threshold for s in now.stages]
     assert [(d.label, d.stage, d.confidence, d.escalated) for d in then.classify_batch(texts)] == [
         (d.label, d.stage, d.confidence, d.escalated) for d in now.classify_batch(texts)
     ]
     convert(old)
-    assert (old / "manifest.json").read_bytes() == (DEFAULT_MODEL_DIR / "manifest.json").read_bytes()
+    assert (old / "manifest.json").read_bytes() == (shipped / "manifest.json").read_bytes()
     for name in ("weights.npz", "static.npz", "examples.npz", "examples.json"):
-        assert (old / name).read_bytes() == (DEFAULT_MODEL_DIR / name).read_bytes()
+        assert (old / name).read_bytes() == (shipped / name).read_bytes()

@@ -11,7 +11,7 @@ import pytest
 
 from classifier import ModelFileError
 from classifier.cascade import Cascade
-from classifier.static_embedding import FILE, STATIC_ID, StaticMiniLMEmbedder, build, cache_dir
+from classifier.static_embedding import STATIC_ID, StaticMiniLMEmbedder, build
 from tests.conftest import DATA
 
 EDGES = ["a", "😀 emoji only", "ÉCOLE naïve ß", "日本語のテキスト", "[UNK] [CLS] literal specials", "x " * 700]
@@ -24,6 +24,7 @@ def queries():
 
 
 def test_vectors_match_model2vec(queries):
+    """The shipped int8 table gives model2vec's vectors of the distilled float16 table, to int8 rounding."""
     from model2vec import StaticModel
     from tokenizers import Tokenizer
 
@@ -36,7 +37,7 @@ def test_vectors_match_model2vec(queries):
     expected = reference.encode(texts, use_multiprocessing=False)
     got = StaticMiniLMEmbedder().encode(texts)
     cos = np.sum(got * expected, axis=1) / np.maximum(np.linalg.norm(expected, axis=1), 1e-12)
-    assert got.shape == (len(texts), 384) and cos.min() > 0.9999
+    assert got.shape == (len(texts), 384) and cos.min() > 0.999
 
 
 def test_shipped_cascade_uses_the_static_stage_only_when_confident(queries):
@@ -77,69 +78,6 @@ def test_the_static_head_is_refused_when_its_manifest_section_is_foreign(tmp_pat
         Cascade.load(d, static=False)  # its MiniLM head reads the static vectors too: nothing half-loads
 
 
-WITHOUT_MODEL2VEC = """
-import sys
-sys.modules["model2vec"] = None  # as if model2vec were not installed: the table cannot be distilled here
-import json, logging
-from classifier.cascade import Cascade
-from classifier.errors import ModelFileError
-logging.basicConfig(level=logging.WARNING)
-try:
-    Cascade.load()
-    print(json.dumps({"shipped": "loaded"}))
-except ModelFileError as exc:
-    print(json.dumps({"shipped": str(exc)}))
-cascade = Cascade.load(sys.argv[1])
-print(json.dumps({"static": cascade.static is not None,
-                  "stage": cascade.classify("tell me a fun fact about otters").stage}))
-"""
-
-
-def test_without_a_table_or_the_means_to_build_one(tmp_path, small_plain_model_dir):
-    """A cache that holds the ONNX graph but no token table, on a machine without model2vec (a subprocess)."""
-    import os
-    import subprocess
-    import sys
-
-    from classifier.filecache import cache_root
-    from tests.conftest import ROOT
-
-    shutil.copytree(cache_root() / "onnx", tmp_path / "onnx")
-    env = {**os.environ, "TASKROUTER_CACHE": str(tmp_path), "PYTHONPATH": str(ROOT)}
-    r = subprocess.run(
-        [sys.executable, "-c", WITHOUT_MODEL2VEC, str(small_plain_model_dir)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
-    assert r.returncode == 0, r.stderr
-    shipped, plain = (json.loads(line) for line in r.stdout.splitlines()[-2:])
-    # A MiniLM head that reads static vectors cannot decide anything: a clear error saying how to build the table.
-    assert "reads static vectors, but its token table is not cached" in shipped["shipped"]
-    assert "python -m classifier.static_embedding" in shipped["shipped"]
-    # One that does not: only the static stage is off, with a warning.
-    assert plain == {"static": False, "stage": plain["stage"]} and plain["stage"] in {"embedding", "heuristic"}
-    assert "static stage off" in r.stderr
-    assert not (tmp_path / "static").exists()  # nothing was built
-
-
-def test_a_tampered_table_is_never_loaded(tmp_path, monkeypatch):
-    build()
-    source = cache_dir()
-    monkeypatch.setenv("TASKROUTER_CACHE", str(tmp_path))
-    target = cache_dir()
-    target.mkdir(parents=True)
-    for name in (FILE, FILE + ".json"):
-        shutil.copy2(source / name, target / name)
-    assert StaticMiniLMEmbedder(allow_build=False).encode(["fine"]).shape == (1, 384)
-    data = bytearray((target / FILE).read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    (target / FILE).write_bytes(bytes(data))
-    with pytest.raises(ModelFileError, match="sha256 does not match its record.*python -m classifier.static_embedding"):
-        StaticMiniLMEmbedder(allow_build=False).encode(["fine"])
-
-
 def test_a_static_head_with_other_labels_is_refused():
     import copy
 
@@ -155,38 +93,6 @@ def test_the_static_threshold_can_be_overridden(queries):
     lower = Cascade.load(static_threshold=0.6, cache_size=0)
     count = [sum(d.stage == "static" for d in c.classify_batch(queries)) for c in (default, lower)]
     assert lower.static_threshold == 0.6 and count[1] > count[0]
-
-
-def test_a_table_that_cannot_be_loaded(tmp_path, small_plain_model_dir):
-    """A tampered cached table on a machine whose model2vec is broken: it can be neither trusted nor rebuilt."""
-    import os
-    import subprocess
-    import sys
-
-    from classifier.filecache import cache_root
-    from tests.conftest import ROOT
-
-    build()
-    cache = tmp_path / "cache"
-    shutil.copytree(cache_root() / "onnx", cache / "onnx")
-    shutil.copytree(cache_dir(), cache / cache_dir().relative_to(cache_root()))
-    table = cache / cache_dir().relative_to(cache_root()) / FILE
-    data = bytearray(table.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    table.write_bytes(bytes(data))
-    stub = tmp_path / "stub" / "model2vec"
-    stub.mkdir(parents=True)
-    (stub / "__init__.py").write_text('raise ImportError("model2vec is broken on this machine")\n')
-    env = {**os.environ, "TASKROUTER_CACHE": str(cache), "PYTHONPATH": f"{stub.parent}{os.pathsep}{ROOT}"}
-    script = WITHOUT_MODEL2VEC.replace('sys.modules["model2vec"] = None', "pass")
-    r = subprocess.run(
-        [sys.executable, "-c", script, str(small_plain_model_dir)], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert r.returncode == 0, r.stderr
-    shipped, plain = (json.loads(line) for line in r.stdout.splitlines()[-2:])
-    assert "reads static vectors, but" in shipped["shipped"] and "model2vec is broken" in shipped["shipped"]
-    assert plain["static"] is False and "static stage off" in r.stderr
-    assert table.read_bytes() == bytes(data)  # the tampered file was never replaced by a half-built one
 
 
 def test_saving_without_the_static_head_removes_an_earlier_one(small_model_dir, small_data, tmp_path):

@@ -1,0 +1,92 @@
+"""The serving files shipped inside the package: everything a classification needs, with no torch.
+
+    classifier/assets/minilm.onnx             all-MiniLM-L6-v2 with pooling and L2 norm, fused; float16 weights,
+                                              float32 arithmetic
+    classifier/assets/minilm-tokenizer.json   its tokenizer, truncating at sentence-transformers' 256 tokens
+    classifier/assets/minilm-static.npz       the static token table distilled from it (int8 rows, a float32
+                                              scale per row) and model2vec's tokenizer
+    classifier/assets/assets.json             each file's sha256 and size, and what it was made from
+
+None depends on training data, so one copy serves every model trained here. Each file is read only as bytes
+whose sha256 matches `assets.json` (`read`). `python -m classifier.make_assets` rebuilds them from the bundled
+model; that needs `taskrouter[train]` (torch, transformers, model2vec, onnx).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelFileError
+
+__all__ = ["ASSETS_DIR", "FILES", "RECORD", "read", "read_static_table", "quantize_rows"]
+
+ASSETS_DIR = Path(__file__).with_name("assets")
+RECORD = "assets.json"
+ONNX = "minilm.onnx"
+TOKENIZER = "minilm-tokenizer.json"
+STATIC_TABLE = "minilm-static.npz"
+FILES = (ONNX, TOKENIZER, STATIC_TABLE)
+
+
+@cache
+def _record(folder: Path) -> dict:
+    """`assets.json` of `folder`, read once per process (`clear_record_cache()` after rewriting it)."""
+    path = folder / RECORD
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError("the shipped serving files are missing; reinstall taskrouter", path=str(path)) from None
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"unreadable ({type(exc).__name__}: {exc})", path=str(path)) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict):
+        raise ModelFileError("not a taskrouter assets record (no 'files')", path=str(path))
+    return doc
+
+
+def read(name: str, folder: Path = ASSETS_DIR) -> bytes:
+    """The bytes of the shipped file `name`, checked against its sha256 and size in `assets.json`."""
+    if name not in FILES:
+        raise ValueError(f"The 'name' parameter must be one of {list(FILES)}. Got {name!r} instead.")
+    entry = _record(folder)["files"].get(name)
+    path = folder / name
+    if not isinstance(entry, dict):
+        raise ModelFileError(f"{RECORD} has no entry for {name}", path=str(path))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelFileError(f"unreadable ({type(exc).__name__}); reinstall taskrouter", path=str(path)) from None
+    if len(data) != entry.get("bytes") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise ModelFileError(
+            f"does not match its sha256 and size in {RECORD} (modified or truncated); reinstall taskrouter",
+            path=str(path),
+        )
+    return data
+
+
+def read_static_table(folder: Path = ASSETS_DIR) -> tuple[np.ndarray, str]:
+    """The static table as float16 rows (dequantised from int8) and its tokenizer's JSON."""
+    arrays = np.load(io.BytesIO(read(STATIC_TABLE, folder)), allow_pickle=False)
+    rows, scale = arrays["rows"], arrays["scale"]
+    if rows.dtype != np.int8 or rows.ndim != 2 or scale.shape != (rows.shape[0],):
+        raise ModelFileError(f"table arrays {rows.dtype}{rows.shape}, scale {scale.shape}", path=str(folder))
+    table = (rows.astype(np.float32) * scale[:, None]).astype(np.float16)
+    return table, arrays["tokenizer"].tobytes().decode("utf-8")
+
+
+def quantize_rows(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 per row: `rows * scale[:, None]` approximates `table` (error ≤ scale / 2 per entry)."""
+    table = np.asarray(table, dtype=np.float32)
+    scale = np.abs(table).max(axis=1) / 127.0
+    scale[scale == 0] = 1.0
+    rows = np.clip(np.rint(table / scale[:, None]), -127, 127).astype(np.int8)
+    return rows, scale.astype(np.float32)
+
+
+def clear_record_cache() -> None:
+    _record.cache_clear()
