@@ -11,10 +11,10 @@ bucket and overall, the load average, and per window the dev macro-F1 and the de
 from reading whole texts.
 
     python benchmarks/long_tail.py [--dev ../shared/data/dev/dev.jsonl] [--json benchmarks/long_tail.json]
-    python benchmarks/long_tail.py --serving --json benchmarks/long_tail_serving.json
+    python benchmarks/long_tail.py --int8 --json benchmarks/long_tail_int8.json
 
-`--serving` compares serving paths at the default window instead: the model and fp32 ONNX graph served until
-2026-12-05 (kept in tests/fixtures/model-2026-11) against the shipped int8 graph with the model trained on it.
+MiniLM runs with no vector cache (a repeat would otherwise time a cache hit): the shipped graph, or with `--int8`
+the int8 graph quantised from it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 
 from classifier.cascade import Cascade
+from classifier.onnx_embedding import MAX_TOKENS, OnnxMiniLMEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKETS = [(0, 200), (200, 1_000), (1_000, 4_000), (4_000, 20_001)]
@@ -97,15 +98,6 @@ def bucket(n: int) -> str:
     return next(f"{lo}-{hi - 1 if hi > 20_000 else hi}" for lo, hi in BUCKETS if lo <= n < hi)
 
 
-def serving_paths() -> dict[str, Cascade]:
-    """The serving path before the shipped int8 graph, and the one now (both at the default window)."""
-    from classifier.onnx_embedding import OnnxMiniLMEmbedder
-
-    before = Cascade.load(ROOT / "tests" / "fixtures" / "model-2026-11", cache_size=0)
-    before.classifier.embedder = OnnxMiniLMEmbedder(cache_size=0)  # fp32, exported into the cache
-    return {"fp32 graph, Nov model": before, "int8 shipped": Cascade.load(cache_size=0)}
-
-
 def percentiles(ms: list[float]) -> dict:
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
     return {"n": len(ms), "p50_ms": round(p50, 2), "p95_ms": round(p95, 2), "p99_ms": round(p99, 2)}
@@ -116,19 +108,19 @@ def main() -> None:
     ap.add_argument("--dev", type=Path, default=ROOT.parent / "shared" / "data" / "dev" / "dev.jsonl")
     ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "long_tail.json")
     ap.add_argument("--repeat", type=int, default=3, help="timings per query and window; the median is kept")
-    ap.add_argument("--serving", action="store_true", help="compare serving paths instead of windows (see above)")
+    ap.add_argument("--int8", action="store_true", help="MiniLM on the int8 graph instead of the shipped one")
+    ap.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="MiniLM's token window (0: the first 256)")
     args = ap.parse_args()
     rows = [json.loads(line) for line in args.dev.open(encoding="utf-8") if line.strip()]
     dev = [r["text"] for r in rows]
     texts = dev + long_prompts()
-    if args.serving:
-        cascades = serving_paths()
-    else:
-        base = Cascade.load(cache_size=0)
-        cascades = {
-            name: Cascade.from_stages(base.stages, manifest=base.manifest, cache_size=0, window=w)
-            for name, w in WINDOWS.items()
-        }
+    base = Cascade.load(cache_size=0)
+    minilm = OnnxMiniLMEmbedder(quantize=args.int8, max_tokens=args.max_tokens or None, cache_size=0)
+    base.classifier.embedder = minilm.load()
+    cascades = {
+        name: Cascade.from_stages(base.stages, manifest=base.manifest, cache_size=0, window=w)
+        for name, w in WINDOWS.items()
+    }
     names = list(cascades)
     for t in texts[:20] + texts[-20:]:  # warm up every path
         for c in cascades.values():
@@ -152,6 +144,8 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "n": len(texts),
         "repeat": args.repeat,
+        "minilm": "onnx-int8" if args.int8 else "onnx (shipped graph)",
+        "minilm_max_tokens": args.max_tokens or "first 256",
         "longest_dev_chars": max(map(len, dev)),
         "windows": {},
     }
@@ -161,7 +155,7 @@ def main() -> None:
         for t, m in zip(texts, ms[name], strict=True):
             by.setdefault(bucket(len(t)), []).append(m)
         result["windows"][name] = {
-            "window": WINDOWS.get(name, WINDOWS["1500+500"]),
+            "window": WINDOWS[name],
             "overall": percentiles(ms[name]),
             "by_chars": {b: percentiles(by[b]) for b in sorted(by, key=lambda b: int(b.split("-")[0]))},
             "dev_macro_f1": round(float(f1_score(gold, labels[name][: len(dev)], average="macro")), 4),
@@ -175,7 +169,7 @@ def main() -> None:
         r = result["windows"][name]
         cells = "  ".join(f"{b}: {v['p50_ms']}/{v['p95_ms']}/{v['p99_ms']}" for b, v in r["by_chars"].items())
         print(
-            f"{name:21} all {r['overall']['p50_ms']}/{r['overall']['p95_ms']}/{r['overall']['p99_ms']} ms  {cells}"
+            f"{name:11} all {r['overall']['p50_ms']}/{r['overall']['p95_ms']}/{r['overall']['p99_ms']} ms  {cells}"
             f"  dev F1 {r['dev_macro_f1']} changed {r['dev_decisions_changed']}"
             f"  long changed {r['long_decisions_changed']}"
         )

@@ -36,8 +36,7 @@ else
   pip_install "torch==2.13.0"
   say "installing taskrouter -e .[train,test,proxy] and about 150 dependencies (about 2 min from a local index, more" \
       "when downloading; the last step, 'Installing collected packages', is silent for 1-2 min)"
-  # compat: a plain .pth naming the checkout, so setuptools has no "Editable installation" notice to print
-  pip_install -e ".[train,test,proxy]" --config-settings editable_mode=compat
+  pip_install -e ".[train,test,proxy]"
   echo "$WANT" > "$STAMP"
   say "installed"
 fi

@@ -37,7 +37,7 @@ def queries():
 
 @pytest.fixture(scope="module")
 def onnx_fp32():
-    return OnnxMiniLMEmbedder(cache_size=0).load()  # builds the user cache if it is not there yet
+    return OnnxMiniLMEmbedder(max_tokens=None, cache_size=0).load()  # the first 256 tokens, as sentence-transformers
 
 
 def _cos(a, b):
@@ -55,8 +55,22 @@ def test_vectors_match_sentence_transformers(onnx_fp32, queries):
     assert _cos(single, np.vstack([torch_vecs[:60], torch_vecs[-len(EDGE_CASES) :]])).min() >= 0.99
 
 
+def test_the_token_window_changes_only_long_texts(onnx_fp32, queries):
+    from classifier.onnx_embedding import MAX_TOKENS
+
+    windowed = OnnxMiniLMEmbedder(cache_size=0)
+    assert windowed.max_tokens == MAX_TOKENS
+    long_text = "Summarize this report. " + "The committee met and discussed the budget at length. " * 60
+    texts = queries + [long_text]
+    n_tokens = [len(e.ids) for e in windowed.load()._tokenizer.encode_batch(texts)]
+    cos = _cos(windowed.encode(texts, progress=False), onnx_fp32.encode(texts, progress=False))
+    short = np.array(n_tokens) <= MAX_TOKENS
+    assert short.sum() > 200 and cos[short].min() > 0.99999
+    assert n_tokens[-1] > 256 and 0.5 < cos[-1] < 0.99999  # read differently, still about the same thing
+
+
 def test_int8_variant_stays_close(onnx_fp32, queries):
-    int8 = OnnxMiniLMEmbedder(quantize=True, cache_size=0).load()
+    int8 = OnnxMiniLMEmbedder(quantize=True, max_tokens=None, cache_size=0).load()
     cos = _cos(int8.encode(queries, progress=False), onnx_fp32.encode(queries, progress=False))
     assert cos.mean() >= 0.98 and cos.min() >= 0.9
     assert int8.backend == "onnx-int8" and int8.id == onnx_fp32.id == reference_embedder().id
