@@ -68,6 +68,7 @@ def train(
     seed: int = 0,
 ) -> None:
     """Train the cascade (rules, static and MiniLM classifiers, thresholds) and save it."""
+    _require("train", "sklearn", "scipy", "matplotlib", extra="train")
     from classifier.data import load_dataset
     from classifier.train import train_cascade
 
@@ -142,6 +143,7 @@ def evaluate(
     by: Annotated[str | None, typer.Option(help="'source': accuracy per value of the data's source field.")] = None,
 ) -> None:
     """Evaluate the cascade: metrics, stage coverage, escalation accuracy, threshold sweep."""
+    _require("evaluate", "sklearn", "matplotlib", extra="train")
     if compare is not None:
         return _compare(data, *compare, json_out)
     from classifier.cascade import Cascade
@@ -288,6 +290,7 @@ def report(
     baseline_pool: Annotated[str, typer.Option(help="Pool of the send-everything-there baseline.")] = "capable",
 ) -> None:
     """Write the monitoring report (self-contained HTML, optional JSON) from telemetry events."""
+    _require("report", "matplotlib", extra="report")
     from datetime import UTC, datetime
 
     from routing.config import load_config
@@ -428,6 +431,24 @@ def _log_to_stderr() -> None:
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False  # once, even when a library has configured the root logger
+
+
+def _require(command: str, *modules: str, extra: str) -> None:
+    """A one-line error, not a traceback, where `command` needs a package the serving install leaves out."""
+    import importlib.util
+
+    def installed(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    missing = [m for m in modules if not installed(m)]
+    if missing:
+        raise TaskRouterError(
+            f"`taskrouter {command}` needs {', '.join(missing)}, which the serving install leaves out: "
+            f"pip install 'taskrouter[{extra}]'"
+        )
 
 
 def main() -> None:

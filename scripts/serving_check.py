@@ -17,7 +17,7 @@ from pathlib import Path  # noqa: E402
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-ABSENT = ("torch", "sentence_transformers", "sklearn", "scipy", "transformers", "model2vec")
+ABSENT = ("torch", "sentence_transformers", "sklearn", "scipy", "transformers", "model2vec", "matplotlib")
 present = [m for m in ABSENT if importlib.util.find_spec(m) is not None]
 if present:
     sys.exit(f"serving check: not a serving-only install, these are installed: {present}")
@@ -57,6 +57,15 @@ out = asyncio.run(hook.async_pre_call_hook(None, None, request, "completion"))
 assert out["model"] == "code", out["model"]
 print(f"proxy hook: model auto -> {out['model']}")
 
+import subprocess  # noqa: E402
+
+cli = Path(sys.executable).with_name("taskrouter")
+for command, extra in (("train", "train"), ("evaluate", "train"), ("report", "report")):
+    done = subprocess.run([str(cli), command, "--data", "x.jsonl"] if command != "report" else [str(cli), command],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and f"pip install 'taskrouter[{extra}]'" in done.stderr, (command, done.stderr)
+print("train, evaluate and report name the extra they need")
+
 leaked = [m for m in ABSENT if m in sys.modules]
 assert not leaked, leaked
-print("serving check passed: no torch, sentence-transformers or scikit-learn")
+print("serving check passed: no torch, sentence-transformers, scikit-learn or matplotlib")
