@@ -123,7 +123,8 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
         return "int8" if self.quantize else "fp32"
 
     def load(self) -> OnnxMiniLMEmbedder:
-        """Build or verify the cached ONNX file and open it; called by the first `encode` otherwise."""
+        """Verify the shipped graph (int8: build or verify its cached file) and open it; called by the first
+        `encode` otherwise."""
         with self._load_lock:
             if self._session is None:
                 import onnxruntime as ort
