@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import ModelFileError
 
-__all__ = ["ASSETS_DIR", "FILES", "RECORD", "read", "read_static_table", "quantize_rows"]
+__all__ = ["ASSETS_DIR", "FILES", "RECORD", "read", "read_static_table", "quantize_rows", "recorded_sha256"]
 
 ASSETS_DIR = Path(__file__).with_name("assets")
 RECORD = "assets.json"
@@ -49,14 +49,24 @@ def _record(folder: Path) -> dict:
     return doc
 
 
-def read(name: str, folder: Path = ASSETS_DIR) -> bytes:
-    """The bytes of the shipped file `name`, checked against its sha256 and size in `assets.json`."""
+def _entry(name: str, folder: Path) -> dict:
     if name not in FILES:
         raise ValueError(f"The 'name' parameter must be one of {list(FILES)}. Got {name!r} instead.")
     entry = _record(folder)["files"].get(name)
-    path = folder / name
     if not isinstance(entry, dict):
-        raise ModelFileError(f"{RECORD} has no entry for {name}", path=str(path))
+        raise ModelFileError(f"{RECORD} has no entry for {name}", path=str(folder / name))
+    return entry
+
+
+def recorded_sha256(name: str, folder: Path = ASSETS_DIR) -> str:
+    """The sha256 that `assets.json` records for `name` (the file itself is checked when `read`)."""
+    return str(_entry(name, folder).get("sha256"))
+
+
+def read(name: str, folder: Path = ASSETS_DIR) -> bytes:
+    """The bytes of the shipped file `name`, checked against its sha256 and size in `assets.json`."""
+    entry = _entry(name, folder)
+    path = folder / name
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -15,7 +15,6 @@ default, so a model's heads read the vectors they were fitted on.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading
@@ -26,6 +25,7 @@ import numpy as np
 
 from .encoder import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, Embedder, model_dir
 from .errors import ConfigError
+from .filecache import is_installed
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -100,17 +100,10 @@ def load_embedder(backend: str = "auto") -> Embedder:
         embedder.load()  # verify and open now, so that a failure falls back here
         return embedder
     except Exception as exc:  # auto means "the fastest that works": a failure of ONNX falls back to torch
-        if not _installed("sentence_transformers"):
+        if not is_installed("sentence_transformers"):
             raise
         log.warning("ONNX embedder unavailable, using sentence-transformers instead: %s: %s", type(exc).__name__, exc)
     return reference_embedder()
-
-
-def _installed(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # e.g. set to None in sys.modules: not usable here
-        return False
 
 
 @cache

@@ -75,7 +75,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
 
             static_embedder = StaticMiniLMEmbedder()
 
-        # Training embeds with the serving default (the shipped int8 graph), so heads read the vectors they serve.
+        # Training embeds with the serving default (the shipped graph), so heads read the vectors they serve.
         if self.embedder is not None:
             base = self.embedder
         else:

@@ -32,6 +32,7 @@ __all__ = [
     "get_or_build",
     "locked",
     "make_file",
+    "is_installed",
     "package_versions",
     "read_verified",
     "run_child",
@@ -58,6 +59,16 @@ def bundled_model_key(d: Path, recipe: dict, files: tuple[str, ...]) -> str:
     weights = (d / "model.safetensors").stat()  # 90 MB: identified by size and mtime, not hashed on every start
     h.update(f"model.safetensors\0{weights.st_size}\0{weights.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
+
+
+def is_installed(module: str) -> bool:
+    """`module` can be imported here (False also where it is set to None in sys.modules, i.e. blocked)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def package_versions(*dists: str) -> dict[str, str]:

