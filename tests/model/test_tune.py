@@ -1,0 +1,173 @@
+"""Tuning the encoder: parameters checked at the door, deterministic for a seed, exported and served like the
+base encoder; a model is refused when the encoder it was trained with is not the installed one."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from classifier import assets
+from classifier.errors import InvalidParameterError, LabelError
+from classifier.tune import TorchEncoder, TuneRecipe, tune_encoder
+from tests.conftest import ROOT, small_dataset
+
+PROBES = [json.loads(line)["text"] for line in (ROOT / "tests/data/probe_queries.jsonl").open()]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    data = small_dataset(per_label=12)
+    return list(data.texts), list(data.labels)
+
+
+@pytest.fixture(scope="module")
+def tuned_dir(tmp_path_factory, tiny):
+    return tune_encoder(*tiny, tmp_path_factory.mktemp("tuned") / "enc", TuneRecipe(epochs=1, batch_size=16),
+                        progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("objective", "triplet"),
+        ("epochs", 0),
+        ("learning_rate", 2.0),
+        ("batch_size", 1),
+        ("max_tokens", 4),
+        ("seed", -1),
+    ],  # fmt: skip
+)
+def test_a_bad_recipe_names_its_parameter(tiny, tmp_path, field, value):
+    with pytest.raises(InvalidParameterError, match=f"'{field}' parameter") as exc:
+        tune_encoder(*tiny, tmp_path / "x", TuneRecipe(**{field: value}))
+    assert exc.value.parameter == field
+    assert not (tmp_path / "x").exists()  # checked before anything is loaded or written
+
+
+def test_bad_labels_and_devices_fail_first(tiny, tmp_path):
+    with pytest.raises(LabelError):
+        tune_encoder(tiny[0], ["only"] * len(tiny[0]), tmp_path / "x")
+    with pytest.raises(InvalidParameterError, match="'texts' parameter"):
+        tune_encoder(tiny[0][:-1], tiny[1], tmp_path / "x")
+    with pytest.raises(InvalidParameterError, match="'device' parameter"):
+        tune_encoder(*tiny, tmp_path / "x", device="tpu")
+
+
+def test_the_same_seed_gives_the_same_encoder(tiny, tuned_dir, tmp_path):
+    again = tune_encoder(*tiny, tmp_path / "again", TuneRecipe(epochs=1, batch_size=16), progress=False)
+    other = tune_encoder(*tiny, tmp_path / "other", TuneRecipe(epochs=1, batch_size=16, seed=1), progress=False)
+    a, b, c = (TorchEncoder(d).encode(PROBES[:16], progress=False) for d in (tuned_dir, again, other))
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c, atol=1e-4)
+    record = json.loads((tuned_dir / "taskrouter-tune.json").read_text())
+    assert record["rows"] == len(tiny[0]) and record["recipe"]["epochs"] == 1
+
+
+def test_tuning_moves_the_vectors_and_the_contrastive_objective_runs(tiny, tuned_dir, tmp_path):
+    from classifier.encoder import model_dir
+
+    base = TorchEncoder(model_dir()).encode(PROBES[:16], progress=False)
+    tuned = TorchEncoder(tuned_dir).encode(PROBES[:16], progress=False)
+    assert (base * tuned).sum(axis=1).min() < 0.9999  # one epoch of 3 batches moves every vector a little
+    contrastive = tune_encoder(*tiny, tmp_path / "c", TuneRecipe(objective="contrastive", epochs=1, batch_size=16),
+                               progress=False)  # fmt: skip
+    assert (contrastive / "model.safetensors").is_file()
+
+
+def test_the_exported_graph_and_table_serve_the_tuned_vectors(tuned_dir, tmp_path):
+    """make_assets turns a tuned directory into an fp16-stored graph with the torch model's vectors, and a table;
+    the base encoder's entries in assets.json are kept."""
+    import onnxruntime as ort
+    from tokenizers import Tokenizer
+
+    from classifier import make_assets
+    from classifier.encoder import ENCODERS
+    from classifier.onnx_embedding import MAX_TOKENS, _head_and_tail
+
+    dest = tmp_path / "assets"
+    dest.mkdir()
+    shutil.copyfile(assets.ASSETS_DIR / assets.RECORD, dest / assets.RECORD)
+    record = make_assets.build(dest, encoder="tuned", source=tuned_dir)
+    tuned = ENCODERS["tuned"]
+    assert (
+        record["files"][assets.ONNX]
+        == json.loads((assets.ASSETS_DIR / assets.RECORD).read_text())["files"][assets.ONNX]
+    )
+    assert record["made_from"]["tuned"]["tuned"]["rows"] == 48
+    session = ort.InferenceSession(assets.read(tuned.onnx_file, dest), providers=["CPUExecutionProvider"])
+    tok = Tokenizer.from_str(assets.read(assets.TOKENIZER, dest).decode())
+    tok.no_truncation()
+    tok.no_padding()
+    ids, mask = _head_and_tail([e.ids for e in tok.encode_batch(PROBES)], MAX_TOKENS)
+    (served,) = session.run(None, {"input_ids": ids, "attention_mask": mask})
+    reference = TorchEncoder(tuned_dir).encode(PROBES, progress=False)
+    assert (served * reference).sum(axis=1).min() > 0.9999
+    table, _ = assets.read_static_table(dest, tuned.static_file)
+    assert table.shape[1] == 384
+
+
+def _manifest(model_dir):
+    return json.loads((model_dir / "manifest.json").read_text())
+
+
+def test_the_shipped_model_names_its_encoder_and_its_sha256():
+    from classifier.encoder import encoder_of
+    from classifier.persistence import DEFAULT_MODEL_DIR
+
+    m = _manifest(DEFAULT_MODEL_DIR)
+    main = next(e for e in m["embedders"] if not e.get("probes_file"))
+    enc = encoder_of(main["id"])
+    assert enc is not None and main["sha256"] == assets.recorded_sha256(enc.onnx_file)
+    assert m["params"]["encoder"] == enc.name
+
+
+@pytest.fixture
+def tuned_model_copy(tmp_path):
+    """A copy of the shipped model, which reads the tuned encoder."""
+    from classifier.encoder import ENCODERS
+    from classifier.persistence import DEFAULT_MODEL_DIR
+
+    if _manifest(DEFAULT_MODEL_DIR)["params"].get("encoder") != "tuned":
+        pytest.skip("the shipped model reads the base encoder")
+    shutil.copytree(DEFAULT_MODEL_DIR, tmp_path / "model")
+    return tmp_path / "model", ENCODERS["tuned"]
+
+
+def test_a_model_of_another_tuning_is_refused_naming_the_encoder(tuned_model_copy):
+    from classifier.cascade import Cascade
+    from classifier.errors import ModelFileError
+    from classifier.persistence import MANIFEST
+
+    model, enc = tuned_model_copy
+    m = _manifest(model)
+    for e in m["embedders"]:
+        if e["id"] == enc.embedder_id:
+            e["sha256"] = "0" * 64
+    (model / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(ModelFileError, match=r"tuned encoder .* sha256 000000000000, but the installed"):
+        Cascade.load(model)
+
+
+def test_a_model_whose_encoder_is_not_installed_is_refused(tuned_model_copy, tmp_path):
+    """In a copy of the package without the tuned graph, its record entry removed: a clear refusal."""
+    import os
+    import subprocess
+    import sys
+
+    model, enc = tuned_model_copy
+    shutil.copytree(ROOT / "classifier", tmp_path / "pkg/classifier", ignore=shutil.ignore_patterns("__pycache__"))
+    folder = tmp_path / "pkg/classifier/assets"
+    (folder / enc.onnx_file).unlink()
+    record = json.loads((folder / assets.RECORD).read_text())
+    del record["files"][enc.onnx_file]
+    (folder / assets.RECORD).write_text(json.dumps(record))
+    code = (
+        "from classifier.cascade import Cascade\nfrom classifier.errors import ModelFileError\n"
+        f"try:\n    Cascade.load({str(model)!r})\nexcept ModelFileError as e:\n    print(e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "pkg")}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"trained with the tuned encoder '{enc.embedder_id}'" in r.stdout
+    assert "not installed here (minilm-tuned.onnx is missing)" in r.stdout
