@@ -11,8 +11,12 @@ START=$SECONDS
 say() { echo; echo "== [main +$((SECONDS - START))s] $*"; }
 mkdir -p out
 
-say "training on data/queries.jsonl -> out/model (about 1 min on 2 cores; each phase says what it does)"
-$TR train --data data/queries.jsonl --out out/model
+if [ "${TUNE:-0}" = 1 ]; then
+  say "TUNE=1: tuning MiniLM on data/queries.jsonl and installing it as the 'tuned' encoder (about 5 min on 2 cores)"
+  $TR tune-encoder --data data/queries.jsonl --out out/encoder
+fi
+say "training on data/queries.jsonl -> out/model with the shipped tuned encoder (about 1 min on 2 cores; TUNE=1 tunes it again first)"
+$TR train --data data/queries.jsonl --out out/model --encoder tuned
 DEV=../shared/data/dev/dev.jsonl
 if [ -f "$DEV" ]; then
   say "evaluating out/model on the held-out set $DEV (stage 3 off, then the oracle upper bound)"
