@@ -6,7 +6,15 @@
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, DataError, LabelError, ModelFileError, QueryError, TaskRouterError
+from .errors import (
+    ConfigError,
+    DataError,
+    InvalidParameterError,
+    LabelError,
+    ModelFileError,
+    QueryError,
+    TaskRouterError,
+)
 
 _LAZY = {  # name -> module; imported on first use so that `import classifier` stays cheap
     "Cascade": "cascade",
@@ -27,6 +35,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "Decision",
+    "InvalidParameterError",
     "KeywordRules",
     "LLMClassifier",
     "LabelError",

@@ -14,6 +14,7 @@ from typing import NamedTuple, TypeVar
 from .data import check_query
 from .head import BatchContext, LinearHead
 from .keywords import KeywordRules
+from .priors import check_priors, weights_for
 from .results import EMBEDDING, LLM, STATIC, Decision, StageResult
 from .stages import REGISTRY, FewShotLLMStage, HeadStage, LLMStage, RulesStage, Stage
 from .window import HEAD_CHARS, TAIL_CHARS, window
@@ -60,6 +61,8 @@ class Cascade:
     one of that length. `window=None` reads whole texts.
     The cache assumes the stages are not changed in place: `with_llm` returns a cascade with a cache of its
     own, and `cache_clear()` empties it.
+    `with_priors` (or `load(priors=...)`) re-weights the heads' probabilities to the label mix of the traffic
+    (`classifier.priors`); each decision records the mix it was made under.
 
     >>> cascade = Cascade.load()                       # the shipped model, stage 3 off
     >>> cascade.classify("derivative of x^3").label    # doctest: +SKIP
@@ -98,10 +101,13 @@ class Cascade:
         manifest: dict | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         window: tuple[int, int] | None = (HEAD_CHARS, TAIL_CHARS),
+        priors: dict[str, float] | None = None,
     ) -> Cascade:
-        """A cascade of `stages`, run in the order given."""
+        """A cascade of `stages`, run in the order given; `priors` says which mix their head stages are
+        re-weighted to (see `with_priors`)."""
         cascade = cls.__new__(cls)
         cascade._setup(list(stages), few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size, window=window)
+        cascade.priors = priors
         return cascade
 
     def _setup(
@@ -143,6 +149,7 @@ class Cascade:
         self.manifest = manifest or {}
         self.cache_size = cache_size
         self.window = None if window is None else (window[0], window[1])
+        self.priors: dict[str, float] | None = None
         self._cache: OrderedDict[bytes, tuple[bytes, Decision]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._hits = self._misses = 0
@@ -215,11 +222,12 @@ class Cascade:
         static_threshold: float | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         window: tuple[int, int] | None = (HEAD_CHARS, TAIL_CHARS),
+        priors: dict[str, float] | None = None,
     ) -> Cascade:
         """Load a trained cascade (the shipped one when `path` is None); stage 3 only if `llm` is given.
 
         `threshold` and `static_threshold` override the trained ones. `static=False` skips the model's static
-        stage (if it has one), so every query past the rules is read by MiniLM.
+        stage (if it has one), so every query past the rules is read by MiniLM. `priors`: see `with_priors`.
         """
         from .persistence import load_model
 
@@ -235,15 +243,44 @@ class Cascade:
         if llm is not None:
             stages.append(FewShotLLMStage(llm, model.heads[EMBEDDING]))
         manifest = model.manifest.model_dump(mode="json")
-        return cls.from_stages(stages, manifest=manifest, cache_size=cache_size, window=window)
+        cascade = cls.from_stages(stages, manifest=manifest, cache_size=cache_size, window=window)
+        return cascade if priors is None else cascade.with_priors(priors)
 
     def with_llm(self, llm: LLMStage | None) -> Cascade:
         """The same cascade with another stage 3 (or none), and an empty cache of the same size."""
         stages = [s for s in self.stages if s.name != LLM]
         if llm is not None:
             stages.append(FewShotLLMStage(llm, self.classifier, self.few_shot_k))
+        return self._with(stages, self.priors)
+
+    @property
+    def training_priors(self) -> dict[str, float]:
+        """The label mix the heads were trained on (the manifest's label counts; uniform when it has none)."""
+        counts = (self.manifest.get("training") or {}).get("label_counts") or {}
+        if set(counts) != set(self.labels) or not all(isinstance(v, int) and v > 0 for v in counts.values()):
+            return {label: 1 / len(self.labels) for label in self.labels}
+        total = sum(counts.values())
+        return {label: counts[label] / total for label in self.labels}
+
+    def with_priors(self, priors: dict[str, float] | None) -> Cascade:
+        """The same cascade for traffic with label mix `priors` (label → share, normalised here; None: the
+        training mix): each head's probabilities are re-weighted by π / π_train, thresholds unchanged."""
+        if priors is None:
+            weights = None
+        else:
+            priors = check_priors(priors, self.labels)
+            weights = weights_for(priors, self.training_priors, self.labels)
+        stages = [s.with_prior_weights(weights) if isinstance(s, HeadStage) else s for s in self.stages]
+        return self._with(stages, priors)
+
+    def _with(self, stages: Sequence[Stage], priors: dict[str, float] | None) -> Cascade:
         return Cascade.from_stages(
-            stages, few_shot_k=self.few_shot_k, manifest=self.manifest, cache_size=self.cache_size, window=self.window
+            stages,
+            few_shot_k=self.few_shot_k,
+            manifest=self.manifest,
+            cache_size=self.cache_size,
+            window=self.window,
+            priors=priors,
         )
 
     def cache_info(self) -> CacheInfo:
@@ -276,6 +313,7 @@ class Cascade:
         pending = [i for i in range(len(texts)) if i not in decided]
         trails: dict[int, list[StageResult]] = {i: [] for i in pending}
         guesses: dict[int, StageResult] = {}
+        mix = tuple(self.priors.items()) if self.priors is not None else None
         ctx = BatchContext([texts[i] for i in pending])
         computed: list[int] | None = None
         for stage in self.stages:
@@ -296,7 +334,7 @@ class Cascade:
                 if stage.accepts(r):
                     if r.label is None:
                         raise RuntimeError(f"stage {stage.name} accepted a result without a label")
-                    decided[i] = Decision(r.label, stage.name, r.confidence, i in guesses, tuple(trails[i]))
+                    decided[i] = Decision(r.label, stage.name, r.confidence, i in guesses, tuple(trails[i]), mix)
                 elif stage is self._fallback:
                     guesses[i] = r
             pending, ctx = _rest(pending, ctx, decided)
@@ -304,7 +342,7 @@ class Cascade:
             g = guesses[i]
             if g.label is None:
                 raise RuntimeError(f"stage {g.stage} guessed no label")
-            decided[i] = Decision(g.label, g.stage, g.confidence, True, tuple(trails[i]))
+            decided[i] = Decision(g.label, g.stage, g.confidence, True, tuple(trails[i]), mix)
         if keys and computed:
             self._remember((keys[i], decided[i]) for i in computed)
         return [decided[i] for i in range(len(texts))]

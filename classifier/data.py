@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ __all__ = ["MAX_QUERY_CHARS", "Dataset", "check_labels", "check_query", "load_da
 MAX_QUERY_CHARS = 100_000
 """Longest text read whole: training data (a longer row is almost surely a data error) and a head's or
 `TaskClassifier`'s own `predict`. `Cascade.classify` has no limit: it reads a bounded window (`classifier.window`)."""
+
+_CSV_LIMIT_LOCK = threading.Lock()
 
 
 def check_query(text: object, *, field: str = "query", max_chars: int | None = None) -> str:
@@ -150,7 +153,21 @@ def _lines(p: Path) -> list[str]:
 
 
 def _read_csv(p: Path) -> list[tuple[int, dict]]:
-    reader = csv.DictReader(_lines(p))
+    lines = _lines(p)
+    # csv's field limit (131,072 characters by default) would turn an over-long text into "malformed CSV"; no field
+    # is longer than the file, so that is the limit while it is read, and `check_query` names the real problem.
+    # The limit is process-wide: the lock keeps two readers here from restoring it under each other.
+    with _CSV_LIMIT_LOCK:
+        limit = csv.field_size_limit()
+        csv.field_size_limit(max(limit, sum(map(len, lines))))
+        try:
+            return _parse_csv(p, lines)
+        finally:
+            csv.field_size_limit(limit)
+
+
+def _parse_csv(p: Path, lines: list[str]) -> list[tuple[int, dict]]:
+    reader = csv.DictReader(lines)
     if not reader.fieldnames or not {"text", "label"} <= set(reader.fieldnames):
         raise DataError(f"CSV header must have 'text' and 'label', got {reader.fieldnames}", path=str(p), line=1)
     rows = []
@@ -160,5 +177,6 @@ def _read_csv(p: Path) -> list[tuple[int, dict]]:
                 raise DataError("more cells than header fields", path=str(p), line=reader.line_num)
             rows.append((reader.line_num, row))
     except csv.Error as exc:
-        raise DataError(f"malformed CSV ({exc})", path=str(p), line=reader.line_num) from None
+        # DictReader.line_num is that of the last row it returned; the line that failed is its reader's.
+        raise DataError(f"malformed CSV ({exc})", path=str(p), line=reader.reader.line_num) from None
     return rows

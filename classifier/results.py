@@ -30,6 +30,8 @@ class Decision:
     confidence: float | None
     escalated: bool
     trail: tuple[StageResult, ...] = field(default_factory=tuple)
+    priors: tuple[tuple[str, float], ...] | None = None
+    """The label mix the heads' probabilities were re-weighted to (`Cascade.with_priors`); None: as trained."""
 
     @property
     def latency_s(self) -> float:
@@ -48,4 +50,5 @@ class Decision:
             "confidence": self.confidence,
             "escalated": self.escalated,
             "trail": [s.__dict__ for s in self.trail],
+            "priors": dict(self.priors) if self.priors is not None else None,
         }

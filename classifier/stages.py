@@ -15,8 +15,11 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
 from .head import BatchContext, LinearHead
 from .keywords import KeywordRules
+from .priors import adjust
 from .results import EMBEDDING, HEURISTIC, LLM, STAGES, STATIC, StageResult
 
 __all__ = ["REGISTRY", "FewShotLLMStage", "HeadStage", "LLMStage", "RulesStage", "Stage"]
@@ -62,18 +65,30 @@ class RulesStage(Stage):
 
 
 class HeadStage(Stage):
-    """A linear head over embeddings and n-grams; answers at or above `threshold`, else passes its guess on."""
+    """A linear head over embeddings and n-grams; answers at or above `threshold`, else passes its guess on.
+
+    `prior_weights` (π / π_train per label, `classifier.priors`) re-weight its probabilities for traffic whose
+    label mix is not the training one."""
 
     guesses = True
     labels: list[str]
 
-    def __init__(self, name: str, head: LinearHead, threshold: float) -> None:
+    def __init__(
+        self, name: str, head: LinearHead, threshold: float, *, prior_weights: np.ndarray | None = None
+    ) -> None:
         self.name, self.head, self.threshold = name, head, threshold
         self.labels = head.classes_.tolist()
+        self.prior_weights = prior_weights
+
+    def with_prior_weights(self, weights: np.ndarray | None) -> HeadStage:
+        """The same head and threshold, its probabilities re-weighted by `weights` (None: as trained)."""
+        return HeadStage(self.name, self.head, self.threshold, prior_weights=weights)
 
     def classify_batch(self, texts: Sequence[str], ctx: BatchContext) -> list[StageResult]:
         start = time.perf_counter()
         proba = self.head.proba(ctx)
+        if self.prior_weights is not None:
+            proba = adjust(proba, self.prior_weights)
         per_query = (time.perf_counter() - start) / max(1, len(texts))
         out = []
         for row in proba:

@@ -157,6 +157,70 @@ def tune_encoder(
 
 
 @app.command()
+def priors(
+    data: Annotated[
+        Path | None, typer.Option(help="Recent queries, unlabeled: .jsonl with a 'text' field, or .txt one per line.")
+    ] = None,
+    from_telemetry: Annotated[
+        str | None, typer.Option(help="A telemetry database URL whose events kept their text (store_text: true).")
+    ] = None,
+    model: Annotated[Path | None, typer.Option(help="Model directory; default: the shipped model.")] = None,
+    pseudo_count: Annotated[
+        float, typer.Option(help="The training mix counts as this many queries (larger: moves slower).")
+    ] = 500.0,
+    max_ratio: Annotated[float, typer.Option(help="Each share stays within this factor of the training one.")] = 3.0,
+) -> None:
+    """Estimate the traffic's label mix from unlabeled queries (EM, bounded) for `classifier: {priors: ...}`."""
+    import numpy as np
+
+    from classifier.cascade import Cascade
+    from classifier.priors import bounded, estimate_priors
+
+    if (data is None) == (from_telemetry is None):
+        raise TaskRouterError("give one of --data FILE and --from-telemetry URL")
+    texts = _texts_from_file(data) if data is not None else _texts_from_telemetry(str(from_telemetry))
+    cascade = Cascade.load(model)
+    labels = cascade.labels
+    train = np.array([cascade.training_priors[label] for label in labels])
+    estimate = estimate_priors(cascade.classifier.predict_proba(texts), train)
+    held = bounded(estimate, train, n=len(texts), pseudo_count=pseudo_count, max_ratio=max_ratio)
+    typer.echo(f"{len(texts)} queries; label mix (training -> estimated -> bounded):")
+    for i, label in enumerate(labels):
+        typer.echo(f"  {label:<12} {train[i]:.3f} -> {estimate[i]:.3f} -> {held[i]:.3f}")
+    shares = ", ".join(f"{label}: {held[i]:.3f}" for i, label in enumerate(labels))
+    typer.echo(f"for the routing config:\n  classifier:\n    priors: {{{shares}}}")
+
+
+def _texts_from_file(path: Path) -> list[str]:
+    from classifier.data import check_query, read_jsonl
+
+    if not path.is_file():
+        raise TaskRouterError(f"{path}: file not found")
+    if path.suffix.lower() == ".jsonl":
+        rows = [(line, row.get("text")) for line, row in read_jsonl(path)]
+    elif path.suffix.lower() == ".txt":
+        lines = path.read_text(encoding="utf-8").splitlines()
+        rows = [(i, t) for i, t in enumerate(lines, start=1) if t.strip()]
+    else:
+        raise TaskRouterError(f"{path}: use .jsonl (a 'text' field per line) or .txt (a query per line)")
+    texts = [check_query(t, field=f"{path}:{line}: text") for line, t in rows]
+    if not texts:
+        raise TaskRouterError(f"{path}: no queries")
+    return texts
+
+
+def _texts_from_telemetry(url: str) -> list[str]:
+    from routing.telemetry import TelemetryStore
+
+    texts = [e["query_text"] for e in TelemetryStore(url, create=False).events() if e.get("query_text")]
+    if not texts:
+        raise TaskRouterError(
+            "the telemetry events hold no query text: set `telemetry: {store_text: true}` to estimate from them"
+        )
+    return texts
+
+
+@app.command()
 def evaluate(
     data: Annotated[Path, typer.Option(help="Labeled queries to evaluate on.")],
     model: Annotated[Path | None, typer.Option(help="Model directory; default: the shipped model.")] = None,
@@ -407,49 +471,70 @@ def review_import(
         )
 
 
+QueryFile = Annotated[
+    Path | None, typer.Option("--file", help="Read the query from this file (UTF-8, the whole file) instead.")
+]
+
+
 @app.command()
 def classify(
-    queries: Annotated[list[str], typer.Argument(help="Queries to classify.")],
+    queries: Annotated[
+        list[str] | None, typer.Argument(help="Queries to classify; '-' reads one from stdin.", show_default=False)
+    ] = None,
     model: Annotated[Path | None, typer.Option(help="Model directory; default: the shipped model.")] = None,
+    file: Annotated[
+        list[Path] | None,
+        typer.Option("--file", help="Also classify this file's text as one query (repeatable)."),
+    ] = None,
 ) -> None:
     """Classify queries with the cascade (stage 3 off) and print each decision."""
+    texts = _read_queries(queries or [], file or [])
     from classifier.cascade import Cascade
 
     cascade = Cascade.load(model)
-    for q, d in zip(queries, cascade.classify_batch(queries), strict=True):
+    for q, d in zip(texts, cascade.classify_batch(texts), strict=True):
         conf = "" if d.confidence is None else f" {d.confidence:.2f}"
-        typer.echo(f"{d.label:<9} {d.stage:<10}{conf}{' escalated' if d.escalated else ''}  {q[:70]}")
+        shown = " ".join(q[:70].split())  # a query read from a file may span lines: one output line each
+        typer.echo(f"{d.label:<9} {d.stage:<10}{conf}{' escalated' if d.escalated else ''}  {shown}")
 
 
 @app.command()
 def route(
-    query: Annotated[str, typer.Argument(help="The query to route.")],
+    query: Annotated[
+        str | None, typer.Argument(help="The query to route; '-' reads it from stdin.", show_default=False)
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, else the demo config.")
     ] = None,
+    file: QueryFile = None,
 ) -> None:
     """Print the decision and the pool a query would go to, without calling any model."""
+    text = _read_query(query, file)
     from routing.complete import get_router
 
     tr = get_router(_config_path(config))
-    d = tr.decide(query)
+    d = tr.decide(text)
     conf = "n/a" if d.confidence is None else f"{d.confidence:.3f}"
     typer.echo(f"label={d.label} stage={d.stage} confidence={conf} escalated={d.escalated} pool={tr.pool_for(d.label)}")
 
 
 @app.command()
 def complete(
-    query: Annotated[str, typer.Argument(help="The query to send.")],
+    query: Annotated[
+        str | None, typer.Argument(help="The query to send; '-' reads it from stdin.", show_default=False)
+    ] = None,
     config: Annotated[
         Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, else the demo config.")
     ] = None,
+    file: QueryFile = None,
 ) -> None:
     """Route the query and complete it; prints the reply and how it was served."""
+    text = _read_query(query, file)
     from routing.results import RoutedCompletion
     from routing.router import TaskRouter
 
     with TaskRouter(_config_path(config)) as tr:  # closing writes this request's telemetry before exit
-        r = tr.complete(query)
+        r = tr.complete(text)
     assert isinstance(r, RoutedCompletion)  # not a stream
     typer.echo(r.text)
     typer.echo(
@@ -457,6 +542,50 @@ def complete(
         f"requested={r.requested_pool} served={r.served_pool} deployment={r.deployment} fallback={r.fallback} "
         f"tokens={r.prompt_tokens}+{r.completion_tokens} cost=${r.cost_usd:.6f} latency={r.latency_s * 1000:.0f} ms"
     )
+
+
+def _read_query(query: str | None, file: Path | None) -> str:
+    """The one query of `route` and `complete`: the argument, stdin for '-', or the text of `--file`."""
+    if query is not None and file is not None:
+        raise TaskRouterError("give the query as an argument or with --file, not both")
+    return _read_queries([query] if query is not None else [], [file] if file is not None else [])[0]
+
+
+def _read_queries(queries: Sequence[str], files: Sequence[Path]) -> list[str]:
+    """The arguments, with '-' replaced by stdin's text, then each file's text; trailing newlines are dropped
+    (as the shell's "$(cat FILE)" drops them). An empty stdin or file, or one that cannot be read, is an error."""
+    if not queries and not files:
+        raise TaskRouterError("no query: give one as an argument, '-' to read it from stdin, or --file PATH")
+    if list(queries).count("-") > 1:
+        raise TaskRouterError("'-' (stdin) may be given only once")
+    texts = [_stdin_text() if q == "-" else q for q in queries]
+    return texts + [_file_text(f) for f in files]
+
+
+def _stdin_text() -> str:
+    return _decode(typer.get_binary_stream("stdin").read(), "stdin")
+
+
+def _file_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise TaskRouterError(f"--file {path}: file not found") from None
+    except OSError as exc:
+        raise TaskRouterError(f"--file {path}: cannot read it ({exc.strerror or exc})") from None
+    return _decode(data, f"--file {path}")
+
+
+def _decode(data: bytes, source: str) -> str:
+    """UTF-8 text (a leading byte-order mark dropped); anything else is a one-line error naming `source`."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise TaskRouterError(f"{source}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        raise TaskRouterError(f"{source}: no query (it is empty or only whitespace)")
+    return text
 
 
 def _config_path(config: Path | None) -> Path:

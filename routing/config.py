@@ -102,6 +102,9 @@ class ClassifierSettings(_Strict):
     """Use the model's static-embedding stage (when it has one); false sends every query past the rules to MiniLM."""
     static_threshold: float | None = Field(default=None, ge=0, le=1)
     """Override the static stage's trained threshold: lower answers more queries without MiniLM."""
+    priors: dict[str, float] | None = None
+    """The label mix of the traffic (label → share, every label of the model); the heads' probabilities are
+    re-weighted to it (`classifier.priors`). `taskrouter priors` estimates it. None: the training mix."""
 
 
 class LLMClassifierSettings(_Strict):

@@ -50,10 +50,12 @@ def compute_metrics(
     for e in events:
         by_period[e["ts"].strftime(fmt)].append(bool(e["escalated"]))
     stages = Counter(e["stage"] for e in events)
+    labels = Counter(e["label"] or "(none)" for e in events)
     return {
         "requests": n,
         "succeeded": len(ok),
         "failed": n - len(ok),
+        "label_distribution": {k: c / n for k, c in labels.most_common()} if n else {},
         "pool_distribution": {p: c / len(ok) for p, c in served.most_common()} if ok else {},
         "requested_distribution": {p: c / n for p, c in requested.most_common()} if n else {},
         "fallback_rate": {p: fallbacks[p] / c for p, c in requested.items()},
@@ -81,6 +83,12 @@ def compute_metrics(
 def readings(m: dict[str, Any]) -> dict[str, str]:
     """What each metric says about the deployment (the rules of thumb the report prints next to it)."""
     out = {}
+    by_label = m["label_distribution"]
+    if by_label:
+        label, share = next(iter(by_label.items()))  # most common first
+        out["label_distribution"] = (
+            f"Most common label: {label!r} with {share:.0%} of requests; {len(by_label)} label(s) seen."
+        )
     dist = m["pool_distribution"]
     top = max(dist.items(), key=lambda kv: kv[1]) if dist else None
     if top and top[0] == m["baseline_pool"] and top[1] > 0.9:
@@ -91,13 +99,18 @@ def readings(m: dict[str, Any]) -> dict[str, str]:
     elif top:
         out["pool_distribution"] = f"Largest pool: {top[0]!r} with {top[1]:.0%} of served traffic."
     busy = {p: r for p, r in m["fallback_rate"].items() if r > 0.05}
-    out["fallback_rate"] = (
-        "Frequent fallbacks from "
-        + ", ".join(f"{p!r} ({r:.0%})" for p, r in busy.items())
-        + ": the pool is under-sized, rate-limited or failing; add deployments or capacity."
-        if busy
-        else "Fallbacks are rare (≤ 5 % per pool): pools are sized for the traffic."
-    )
+    if busy:
+        out["fallback_rate"] = (
+            "Frequent fallbacks from "
+            + ", ".join(f"{p!r} ({r:.0%})" for p, r in busy.items())
+            + ": the pool is under-sized, rate-limited or failing; add deployments or capacity."
+        )
+    elif any(m["fallback_rate"].values()):
+        out["fallback_rate"] = "Fallbacks are rare (≤ 5 % per pool): pools are sized for the traffic."
+    elif not m["requests"]:
+        out["fallback_rate"] = "No requests in this period."
+    else:
+        out["fallback_rate"] = "No fallbacks in this period: every request served went to the pool it was routed to."
     if m["baseline_cost_usd"]:
         saved = 1 - m["total_cost_usd"] / m["baseline_cost_usd"]
         out["cost_usd"] = (
@@ -130,48 +143,89 @@ def _png(fig) -> str:
 
 
 def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generated: datetime | None = None) -> str:
-    """A self-contained page: every plot is an inline PNG, no external resources."""
+    """A self-contained page: every plot is an inline PNG, no external resources.
+
+    A chart with nothing to show (no requests, no fallbacks, one period of time) is a sentence instead."""
     from matplotlib.figure import Figure  # no pyplot: the host program's backend stays as it is
 
+    esc = html.escape
     notes = readings(m)
-    plots: list[tuple[str, str, str]] = []
+    sections: list[tuple[str, str, str]] = []  # (key, heading, the chart's <img> or a sentence in its place)
 
-    def bar(key: str, heading: str, data: dict[str, float], ylabel: str, extra: dict[str, float] | None = None):
+    def image(fig, heading: str) -> str:
+        return f'<img alt="{esc(heading)}" src="data:image/png;base64,{_png(fig)}">'
+
+    def bar(
+        key: str,
+        heading: str,
+        data: dict[str, float],
+        ylabel: str,
+        empty: str | None,
+        extra: dict[str, float] | None = None,
+    ):
+        """A bar chart of `data`; with nothing to show, the sentence `empty` (None: the reading says it)."""
+        if not any(data.values()) and not any((extra or {}).values()):
+            sections.append((key, heading, "" if empty is None else f'<p class="empty">{esc(empty)}</p>'))
+            return
         fig = Figure(figsize=(5.5, 3))
         ax = fig.subplots()
-        names = list(data) or ["(none)"]
-        ax.bar(names, [data.get(k, 0) for k in names], color="#4878a8", label="taskrouter")
+        ax.bar(list(data), list(data.values()), color="#4878a8", label="taskrouter")
         if extra:
             ax.bar(list(extra), list(extra.values()), color="#c44e52", alpha=0.6, label="baseline")
             ax.legend()
         ax.set_ylabel(ylabel)
         ax.grid(axis="y", alpha=0.3)
-        plots.append((key, heading, _png(fig)))
+        sections.append((key, heading, image(fig, heading)))
 
-    bar("pool_distribution", "Traffic by served pool", m["pool_distribution"], "share of requests")
-    bar("fallback_rate", "Fallback rate by requested pool", m["fallback_rate"], "share falling back")
+    nothing = "No requests in this period."
+    bar("label_distribution", "Traffic by label", m["label_distribution"], "share of requests", nothing)
+    bar(
+        "pool_distribution",
+        "Traffic by served pool",
+        m["pool_distribution"],
+        "share of requests",
+        "No request succeeded in this period." if m["requests"] else nothing,
+    )
+    bar(
+        "fallback_rate",
+        "Fallback rate by requested pool",
+        m["fallback_rate"],
+        "share falling back",
+        None,  # the reading: "No fallbacks in this period: ..."
+    )
     bar(
         "cost_usd",
         f"Cost by pool vs everything on {m['baseline_pool']!r}",
         {**m["cost_usd"], "total": m["total_cost_usd"]},
         "USD",
+        "No cost recorded in this period." if m["requests"] else nothing,
         {f"all {m['baseline_pool']}": m["baseline_cost_usd"]} if m["baseline_cost_usd"] is not None else None,
     )
-    fig = Figure(figsize=(5.5, 3))
-    ax = fig.subplots()
-    periods = list(m["escalation_over_time"])
-    ax.plot(periods or ["(none)"], list(m["escalation_over_time"].values()) or [0], marker="o")
-    ax.set_ylabel("escalation rate")
-    ax.tick_params(axis="x", rotation=30)
-    ax.grid(alpha=0.3)
-    plots.append(("escalation_rate", "Escalation rate over time", _png(fig)))
-    bar("stage_coverage", "Which stage decided", m["stage_coverage"], "share of requests")
+    over_time = m["escalation_over_time"]
+    if len(over_time) > 1:
+        fig = Figure(figsize=(5.5, 3))
+        ax = fig.subplots()
+        ax.plot(list(over_time), list(over_time.values()), marker="o")
+        ax.set_ylabel("escalation rate")
+        ax.set_ylim(0, 1.1 * max(0.05, *over_time.values()))  # a flat 0 % line sits on the axis
+        ax.tick_params(axis="x", rotation=30)
+        ax.grid(alpha=0.3)
+        trend = image(fig, "Escalation rate over time")
+    elif over_time:  # one dot is no trend: say what it would have shown
+        ((period, rate),) = over_time.items()
+        n = m["requests"]
+        trend = (
+            f'<p class="empty">{n} request{"s" if n != 1 else ""}, all in one period ({esc(period)}): {rate:.0%} '
+            "escalated. A trend needs at least two periods (hours; days when the report spans more than two).</p>"
+        )
+    else:
+        trend = f'<p class="empty">{nothing}</p>'
+    sections.append(("escalation_rate", "Escalation rate over time", trend))
+    bar("stage_coverage", "Which stage decided", m["stage_coverage"], "share of requests", nothing)
 
-    esc = html.escape
-    sections = "".join(
-        f'<section id="{key}"><h2>{esc(heading)}</h2><img alt="{esc(heading)}" src="data:image/png;base64,{img}">'
-        f'<p class="reading">{esc(notes.get(key, ""))}</p></section>'
-        for key, heading, img in plots
+    body_html = "".join(
+        f'<section id="{key}"><h2>{esc(heading)}</h2>{body}<p class="reading">{esc(notes.get(key, ""))}</p></section>'
+        for key, heading, body in sections
     )
 
     def row(s: dict) -> str:
@@ -193,12 +247,13 @@ def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generate
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>body{{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}}
 section{{margin:1.5em 0}}img{{max-width:100%}}.reading{{background:#f4f4f4;padding:.6em;border-left:4px solid #4878a8}}
+.empty{{color:#555;font-style:italic}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .5em;text-align:left}}</style></head>
 <body><h1>{esc(title)}</h1>
 <p>{m["requests"]} requests ({m["failed"]} failed) · escalation rate {m["escalation_rate"]:.1%} ·
 cost ${m["total_cost_usd"]:.4f}{"" if m["baseline_cost_usd"] is None else f" vs ${m['baseline_cost_usd']:.4f} baseline"}
 · generated {when}</p>
-{sections}
+{body_html}
 <section id="escalated_sample"><h2>Sample of escalated queries</h2>{sample_html}</section>
 </body></html>
 """

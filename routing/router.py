@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from classifier.cascade import Cascade
-from classifier.errors import ConfigError, TaskRouterError
+from classifier.errors import ConfigError, InvalidParameterError, TaskRouterError
 from classifier.llm import LLMClassifier
 from classifier.results import Decision
 
@@ -50,6 +50,11 @@ class TaskRouter:
             static=settings.classifier.static,
             static_threshold=settings.classifier.static_threshold,
         )
+        if settings.classifier.priors is not None:
+            try:
+                base = base.with_priors(settings.classifier.priors)
+            except InvalidParameterError as exc:
+                raise ConfigError(str(exc), path="taskrouter.classifier.priors") from None
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base
         self._check_labels()
         # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No

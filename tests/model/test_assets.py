@@ -20,7 +20,7 @@ def test_every_shipped_file_matches_its_record():
     for name in assets.FILES:
         assert len(assets.read(name)) == record["files"][name]["bytes"]
     sizes = {n: (assets.ASSETS_DIR / n).stat().st_size for n in assets.FILES}
-    assert sum(sizes.values()) < 60e6, sizes  # the size the README states
+    assert sum(sizes.values()) < 115e6, sizes  # the size the README states: two encoders, 111 MB
 
 
 def test_an_unknown_name_is_refused():
@@ -29,12 +29,23 @@ def test_an_unknown_name_is_refused():
 
 
 def test_the_shipped_table_is_the_distilled_one_in_int8():
-    """Rebuilding from the bundled model gives the shipped table: each entry within half a quantisation step."""
+    """Rebuilding from the bundled model gives the shipped table, row by row.
+
+    Not entry by entry within half an int8 step: the distillation runs MiniLM in float32 with torch, whose
+    kernels differ across CPUs in the last bits, so a rebuild on another machine of the same kind moved a few
+    entries just past a rounding boundary (one int8 step, issue 24). What the cascade reads is each row's
+    direction: the rebuilt rows keep a cosine of at least 0.999 to the shipped ones (int8 rounding alone costs
+    about 0.9999; a table distilled from another model is far below 0.99)."""
     distilled = np.load(io.BytesIO(static_embedding.build()), allow_pickle=False)
     expected = distilled["embedding"].astype(np.float32)
     shipped = np.load(io.BytesIO(assets.read(assets.STATIC_TABLE)), allow_pickle=False)
     rows, scale = shipped["rows"].astype(np.float32), shipped["scale"]
-    assert np.all(np.abs(rows * scale[:, None] - expected) <= scale[:, None] * 0.5 + 1e-6)
+    table = rows * scale[:, None]
+    norms = np.linalg.norm(table, axis=1) * np.linalg.norm(expected, axis=1)
+    used = norms > 0
+    cosine = (table * expected).sum(axis=1)[used] / norms[used]
+    assert cosine.min() >= 0.999, f"{(cosine < 0.999).sum()} rows below 0.999 (lowest {cosine.min():.5f})"
+    assert np.all(np.abs(table - expected) <= scale[:, None] * 1.5 + 1e-6)  # at most one step off, anywhere
     assert shipped["tokenizer"].tobytes() == distilled["tokenizer"].tobytes()
 
 

@@ -11,9 +11,14 @@ import pytest
 from tests.conftest import ROOT
 
 
-def run(*args, cwd=ROOT):
+def run(*args, cwd=ROOT, stdin=""):
     return subprocess.run(
-        [sys.executable, "-m", "routing.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd, timeout=600
+        [sys.executable, "-m", "routing.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        input=stdin,
     )
 
 
@@ -205,6 +210,55 @@ def test_route_and_complete_commands_with_the_demo_config():
     assert "[demo creative pool] mock reply" in r.stdout and "served=creative" in r.stdout
     escalated = re.search(r"escalated=(True|False)", routed.stdout).group(0)
     assert escalated in r.stdout  # complete says whether the query was escalated, as route does
+
+
+def test_classify_route_and_complete_read_the_query_from_stdin_or_a_file(tmp_path):
+    demo = ROOT / "routing" / "configs" / "demo.yaml"
+    r = run("classify", "-", "write a limerick about a sleepy cat", stdin="integrate x^2 from 0 to 1\n")
+    assert r.returncode == 0, r.stderr
+    assert [line.split()[0] for line in r.stdout.splitlines()] == ["math", "creative"]
+    assert r.stdout.splitlines()[0].endswith("  integrate x^2 from 0 to 1")  # stdin's text, not "-"
+    poem = tmp_path / "poem.txt"
+    poem.write_text("Write a limerick\nabout a sleepy cat.\n", encoding="utf-8")
+    r = run("classify", "--file", poem)
+    assert r.returncode == 0 and r.stdout.split()[0] == "creative" and "Write a limerick about" in r.stdout
+    r = run("route", "--config", demo, "--file", poem)
+    assert r.returncode == 0 and "label=creative" in r.stdout
+    # Longer than one argument may be (Linux: 128 KiB): through "$(cat big.txt)" the shell refuses to start it.
+    big = "Prove that the square root of 2 is irrational. " * 6_000
+    r = run("route", "--config", demo, "-", stdin=big)
+    assert r.returncode == 0 and "label=math" in r.stdout, r.stderr
+    r = run("complete", "--config", demo, "-", stdin=big)
+    assert r.returncode == 0, r.stderr
+    assert "label=math" in r.stdout and "served=long-context" in r.stdout  # too long for the math pool's window
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["classify", "-"], "", "stdin: no query (it is empty or only whitespace)"),
+        (["route", "-"], " \n\n", "stdin: no query (it is empty or only whitespace)"),
+        (["complete", "--file", "missing.txt"], "", "--file missing.txt: file not found"),
+        (["route", "--file", "."], "", "--file .: cannot read it (Is a directory)"),
+        (["classify", "--file", "{empty}"], "", "empty.txt: no query (it is empty or only whitespace)"),
+        (["route", "--file", "{latin1}"], "", "latin1.txt: not UTF-8 (byte 0xe9 at offset 3)"),
+        (["route", "x", "--file", "{empty}"], "", "give the query as an argument or with --file, not both"),
+        (["complete"], "", "no query: give one as an argument, '-' to read it from stdin, or --file PATH"),
+        (["classify", "-", "-"], "a", "'-' (stdin) may be given only once"),
+    ],
+    ids=["empty-stdin", "blank-stdin", "missing-file", "directory", "empty-file", "not-utf8", "both", "none", "two-"],
+)
+def test_a_query_that_cannot_be_read_is_one_line_and_exit_2(tmp_path, args, stdin, message):
+    (tmp_path / "empty.txt").write_text("\n")
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
+    args = [
+        a.replace("{empty}", str(tmp_path / "empty.txt")).replace("{latin1}", str(tmp_path / "latin1.txt"))
+        for a in args
+    ]
+    r = run(*args, cwd=tmp_path, stdin=stdin)
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.stderr.startswith("error: ") and message in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
 
 
 def test_version():

@@ -1,3 +1,4 @@
+import csv
 import json
 
 import pytest
@@ -83,6 +84,18 @@ def test_query_length_limit_is_for_training_data_only(tmp_path):
     assert check_query(huge) is huge  # classification reads a window of it
     with pytest.raises(DataError, match="the limit is"):
         load_dataset(write(tmp_path, "q.jsonl", json.dumps({"text": huge, "label": "a"}) + "\n"))
+
+
+@pytest.mark.parametrize("chars", [110_000, 200_000], ids=["over-our-limit", "over-csv-field-limit-too"])
+def test_an_over_long_csv_text_names_its_length_and_line(tmp_path, chars):
+    """csv's own field limit (131,072) must not turn a too-long text into "malformed CSV" on the wrong line."""
+    rows = ["text,label", *(f"query {i},a" for i in range(42)), "x" * chars + ",a", "last,b"]
+    p = write(tmp_path, "q.csv", "\n".join(rows) + "\n")
+    limit = csv.field_size_limit()
+    with pytest.raises(DataError, match=rf"q\.csv:44: text: is {chars:,} characters; the limit is 100,000$") as info:
+        load_dataset(p)
+    assert (info.value.line, info.value.field) == (44, "text")
+    assert csv.field_size_limit() == limit  # the process-wide limit is as it was
 
 
 def test_check_labels():

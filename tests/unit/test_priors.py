@@ -1,0 +1,88 @@
+"""Label priors: EM finds a known mix from a calibrated head's probabilities; bounds hold; bad priors are named."""
+
+import numpy as np
+import pytest
+
+from classifier.errors import InvalidParameterError
+from classifier.priors import adjust, bounded, check_priors, estimate_priors
+
+
+def _calibrated(mix: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Posteriors under a uniform training mix for `n` queries drawn with label mix `mix` from Gaussians in 1-D."""
+    rng = np.random.default_rng(seed)
+    means = np.arange(len(mix)) * 1.5
+    y = rng.choice(len(mix), size=n, p=mix)
+    x = rng.normal(means[y], 1.0)
+    like = np.exp(-0.5 * (x[:, None] - means[None, :]) ** 2)
+    return like / like.sum(axis=1, keepdims=True)
+
+
+def test_em_recovers_the_traffic_mix():
+    mix = np.array([0.1, 0.15, 0.1, 0.65])
+    proba = _calibrated(mix, 20_000)
+    uniform = np.full(4, 0.25)
+    naive = proba.mean(axis=0)  # the mean posterior is pulled toward the training mix
+    estimate = estimate_priors(proba, uniform)
+    assert np.abs(estimate - mix).max() < 0.02
+    assert np.abs(naive - mix).max() > np.abs(estimate - mix).max()
+
+
+def test_adjusted_posteriors_are_more_accurate_on_skewed_traffic():
+    mix = np.array([0.1, 0.1, 0.1, 0.7])
+    rng = np.random.default_rng(1)
+    means = np.arange(4) * 1.5
+    y = rng.choice(4, size=20_000, p=mix)
+    like = np.exp(-0.5 * (rng.normal(means[y], 1.0)[:, None] - means[None, :]) ** 2)
+    proba = like / like.sum(axis=1, keepdims=True)
+    before = (proba.argmax(axis=1) == y).mean()
+    after = (adjust(proba, mix / 0.25).argmax(axis=1) == y).mean()
+    assert after > before + 0.05
+
+
+def test_bounds_hold_a_burst_near_the_training_mix():
+    train = np.full(4, 0.25)
+    burst = np.array([0.97, 0.01, 0.01, 0.01])
+    few = bounded(burst, train, n=50)
+    assert few[0] < 0.35  # 50 queries of one kind move the mix a little
+    many = bounded(burst, train, n=1_000_000)
+    assert many[0] <= 0.75 / many.sum() + 1e-9 and many.min() >= 0.25 / 3 / 1.5  # at most 3x, at least 1/3
+    assert np.isclose(many.sum(), 1.0)
+    with pytest.raises(InvalidParameterError, match="'max_ratio' parameter"):
+        bounded(burst, train, n=10, max_ratio=0.5)
+
+
+@pytest.mark.parametrize(
+    ("priors", "match"),
+    [
+        ({"a": 0.5}, "missing: \\['b'\\]"),
+        ({"a": 0.5, "b": 0.4, "c": 0.1}, "unknown: \\['c'\\]"),
+        ({"a": 0.5, "b": -1}, "'priors.b' parameter must be a positive number"),
+        ({"a": 0.5, "b": True}, "'priors.b' parameter"),
+    ],
+)
+def test_bad_priors_name_the_field(priors, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        check_priors(priors, ["a", "b"])
+
+
+def test_priors_are_normalised():
+    assert check_priors({"a": 2, "b": 6}, ["a", "b"]) == {"a": 0.25, "b": 0.75}
+
+
+def test_a_cascade_under_priors_records_them_and_leans_toward_them(small_model_dir):
+    from classifier.cascade import Cascade
+
+    plain = Cascade.load(small_model_dir)
+    labels = plain.labels
+    skewed = plain.with_priors({label: (0.7 if label == "default" else 0.1) for label in labels})
+    q = "tell me about the history of the violin"
+    a, b = plain.classify(q), skewed.classify(q)
+    assert a.priors is None and dict(b.priors)["default"] == pytest.approx(0.7)
+    assert b.to_dict()["priors"]["default"] == pytest.approx(0.7)
+    pa = plain.classifier.predict_proba([q])[0]
+    stage = skewed.stage("embedding")
+    assert stage is not None and stage.prior_weights is not None
+    pb = adjust(pa[None, :], stage.prior_weights)[0]
+    assert pb[labels.index("default")] > pa[labels.index("default")]
+    with pytest.raises(InvalidParameterError, match="missing"):
+        plain.with_priors({"default": 1.0})
