@@ -28,7 +28,6 @@ from classifier.encoder import model_dir  # noqa: E402
 from classifier.tune import TorchEncoder  # noqa: E402
 
 
-
 def read_clinc(where: Path, name: str) -> str:
     """A file of the CLINC repository: from a checkout, or from a bare git directory at HEAD."""
     if (where / name).is_file():
@@ -43,7 +42,9 @@ def sample(rows: list[tuple[str, str]], k: int, seed: int) -> list[tuple[str, st
     by: dict[str, list[tuple[str, str]]] = {}
     for r in rows:
         by.setdefault(r[1], []).append(r)
-    return [by[lab][i] for lab in sorted(by) for i in rng.choice(len(by[lab]), size=min(k, len(by[lab])), replace=False)]
+    return [
+        by[lab][i] for lab in sorted(by) for i in rng.choice(len(by[lab]), size=min(k, len(by[lab])), replace=False)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         test_vecs = encoder.encode(test_texts, progress=False)
         scores = result["scores"][name] = {}
         for level in ("domain", "intent"):
-            def lab(intent: str) -> str:
-                return domain_of[intent] if level == "domain" else intent
+            lab = domain_of.__getitem__ if level == "domain" else str
 
             truth = [lab(i) for _, i in test]
             for k in args.k:

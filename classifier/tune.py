@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -232,8 +233,8 @@ class TorchEncoder(CachedEmbedder):
         self.max_tokens = max_tokens
         if embedder_id is not None:
             self.id = embedder_id
-        self._model = None
-        self._tokenizer = None
+        self._model: Any = None
+        self._tokenizer: Any = None
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         import torch

@@ -1,0 +1,108 @@
+"""Which signal catches stage 2's errors best at a fixed escalation budget, on sources the heads never saw?
+
+Trains the two heads as `train_cascade` does (MiniLM ‖ static ‖ n-grams, and the static head) on the training
+rows, takes their out-of-fold probabilities, and fits small error models on signals of the out-of-fold
+predictions; then, on the held-out sources, escalates the same share of queries by each score and reports the
+share of MiniLM's errors caught (escalation recall) and the share of escalated queries that were errors
+(precision). Signals: MiniLM's top probability (today's rule), the margin between its top two, the static head's
+agreement and confidence, and cosine to the nearest training example of the predicted label and of any other.
+
+    python benchmarks/escalation_signals.py [--encoder tuned] [--budget 0.10] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.encoder_folds import CORPUS  # noqa: E402
+from classifier.data import load_dataset  # noqa: E402
+from classifier.estimator import TaskClassifier  # noqa: E402
+from classifier.static_embedding import StaticMiniLMEmbedder  # noqa: E402
+
+
+def signals(p: np.ndarray, ps: np.ndarray, vecs: np.ndarray, ex_vecs: np.ndarray, ex_y: np.ndarray,
+            exclude: np.ndarray | None) -> np.ndarray:  # fmt: skip
+    """Per query: top prob, margin, entropy, static agrees, static top prob, nearest same-label / other cosine."""
+    top2 = np.sort(p, axis=1)[:, -2:]
+    pred = p.argmax(axis=1)
+    sims = vecs @ ex_vecs.T
+    if exclude is not None:
+        sims[exclude] = -1.0
+    same = np.where(ex_y[None, :] == pred[:, None], sims, -1.0).max(axis=1)
+    other = np.where(ex_y[None, :] != pred[:, None], sims, -1.0).max(axis=1)
+    entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=1)
+    return np.column_stack([top2[:, 1], top2[:, 1] - top2[:, 0], entropy, (ps.argmax(axis=1) == pred).astype(float),
+                            ps.max(axis=1), same, other, same - other])  # fmt: skip
+
+
+NAMES = ["top", "margin", "entropy", "static_agrees", "static_top", "nn_same", "nn_other", "nn_gap"]
+
+
+def at_budget(score: np.ndarray, wrong: np.ndarray, budget: float) -> dict:
+    """Escalate the `budget` share of queries with the highest error score."""
+    k = int(round(budget * len(score)))
+    top = np.argsort(-score, kind="stable")[:k]
+    caught = wrong[top].sum()
+    return {"recall": round(float(caught / max(1, wrong.sum())), 4), "precision": round(float(caught / max(1, k)), 4)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", default="tuned")
+    parser.add_argument("--budget", type=float, nargs="+", default=[0.10, 0.20])
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/escalation_signals.json")
+    args = parser.parse_args(argv)
+    corpus = next((p for p in CORPUS if p.is_file()), None)
+    if corpus is None:
+        print("no public corpus")
+        return 2
+    own, public = load_dataset(ROOT / "data/queries.jsonl"), load_dataset(corpus)
+    result: dict = {"encoder": args.encoder, "folds": {}}
+    for name, (train, test) in {"own→public": (own, public), "public→own": (public, own)}.items():
+        texts, y = list(train.texts), np.array(train.labels)
+        clf = TaskClassifier(encoder=args.encoder, static_features=True, progress=False).fit(texts, y)
+        table = StaticMiniLMEmbedder(encoder=args.encoder)
+        fast = TaskClassifier(encoder=args.encoder, embedder=table, progress=False).fit(texts, y)
+        classes = clf.classes_
+        y_idx = np.searchsorted(classes, y)
+        ex = clf.example_embeddings_.astype(np.float32)
+        # Out-of-fold nearest neighbours: the folds TaskClassifier used (same seed), each query against the rest.
+        exclude = np.zeros((len(texts), len(texts)), dtype=bool)
+        folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0).split(np.zeros(len(y)), y_idx)
+        for _, held in folds:
+            exclude[np.ix_(held, held)] = True
+        x_tr = signals(clf.cv_proba_, fast.cv_proba_, ex, ex, y_idx, exclude)
+        wrong_tr = clf.cv_proba_.argmax(axis=1) != y_idx
+        model = LogisticRegression(C=1.0, max_iter=2000).fit(x_tr, wrong_tr)
+        test_texts, test_y = list(test.texts), np.searchsorted(classes, test.labels)
+        p, ps = clf.predict_proba(test_texts), fast.predict_proba(test_texts)
+        vecs = clf.embed(test_texts)[:, : ex.shape[1]].astype(np.float32)
+        x_te = signals(p, ps, vecs, ex, y_idx, None)
+        wrong = p.argmax(axis=1) != test_y
+        scores = {
+            "top probability (today)": -x_te[:, 0],
+            "margin": -x_te[:, 1],
+            "entropy": x_te[:, 2],
+            "error model (all signals)": model.predict_proba(x_te)[:, 1],
+        }
+        coef = dict(zip(NAMES, np.round(model.coef_[0], 3).tolist(), strict=True))
+        fold = result["folds"][name] = {"errors": int(wrong.sum()), "n": len(wrong), "coef": coef}
+        for b in args.budget:
+            fold[f"budget {b:.2f}"] = {k: at_budget(s, wrong, b) for k, s in scores.items()}
+        print(name, json.dumps(fold, indent=1), flush=True)
+    args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
