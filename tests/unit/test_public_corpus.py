@@ -2,7 +2,10 @@
 
 import importlib.util
 import json
+import re
+import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -111,3 +114,183 @@ def test_corpus_shares_no_eight_word_run_with_dev():
     dev = bp.DevIndex.from_jsonl(DEV)
     hits = [r["src_id"] for r in rows if dev.is_exact(r["text"]) or dev.shares_run(r["text"])]
     assert hits == []
+
+
+# --------------------------------------------------------------------------- reading pinned files from git dirs
+
+
+def _git(cwd: Path, *args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def _commit_files(repo: Path, files: dict[str, str]) -> str:
+    repo.mkdir(parents=True)
+    _git(repo, "init", "-q")
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text, encoding="utf-8")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "data")
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def test_git_reader_reads_own_and_pinned_repositories(tmp_path):
+    own = _commit_files(tmp_path / "me+text" / "repo", {"a.csv": "index,text\n1,hi\n"})
+    other = _commit_files(tmp_path / "you+labels" / "repo", {"data/00001.json": '{"i": 1}', "data/00002.json": "{}"})
+    reader = bp.GitReader(tmp_path, "me/text", own)
+    assert reader("a.csv") == "index,text\n1,hi\n"
+    assert reader(f"{own}:a.csv") == "index,text\n1,hi\n"
+    folder = f"you/labels@{other}:data/"
+    assert reader.tree(folder) == ["00001.json", "00002.json"]
+    assert list(reader.many(folder, ["00002.json", "00001.json"])) == ["{}", '{"i": 1}']
+    with pytest.raises(FileNotFoundError, match="00003.json"):
+        list(reader.many(folder, ["00003.json"]))
+    with pytest.raises(ValueError, match="no commit"):
+        reader("you/labels@data/00001.json")
+
+
+def test_a_repository_named_in_a_path_is_checked_against_the_reserved_list():
+    src = bp.Source(
+        "joined", "me/text", "0" * 40, ("a.csv", f"lm-sys/FastChat@{'1' * 40}:x/"), "MIT", bp.load_trec, cap={}
+    )
+    assert src.repos() == ("me/text", "lm-sys/FastChat")
+    with pytest.raises(bp.ReservedSourceError, match="lm-sys/FastChat"):
+        bp.check_not_reserved(src, set(), {"lm-sys/fastchat"})
+    assert src.cap_for("code") is None and _source("x", "a/b").cap_for("code") == 10
+
+
+# --------------------------------------------------------------------------- labeling rules
+
+
+@pytest.mark.parametrize(
+    ("english", "japanese"),
+    [(1, 1), (1155, 1155), (1156, 1157), (7706, 7707), (7707, 7709), (8280, 8283), (9328, 9331), (9329, 9333)],
+)
+def test_dolly_join_offsets(english, japanese):
+    assert bp._dolly_ja_index(english) == japanese
+
+
+@pytest.mark.parametrize(
+    ("category", "instruction", "context", "expected"),
+    [
+        ("closed_qa", "Who won March Madness?", "The 2023 NCAA tournament...", ("default", "closed_qa+passage")),
+        ("open_qa", "What is Python?", "", ("code", "programming-question")),
+        ("open_qa", "Who invented SQL?", "", ("default", "open_qa")),
+        ("classification", "Identify the bird from the list: Barn owl, Python", "", (None, None)),
+        ("open_qa", "What is the value of x if x^2 = 4?", "", ("math", "math-task")),
+        ("brainstorming", "Give me a list of US Open venues from 1991 - 1995", "", ("default", "brainstorming")),
+        ("creative_writing", "Write a haiku about cats", "", ("creative", "creative_writing+artifact")),
+        ("creative_writing", "Write an email to my landlord asking for a dog.", "", (None, None)),
+        (
+            "creative_writing",
+            "Write a stern email to your dog about the couch.",
+            "",
+            ("creative", "creative_writing+voice"),
+        ),
+        (
+            "creative_writing",
+            "Write a paragraph about AI governance.",
+            "",
+            ("default", "creative_writing+factual-paragraph"),
+        ),
+        ("creative_writing", "Why are cats better than dogs?", "", ("default", "creative_writing+question")),
+        ("general_qa", "Tell me a joke", "", ("creative", "general_qa+artifact")),
+        ("brainstorming", "What is a good slogan for carpet?", "", ("creative", "brainstorming+artifact")),
+    ],
+    ids=[
+        "passage",
+        "python",
+        "sql-history",
+        "classification-naming-python",
+        "x-squared",
+        "year-range",
+        "haiku",
+        "e-mail",
+        "voice",
+        "factual-paragraph",
+        "question",
+        "joke",
+        "slogan",
+    ],
+)
+def test_dolly_label_rules(category, instruction, context, expected):
+    label, rule = bp.dolly_label(category, instruction, context)
+    assert label == expected[0]
+    if expected[1] is not None:
+        assert rule == expected[1]
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("Write me a SQL query to update multiple rows", "code"),
+        ("explain this code:\ndef f(x):\n    return x", "code"),
+        ("Make me a song called Fun, based on no scrubs by TLC", "creative"),
+        ("write a poem about the sea", "creative"),
+        ("What wine should I pair with Pernil chicken?", "default"),
+        ("what is 2 - 3?", None),
+        ("How do I fix my React app?", "code"),
+        ("Act as a copywriter for websites. Here is a case study that I like.", None),
+    ],
+    ids=["sql", "pasted-code", "song", "poem", "advice", "arithmetic", "react", "role-play"],
+)
+def test_sharegpt_rules(text, label):
+    got = next(
+        (
+            lab
+            for lab, rule in (
+                ("creative", bp.sharegpt_is_creative),
+                ("creative", bp.sharegpt_asks_creative),
+                ("code", bp.sharegpt_is_code),
+                ("default", bp.sharegpt_is_default),
+            )
+            if rule(text)
+        ),
+        None,
+    )
+    assert got == label
+
+
+def test_numbers_agree_across_units():
+    assert bp._numbers("5 million dollars") & bp._numbers("500万ドル")
+    assert bp._numbers("4,000 copies") == bp._numbers("40 million") == {"4"}
+
+
+# --------------------------------------------------------------------------- targets of the current build (issue 22)
+
+
+def _current_rows():
+    """Rows of a corpus built with every configured source; skip when the file is absent or an older build."""
+    rows = _rows()
+    missing = {s.name for s in bp.SOURCES} - {r["source"] for r in rows}
+    if missing:
+        pytest.skip(f"corpus at {CORPUS} predates sources {sorted(missing)}: rebuild with data/build/build_public.py")
+    return rows
+
+
+def test_corpus_meets_the_size_and_mix_targets():
+    rows = _current_rows()
+    by_label = Counter(r["label"] for r in rows)
+    by_label_source = Counter((r["label"], r["source"]) for r in rows)
+    assert len(rows) >= 10_000
+    assert by_label["default"] >= 2_500 and by_label["creative"] >= 1_000
+    for label in ("default", "creative"):
+        assert sum(1 for (lab, _) in by_label_source if lab == label) >= 3, label
+    for (label, source), n in by_label_source.items():
+        assert n <= 0.6 * by_label[label], f"{source} holds {n} of {by_label[label]} {label} rows"
+    multi = [s.name for s in bp.SOURCES if sum(by_label_source[(lab, s.name)] >= 100 for lab in bp.LABELS) >= 3]
+    assert len(multi) >= 2, multi
+    for label in bp.LABELS:
+        assert any(len(r["text"]) >= 300 for r in rows if r["label"] == label), f"no long {label} request"
+
+
+def test_every_row_names_its_file_and_rule():
+    rows = _current_rows()
+    for row in rows:
+        if row["source"] == "dolly-15k":
+            assert re.search(r"#index=\d+;ja=data/\d{5}\.jsonl;category=\w+;rule=\S+$", row["src_id"]), row["src_id"]
+        elif row["source"] in {"expertqa", "clinc150"}:
+            assert re.search(r"#(L\d+;field=.+;rule=[\w-]+|(train|val|test)\[\d+\];intent=\w+)$", row["src_id"])
+        else:
+            assert "#" in row["src_id"], row["src_id"]
