@@ -30,8 +30,8 @@ from classifier.llm import LookupClassifier  # noqa: E402
 from classifier.train import train_cascade  # noqa: E402
 
 
-def measure(train, test, encoder: str, out: Path) -> dict:
-    cascade, report = train_cascade(train, out=out, encoder=encoder, progress=False)
+def measure(train, test, encoder: str, out: Path, cv_vectors=None) -> dict:
+    cascade, report = train_cascade(train, out=out, encoder=encoder, progress=False, cv_vectors=cv_vectors)
     off, _, _ = evaluate(cascade, test)
     oracle_cascade = Cascade.load(out).with_llm(
         LookupClassifier(dict(zip(test.texts, test.labels, strict=True)), cascade.labels, name="oracle")
@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objective", default="softmax")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/encoder_cascade.json")
+    parser.add_argument("--corpus", type=Path, help="the public corpus (default: data/public/, else ../shared)")
     args = parser.parse_args(argv)
-    corpus = next((p for p in CORPUS if p.is_file()), None)
+    corpus = args.corpus or next((p for p in CORPUS if p.is_file()), None)
     if corpus is None:
         print("no public corpus (data/public/ or ../shared/data/public/): build it with data/build/build_public.py")
         return 2

@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--objective", nargs="+", default=["softmax", "contrastive"])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/encoder_folds.json")
+    parser.add_argument("--corpus", type=Path, help="the public corpus (default: data/public/, else ../shared)")
     args = parser.parse_args(argv)
-    corpus = next((p for p in CORPUS if p.is_file()), None)
+    corpus = args.corpus or next((p for p in CORPUS if p.is_file()), None)
     if corpus is None:
         print("no public corpus (data/public/ or ../shared/data/public/): build it with data/build/build_public.py")
         return 2

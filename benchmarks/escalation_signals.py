@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", default="tuned")
     parser.add_argument("--budget", type=float, nargs="+", default=[0.10, 0.20])
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/escalation_signals.json")
+    parser.add_argument("--corpus", type=Path, help="the public corpus (default: data/public/, else ../shared)")
     args = parser.parse_args(argv)
-    corpus = next((p for p in CORPUS if p.is_file()), None)
+    corpus = args.corpus or next((p for p in CORPUS if p.is_file()), None)
     if corpus is None:
         print("no public corpus")
         return 2

@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from .data import MAX_QUERY_CHARS, check_labels, check_query
 from .embedding import Embedder
 from .encoder import ENCODERS
+from .errors import InvalidParameterError
 from .features import LexicalFeatures, combine
 from .head import Examples, HeadExport, LinearHead, as_list, binary_to_two, softmax
 from .results import EMBEDDING, STATIC
@@ -62,8 +63,11 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         self.progress = progress
 
     # -- training ---------------------------------------------------------------------------------------------
-    def fit(self, X: Sequence[str], y: Sequence[str]) -> TaskClassifier:
-        """Learn the head, then a temperature from out-of-fold logits (kept in `cv_proba_`)."""
+    def fit(self, X: Sequence[str], y: Sequence[str], *, cv_embeddings: np.ndarray | None = None) -> TaskClassifier:
+        """Learn the head, then a temperature from out-of-fold logits (kept in `cv_proba_`).
+
+        `cv_embeddings` (the shape of the vectors the head reads) replace them in cross-validation: vectors of
+        rows an encoder was tuned on, from encoders tuned without them (`tune.CrossFit`)."""
         from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold
 
@@ -92,6 +96,11 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
             embeddings = np.hstack([embeddings, static_embedder.encode(texts, progress=False)]).astype(
                 np.float32, copy=False
             )
+        if cv_embeddings is not None and np.shape(cv_embeddings) != embeddings.shape:
+            raise InvalidParameterError(
+                "cv_embeddings", np.shape(cv_embeddings), f"an array of shape {embeddings.shape}"
+            )
+        cv_vectors = embeddings if cv_embeddings is None else np.asarray(cv_embeddings, dtype=np.float32)
         lexical = LexicalFeatures(n_features=self.n_features).fit(texts)
         design = combine(embeddings, lexical.transform(texts), self.lexical_weight)
 
@@ -104,7 +113,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
             splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.random_state)
             for train, test in splitter.split(design, y_idx):
                 fold_lex = LexicalFeatures(n_features=self.n_features).fit([texts[i] for i in train])
-                fold_design = combine(embeddings, fold_lex.transform(texts), self.lexical_weight)
+                fold_design = combine(cv_vectors, fold_lex.transform(texts), self.lexical_weight)
                 lr = new_lr().fit(fold_design[train], y_idx[train])
                 oof_logits[test] = binary_to_two(np.asarray(fold_design[test] @ lr.coef_.T) + lr.intercept_)
             temperature = _fit_temperature(oof_logits, y_idx)

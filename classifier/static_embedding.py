@@ -79,20 +79,31 @@ class StaticMiniLMEmbedder(CachedEmbedder):
         """Verify the shipped table and read it; called by the first `encode` otherwise."""
         with self._load_lock:
             if self._table is None:
-                from tokenizers import Tokenizer
-
                 name = ENCODERS[self.encoder].static_file
                 table, tokenizer_json = assets.read_static_table(name=name)
                 if table.ndim != 2 or table.shape[1] != self.dim:
                     where = str(assets.ASSETS_DIR / name)
                     raise ModelFileError(f"table shape {table.shape} is not (n, {self.dim})", path=where)
-                tokenizer = Tokenizer.from_str(tokenizer_json)
-                tokenizer.no_padding()
-                tokenizer.no_truncation()
-                unk = json.loads(tokenizer_json).get("model", {}).get("unk_token")
-                self._unk_id = tokenizer.token_to_id(unk) if unk else None
-                self._tokenizer, self._table = tokenizer, table
+                self._use(table, tokenizer_json)
         return self
+
+    @classmethod
+    def from_table(cls, table: np.ndarray, tokenizer_json: str) -> StaticMiniLMEmbedder:
+        """An embedder over a table not shipped in the package (a fold's, when training cross-fits)."""
+        embedder = cls()
+        embedder.id = f"{STATIC_ID}:unshipped"
+        embedder._use(np.asarray(table, dtype=np.float16), tokenizer_json)
+        return embedder
+
+    def _use(self, table: np.ndarray, tokenizer_json: str) -> None:
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_str(tokenizer_json)
+        tokenizer.no_padding()
+        tokenizer.no_truncation()
+        unk = json.loads(tokenizer_json).get("model", {}).get("unk_token")
+        self._unk_id = tokenizer.token_to_id(unk) if unk else None
+        self._tokenizer, self._table = tokenizer, table
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
         if self._table is None:

@@ -11,10 +11,12 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from .cascade import Cascade
 from .data import Dataset, check_labels
+from .errors import InvalidParameterError
 from .estimator import TaskClassifier
 from .keywords import KeywordRules, load_rules
 from .results import EMBEDDING, STATIC
 from .threshold import choose_threshold, threshold_curve
+from .tune import CrossFit
 
 __all__ = ["DEFAULT_MAX_ESCALATION", "DEFAULT_STATIC_MAX_ERROR", "TrainingReport", "train_cascade"]
 
@@ -59,6 +61,7 @@ def train_cascade(
     static_max_error: float = DEFAULT_STATIC_MAX_ERROR,
     random_state: int = 0,
     progress: bool | None = None,
+    cv_vectors: CrossFit | None = None,
     **classifier_params,
 ) -> tuple[Cascade, TrainingReport]:
     """Train on `data`; save to `out` when given. The threshold target defaults to DEFAULT_MAX_ESCALATION.
@@ -68,6 +71,9 @@ def train_cascade(
     is then chosen on the queries the static head passes on: with `max_escalation`, so that at most that share
     of all stage-2 queries is escalated; with `max_error`, for that error on what MiniLM accepts.
     `static_features` (default: as `static`) has the MiniLM head read the static vectors too; it needs `static`.
+    `cv_vectors` (with the tuned encoder they were made for) stand in for the vectors of the rows the encoder was
+    tuned on while the heads are cross-validated, so that thresholds are picked from confidences like those of
+    new traffic (`tune.cross_fit`).
     """
     if max_escalation is None and max_error is None:
         max_escalation = DEFAULT_MAX_ESCALATION
@@ -85,9 +91,11 @@ def train_cascade(
         len(texts),
         classifier_params.get("cv", 5),
     )
+    encoder = classifier_params.get("encoder", "base")
+    cv_main, cv_static = _cross_fitted(texts, encoder, cv_vectors, static_features)
     clf = TaskClassifier(
         random_state=random_state, progress=progress, static_features=static_features, **classifier_params
-    ).fit(texts, labels)
+    ).fit(texts, labels, cv_embeddings=cv_main)
 
     heads: dict[str, dict] = {}  # stage -> threshold, target and curve, chosen by `_pick` alike
     fast, passed_on, static_coverage = None, reaches_stage2, None
@@ -95,10 +103,9 @@ def train_cascade(
         from .static_embedding import StaticMiniLMEmbedder
 
         log.info("static head: the same over the token table (embedding and cross-validation, about 20 s)")
-        table = StaticMiniLMEmbedder(encoder=classifier_params.get("encoder", "base"))
-        fast = TaskClassifier(random_state=random_state, progress=progress, embedder=table, **classifier_params).fit(
-            texts, labels
-        )
+        table = StaticMiniLMEmbedder(encoder=encoder)
+        fast = TaskClassifier(random_state=random_state, progress=progress, embedder=table, **classifier_params)
+        fast.fit(texts, labels, cv_embeddings=cv_static)
         heads[STATIC] = _pick(fast, truth, reaches_stage2, {"max_error": static_max_error})
         passed_on = reaches_stage2 & (_cv_proba(fast).max(axis=1) < heads[STATIC]["threshold"])
         static_coverage = float(1 - passed_on.sum() / max(1, reaches_stage2.sum()))
@@ -152,6 +159,39 @@ def train_cascade(
         )
         cascade = Cascade.load(out)
     return cascade, report
+
+
+def _cross_fitted(
+    texts: list[str], encoder: str, cv_vectors: CrossFit | None, static_features: bool
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The vectors the two heads cross-validate on: the cross-fitted ones where `cv_vectors` holds a text, the
+    served ones elsewhere (rows the encoder was not tuned on are new to it already)."""
+    if cv_vectors is None:
+        return None, None
+    from . import assets
+    from .embedding import serving_embedder
+    from .encoder import ENCODERS
+    from .static_embedding import StaticMiniLMEmbedder
+
+    graph = ENCODERS["tuned"].onnx_file
+    installed = assets.recorded_sha256(graph) if assets.installed(graph) else None
+    if encoder != "tuned" or cv_vectors.encoder_sha256 != installed:
+        raise InvalidParameterError(
+            "cv_vectors",
+            f"vectors for the tuned graph {cv_vectors.encoder_sha256[:12]}",
+            f"those of the encoder trained with ({encoder}; the installed tuned graph is {str(installed)[:12]})",
+        )
+    found, minilm, table = cv_vectors.lookup(texts)
+    log.info(
+        "cross-validating on cross-fitted vectors for %d of %d rows (those the encoder was tuned on)",
+        int(found.sum()),
+        len(texts),
+    )
+    rest = [t for t, f in zip(texts, found, strict=True) if not f]
+    if rest:
+        minilm[~found] = serving_embedder(encoder).encode(rest)
+        table[~found] = StaticMiniLMEmbedder(encoder=encoder).encode(rest)
+    return (np.hstack([minilm, table]) if static_features else minilm), table
 
 
 def _pick(clf: TaskClassifier, truth: np.ndarray, mask: np.ndarray, target: dict[str, float]) -> dict:

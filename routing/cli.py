@@ -82,12 +82,20 @@ def train(
             "'base' (MiniLM as it came)."
         ),
     ] = EncoderChoice.tuned,
+    cv_vectors: Annotated[
+        Path | None,
+        typer.Option(
+            help="Cross-fitted vectors of the rows the tuned encoder was tuned on (tune-encoder writes "
+            "them): thresholds are then picked as for new traffic."
+        ),
+    ] = None,
     seed: int = 0,
 ) -> None:
     """Train the cascade (rules, static and MiniLM classifiers, thresholds) and save it."""
     _require("train", "sklearn", "scipy", "matplotlib", extra="train")
     from classifier.data import load_dataset
     from classifier.train import train_cascade
+    from classifier.tune import CrossFit
 
     if max_escalation is not None and max_error is not None:
         raise TaskRouterError("give at most one of --max-escalation and --max-error")
@@ -104,6 +112,7 @@ def train(
         static_max_error=static_max_error,
         random_state=seed,
         encoder=encoder.value,
+        cv_vectors=CrossFit.load(cv_vectors) if cv_vectors is not None else None,
     )
     typer.echo(f"trained on {report.n} queries {report.label_counts} with the {encoder.value} encoder")
     typer.echo(f"cross-validated stage 2: accuracy {report.cv_accuracy:.4f}, macro-F1 {report.cv_macro_f1:.4f}")
@@ -135,6 +144,13 @@ def tune_encoder(
     install: Annotated[
         bool, typer.Option(help="Export it to the package's serving files (ONNX graph, static table) as 'tuned'.")
     ] = True,
+    cross_fit: Annotated[
+        bool,
+        typer.Option(
+            help="Also tune two encoders on halves of the rows and keep each half's vectors from the other "
+            "(OUT/crossfit.npz, for train --cv-vectors); doubles the time."
+        ),
+    ] = True,
     seed: int = 0,
 ) -> None:
     """Fine-tune MiniLM on labeled queries, then install it as the shipped 'tuned' encoder (train --encoder tuned)."""
@@ -154,6 +170,14 @@ def tune_encoder(
         for name in (make_assets.ENCODERS["tuned"].onnx_file, make_assets.ENCODERS["tuned"].static_file):
             typer.echo(f"installed {name} (sha256 {record['files'][name]['sha256'][:12]})")
         typer.echo("models trained now with --encoder tuned read it; models trained on an earlier one are refused")
+        if cross_fit:
+            from classifier.tune import cross_fit as make_cross_fit
+
+            sha = record["files"][make_assets.ENCODERS["tuned"].onnx_file]["sha256"]
+            path = make_cross_fit(dataset.texts, dataset.labels, recipe, encoder_sha256=sha, device=device).save(
+                out / "crossfit.npz"
+            )
+            typer.echo(f"cross-fitted vectors: {path} (taskrouter train --encoder tuned --cv-vectors {path})")
 
 
 @app.command()

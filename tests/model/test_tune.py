@@ -171,3 +171,33 @@ def test_a_model_whose_encoder_is_not_installed_is_refused(tuned_model_copy, tmp
     assert r.returncode == 0, r.stderr
     assert f"trained with the tuned encoder '{enc.embedder_id}'" in r.stdout
     assert "not installed here (minilm-tuned.onnx is missing)" in r.stdout
+
+
+def test_cross_fitted_vectors_come_from_encoders_that_did_not_see_the_row(tiny, tuned_dir, tmp_path):
+    from classifier.tune import CrossFit, cross_fit
+
+    texts, labels = tiny
+    cf = cross_fit(texts, labels, TuneRecipe(epochs=1, batch_size=16), encoder_sha256="ab" * 32, progress=False)
+    assert cf.minilm.shape == cf.static.shape == (len(texts), 384)
+    norms = np.linalg.norm(cf.minilm, axis=1), np.linalg.norm(cf.static, axis=1)
+    assert np.allclose(norms[0], 1, atol=1e-4) and np.allclose(norms[1], 1, atol=1e-3)
+    whole = TorchEncoder(tuned_dir).encode(texts, progress=False)  # tuned on every row, the same recipe
+    assert (cf.minilm * whole).sum(axis=1).max() < 0.99999  # each row's vector comes from another encoder
+    saved = CrossFit.load(cf.save(tmp_path / "cf.npz"))
+    found, minilm, _ = saved.lookup([texts[3], "a text nobody tuned on"])
+    assert found.tolist() == [True, False] and np.allclose(minilm[0], cf.minilm[3], atol=1e-3)
+    assert saved.encoder_sha256 == "ab" * 32
+
+
+def test_cross_fitted_vectors_of_another_encoder_are_refused(tiny, tmp_path):
+    from classifier.data import Dataset
+    from classifier.train import train_cascade
+    from classifier.tune import CrossFit
+
+    texts, labels = tiny
+    stale = CrossFit(np.array([CrossFit.key(t) for t in texts]), np.zeros((len(texts), 384)),
+                     np.zeros((len(texts), 384)), "0" * 64)  # fmt: skip
+    with pytest.raises(InvalidParameterError, match="'cv_vectors' parameter"):
+        train_cascade(Dataset(tuple(texts), tuple(labels)), encoder="tuned", cv_vectors=stale, progress=False)
+    with pytest.raises(InvalidParameterError, match="'cv_vectors' parameter"):
+        train_cascade(Dataset(tuple(texts), tuple(labels)), cv_vectors=stale, progress=False)  # the base encoder
