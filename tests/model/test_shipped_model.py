@@ -13,6 +13,7 @@ from classifier import TaskClassifier, load_dataset
 from classifier.cascade import Cascade
 from classifier.persistence import DEFAULT_MODEL_DIR, load_manifest
 from classifier.train import train_cascade
+from classifier.tune import CrossFit
 from tests.conftest import DATA, ROOT
 
 PROBES = ROOT / "tests" / "data" / "probe_queries.jsonl"
@@ -30,12 +31,14 @@ def test_shipped_model_loads_without_arguments():
     assert TaskClassifier.load().predict(["what is 15% of 80?"]).shape == (1,)
 
 
-@pytest.mark.integration  # end to end: a full training run, about 5 min
+@pytest.mark.integration  # end to end: a full training run, about 1 min
 def test_a_fresh_training_run_decides_like_the_shipped_model(tmp_path):
     data = load_dataset(DATA)
     _, manifest, _ = load_manifest(DEFAULT_MODEL_DIR)
     assert manifest.training["data_sha256"] == data.sha256(), "data/queries.jsonl changed: retrain the model"
-    fresh, report = train_cascade(data, out=tmp_path / "fresh", progress=False)
+    encoder = manifest.params.get("encoder", "base")
+    cross_fit = CrossFit.load(ROOT / "data/queries.crossfit.npz") if encoder == "tuned" else None
+    fresh, report = train_cascade(data, out=tmp_path / "fresh", progress=False, encoder=encoder, cv_vectors=cross_fit)
     shipped = Cascade.load()
     probes = [json.loads(line)["text"] for line in PROBES.open(encoding="utf-8") if line.strip()]
     assert len(probes) >= 100
