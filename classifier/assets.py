@@ -34,6 +34,7 @@ __all__ = [
     "RECORD",
     "installed",
     "read",
+    "tuned_labels",
     "read_static_table",
     "quantize_rows",
     "recorded_sha256",
@@ -90,6 +91,15 @@ def read(name: str, folder: Path = ASSETS_DIR) -> bytes:
             path=str(path),
         )
     return data
+
+
+def tuned_labels(folder: Path = ASSETS_DIR) -> list[str] | None:
+    """The labels the shipped tuned encoder was tuned on (from `assets.json`), or None when there is none."""
+    try:
+        labels = _record(folder).get("made_from", {}).get("tuned", {}).get("tuned", {}).get("labels")
+    except ModelFileError:
+        return None
+    return sorted(labels) if isinstance(labels, list) and installed(ENCODERS["tuned"].onnx_file, folder) else None
 
 
 def installed(name: str, folder: Path = ASSETS_DIR) -> bool:

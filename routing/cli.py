@@ -42,6 +42,7 @@ def _options(
 
 
 class EncoderChoice(StrEnum):
+    auto = "auto"
     base = "base"
     tuned = "tuned"
 
@@ -78,10 +79,10 @@ def train(
     encoder: Annotated[
         EncoderChoice,
         typer.Option(
-            help="The shipped encoder the heads read: 'tuned' (tuned on the shipped training data) or "
-            "'base' (MiniLM as it came)."
+            help="The shipped encoder the heads read: 'tuned' (tuned on the shipped training data's labels), "
+            "'base' (MiniLM as it came), or 'auto': tuned when the data's labels are the ones it was tuned on."
         ),
-    ] = EncoderChoice.tuned,
+    ] = EncoderChoice.auto,
     cv_vectors: Annotated[
         Path | None,
         typer.Option(
@@ -100,6 +101,7 @@ def train(
     if max_escalation is not None and max_error is not None:
         raise TaskRouterError("give at most one of --max-escalation and --max-error")
     dataset = load_dataset(data)
+    chosen = _encoder_for(encoder, dataset.labels)
     _, report = train_cascade(
         dataset,
         out=out,
@@ -111,10 +113,10 @@ def train(
         static_features=static and static_features,
         static_max_error=static_max_error,
         random_state=seed,
-        encoder=encoder.value,
+        encoder=chosen,
         cv_vectors=CrossFit.load(cv_vectors) if cv_vectors is not None else None,
     )
-    typer.echo(f"trained on {report.n} queries {report.label_counts} with the {encoder.value} encoder")
+    typer.echo(f"trained on {report.n} queries {report.label_counts} with the {chosen} encoder")
     typer.echo(f"cross-validated stage 2: accuracy {report.cv_accuracy:.4f}, macro-F1 {report.cv_macro_f1:.4f}")
     if report.static_threshold is not None:
         typer.echo(
@@ -128,6 +130,23 @@ def train(
         prec = "n/a" if r["precision"] is None else f"{r['precision']:.3f}"
         typer.echo(f"  off: {r['name']:<32} label={r['label']:<9} hits={r['hits']:<4} precision={prec}")
     typer.echo(f"saved to {out}")
+
+
+def _encoder_for(choice: EncoderChoice, labels: Sequence[str]) -> str:
+    """`auto`: the tuned encoder for the labels it was tuned on; the base one for anyone else's labels, which the
+    tuned encoder serves worse (benchmarks/encoder_forgetting.py)."""
+    from classifier.assets import tuned_labels
+
+    if choice is not EncoderChoice.auto:
+        return choice.value
+    tuned = tuned_labels()
+    chosen = "tuned" if tuned is not None and tuned == sorted(set(labels)) else "base"
+    if chosen == "tuned":
+        why = "your labels are the ones it was tuned on"
+    else:
+        why = "no tuned encoder is installed" if tuned is None else f"the tuned one was tuned on other labels: {tuned}"
+    typer.echo(f"--encoder auto: the {chosen} encoder ({why})", err=True)
+    return chosen
 
 
 @app.command("tune-encoder")

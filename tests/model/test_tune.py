@@ -201,3 +201,15 @@ def test_cross_fitted_vectors_of_another_encoder_are_refused(tiny, tmp_path):
         train_cascade(Dataset(tuple(texts), tuple(labels)), encoder="tuned", cv_vectors=stale, progress=False)
     with pytest.raises(InvalidParameterError, match="'cv_vectors' parameter"):
         train_cascade(Dataset(tuple(texts), tuple(labels)), cv_vectors=stale, progress=False)  # the base encoder
+
+
+def test_auto_picks_the_tuned_encoder_only_for_the_labels_it_was_tuned_on():
+    """The tuned encoder serves other label sets worse (benchmarks/encoder_forgetting.json): `train --encoder
+    auto` keeps it for its own labels only."""
+    from routing.cli import EncoderChoice, _encoder_for
+
+    if assets.tuned_labels() is None:
+        pytest.skip("no tuned encoder installed")
+    assert _encoder_for(EncoderChoice.auto, ["legal", "sql", "chitchat", "sql"]) == "base"
+    assert _encoder_for(EncoderChoice.auto, assets.tuned_labels() * 2) == "tuned"
+    assert _encoder_for(EncoderChoice.base, assets.tuned_labels()) == "base"
