@@ -110,11 +110,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="timings per query and window; the median is kept")
     ap.add_argument("--int8", action="store_true", help="MiniLM on the int8 graph instead of the shipped one")
     ap.add_argument("--max-tokens", type=int, default=MAX_TOKENS, help="MiniLM's token window (0: the first 256)")
+    ap.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped model)")
     args = ap.parse_args()
     rows = [json.loads(line) for line in args.dev.open(encoding="utf-8") if line.strip()]
     dev = [r["text"] for r in rows]
     texts = dev + long_prompts()
-    base = Cascade.load(cache_size=0)
+    base = Cascade.load(args.model, cache_size=0)
     encoder = base.manifest.get("params", {}).get("encoder", "base")  # the graph the shipped model reads
     minilm = OnnxMiniLMEmbedder(encoder=encoder, quantize=args.int8, max_tokens=args.max_tokens or None, cache_size=0)
     base.classifier.embedder = minilm.load()
