@@ -484,7 +484,7 @@ def upgrade_manifest(doc: dict) -> dict:
     if static_features and (not isinstance(version, int) or version < 2):
         raise ValueError("params.static_features needs format_version 2")
     emb = doc.get("embedder") or {}
-    if emb != {"id": EMBEDDER_ID, "dim": EMBEDDER_DIM}:
+    if (emb.get("id"), emb.get("dim")) != (EMBEDDER_ID, EMBEDDER_DIM):
         raise ValueError(f"trained with embedder {emb!r}, expected {EMBEDDER_ID} ({EMBEDDER_DIM})")
     section = dict(doc.get("cascade") or {})
     static_section = section.pop("static", None) or {}
@@ -504,7 +504,8 @@ def upgrade_manifest(doc: dict) -> dict:
     if static_features and old is None:
         raise ValueError("inconsistent model: static_features without a static head")
     if old is not None:
-        if old.get("embedder") != {"id": STATIC_ID, "dim": EMBEDDER_DIM}:
+        old_emb = old.get("embedder") or {}
+        if (old_emb.get("id"), old_emb.get("dim")) != (STATIC_ID, EMBEDDER_DIM):
             raise ValueError(f"static head trained with embedder {old.get('embedder')!r}, expected {STATIC_ID}")
         embedders.append({"id": STATIC_ID, "dim": EMBEDDER_DIM, "probes_file": "static.npz"})
         heads.insert(

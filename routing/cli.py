@@ -101,7 +101,7 @@ def train(
     if max_escalation is not None and max_error is not None:
         raise TaskRouterError("give at most one of --max-escalation and --max-error")
     dataset = load_dataset(data)
-    chosen = _encoder_for(encoder, dataset.labels)
+    chosen, why = _encoder_for(encoder, dataset.labels)
     _, report = train_cascade(
         dataset,
         out=out,
@@ -116,7 +116,7 @@ def train(
         encoder=chosen,
         cv_vectors=CrossFit.load(cv_vectors) if cv_vectors is not None else None,
     )
-    typer.echo(f"trained on {report.n} queries {report.label_counts} with the {chosen} encoder")
+    typer.echo(f"trained on {report.n} queries {report.label_counts} with the {chosen} encoder ({why})")
     typer.echo(f"cross-validated stage 2: accuracy {report.cv_accuracy:.4f}, macro-F1 {report.cv_macro_f1:.4f}")
     if report.static_threshold is not None:
         typer.echo(
@@ -132,21 +132,18 @@ def train(
     typer.echo(f"saved to {out}")
 
 
-def _encoder_for(choice: EncoderChoice, labels: Sequence[str]) -> str:
-    """`auto`: the tuned encoder for the labels it was tuned on; the base one for anyone else's labels, which the
-    tuned encoder serves worse (benchmarks/encoder_forgetting.py)."""
+def _encoder_for(choice: EncoderChoice, labels: Sequence[str]) -> tuple[str, str]:
+    """The encoder to train with, and why. `auto`: the tuned encoder for the labels it was tuned on; the base one
+    for anyone else's labels, which the tuned encoder serves worse (benchmarks/encoder_forgetting.py)."""
     from classifier.assets import tuned_labels
 
     if choice is not EncoderChoice.auto:
-        return choice.value
+        return choice.value, "--encoder " + choice.value
     tuned = tuned_labels()
-    chosen = "tuned" if tuned is not None and tuned == sorted(set(labels)) else "base"
-    if chosen == "tuned":
-        why = "your labels are the ones it was tuned on"
-    else:
-        why = "no tuned encoder is installed" if tuned is None else f"the tuned one was tuned on other labels: {tuned}"
-    typer.echo(f"--encoder auto: the {chosen} encoder ({why})", err=True)
-    return chosen
+    if tuned is not None and tuned == sorted(set(labels)):
+        return "tuned", "--encoder auto: these are the labels it was tuned on"
+    why = "no tuned encoder is installed" if tuned is None else f"the tuned one was tuned on other labels: {tuned}"
+    return "base", f"--encoder auto: {why}"
 
 
 @app.command("tune-encoder")

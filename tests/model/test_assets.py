@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from classifier import ModelFileError, assets, onnx_embedding, static_embedding
+from classifier.encoder import ENCODERS
 from tests.conftest import ROOT
 
 
@@ -81,12 +82,12 @@ def test_the_shipped_graph_is_the_float32_export_with_half_the_bytes():
 
 # -- a damaged install, in a subprocess importing a copy of the package ---------------------------------------
 LOAD = """
-import json, logging, sys
+import json, logging, os, sys
 logging.basicConfig(level=logging.WARNING)
 from classifier.cascade import Cascade
 from classifier.errors import ModelFileError
 try:
-    d = Cascade.load().classify("tell me a fun fact about otters")
+    d = Cascade.load(os.environ.get("TEST_MODEL") or None).classify("tell me a fun fact about otters")
     print(json.dumps({"loaded": d.label}))
 except ModelFileError as exc:
     print(json.dumps({"error": str(exc)}))
@@ -100,9 +101,15 @@ def package_copy(tmp_path):
     return tmp_path
 
 
-def _load(root, *, torch: bool) -> dict:
+SHIPPED = ENCODERS[json.loads((ROOT / "classifier/model/manifest.json").read_text())["params"].get("encoder", "base")]
+"""The encoder whose files the shipped model reads."""
+BASE_MODEL = ROOT / "tests/fixtures/model-2026-11"
+"""A model trained on the base encoder."""
+
+
+def _load(root, *, torch: bool, model=None) -> dict:
     prelude = "" if torch else 'import sys; sys.modules["sentence_transformers"] = None\n'
-    env = {**os.environ, "PYTHONPATH": str(root), "TASKROUTER_EMBEDDER": "auto"}
+    env = {**os.environ, "PYTHONPATH": str(root), "TASKROUTER_EMBEDDER": "auto", "TEST_MODEL": str(model or "")}
     r = subprocess.run(
         [sys.executable, "-c", prelude + LOAD], capture_output=True, text=True, env=env, cwd=root, timeout=300
     )
@@ -117,25 +124,37 @@ def _flip_byte(path):
 
 
 def test_a_tampered_table_is_never_loaded(package_copy):
-    _flip_byte(package_copy / "classifier/assets" / assets.STATIC_TABLE)
+    _flip_byte(package_copy / "classifier/assets" / SHIPPED.static_file)
     out = _load(package_copy, torch=True)
     # The shipped MiniLM head reads static vectors: nothing half-loads, and the error says what to do.
-    assert "minilm-static.npz: does not match its sha256 and size" in out["error"]
+    assert f"{SHIPPED.static_file}: does not match its sha256 and size" in out["error"]
     assert "reinstall taskrouter" in out["error"]
 
 
 def test_a_missing_table_is_a_clear_error(package_copy):
-    (package_copy / "classifier/assets" / assets.STATIC_TABLE).unlink()
+    (package_copy / "classifier/assets" / SHIPPED.static_file).unlink()
     out = _load(package_copy, torch=True)
-    assert "token table shipped in the package is missing" in out["error"]
+    assert (
+        f"{SHIPPED.static_file} is missing" in out["error"]
+        or "token table shipped in the package is missing" in out["error"]
+    )
 
 
-def test_a_tampered_graph_falls_back_to_torch_only_where_torch_is(package_copy):
+def test_a_tampered_base_graph_falls_back_to_torch_only_where_torch_is(package_copy):
     _flip_byte(package_copy / "classifier/assets" / assets.ONNX)
-    with_torch = _load(package_copy, torch=True)
+    with_torch = _load(package_copy, torch=True, model=BASE_MODEL)
     assert with_torch.get("loaded") and "using sentence-transformers instead" in with_torch["stderr"]
-    without = _load(package_copy, torch=False)
+    without = _load(package_copy, torch=False, model=BASE_MODEL)
     assert "minilm.onnx: does not match its sha256" in without["error"]
+
+
+def test_a_tampered_tuned_graph_is_an_error_with_or_without_torch(package_copy):
+    """The tuned encoder ships as ONNX only: there is no other copy of it to fall back to."""
+    if SHIPPED.name != "tuned":
+        pytest.skip("the shipped model reads the base encoder")
+    _flip_byte(package_copy / "classifier/assets" / SHIPPED.onnx_file)
+    for torch in (True, False):
+        assert f"{SHIPPED.onnx_file}: does not match its sha256" in _load(package_copy, torch=torch)["error"]
 
 
 def test_a_malformed_record_is_refused(tmp_path):
