@@ -20,6 +20,9 @@ from .results import EMBEDDING, STATIC
 
 __all__ = ["TaskClassifier"]
 
+TEMPERATURE_PRIOR_ERRORS = 10
+"""`fit` shrinks the fitted log-temperature toward 0 by errors / (errors + this): 300 held-out errors keep 97 %."""
+
 _PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter", "static_features", "encoder")
 
 
@@ -117,6 +120,10 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
                 lr = new_lr().fit(fold_design[train], y_idx[train])
                 oof_logits[test] = binary_to_two(np.asarray(fold_design[test] @ lr.coef_.T) + lr.intercept_)
             temperature = _fit_temperature(oof_logits, y_idx)
+            # Few held-out errors say little about how sure the head should be: the fitted temperature is pulled
+            # toward 1 (no change), by as many pseudo-errors as TEMPERATURE_PRIOR_ERRORS.
+            errors = int((oof_logits.argmax(axis=1) != y_idx).sum())
+            temperature = float(np.exp(np.log(temperature) * errors / (errors + TEMPERATURE_PRIOR_ERRORS)))
         else:
             temperature = 1.0
         self.cv_proba_ = softmax(oof_logits / temperature) if folds >= 2 else None

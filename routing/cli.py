@@ -124,6 +124,13 @@ def train(
             f"held-out stage-2 queries (max error {static_max_error})"
         )
     typer.echo(f"escalation threshold {report.threshold:.4f} (target {report.target})")
+    curve = report.learning_curve or {}
+    typer.echo(
+        "learning curve (cross-validated macro-F1): "
+        + ", ".join(f"{float(share):.0%} of the rows {f1:.3f}" for share, f1 in curve.items())
+    )
+    for label, more in report.few_rows.items():
+        typer.echo(f"warning: label {label!r} has {report.label_counts[label]} rows; add at least {more} more")
     off = report.disabled_rules
     typer.echo(f"keyword rules: {len(report.rules) - len(off)} on, {len(off)} switched off")
     for r in off:
