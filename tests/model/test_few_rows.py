@@ -1,0 +1,37 @@
+"""A user's own labels from a few rows: a threshold that still means something, warnings, a learning curve."""
+
+import pytest
+
+from classifier.data import load_dataset
+from classifier.train import MIN_ROWS_PER_LABEL, _shrunk, train_cascade
+from tests.conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    data = load_dataset(ROOT / "tests/data/three_labels.csv")  # 42 rows: legal, sql, chitchat
+    return train_cascade(data, out=tmp_path_factory.mktemp("three") / "m", progress=False)
+
+
+def test_the_threshold_is_strictly_between_chance_and_one(trained):
+    cascade, report = trained
+    assert 1 / 3 < report.threshold < 0.99 + 1e-9
+    assert cascade.threshold == pytest.approx(report.threshold)
+
+
+def test_small_labels_are_named_with_how_many_rows_they_need(trained):
+    _, report = trained
+    assert report.few_rows == {label: MIN_ROWS_PER_LABEL - 14 for label in ("chitchat", "legal", "sql")}
+
+
+def test_the_learning_curve_covers_the_shares(trained):
+    _, report = trained
+    assert report.learning_curve is not None and set(report.learning_curve) <= {"0.25", "0.5", "1.0"}
+    assert "1.0" in report.learning_curve and all(0 <= v <= 1 for v in report.learning_curve.values())
+
+
+def test_shrinking_moves_few_rows_far_and_many_rows_little():
+    assert _shrunk(1.0, 17, 3) == pytest.approx((17 * 1.0 + 50 * 2 / 3) / 67)
+    assert abs(_shrunk(0.84, 2300, 4) - 0.84) < 0.005
+    assert _shrunk(0.0, 0, 2) == pytest.approx(0.75)  # nothing held out: the default
+    assert 0.5 + 0.01 <= _shrunk(0.2, 10_000, 2) <= 0.99  # never at or below chance
