@@ -52,7 +52,7 @@ def scripted_traffic(fake, tr):
     fake.reset()
 
     async def later():
-        await tr.acomplete("Tell me a fun fact about octopuses.")
+        await tr.acomplete("What is the tallest mountain in Africa?")  # a plain question: the default pool
         await asyncio.sleep(0.5)  # async callbacks run as tasks on this loop
 
     asyncio.run(later())
