@@ -294,8 +294,13 @@ class CrossFit:
         return found, minilm, static
 
     def save(self, path: str | Path) -> Path:
-        halves = {"minilm": self.minilm.astype(np.float16), "static": self.static.astype(np.float16)}
-        np.savez_compressed(path, keys=self.keys, encoder_sha256=np.array(self.encoder_sha256), **halves)
+        np.savez_compressed(
+            path,
+            keys=self.keys,
+            encoder_sha256=np.array(self.encoder_sha256),
+            minilm=self.minilm.astype(np.float16),
+            static=self.static.astype(np.float16),
+        )
         return Path(path)
 
     @classmethod
