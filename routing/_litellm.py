@@ -23,6 +23,7 @@ __all__ = [
     "Router",
     "add_callback",
     "build_router",
+    "error_type",
     "is_provider_error",
     "litellm",
     "map_exception",
@@ -87,13 +88,22 @@ _MAPPING: list[tuple[type[BaseException], type[errors.CompletionError]]] = [
     (litellm.InternalServerError, errors.ProviderUnavailable),
     (litellm.ServiceUnavailableError, errors.ProviderUnavailable),
     (litellm.BadGatewayError, errors.ProviderUnavailable),
+    (litellm.UnsupportedParamsError, errors.BadRequest),
     (litellm.BadRequestError, errors.BadRequest),
     (litellm.NotFoundError, errors.BadRequest),
     (litellm.UnprocessableEntityError, errors.BadRequest),
-    (litellm.UnsupportedParamsError, errors.BadRequest),
+    (litellm.exceptions.InvalidRequestError, errors.BadRequest),
+    # Guardrails and routing rules that refuse a request for its content: the request's fault, not an outage.
+    (litellm.exceptions.BlockedPiiEntityError, errors.BadRequest),
+    (litellm.exceptions.GuardrailRaisedException, errors.BadRequest),
+    (litellm.exceptions.ModifyResponseException, errors.BadRequest),
+    (litellm.exceptions.SensitiveDataRouteException, errors.BadRequest),
+    (litellm.exceptions.ModelNotMappedError, errors.BadRequest),  # a deployment LiteLLM has no entry for
     (litellm.APIResponseValidationError, errors.ProviderUnavailable),
+    (litellm.exceptions.MockException, errors.ProviderUnavailable),  # a deployment's `mock_response` error
     (litellm.APIError, errors.ProviderUnavailable),
     (litellm.BudgetExceededError, errors.RateLimited),
+    (litellm.exceptions.OpenAIError, errors.ProviderUnavailable),  # the base of LiteLLM's provider errors
 ]
 _PROVIDER_ERRORS = (*(theirs for theirs, _ in _MAPPING), openai.OpenAIError, httpx.HTTPError)
 
@@ -119,9 +129,14 @@ def program_error(exc: BaseException) -> BaseException | None:
     return None
 
 
+def error_type(exc: BaseException) -> type[errors.CompletionError] | None:
+    """This library's error type for a LiteLLM exception by the mapping's first matching entry; None: no entry."""
+    return next((ours for theirs, ours in _MAPPING if isinstance(exc, theirs)), None)
+
+
 def map_exception(exc: BaseException, *, pool: str, fallbacks_configured: bool) -> errors.CompletionError:
     """This library's error for a LiteLLM exception; PoolsExhausted when the pool had fallbacks and all failed."""
-    target = next((ours for theirs, ours in _MAPPING if isinstance(exc, theirs)), errors.ProviderUnavailable)
+    target = error_type(exc) or errors.ProviderUnavailable
     deployment = getattr(exc, "model_id", None)
     status = getattr(exc, "status_code", None)
     # Only the exception type and status travel on: provider messages can echo request data.

@@ -1,7 +1,6 @@
 """route_and_complete against the fake provider: real HTTP requests through the LiteLLM Router."""
 
 import asyncio
-import time
 
 import pytest
 
@@ -52,11 +51,10 @@ def test_429_with_retry_after_falls_back(build, provider):
 
 
 def test_slow_deployment_times_out_and_falls_back(build, provider):
-    provider.set(**{"math-a": {"mode": "slow", "delay": 4}})
-    start = time.perf_counter()
+    provider.set(**{"math-a": {"mode": "slow", "delay": 4}})  # it would answer, after 4 s: only a timeout falls back
     r = build(router_settings={"timeout": 1, "fallbacks": [{"math": ["capable"]}]}).complete(MATH)
-    assert (r.served_pool, r.fallback) == ("capable", True)
-    assert time.perf_counter() - start < 3.5
+    assert (r.served_pool, r.fallback, r.deployment) == ("capable", True, "capable-a-id")
+    assert provider.hits("math-a") == 1 and provider.hits("capable-a") == 1  # timed out once, not retried
 
 
 def test_cooldown_after_allowed_fails(provider, shipped_cascade):
@@ -142,10 +140,10 @@ def test_cost_based_routing_picks_the_cheaper_deployment(provider, shipped_casca
 def test_every_pool_down_is_one_typed_error_and_no_hang(build, provider):
     provider.set(**{name: {"mode": "500"} for name in ("math-a", "capable-a", "fast-a")})
     tr = build(router_settings={"fallbacks": [{"math": ["capable"]}, {"capable": ["fast"]}]})
-    start = time.perf_counter()
     with pytest.raises(PoolsExhausted) as info:
         tr.complete(MATH)
-    assert time.perf_counter() - start < 10
+    # no hang: each pool of the fallback chain was tried once, then the error came
+    assert [provider.hits(name) for name in ("math-a", "capable-a", "fast-a")] == [1, 1, 1]
     assert info.value.pool == "math" and info.value.cause == "ProviderUnavailable"
     assert "sk-fake" not in str(info.value)
 

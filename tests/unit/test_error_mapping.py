@@ -32,8 +32,24 @@ def test_the_module_lists_the_exception_classes():
 
 @pytest.mark.parametrize("cls", LITELLM_ERRORS, ids=lambda c: c.__name__)
 def test_every_litellm_exception_maps_to_a_completion_error(cls):
-    err = _litellm.map_exception(instance(cls), pool="math", fallbacks_configured=False)
-    assert isinstance(err, errors.CompletionError) and err.pool == "math"
+    """By an entry of the mapping: `map_exception`'s catch-all would turn an unmapped one into an outage."""
+    exc = instance(cls)
+    ours = _litellm.error_type(exc)
+    assert ours is not None, f"{cls.__name__} has no entry in routing/_litellm.py's mapping"
+    err = _litellm.map_exception(exc, pool="math", fallbacks_configured=False)
+    assert type(err) is ours and err.pool == "math"
+
+
+def test_no_entry_of_the_mapping_is_hidden_behind_an_earlier_base_class():
+    """The first matching entry wins, so a subclass listed after its base would never be used."""
+    entries = [theirs for theirs, _ in _litellm._MAPPING]
+    hidden = [
+        f"{later.__name__} after {earlier.__name__}"
+        for i, earlier in enumerate(entries)
+        for later in entries[i + 1 :]
+        if issubclass(later, earlier)
+    ]
+    assert not hidden
 
 
 @pytest.mark.parametrize(

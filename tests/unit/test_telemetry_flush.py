@@ -1,6 +1,5 @@
 """Telemetry waits for the events LiteLLM will log, whichever comes first: the event or the expectation."""
 
-import time
 from datetime import UTC, datetime
 
 from routing.telemetry import TelemetryCallback, TelemetryStore
@@ -29,8 +28,7 @@ def test_an_event_logged_before_it_was_expected_is_not_waited_for(tmp_path):
     now = datetime.now(UTC)
     cb.log_success_event(payload("a"), None, now, now)  # LiteLLM's worker thread can win the race
     cb.expect("a", "success")
-    start = time.monotonic()
-    assert cb.flush(timeout=5) and time.monotonic() - start < 2
+    assert cb.flush(timeout=5)  # False had it waited for "a": an expectation not met by then is reported
     assert len(store.events()) == 1
     cb.close()
 
@@ -39,6 +37,5 @@ def test_an_event_that_never_comes_is_waited_for_once(tmp_path):
     cb = TelemetryCallback(TelemetryStore(f"sqlite:///{tmp_path / 'e.db'}"), router_id="r")
     cb.expect("lost", "success")
     assert cb.flush(timeout=0.3) is False
-    start = time.monotonic()
-    assert cb.flush(timeout=5) and time.monotonic() - start < 2  # not waited for again
+    assert cb.flush(timeout=5)  # not waited for again: the second flush has nothing missing
     cb.close()
