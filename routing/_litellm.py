@@ -1,41 +1,92 @@
-"""The one module that imports LiteLLM: build the Router, read who served, map LiteLLM's exceptions."""
+"""The one module that imports LiteLLM: build the Router, read who served, map LiteLLM's exceptions.
+
+LiteLLM keeps its settings, loggers and callback lists process-wide. This module changes them in two places
+only: `configure_litellm` (settings and loggers, called when a Router is built) and `add_callback` /
+`remove_callback` (a callback's owner removes it from every list LiteLLM copied it into). Importing it changes
+nothing: LiteLLM is imported with its bundled price map (see `_import_litellm`) and the environment is left as
+it was.
+"""
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no price-map download at import ("1" is ignored)
-
+import asyncio
+import importlib
 import logging
+import os
+import sys
+from types import ModuleType
 
-import httpx
-import litellm
-import openai
-from litellm import Router
-from litellm.integrations.custom_logger import CustomLogger
-from litellm.types.router import RoutingGroup
+PRICE_MAP_VARIABLE = "LITELLM_LOCAL_MODEL_COST_MAP"
 
-from . import errors
-from .config import Config, resolve_secrets
+
+def _import_litellm() -> ModuleType:
+    """LiteLLM, imported with `LITELLM_LOCAL_MODEL_COST_MAP=True` unless the caller set it.
+
+    LiteLLM reads the variable only while it is imported: unset, it downloads its price map from GitHub's main
+    branch (or waits for the download to fail, offline). The default holds for the import alone; afterwards the
+    variable is as the caller left it, for this process and the processes it starts.
+    """
+    if "litellm" in sys.modules:
+        return sys.modules["litellm"]
+    unset = PRICE_MAP_VARIABLE not in os.environ
+    if unset:
+        os.environ[PRICE_MAP_VARIABLE] = "True"  # "1" is ignored
+    try:
+        return importlib.import_module("litellm")
+    finally:
+        if unset:
+            os.environ.pop(PRICE_MAP_VARIABLE, None)
+
+
+litellm = _import_litellm()
+
+import httpx  # noqa: E402  (after LiteLLM's import, which the function above prepares)
+import openai  # noqa: E402
+from litellm import Router  # noqa: E402
+from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
+from litellm.types.router import RoutingGroup  # noqa: E402
+
+from . import errors  # noqa: E402
+from .config import Config, LiteLLMSettings, resolve_secrets  # noqa: E402
 
 __all__ = [
+    "PRICE_MAP_VARIABLE",
     "CustomLogger",
     "Router",
     "add_callback",
     "build_router",
+    "configure_litellm",
     "error_type",
+    "finish_logging",
     "is_provider_error",
     "litellm",
     "map_exception",
     "program_error",
     "proxy_router",
     "remove_callback",
+    "retire_router",
     "served_by",
 ]
 
-# LiteLLM logs every failed attempt at ERROR with the request kwargs; our own errors carry what callers need.
-logging.getLogger("LiteLLM Router").setLevel(logging.CRITICAL)
-logging.getLogger("LiteLLM").setLevel(logging.CRITICAL)
+_QUIET_LOGGERS = ("LiteLLM Router", "LiteLLM")
+
+
+def configure_litellm(settings: LiteLLMSettings) -> None:
+    """Set LiteLLM's process-wide state that taskrouter needs; the only function that does.
+
+    - LiteLLM's loggers are silenced below CRITICAL: they log every failed attempt at ERROR together with the
+      request's kwargs (messages, API keys); our own errors carry what callers need.
+    - The config's `litellm_settings` (`drop_params`, `request_timeout`) become attributes of the `litellm`
+      module. They are process-wide in LiteLLM: with several routers in one process, the last one built sets
+      them.
+
+    `build_router` calls it; a Router given to `TaskRouter(router=...)` (the LiteLLM Proxy's) is left as its
+    owner configured it.
+    """
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    for key, value in settings.model_dump(exclude_none=True).items():
+        setattr(litellm, key, value)
 
 
 def build_router(config: Config) -> Router:
@@ -45,9 +96,13 @@ def build_router(config: Config) -> Router:
     groups = settings.pop("routing_groups", None)
     if groups:  # pools no group claims keep the top-level routing_strategy
         settings["routing_groups"] = [RoutingGroup(**g) for g in groups]
-    for key, value in config.litellm_settings.model_dump(exclude_none=True).items():
-        setattr(litellm, key, value)
+    configure_litellm(config.litellm_settings)
     return Router(model_list=model_list, **settings)
+
+
+def retire_router(router: Router) -> None:
+    """Release what a Router registered process-wide (LiteLLM's `Router.retire`); it could still serve calls."""
+    router.retire()
 
 
 def proxy_router() -> Router | None:
@@ -64,8 +119,26 @@ def add_callback(callback: CustomLogger) -> None:
 
 
 def remove_callback(callback: CustomLogger) -> None:
-    if callback in litellm.callbacks:
-        litellm.callbacks.remove(callback)
+    """Unregister a callback from `litellm.callbacks` and every list LiteLLM copied it into on first use."""
+    litellm.logging_callback_manager.remove_callback_from_all_lists(callback)
+
+
+async def finish_logging(timeout: float) -> None:
+    """Let LiteLLM's logging worker finish on the running loop (up to `timeout` s), then stop it there.
+
+    Run on a private event loop before it closes: LiteLLM binds its logging worker to the loop of the last async
+    call, and a loop closed under it leaves callbacks that never ran ("Task was destroyed but it is pending").
+    The worker starts again on the next loop that logs.
+    """
+    from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+
+    if getattr(GLOBAL_LOGGING_WORKER, "_bound_loop", None) is not asyncio.get_running_loop():
+        return
+    try:
+        await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout)
+    except TimeoutError:
+        pass
+    await GLOBAL_LOGGING_WORKER.stop(discard_pending=True, timeout=timeout)
 
 
 def served_by(response: object) -> tuple[str | None, str | None, float]:

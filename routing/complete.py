@@ -3,42 +3,84 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from .config import Config, load_config
 from .results import RoutedCompletion, RoutedStream
 from .router import TaskRouter
 
-__all__ = ["aroute_and_complete", "close_all", "get_router", "route_and_complete"]
+__all__ = ["MAX_CONFIG_ROUTERS", "aroute_and_complete", "close_all", "get_router", "route_and_complete"]
+
+MAX_CONFIG_ROUTERS = 16
+"""How many routers built from dicts and Config objects `get_router` keeps open; the least recently used goes."""
 
 _lock = threading.Lock()
-_routers: dict[object, tuple[object, TaskRouter]] = {}
+_by_path: dict[str, TaskRouter] = {}
+_by_content: OrderedDict[str, TaskRouter] = OrderedDict()
 
 
 def get_router(config: str | Path | Config | dict | TaskRouter | None = None) -> TaskRouter:
-    """The TaskRouter for `config`, built on first use and reused after (per file path or config object)."""
+    """The TaskRouter for `config`, built on first use and reused after.
+
+    - A path (or `$TASKROUTER_CONFIG` when `config` is None) gives one router per resolved file, kept until
+      `close_all` (at exit); a file changed afterwards is not read again.
+    - A dict or a `Config` gives one router per content: equal configs share a router, however many fresh
+      dicts a caller builds. A dict is validated at each call (`load_config`), and a relative
+      `classifier.model` is read from the current directory. The `MAX_CONFIG_ROUTERS` most recently used are
+      kept; the one before them is closed (telemetry written, threads stopped), so keep a router that you
+      hold across many other configs yourself: build a `TaskRouter` and close it.
+    - A `TaskRouter` is returned as it is.
+    """
     if isinstance(config, TaskRouter):
         return config
     if config is None:
         config = os.environ.get("TASKROUTER_CONFIG") or None
-    key: object = str(Path(config).resolve()) if isinstance(config, (str, Path)) else id(config)
+    if config is None or isinstance(config, (str, Path)):
+        return _router_for_path(config)
+    return _router_for_content(load_config(config))
+
+
+def _router_for_path(path: str | Path | None) -> TaskRouter:
+    if path is None:
+        return TaskRouter(None)  # raises the ConfigError that names TASKROUTER_CONFIG
+    key = str(Path(path).resolve())
     with _lock:
-        hit = _routers.get(key)
-        if hit is None or hit[1].closed or (not isinstance(config, (str, Path)) and hit[0] is not config):
-            hit = (config, TaskRouter(config))
-            _routers[key] = hit
-        return hit[1]
+        router = _by_path.get(key)
+        if router is None or router.closed:
+            router = _by_path[key] = TaskRouter(path)
+        return router
+
+
+def _router_for_content(config: Config) -> TaskRouter:
+    # The hash, not the text, is kept: a config can hold literal API keys.
+    canonical = json.dumps([config.source, config.model_dump(mode="json")], sort_keys=True)
+    key = hashlib.sha256(canonical.encode()).hexdigest()
+    evicted: list[TaskRouter] = []
+    with _lock:
+        router = _by_content.get(key)
+        if router is None or router.closed:
+            router = _by_content[key] = TaskRouter(config)
+        _by_content.move_to_end(key)
+        while len(_by_content) > MAX_CONFIG_ROUTERS:
+            evicted.append(_by_content.popitem(last=False)[1])
+    for old in evicted:
+        old.close()
+    return router
 
 
 @atexit.register
 def close_all() -> None:
     """Close every router `get_router` built (telemetry written, threads stopped) and forget them."""
     with _lock:
-        routers = [router for _, router in _routers.values()]
-        _routers.clear()
+        routers = [*_by_path.values(), *_by_content.values()]
+        _by_path.clear()
+        _by_content.clear()
     for router in routers:
         router.close()
 

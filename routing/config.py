@@ -134,6 +134,8 @@ class TaskRouterSettings(_Strict):
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     metrics: Literal["prometheus"] | None = None
     """`prometheus`: count decisions and responses on prometheus_client's default registry (routing/metrics.py)."""
+    name: str = Field(default="default", min_length=1, max_length=64)
+    """This router's `router` label in its metrics; routers of one process with the same name share their series."""
 
 
 class Config(_Strict):

@@ -5,11 +5,15 @@ its own `/metrics` serves it too. `TaskRouter` counts its decisions when the con
 prometheus`, and `TaskRouterHook` whenever `prometheus_client` is installed. Responses are counted from LiteLLM's
 callbacks, one per LiteLLM call record: a failed attempt before a fallback counts with `status="failure"`.
 
-    taskrouter_decisions_total{label, stage, escalated, requested_pool}
-    taskrouter_decision_seconds{stage}                                   (histogram: classification time)
-    taskrouter_responses_total{requested_pool, served_pool, fallback, status}
-    taskrouter_cost_usd_total{requested_pool, served_pool}
-    taskrouter_response_seconds{served_pool}                             (histogram: LiteLLM call time)
+    taskrouter_decisions_total{router, label, stage, escalated, requested_pool}
+    taskrouter_decision_seconds{router, stage}                           (histogram: classification time)
+    taskrouter_responses_total{router, requested_pool, served_pool, fallback, status}
+    taskrouter_cost_usd_total{router, requested_pool, served_pool}
+    taskrouter_response_seconds{router, served_pool}                     (histogram: LiteLLM call time)
+
+Each router has its own `PrometheusMetrics`: it counts only that router's requests, under the `router` label
+(`taskrouter.name`), and its `close()` unregisters it. The metric families are created once per registry and
+shared; routers with the same name share their series, which go when the last of them closes.
 
 Needs `pip install 'taskrouter[metrics]'`.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter as Tally
 from typing import Any
 
 from classifier.errors import ConfigError
@@ -31,7 +36,7 @@ log = logging.getLogger("taskrouter.metrics")
 
 _DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _lock = threading.Lock()
-_shared: PrometheusMetrics | None = None
+_families: dict[int, _Families] = {}  # id(registry) -> its taskrouter_* families (names register once per registry)
 
 
 def available() -> bool:
@@ -41,55 +46,95 @@ def available() -> bool:
     return importlib.util.find_spec("prometheus_client") is not None
 
 
-def prometheus() -> PrometheusMetrics:
-    """The process's metrics on the default registry (created once, then shared: names register only once)."""
-    global _shared
-    with _lock:
-        if _shared is None:
-            try:
-                import prometheus_client  # noqa: F401
-            except ImportError:
-                raise ConfigError(
-                    "needs prometheus_client: pip install 'taskrouter[metrics]'", path="taskrouter.metrics"
-                ) from None
-            _shared = PrometheusMetrics()
-        return _shared
+def prometheus(router_id: str, name: str = "default", registry: Any = None) -> PrometheusMetrics:
+    """Metrics for one router; a ConfigError naming the extra when `prometheus_client` is missing."""
+    if not available():
+        raise ConfigError("needs prometheus_client: pip install 'taskrouter[metrics]'", path="taskrouter.metrics")
+    return PrometheusMetrics(router_id, name, registry=registry)
 
 
-class PrometheusMetrics(CustomLogger):
-    """Decision and response counters; use the shared instance from `prometheus()`."""
+class _Families:
+    """The taskrouter_* metric families of one registry, and how many open routers use each `router` label."""
 
-    def __init__(self, registry: Any = None) -> None:
-        """`registry`: a `prometheus_client.CollectorRegistry` (default: the global one)."""
-        from prometheus_client import REGISTRY, Counter, Histogram
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter, Histogram
 
-        super().__init__()
-        self.router_ids: set[str] = set()  # count only these TaskRouters' requests (LiteLLM's callbacks are global)
-        reg = registry if registry is not None else REGISTRY
-        decision, response = ["label", "stage", "escalated", "requested_pool"], ["requested_pool", "served_pool"]
+        self.registry = registry
+        self.users: Tally[str] = Tally()
+        decision, response = ["router", "label", "stage", "escalated", "requested_pool"], ["router", "requested_pool"]
+        reg = registry
         self.decisions = Counter("taskrouter_decisions", "Routing decisions of the cascade", decision, registry=reg)
         self.decision_seconds = Histogram(
             "taskrouter_decision_seconds",
             "Time the cascade took to decide",
-            ["stage"],
+            ["router", "stage"],
             buckets=_DECISION_BUCKETS,
             registry=reg,
         )
         self.responses = Counter(
             "taskrouter_responses",
             "LiteLLM call records of routed requests",
-            [*response, "fallback", "status"],
+            [*response, "served_pool", "fallback", "status"],
             registry=reg,
         )
-        self.cost = Counter("taskrouter_cost_usd", "Cost of routed requests in USD", response, registry=reg)
-        self.response_seconds = Histogram(
-            "taskrouter_response_seconds", "Time of LiteLLM calls for routed requests", ["served_pool"], registry=reg
+        self.cost = Counter(
+            "taskrouter_cost_usd", "Cost of routed requests in USD", [*response, "served_pool"], registry=reg
         )
+        self.response_seconds = Histogram(
+            "taskrouter_response_seconds",
+            "Time of LiteLLM calls for routed requests",
+            ["router", "served_pool"],
+            registry=reg,
+        )
+
+    @classmethod
+    def acquire(cls, registry: Any, name: str) -> _Families:
+        with _lock:
+            families = _families.get(id(registry))
+            if families is None:
+                families = _families[id(registry)] = cls(registry)
+            families.users[name] += 1
+            return families
+
+    def release(self, name: str) -> None:
+        """One router named `name` closed; its series go with the last one."""
+        with _lock:
+            self.users[name] -= 1
+            if self.users[name] > 0:
+                return
+            del self.users[name]
+            for family in (self.decisions, self.decision_seconds, self.responses, self.cost, self.response_seconds):
+                family.remove_by_labels({"router": name})
+
+
+class PrometheusMetrics(CustomLogger):
+    """One router's decision and response counters (a LiteLLM callback that counts only its requests)."""
+
+    def __init__(self, router_id: str, name: str = "default", *, registry: Any = None) -> None:
+        """`router_id`: the `router_id` of the router's `metadata["taskrouter"]` records; `name`: the `router`
+        label; `registry`: a `prometheus_client.CollectorRegistry` (default: the global one)."""
+        from prometheus_client import REGISTRY
+
+        super().__init__()
+        self.router_id = router_id
+        self.name = name
+        self.families = _Families.acquire(registry if registry is not None else REGISTRY, name)
+        self.closed = False
+
+    def close(self) -> None:
+        """Stop counting; the `router` label's series are removed when no other open router uses it. Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self.families.release(self.name)
 
     def decided(self, decision: Decision, pool: str) -> None:
         """Count one decision for the requested `pool`."""
-        self.decisions.labels(decision.label, decision.stage, _flag(decision.escalated), pool).inc()
-        self.decision_seconds.labels(decision.stage).observe(decision.latency_s)
+        if self.closed:
+            return
+        f = self.families
+        f.decisions.labels(self.name, decision.label, decision.stage, _flag(decision.escalated), pool).inc()
+        f.decision_seconds.labels(self.name, decision.stage).observe(decision.latency_s)
 
     # LiteLLM calls these by keyword: the parameter names matter.
     def log_success_event(self, kwargs, response_obj, start_time, end_time):
@@ -105,21 +150,22 @@ class PrometheusMetrics(CustomLogger):
         self.record(kwargs, "failure")
 
     def record(self, kwargs: dict, status: str) -> None:
-        """Count one LiteLLM call record (`kwargs` as LiteLLM passes it to callbacks) of a routed request."""
+        """Count one LiteLLM call record (`kwargs` as LiteLLM passes it to callbacks) of this router's request."""
         try:
             md = (kwargs.get("litellm_params") or {}).get("metadata") or {}
             record = md.get("taskrouter")
-            if not isinstance(record, dict) or record.get("router_id") not in self.router_ids:
-                return  # not a request routed with metrics on (e.g. the LLM classifier's own call)
+            if self.closed or not isinstance(record, dict) or record.get("router_id") != self.router_id:
+                return  # another router's request, or not a routed one (e.g. the LLM classifier's own call)
             slo = kwargs.get("standard_logging_object") or {}
             requested = str(record["requested_pool"])
             served = str(slo.get("model_group") or md.get("model_group") or requested)
-            self.responses.labels(requested, served, _flag(served != requested), status).inc()
+            f = self.families
+            f.responses.labels(self.name, requested, served, _flag(served != requested), status).inc()
             cost = slo.get("response_cost") or 0.0
             if cost:
-                self.cost.labels(requested, served).inc(float(cost))
+                f.cost.labels(self.name, requested, served).inc(float(cost))
             if isinstance(slo.get("response_time"), (int, float)):
-                self.response_seconds.labels(served).observe(float(slo["response_time"]))
+                f.response_seconds.labels(self.name, served).observe(float(slo["response_time"]))
         except Exception as exc:  # a malformed callback payload must not reach the caller
             log.warning("metrics: could not record a response (%s)", type(exc).__name__)
 

@@ -149,6 +149,14 @@ class TaskRouterHook(CustomLogger):
         if self._metrics is not None:
             self._metrics.record(kwargs, "failure")
 
+    def close(self) -> None:
+        """Close the router this hook loaded (its threads, callbacks and metrics series); a later request loads
+        another."""
+        with self._lock:
+            decider, self._decider, self._metrics = self._decider, None, None
+        if decider is not None:
+            decider.close()
+
     # -- classification (runs in a worker thread) -------------------------------------------------------------
     def decide(self, query: str, history: list[dict] | None = None) -> tuple[str, dict]:
         """(pool, `metadata["taskrouter"]` record) for a query after `history`; loads the cascade on first use."""
@@ -168,11 +176,15 @@ class TaskRouterHook(CustomLogger):
                 self._decider = TaskRouter(
                     load_routing_config(self.config), cascade=self.cascade, router=_litellm.proxy_router()
                 )
-                if self.prometheus or (self.prometheus is None and available()):
-                    self._metrics = self._decider.metrics = prometheus()
-                    self._metrics.router_ids.add(hex(id(self._decider)))
-                    # This hook forwards LiteLLM's events itself: it is registered from the proxy's start on.
-                    remove_callback(self._metrics)
+                decider = self._decider
+                if decider.metrics is None and (self.prometheus or (self.prometheus is None and available())):
+                    decider.metrics = prometheus(decider.id, decider.config.taskrouter.name)
+                # This hook forwards LiteLLM's events to the decider's metrics itself (it is registered from the
+                # proxy's start on), so they must not be a LiteLLM callback too. Only the decider's own object is
+                # unregistered: other routers of the process keep theirs.
+                if decider.metrics is not None:
+                    remove_callback(decider.metrics)
+                self._metrics = decider.metrics
             return self._decider
 
 

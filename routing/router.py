@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from classifier.cascade import Cascade
 from classifier.errors import ConfigError, InvalidParameterError, TaskRouterError
@@ -19,6 +20,10 @@ from . import _litellm
 from .config import Config, load_config
 from .conversation import Conversation, classifier_text, earlier_text, read_history, refers_back
 from .results import RoutedCompletion, RoutedStream
+
+if TYPE_CHECKING:
+    from .metrics import PrometheusMetrics
+    from .telemetry import TelemetryCallback
 
 __all__ = ["TaskRouter"]
 
@@ -41,8 +46,9 @@ class TaskRouter:
         router: _litellm.Router | None = None,
     ) -> None:
         """`router`: an existing LiteLLM Router to use (e.g. the LiteLLM Proxy's); by default one is built."""
+        self.id = uuid.uuid4().hex
+        """Tells this router's requests apart in LiteLLM's process-wide callbacks (`metadata["taskrouter"]`)."""
         self.config = load_config(config)
-        self.router = router if router is not None else _litellm.build_router(self.config)
         settings = self.config.taskrouter
         base = cascade or Cascade.load(
             self._model_path(),
@@ -57,27 +63,34 @@ class TaskRouter:
                 raise ConfigError(str(exc), path="taskrouter.classifier.priors") from None
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base
         self._check_labels()
-        # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
-        # deployments available"), so when any pool uses it, sync calls run on a private event loop.
-        self._loop = _LoopThread() if self.config.uses_strategy("cost-based-routing") else None
-        self.metrics = None
-        if settings.metrics == "prometheus":
-            from .metrics import prometheus
-
-            self.metrics = prometheus()
-            self.metrics.router_ids.add(hex(id(self)))
-            _litellm.add_callback(self.metrics)  # shared by every TaskRouter: registered once
-        self.telemetry = None
-        if settings.telemetry.url:
-            from .telemetry import TelemetryCallback, TelemetryStore
-
-            self.telemetry = TelemetryCallback(
-                TelemetryStore(settings.telemetry.url),
-                store_text=settings.telemetry.store_text,
-                router_id=hex(id(self)),
-            )
-            _litellm.add_callback(self.telemetry)
+        # What follows opens threads, connections and process-wide registrations: `close` releases them, and a
+        # failure half-way releases those opened before it.
+        self._owns_router = router is None
+        self.router = router if router is not None else _litellm.build_router(self.config)
         self.closed = False
+        self._loop: _LoopThread | None = None
+        self.metrics: PrometheusMetrics | None = None
+        self.telemetry: TelemetryCallback | None = None
+        try:
+            # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
+            # deployments available"), so when any pool uses it, sync calls run on a private event loop.
+            if self.config.uses_strategy("cost-based-routing"):
+                self._loop = _LoopThread()
+            if settings.metrics == "prometheus":
+                from .metrics import prometheus
+
+                self.metrics = prometheus(self.id, settings.name)
+                _litellm.add_callback(self.metrics)
+            if settings.telemetry.url:
+                from .telemetry import TelemetryCallback, TelemetryStore
+
+                self.telemetry = TelemetryCallback(
+                    TelemetryStore(settings.telemetry.url), store_text=settings.telemetry.store_text, router_id=self.id
+                )
+                _litellm.add_callback(self.telemetry)
+        except BaseException:
+            self.close()  # what was opened before the failure
+            raise
 
     def __enter__(self) -> TaskRouter:
         return self
@@ -86,7 +99,9 @@ class TaskRouter:
         self.close()
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write the telemetry of finished requests (waiting up to `timeout` s), then stop this router's threads.
+        """Write the telemetry of finished requests (waiting up to `timeout` s), then release what this router
+        opened: its LiteLLM callbacks, its metrics series (see routing/metrics.py), its threads, and the LiteLLM
+        Router's process-wide registrations when it built that Router.
 
         Idempotent. Requests still in flight on other threads when it is called are not waited for.
         """
@@ -96,8 +111,13 @@ class TaskRouter:
         if self.telemetry is not None:
             self.telemetry.close(timeout)
             _litellm.remove_callback(self.telemetry)
+        if self.metrics is not None:
+            _litellm.remove_callback(self.metrics)
+            self.metrics.close()
         if self._loop is not None:
-            self._loop.close()
+            self._loop.close(timeout)
+        if self._owns_router:
+            _litellm.retire_router(self.router)
 
     def _check_labels(self) -> None:
         """Every label in `taskrouter.pools` must be one the loaded model can give."""
@@ -171,7 +191,7 @@ class TaskRouter:
             "confidence": decision.confidence,
             "escalated": decision.escalated,
             "requested_pool": pool,
-            "router_id": hex(id(self)),
+            "router_id": self.id,
             "request_id": uuid.uuid4().hex,
         }
         if query is not None and self.config.taskrouter.telemetry.store_text:
@@ -278,15 +298,28 @@ class _LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="taskrouter-loop")
         self._thread.start()
 
-    def close(self) -> None:
-        """Stop the loop and its thread."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Finish LiteLLM's logging on the loop, cancel what is left, then stop the loop and its threads."""
+        with contextlib.suppress(Exception):  # the loop stops regardless
+            self.run(self._shutdown(timeout), timeout=3 * timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=timeout)
         if not self._thread.is_alive():
             self.loop.close()
 
-    def run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+    async def _shutdown(self, timeout: float) -> None:
+        await _litellm.finish_logging(timeout)
+        current = asyncio.current_task()
+        rest = [task for task in asyncio.all_tasks() if task is not current]
+        for task in rest:
+            task.cancel()
+        if rest:
+            await asyncio.wait(rest, timeout=timeout)
+        await self.loop.shutdown_asyncgens()
+        await self.loop.shutdown_default_executor()  # joins its worker threads (`close` would not wait for them)
+
+    def run(self, coro: Any, timeout: float | None = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     def iterate(self, stream: Any) -> _SyncStream:
         return _SyncStream(stream, self)

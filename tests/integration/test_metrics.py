@@ -27,11 +27,21 @@ QUERIES = [
 ]
 
 
-FALLBACK = dict(requested_pool="math", served_pool="capable", fallback="true", status="success")
+FALLBACK = dict(router="default", requested_pool="math", served_pool="capable", fallback="true", status="success")
+MATH_DECISION = dict(label="math", stage="heuristic", escalated="false", requested_pool="math")
+SERVED_MATH = dict(requested_pool="math", served_pool="math", fallback="false", status="success")
 
 
 def value(name: str, **labels: str) -> float:
     return prometheus_client.REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def wait_for(name: str, at_least: float, **labels: str) -> float:
+    """The sample's value once it reaches `at_least` (LiteLLM runs callbacks after the call returns), or after 10 s."""
+    deadline = time.monotonic() + 10
+    while value(name, **labels) < at_least and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value(name, **labels)
 
 
 def test_taskrouter_counts_decisions_and_responses(provider, shipped_cascade):
@@ -40,25 +50,58 @@ def test_taskrouter_counts_decisions_and_responses(provider, shipped_cascade):
     config = make_config(provider, router_settings={"fallbacks": [{"math": ["capable"]}]}, metrics="prometheus")
     config["model_list"][1]["litellm_params"].update(input_cost_per_token=1e-6, output_cost_per_token=2e-6)
     tr = TaskRouter(config, cascade=shipped_cascade)
-    labels = dict(label="math", stage="heuristic", escalated="false", requested_pool="math")
+    labels = dict(router="default", **MATH_DECISION)
+    cost = dict(router="default", requested_pool="math", served_pool="capable")
     before = (
         value("taskrouter_decisions_total", **labels),
         value("taskrouter_responses_total", **FALLBACK),
-        value("taskrouter_cost_usd_total", requested_pool="math", served_pool="capable"),
+        value("taskrouter_cost_usd_total", **cost),
     )
     provider.set(**{"math-a": {"mode": "500"}})
     results = [tr.complete(MATH) for _ in range(3)]
     assert all(r.decision.stage == "heuristic" and r.served_pool == "capable" for r in results)
-    deadline = time.monotonic() + 5  # LiteLLM runs callbacks after the call returns
-    while value("taskrouter_responses_total", **FALLBACK) < before[1] + 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_for("taskrouter_responses_total", before[1] + 3, **FALLBACK) == before[1] + 3
     assert value("taskrouter_decisions_total", **labels) == before[0] + 3
-    assert value("taskrouter_responses_total", **FALLBACK) == before[1] + 3
-    assert value("taskrouter_cost_usd_total", requested_pool="math", served_pool="capable") == pytest.approx(
-        before[2] + sum(r.cost_usd for r in results)
-    )
-    assert value("taskrouter_decision_seconds_count", stage="heuristic") >= 3
+    assert value("taskrouter_cost_usd_total", **cost) == pytest.approx(before[2] + sum(r.cost_usd for r in results))
+    assert value("taskrouter_decision_seconds_count", router="default", stage="heuristic") >= 3
     tr.close()
+
+
+def test_two_routers_in_one_process_keep_separate_metrics(provider, shipped_cascade):
+    from routing import TaskRouter
+
+    def build(name: str) -> TaskRouter:
+        return TaskRouter(make_config(provider, metrics="prometheus", name=name), cascade=shipped_cascade)
+
+    a, b = build("separate-a"), build("separate-b")
+    for router, n in ((a, 2), (b, 1)):
+        for _ in range(n):
+            assert router.complete(MATH).served_pool == "math"
+    for name, n in (("separate-a", 2), ("separate-b", 1)):
+        assert value("taskrouter_decisions_total", router=name, **MATH_DECISION) == n
+        assert wait_for("taskrouter_responses_total", n, router=name, **SERVED_MATH) == n
+    b.close()  # b's series go with it; a keeps counting
+    get = prometheus_client.REGISTRY.get_sample_value
+    assert get("taskrouter_decisions_total", {"router": "separate-b", **MATH_DECISION}) is None
+    a.complete(MATH)
+    assert value("taskrouter_decisions_total", router="separate-a", **MATH_DECISION) == 3
+    assert wait_for("taskrouter_responses_total", 3, router="separate-a", **SERVED_MATH) == 3
+    a.close()
+    assert get("taskrouter_responses_total", {"router": "separate-a", **SERVED_MATH}) is None
+
+
+@pytest.mark.skipif(bool(MISSING), reason="needs the LiteLLM Proxy's packages (routing.proxy imports them)")
+def test_a_proxy_hook_in_the_process_leaves_other_routers_metrics_on(provider, shipped_cascade):
+    from routing import TaskRouter
+    from routing.proxy import TaskRouterHook
+
+    router = TaskRouter(make_config(provider, metrics="prometheus", name="beside-a-hook"), cascade=shipped_cascade)
+    hook = TaskRouterHook(make_config(provider, name="hook"), cascade=shipped_cascade, prometheus=True)
+    hook.decide(MATH)  # loads the hook's router, which forwards its own events and unregisters its own callback
+    router.complete(MATH)
+    assert wait_for("taskrouter_responses_total", 1, router="beside-a-hook", **SERVED_MATH) == 1
+    router.close()
+    hook.close()
 
 
 @pytest.fixture(scope="module")
