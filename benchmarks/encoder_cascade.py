@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.encoder_folds import CORPUS  # noqa: E402
+from benchmarks.encoder_folds import find_corpus  # noqa: E402
 from classifier import assets, make_assets  # noqa: E402
 from classifier.cascade import Cascade  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
@@ -57,9 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/encoder_cascade.json")
     parser.add_argument("--corpus", type=Path, help="the public corpus (default: data/public/, else ../shared)")
     args = parser.parse_args(argv)
-    corpus = args.corpus or next((p for p in CORPUS if p.is_file()), None)
+    corpus = find_corpus(args.corpus)
     if corpus is None:
-        print("no public corpus (data/public/ or ../shared/data/public/): build it with data/build/build_public.py")
         return 2
     own, public = load_dataset(ROOT / "data/queries.jsonl"), load_dataset(corpus)
     folds = {"own→public": (own, public), "public→own": (public, own)}

@@ -35,6 +35,14 @@ from classifier.tune import TorchEncoder, TuneRecipe, tune_encoder  # noqa: E402
 CORPUS = (ROOT / "data/public/corpus.jsonl", ROOT.parent / "shared/data/public/corpus.jsonl")
 
 
+def find_corpus(given: Path | None) -> Path | None:
+    """`given`, else the first built corpus of CORPUS; None (and a line saying how to build one) when there is none."""
+    corpus = given or next((p for p in CORPUS if p.is_file()), None)
+    if corpus is None:
+        print("no public corpus (data/public/ or ../shared/data/public/): build it with data/build/build_public.py")
+    return corpus
+
+
 def rows_of(path: Path) -> tuple[list[str], list[str]]:
     rows = [row for _, row in read_jsonl(path)]
     return [r["text"] for r in rows], [r["label"] for r in rows]
@@ -57,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/encoder_folds.json")
     parser.add_argument("--corpus", type=Path, help="the public corpus (default: data/public/, else ../shared)")
     args = parser.parse_args(argv)
-    corpus = args.corpus or next((p for p in CORPUS if p.is_file()), None)
+    corpus = find_corpus(args.corpus)
     if corpus is None:
-        print("no public corpus (data/public/ or ../shared/data/public/): build it with data/build/build_public.py")
         return 2
     own, public = rows_of(ROOT / "data/queries.jsonl"), rows_of(corpus)
     folds = {"own→public": (own, public), "public→own": (public, own)}

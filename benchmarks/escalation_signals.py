@@ -24,7 +24,7 @@ from sklearn.model_selection import StratifiedKFold
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.encoder_folds import CORPUS  # noqa: E402
+from benchmarks.encoder_folds import find_corpus  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
 from classifier.estimator import TaskClassifier  # noqa: E402
 from classifier.static_embedding import StaticMiniLMEmbedder  # noqa: E402
@@ -63,9 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/escalation_signals.json")
     parser.add_argument("--corpus", type=Path, help="the public corpus (default: data/public/, else ../shared)")
     args = parser.parse_args(argv)
-    corpus = args.corpus or next((p for p in CORPUS if p.is_file()), None)
+    corpus = find_corpus(args.corpus)
     if corpus is None:
-        print("no public corpus")
         return 2
     own, public = load_dataset(ROOT / "data/queries.jsonl"), load_dataset(corpus)
     result: dict = {"encoder": args.encoder, "folds": {}}
