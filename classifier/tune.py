@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .data import check_labels
-from .encoder import CachedEmbedder, model_dir
+from .encoder import EMBEDDER_DIM, CachedEmbedder, model_dir
 from .errors import InvalidParameterError
 
 __all__ = ["OBJECTIVES", "TorchEncoder", "TuneRecipe", "tune_encoder"]
@@ -155,10 +155,7 @@ def tune_encoder(
             for start in range(0, len(order), recipe.batch_size):
                 idx = order[start : start + recipe.batch_size]
                 ids, mask = _head_and_tail([token_ids[i] for i in idx], recipe.max_tokens)
-                ids_t, mask_t = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
-                hidden = model(input_ids=ids_t, attention_mask=mask_t, token_type_ids=torch.zeros_like(ids_t))
-                m = mask_t.unsqueeze(-1).to(hidden.last_hidden_state.dtype)
-                pooled = (hidden.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                pooled = _mean_pooled(model, ids, mask, device)
                 loss = _loss(recipe, pooled, y[idx].to(device), head)
                 optimizer.zero_grad()
                 loss.backward()
@@ -173,6 +170,16 @@ def tune_encoder(
     _save(model, out, recipe, texts, labels, classes, seconds, losses, device)
     log.info("tuned encoder saved to %s (%.1f min)", out, seconds / 60)
     return out
+
+
+def _mean_pooled(model, ids: np.ndarray, mask: np.ndarray, device: str):
+    """MiniLM's token vectors averaged over the attention mask, as sentence-transformers pools them."""
+    import torch
+
+    ids_t, mask_t = torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+    hidden = model(input_ids=ids_t, attention_mask=mask_t, token_type_ids=torch.zeros_like(ids_t)).last_hidden_state
+    m = mask_t.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
 def _loss(recipe: TuneRecipe, pooled, y, head):
@@ -252,10 +259,7 @@ class TorchEncoder(CachedEmbedder):
         assert self._tokenizer is not None
         ids, mask = _head_and_tail([e.ids for e in self._tokenizer.encode_batch(texts)], self.max_tokens)
         with torch.no_grad():
-            ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
-            hidden = self._model(input_ids=ids_t, attention_mask=mask_t, token_type_ids=torch.zeros_like(ids_t))
-            m = mask_t.unsqueeze(-1).float()
-            pooled = (hidden.last_hidden_state * m).sum(1) / m.sum(1).clamp(min=1e-9)
+            pooled = _mean_pooled(self._model, ids, mask, "cpu")
             return torch.nn.functional.normalize(pooled, dim=1).numpy().astype(np.float32)
 
 
@@ -338,8 +342,8 @@ def cross_fit(
     from .static_embedding import StaticMiniLMEmbedder, distill_with_torch
 
     texts, labels = list(texts), check_labels(list(labels))
-    minilm = np.zeros((len(texts), 384), dtype=np.float32)
-    static = np.zeros((len(texts), 384), dtype=np.float32)
+    minilm = np.zeros((len(texts), EMBEDDER_DIM), dtype=np.float32)
+    static = np.zeros((len(texts), EMBEDDER_DIM), dtype=np.float32)
     splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=recipe.seed).split(texts, labels)
     with tempfile.TemporaryDirectory() as tmp:
         for k, (train, held) in enumerate(splits):
