@@ -8,12 +8,14 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from os import PathLike
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 from .data import check_query
 from .head import BatchContext, LinearHead
 from .keywords import KeywordRules
+from .params import COUNT, THRESHOLD, Constraint, validate_params
 from .priors import check_priors, weights_for
 from .results import EMBEDDING, LLM, STATIC, Decision, StageResult
 from .stages import REGISTRY, FewShotLLMStage, HeadStage, LLMStage, RulesStage, Stage
@@ -69,6 +71,13 @@ class Cascade:
     'math'
     """
 
+    _init_params: dict[str, list[Constraint]] = {
+        "threshold": [THRESHOLD],
+        "static_threshold": [THRESHOLD],
+        "few_shot_k": [COUNT],
+        "cache_size": [COUNT],
+    }
+
     def __init__(
         self,
         classifier: LinearHead,
@@ -83,6 +92,7 @@ class Cascade:
         cache_size: int = DEFAULT_CACHE_SIZE,
         window: tuple[int, int] | None = (HEAD_CHARS, TAIL_CHARS),
     ) -> None:
+        validate_params(self._init_params, locals(), caller="Cascade")
         classifier, static = getattr(classifier, "head_", classifier), getattr(static, "head_", static)  # fitted
         stages: list[Stage] = [RulesStage(rules)] if rules is not None else []  # TaskClassifiers serve their head
         if static is not None:
@@ -211,6 +221,14 @@ class Cascade:
             return stage
         raise TypeError(f"the {name} stage is a {type(stage).__name__}, not a {kind.__name__}")
 
+    _load_params: dict[str, list[Constraint]] = {
+        "path": [None, str, PathLike],
+        "threshold": [None, THRESHOLD],
+        "static": [bool],
+        "static_threshold": [None, THRESHOLD],
+        "cache_size": [COUNT],
+    }
+
     @classmethod
     def load(
         cls,
@@ -229,6 +247,7 @@ class Cascade:
         `threshold` and `static_threshold` override the trained ones. `static=False` skips the model's static
         stage (if it has one), so every query past the rules is read by MiniLM. `priors`: see `with_priors`.
         """
+        validate_params(cls._load_params, locals(), caller="Cascade.load")
         from .persistence import load_model
 
         model = load_model(path, skip=() if static else (STATIC,))

@@ -6,7 +6,7 @@
     ├── LabelError (ValueError)           an unknown label or a label set that cannot be trained
     ├── ModelFileError (ValueError)       a saved model that is missing, foreign, truncated or tampered with
     ├── ConfigError (ValueError)          a malformed configuration: `.path` names the field
-    └── InvalidParameterError (ValueError) a function's parameter out of its range: `.parameter`
+    └── InvalidParameterError (ValueError) a function's parameter out of its range: `.parameter`, `.caller`
 
 `routing.errors` adds the completion errors under the same base.
 """
@@ -70,6 +70,9 @@ class ConfigError(TaskRouterError, ValueError):
 class InvalidParameterError(TaskRouterError, ValueError):
     """A parameter of a public function is out of its range; the message names it, its value and the range."""
 
-    def __init__(self, parameter: str, value: object, expected: str) -> None:
-        super().__init__(f"The {parameter!r} parameter must be {expected}. Got {value!r} instead.")
-        self.parameter = parameter
+    def __init__(self, parameter: str, value: object, expected: str, *, caller: str | None = None) -> None:
+        of = f" of {caller}" if caller else ""
+        got = " ".join(repr(value).split())  # one line, and short: an array or a dataset is not printed whole
+        got = got if len(got) <= 80 else got[:77] + "..."
+        super().__init__(f"The {parameter!r} parameter{of} must be {expected}. Got {got} instead.")
+        self.parameter, self.caller = parameter, caller

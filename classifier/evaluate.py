@@ -12,6 +12,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from .cascade import Cascade
 from .data import Dataset
+from .params import Constraint, Options, validate_params
 from .results import EMBEDDING, HEURISTIC, LLM, STAGES, STATIC, Decision
 from .threshold import sweep as threshold_sweep
 
@@ -31,8 +32,16 @@ def _classification(truth: Sequence[str], pred: Sequence[str], labels: list[str]
     }
 
 
+_EVALUATE_PARAMS: dict[str, list[Constraint]] = {
+    "cascade": [Cascade],
+    "data": [Dataset],
+    "llm_mode": [Options(("off", "config", "labels", "oracle"))],
+}
+
+
 def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple[dict, list[Decision], np.ndarray]:
     """Classify each query on its own (real per-query latency); returns (metrics, decisions, stage-2 probabilities)."""
+    validate_params(_EVALUATE_PARAMS, locals(), caller="evaluate")
     texts, truth = list(data.texts), list(data.labels)
     labels = sorted(set(cascade.labels) | set(truth))
     decisions = [cascade.classify(t) for t in texts]

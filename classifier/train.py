@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from os import PathLike
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from .data import Dataset, check_labels
 from .errors import InvalidParameterError
 from .estimator import TaskClassifier
 from .keywords import KeywordRules, load_rules
+from .params import SEED, SHARE, Constraint, validate_params
 from .results import EMBEDDING, STATIC
 from .threshold import choose_threshold, threshold_curve
 from .tune import CrossFit
@@ -63,6 +65,22 @@ class TrainingReport:
         return [r for r in self.rules if not r["enabled"]]
 
 
+_TRAIN_PARAMS: dict[str, list[Constraint]] = {
+    "data": [Dataset],
+    "out": [None, str, PathLike],
+    "rules_path": [None, str, PathLike],
+    "precision_floor": [SHARE],
+    "max_escalation": [None, SHARE],
+    "max_error": [None, SHARE],
+    "static": [bool],
+    "static_features": [None, bool],
+    "static_max_error": [SHARE],
+    "random_state": [SEED],
+    "progress": [None, bool],
+    "cv_vectors": [None, CrossFit],
+}
+
+
 def train_cascade(
     data: Dataset,
     *,
@@ -90,6 +108,7 @@ def train_cascade(
     tuned on while the heads are cross-validated, so that thresholds are picked from confidences like those of
     new traffic (`tune.cross_fit`).
     """
+    validate_params(_TRAIN_PARAMS, locals(), caller="train_cascade", exclusive=[("max_escalation", "max_error")])
     if max_escalation is None and max_error is None:
         max_escalation = DEFAULT_MAX_ESCALATION
     static_features = static if static_features is None else static_features

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from classifier import QueryError
+from classifier import InvalidParameterError, QueryError
 from classifier.cascade import Cascade
 from classifier.keywords import KeywordRules, load_rules
 from classifier.llm import LookupClassifier
@@ -92,5 +92,7 @@ def test_batch_needs_a_sequence(cascade):
 
 
 def test_threshold_is_validated(cascade):
-    with pytest.raises(ValueError, match="threshold must be in"):
+    with pytest.raises(
+        InvalidParameterError, match=r"The 'threshold' parameter of Cascade must be a float in \[0, 1\]"
+    ):
         Cascade(cascade.classifier, None, 1.5)
