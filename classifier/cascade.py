@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 from .data import check_query
+from .errors import InvalidParameterError
 from .head import BatchContext, LinearHead
 from .keywords import KeywordRules
 from .params import COUNT, THRESHOLD, Constraint, validate_params
 from .priors import check_priors, weights_for
-from .results import EMBEDDING, LLM, STATIC, Decision, StageResult
-from .stages import REGISTRY, FewShotLLMStage, HeadStage, LLMStage, RulesStage, Stage
+from .results import EMBEDDING, LLM, SCOPE, STATIC, Decision, StageResult
+from .scope import Scope
+from .stages import REGISTRY, FewShotLLMStage, HeadStage, LLMStage, RulesStage, ScopeStage, Stage
 from .window import HEAD_CHARS, TAIL_CHARS, window
 
 __all__ = ["DEFAULT_CACHE_SIZE", "Cascade", "CacheInfo", "LLMStage"]
@@ -201,6 +203,12 @@ class Cascade:
         return stage.threshold if stage is not None else None
 
     @property
+    def fallback_label(self) -> str | None:
+        """The label of out-of-scope queries (None: no scope stage, every query gets one of `labels`)."""
+        stage = self._stage_as(SCOPE, ScopeStage)
+        return stage.fallback_label if stage is not None else None
+
+    @property
     def rules(self) -> KeywordRules | None:
         stage = self._stage_as(RulesStage.name, RulesStage)
         return stage.rules if stage is not None else None
@@ -227,6 +235,7 @@ class Cascade:
         "static": [bool],
         "static_threshold": [None, THRESHOLD],
         "cache_size": [COUNT],
+        "fallback_label": [None, str],
     }
 
     @classmethod
@@ -241,11 +250,15 @@ class Cascade:
         cache_size: int = DEFAULT_CACHE_SIZE,
         window: tuple[int, int] | None = (HEAD_CHARS, TAIL_CHARS),
         priors: dict[str, float] | None = None,
+        fallback_label: str | None = None,
     ) -> Cascade:
         """Load a trained cascade (the shipped one when `path` is None); stage 3 only if `llm` is given.
 
         `threshold` and `static_threshold` override the trained ones. `static=False` skips the model's static
         stage (if it has one), so every query past the rules is read by MiniLM. `priors`: see `with_priors`.
+        `fallback_label` adds the scope stage after the rules: a query farther from the training examples than
+        the model's trained scope threshold gets this label (`classifier.scope`); every query past the rules is
+        then read by MiniLM.
         """
         validate_params(cls._load_params, locals(), caller="Cascade.load")
         from .persistence import load_model
@@ -253,6 +266,15 @@ class Cascade:
         model = load_model(path, skip=() if static else (STATIC,))
         rules = model.manifest.cascade.rules
         stages: list[Stage] = [RulesStage(KeywordRules.from_list(rules))] if rules else []
+        if fallback_label is not None:
+            trained = model.manifest.cascade.scope
+            if trained is None:
+                raise InvalidParameterError(
+                    "fallback_label",
+                    fallback_label,
+                    f"None: the model in {model.directory} has no scope threshold (retrain it with this version)",
+                )
+            stages.append(ScopeStage(model.heads[EMBEDDING], Scope.from_dict(trained.model_dump()), fallback_label))
         overrides = {EMBEDDING: threshold, STATIC: static_threshold}
         for name, head in model.heads.items():
             chosen = overrides.get(name)

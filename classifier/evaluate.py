@@ -13,7 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from .cascade import Cascade
 from .data import Dataset
 from .params import Constraint, Options, validate_params
-from .results import EMBEDDING, HEURISTIC, LLM, STAGES, STATIC, Decision
+from .results import EMBEDDING, HEURISTIC, LLM, SCOPE, STAGES, STATIC, Decision
 from .threshold import sweep as threshold_sweep
 
 __all__ = ["evaluate", "format_report", "static_sweep", "sweep", "write_csv", "write_sweep"]
@@ -65,7 +65,7 @@ def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple
         metrics["static_only"] = {"accuracy": alone["accuracy"], "macro_f1": alone["macro_f1"]}
 
     metrics["stages"] = {}
-    for stage in STAGES:
+    for stage in (s for s in STAGES if s != SCOPE or cascade.stage(SCOPE) is not None):  # scope: when served
         idx = [i for i, d in enumerate(decisions) if d.stage == stage]
         metrics["stages"][stage] = {
             "coverage": len(idx) / len(texts),

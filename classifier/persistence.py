@@ -127,9 +127,21 @@ class ExamplesSpec(_Strict):
     texts_file: str = "examples.json"
 
 
+class ScopeSpec(_Strict):
+    """The trained scope check (`classifier.scope.Scope`): mean cosine to the `k` nearest examples."""
+
+    k: int = Field(ge=1)
+    threshold: float = Field(ge=-1, le=1)
+    target: float = Field(gt=0, lt=1)
+    auc: dict[str, float] = {}
+    pseudo_out_of_scope_caught: float = Field(ge=0, le=1)
+
+
 class CascadeSpec(_Strict):
     rules: list[dict[str, Any]] = []
     precision_floor: float | None = None
+    scope: ScopeSpec | None = None
+    """None: the model was trained before scope existed (it cannot serve a fallback label)."""
 
 
 class Manifest(_Strict):

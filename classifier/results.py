@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["EMBEDDING", "HEURISTIC", "LLM", "STAGES", "STATIC", "Decision", "StageResult"]
+__all__ = ["EMBEDDING", "HEURISTIC", "LLM", "SCOPE", "STAGES", "STATIC", "Decision", "StageResult"]
 
-HEURISTIC, STATIC, EMBEDDING, LLM = STAGES = ("heuristic", "static", "embedding", "llm")
+HEURISTIC, SCOPE, STATIC, EMBEDDING, LLM = STAGES = ("heuristic", "scope", "static", "embedding", "llm")
 """The stage names, cheapest first: the one place they are spelled (`stages.REGISTRY` maps them to classes)."""
 
 

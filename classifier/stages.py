@@ -17,12 +17,14 @@ from typing import Protocol
 
 import numpy as np
 
+from .errors import InvalidParameterError
 from .head import BatchContext, LinearHead
 from .keywords import KeywordRules
 from .priors import adjust
-from .results import EMBEDDING, HEURISTIC, LLM, STAGES, STATIC, StageResult
+from .results import EMBEDDING, HEURISTIC, LLM, SCOPE, STAGES, STATIC, StageResult
+from .scope import Scope
 
-__all__ = ["REGISTRY", "FewShotLLMStage", "HeadStage", "LLMStage", "RulesStage", "Stage"]
+__all__ = ["REGISTRY", "FewShotLLMStage", "HeadStage", "LLMStage", "RulesStage", "ScopeStage", "Stage"]
 
 
 class LLMStage(Protocol):
@@ -62,6 +64,37 @@ class RulesStage(Stage):
 
     def classify_batch(self, texts: Sequence[str], ctx: BatchContext) -> list[StageResult]:
         return [self.rules.classify(t) for t in texts]
+
+
+class ScopeStage(Stage):
+    """Sends a query far from every training example of `head` to `fallback_label` (see `classifier.scope`);
+    the rest pass on. Its trail entry's confidence is the query's similarity to its nearest examples."""
+
+    name = SCOPE
+
+    def __init__(self, head: LinearHead, scope: Scope, fallback_label: str) -> None:
+        if not isinstance(fallback_label, str) or not fallback_label.strip():
+            raise InvalidParameterError("fallback_label", fallback_label, "a non-empty string")
+        self.head, self.scope, self.fallback_label = head, scope, fallback_label
+        self.threshold = 0.0  # answering is not a confidence at or above a threshold: see `accepts`
+        self._examples = head.example_embeddings_.astype(np.float32)
+
+    def classify_batch(self, texts: Sequence[str], ctx: BatchContext) -> list[StageResult]:
+        start = time.perf_counter()
+        vectors = ctx.vectors(self.head.embedders[0], progress=self.head.progress)
+        sims = self.scope.similarity(vectors[:, : self._examples.shape[1]], self._examples)
+        per_query = (time.perf_counter() - start) / max(1, len(texts))
+        out = []
+        for s in sims.tolist():
+            if s < self.scope.threshold:
+                note = f"out of scope: similarity {s:.3f} to the nearest examples is below {self.scope.threshold:.3f}"
+                out.append(StageResult(self.name, self.fallback_label, s, per_query, note))
+            else:
+                out.append(StageResult(self.name, None, s, per_query, "in scope"))
+        return out
+
+    def accepts(self, result: StageResult) -> bool:
+        return result.label is not None
 
 
 class HeadStage(Stage):
@@ -119,6 +152,7 @@ class FewShotLLMStage(Stage):
 
 REGISTRY: dict[str, type[Stage]] = {
     HEURISTIC: RulesStage,
+    SCOPE: ScopeStage,
     STATIC: HeadStage,
     EMBEDDING: HeadStage,
     LLM: FewShotLLMStage,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from numbers import Real
 from os import PathLike
 from pathlib import Path
 
@@ -15,8 +16,9 @@ from .data import Dataset, check_labels
 from .errors import InvalidParameterError
 from .estimator import TaskClassifier
 from .keywords import KeywordRules, load_rules
-from .params import SEED, SHARE, Constraint, validate_params
+from .params import SEED, SHARE, Constraint, Interval, validate_params
 from .results import EMBEDDING, STATIC
+from .scope import DEFAULT_MAX_FALLBACK, Scope, fit_scope
 from .threshold import choose_threshold, threshold_curve
 from .tune import CrossFit
 
@@ -54,6 +56,8 @@ class TrainingReport:
     """Share of the held-out queries reaching stage 2 that the static head accepted (None: no static stage)."""
     learning_curve: dict[str, float] | None = None
     """Cross-validated stage-2 macro-F1 on 25 %, 50 % and all of the rows ("0.25", "0.5", "1.0")."""
+    scope: Scope | None = None
+    """The scope check chosen out-of-fold (None: a label had fewer than two rows)."""
 
     @property
     def few_rows(self) -> dict[str, int]:
@@ -78,6 +82,7 @@ _TRAIN_PARAMS: dict[str, list[Constraint]] = {
     "random_state": [SEED],
     "progress": [None, bool],
     "cv_vectors": [None, CrossFit],
+    "scope_max_fallback": [Interval(Real, 0, 1, closed="neither")],
 }
 
 
@@ -95,6 +100,7 @@ def train_cascade(
     random_state: int = 0,
     progress: bool | None = None,
     cv_vectors: CrossFit | None = None,
+    scope_max_fallback: float = DEFAULT_MAX_FALLBACK,
     **classifier_params,
 ) -> tuple[Cascade, TrainingReport]:
     """Train on `data`; save to `out` when given. The threshold target defaults to DEFAULT_MAX_ESCALATION.
@@ -107,6 +113,8 @@ def train_cascade(
     `cv_vectors` (with the tuned encoder they were made for) stand in for the vectors of the rows the encoder was
     tuned on while the heads are cross-validated, so that thresholds are picked from confidences like those of
     new traffic (`tune.cross_fit`).
+    The scope check (`classifier.scope`, served when a fallback label is configured) sends at most
+    `scope_max_fallback` of held-out in-scope rows to the fallback label.
     """
     validate_params(_TRAIN_PARAMS, locals(), caller="train_cascade", exclusive=[("max_escalation", "max_error")])
     if max_escalation is None and max_error is None:
@@ -159,6 +167,8 @@ def train_cascade(
     log.info("learning curve: refitting the MiniLM head on 25 %% and 50 %% of the rows (vectors are cached)")
     curve = _learning_curve(texts, labels, random_state, static_features, classifier_params, cv_main)
     curve["1.0"] = float(f1_score(labels, oof_pred, average="macro"))
+    minilm = clf.example_embeddings_ if cv_main is None else cv_main[:, : clf.example_embeddings_.shape[1]]
+    scope = fit_scope(minilm, labels, max_fallback=scope_max_fallback, cv=clf.cv, random_state=random_state)
 
     report = TrainingReport(
         n=len(texts),
@@ -171,6 +181,7 @@ def train_cascade(
         static_threshold=heads[STATIC]["threshold"] if fast is not None else None,
         static_coverage=static_coverage,
         learning_curve=curve,
+        scope=scope,
     )
     if report.few_rows:
         log.warning(
@@ -191,7 +202,11 @@ def train_cascade(
             out,
             static=fast,
             heads=heads,
-            cascade={"precision_floor": precision_floor, "rules": rules.to_list()},
+            cascade={
+                "precision_floor": precision_floor,
+                "rules": rules.to_list(),
+                "scope": scope.to_dict() if scope is not None else None,
+            },
             training={
                 "n": report.n,
                 "label_counts": report.label_counts,

@@ -105,6 +105,9 @@ class ClassifierSettings(_Strict):
     priors: dict[str, float] | None = None
     """The label mix of the traffic (label → share, every label of the model); the heads' probabilities are
     re-weighted to it (`classifier.priors`). `taskrouter priors` estimates it. None: the training mix."""
+    fallback_label: str | None = Field(default=None, min_length=1)
+    """Queries far from every training example get this label (and its pool, or the default pool) instead of the
+    nearest label; the decision's stage is `scope`. Needs a model trained with a scope threshold. None: off."""
 
 
 class LLMClassifierSettings(_Strict):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from classifier import Cascade
 from classifier.data import load_dataset
 from classifier.train import MIN_ROWS_PER_LABEL, _shrunk, train_cascade
 from tests.conftest import ROOT
@@ -35,3 +36,20 @@ def test_shrinking_moves_few_rows_far_and_many_rows_little():
     assert abs(_shrunk(0.84, 2300, 4) - 0.84) < 0.005
     assert _shrunk(0.0, 0, 2) == pytest.approx(0.75)  # nothing held out: the default
     assert 0.5 + 0.01 <= _shrunk(0.2, 10_000, 2) <= 0.99  # never at or below chance
+
+
+def test_a_query_that_fits_no_label_goes_to_the_fallback_label(trained, tmp_path_factory):
+    _, report = trained
+    assert report.scope is not None and -1 < report.scope.threshold < 1
+    directory = next(tmp_path_factory.getbasetemp().glob("three*")) / "m"
+    cascade = Cascade.load(directory, fallback_label="default")
+    assert cascade.fallback_label == "default"
+    d = cascade.classify("Integrate x^2 sin x")
+    assert (d.label, d.stage) == ("default", "scope") and "out of scope" in d.trail[-1].note
+    inside = cascade.classify("Is a verbal agreement legally binding in California?")
+    assert inside.label == "legal" and inside.stage_result("scope").note == "in scope"
+
+
+def test_without_a_fallback_label_the_cascade_is_unchanged(trained, tmp_path_factory):
+    directory = next(tmp_path_factory.getbasetemp().glob("three*")) / "m"
+    assert Cascade.load(directory).classify("Integrate x^2 sin x").label in {"legal", "sql", "chitchat"}
