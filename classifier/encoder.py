@@ -147,9 +147,9 @@ class CachedEmbedder(abc.ABC):
         result = np.empty((len(texts), self.dim), dtype=np.float32)
         bar = None
         if show:
-            from tqdm.auto import tqdm
+            from .progress import progress_bar
 
-            bar = tqdm(total=len(texts), desc="embedding", unit="q")
+            bar = progress_bar(total=len(texts), desc="embedding", unit="q")
         try:
             for idx in self._batches(order, texts):
                 result[idx] = self._encode_batch([texts[i] for i in idx])

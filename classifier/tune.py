@@ -108,12 +108,12 @@ def tune_encoder(
     """Fine-tune the bundled MiniLM on (`texts`, `labels`) and save it to the directory `out`; returns `out`."""
     import torch
     from tokenizers import Tokenizer
-    from tqdm.auto import tqdm
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
     from . import assets
     from .onnx_embedding import _head_and_tail
+    from .progress import progress_bar
 
     recipe.check()
     labels = check_labels(list(labels))
@@ -146,8 +146,7 @@ def tune_encoder(
     )
     model.train()
     started = time.perf_counter()
-    bar = tqdm(total=total, desc=f"tuning MiniLM ({recipe.objective})", unit="batch", disable=progress is False,
-               mininterval=1.0 if progress else 5.0)  # fmt: skip
+    bar = progress_bar(total=total, desc=f"tuning MiniLM ({recipe.objective})", unit="batch", disable=progress is False)
     losses: list[float] = []
     try:
         for _ in range(recipe.epochs):
