@@ -1,4 +1,4 @@
-"""The one module that imports LiteLLM: build the Router, read who served, map LiteLLM's exceptions.
+"""The one module that imports LiteLLM: build the Router, read who served and what failed, map its exceptions.
 
 LiteLLM keeps its settings, loggers and callback lists process-wide. This module changes them in two places
 only: `configure_litellm` (settings and loggers, called when a Router is built) and `add_callback` /
@@ -14,6 +14,9 @@ import importlib
 import logging
 import os
 import sys
+import threading
+from collections import OrderedDict
+from datetime import datetime
 from types import ModuleType
 
 PRICE_MAP_VARIABLE = "LITELLM_LOCAL_MODEL_COST_MAP"
@@ -48,12 +51,17 @@ from litellm.types.router import RoutingGroup  # noqa: E402
 
 from . import errors  # noqa: E402
 from .config import Config, LiteLLMSettings, resolve_secrets  # noqa: E402
+from .events import Answer, Attempt  # noqa: E402
 
 __all__ = [
     "PRICE_MAP_VARIABLE",
     "CustomLogger",
+    "FailedAttempts",
     "Router",
     "add_callback",
+    "answer_of",
+    "answer_of_log",
+    "answer_of_stream",
     "build_router",
     "configure_litellm",
     "error_type",
@@ -65,7 +73,7 @@ __all__ = [
     "proxy_router",
     "remove_callback",
     "retire_router",
-    "served_by",
+    "routed_record",
 ]
 
 _QUIET_LOGGERS = ("LiteLLM Router", "LiteLLM")
@@ -141,12 +149,103 @@ async def finish_logging(timeout: float) -> None:
     await GLOBAL_LOGGING_WORKER.stop(discard_pending=True, timeout=timeout)
 
 
-def served_by(response: object) -> tuple[str | None, str | None, float]:
-    """(pool alias, deployment id, cost in USD) of the deployment that answered."""
+def answer_of(response: object) -> Answer:
+    """Who answered a (non-streaming) LiteLLM Router response, its tokens and cost (LiteLLM's `_hidden_params`)."""
     hidden = getattr(response, "_hidden_params", None) or {}
-    headers = hidden.get("additional_headers") or {}
-    cost = hidden.get("response_cost")
-    return headers.get("x-litellm-model-group"), hidden.get("model_id"), float(cost or 0.0)
+    return _answer(hidden, getattr(response, "usage", None), hidden.get("response_cost"))
+
+
+def answer_of_stream(stream: object, last_chunk: object) -> Answer:
+    """Who answered a stream read to its end; LiteLLM puts the usage (and its cost) on the last chunk."""
+    hidden = getattr(stream, "_hidden_params", None) or {}
+    chunk_hidden = getattr(last_chunk, "_hidden_params", None) or {}
+    usage = getattr(last_chunk, "usage", None) or chunk_hidden.get("usage")
+    cost = getattr(usage, "cost", None)
+    return _answer(hidden, usage, cost if isinstance(cost, (int, float)) else hidden.get("response_cost"))
+
+
+def _answer(hidden: dict, usage: object, cost: object) -> Answer:
+    ms = hidden.get("_response_ms")
+    attempt = Attempt(
+        pool=(hidden.get("additional_headers") or {}).get("x-litellm-model-group"),
+        deployment=hidden.get("model_id"),
+        latency_s=float(ms) / 1000 if isinstance(ms, (int, float)) else None,
+    )
+    prompt, completion = getattr(usage, "prompt_tokens", 0), getattr(usage, "completion_tokens", 0)
+    cost_usd = float(cost) if isinstance(cost, (int, float)) else 0.0
+    return Answer(attempt, int(prompt or 0), int(completion or 0), cost_usd)
+
+
+def answer_of_log(kwargs: dict) -> Answer:
+    """The same from LiteLLM's success-callback payload (the LiteLLM Proxy's streams end there)."""
+    slo = kwargs.get("standard_logging_object") or {}
+    time_s = slo.get("response_time")
+    attempt = Attempt(
+        pool=slo.get("model_group"),
+        deployment=slo.get("model_id"),
+        latency_s=float(time_s) if isinstance(time_s, (int, float)) else None,
+    )
+    cost = slo.get("response_cost") or kwargs.get("response_cost")
+    return Answer(attempt, int(slo.get("prompt_tokens") or 0), int(slo.get("completion_tokens") or 0), float(cost or 0))
+
+
+def routed_record(kwargs: dict) -> dict | None:
+    """The `metadata["taskrouter"]` record of a LiteLLM callback payload; None for calls taskrouter did not route."""
+    metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
+    record = metadata.get("taskrouter")
+    return record if isinstance(record, dict) else None
+
+
+class FailedAttempts(CustomLogger):
+    """A LiteLLM callback keeping the failed deployment calls of one router's requests, by request id.
+
+    LiteLLM logs a failed call in the calling thread or task, before its Router retries or falls back (sync and
+    async paths alike), so when a Router call returns or raises, the failed attempts of that request are here:
+    `take` them then. At most `max_requests` requests are kept (a stream dropped half-way is never taken).
+    """
+
+    def __init__(self, router_id: str, *, max_requests: int = 10_000) -> None:
+        super().__init__()
+        self.router_id = router_id
+        self.max_requests = max_requests
+        self._by_request: OrderedDict[str, list[Attempt]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # LiteLLM calls these by keyword: the parameter names matter.
+    def log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        self.add(kwargs, start_time, end_time)
+
+    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
+        self.add(kwargs, start_time, end_time)
+
+    def add(self, kwargs: dict, start_time: object, end_time: object) -> None:
+        """Keep one failed call (LiteLLM's failure-callback arguments) of this router's request."""
+        record = routed_record(kwargs)
+        if record is None or record.get("router_id") != self.router_id:
+            return  # another router's request, or not a routed one (e.g. the LLM classifier's own call)
+        slo = kwargs.get("standard_logging_object") or {}
+        metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
+        error = (slo.get("error_information") or {}).get("error_class")
+        if not error and kwargs.get("exception") is not None:
+            error = type(kwargs["exception"]).__name__
+        latency = None
+        if isinstance(start_time, datetime) and isinstance(end_time, datetime):
+            latency = (end_time - start_time).total_seconds()
+        attempt = Attempt(
+            pool=slo.get("model_group") or metadata.get("model_group"),
+            deployment=slo.get("model_id") or (metadata.get("model_info") or {}).get("id"),
+            latency_s=latency,
+            error=str(error or "Exception"),
+        )
+        with self._lock:
+            self._by_request.setdefault(str(record.get("request_id")), []).append(attempt)
+            while len(self._by_request) > self.max_requests:
+                self._by_request.popitem(last=False)
+
+    def take(self, request_id: str) -> tuple[Attempt, ...]:
+        """The failed calls of a request, in order, forgotten here."""
+        with self._lock:
+            return tuple(self._by_request.pop(request_id, ()))
 
 
 # Order matters: subclasses before their bases.

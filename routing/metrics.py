@@ -2,8 +2,9 @@
 
 The LiteLLM Proxy's `/metrics` serves that registry once its `prometheus` callback is on; an application with
 its own `/metrics` serves it too. `TaskRouter` counts its decisions when the config says `taskrouter.metrics:
-prometheus`, and `TaskRouterHook` whenever `prometheus_client` is installed. Responses are counted from LiteLLM's
-callbacks, one per LiteLLM call record: a failed attempt before a fallback counts with `status="failure"`.
+prometheus`, and `TaskRouterHook` whenever `prometheus_client` is installed. Responses are counted from the
+router's `RequestEvent`s (routing/events.py), one per deployment call: a failed attempt before a retry or
+fallback counts with `status="failure"`.
 
     taskrouter_decisions_total{router, label, stage, escalated, requested_pool}
     taskrouter_decision_seconds{router, stage}                           (histogram: classification time)
@@ -11,8 +12,8 @@ callbacks, one per LiteLLM call record: a failed attempt before a fallback count
     taskrouter_cost_usd_total{router, requested_pool, served_pool}
     taskrouter_response_seconds{router, served_pool}                     (histogram: LiteLLM call time)
 
-Each router has its own `PrometheusMetrics`: it counts only that router's requests, under the `router` label
-(`taskrouter.name`), and its `close()` unregisters it. The metric families are created once per registry and
+Each router has its own `PrometheusMetrics`, which its router hands its decisions and events to, counted under
+the `router` label (`taskrouter.name`). The metric families are created once per registry and
 shared; routers with the same name share their series, which go when the last of them closes.
 
 Needs `pip install 'taskrouter[metrics]'`.
@@ -20,7 +21,6 @@ Needs `pip install 'taskrouter[metrics]'`.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter as Tally
 from typing import Any
@@ -28,11 +28,9 @@ from typing import Any
 from classifier.errors import ConfigError
 from classifier.results import Decision
 
-from ._litellm import CustomLogger
+from .events import RequestEvent
 
 __all__ = ["PrometheusMetrics", "available", "prometheus"]
-
-log = logging.getLogger("taskrouter.metrics")
 
 _DECISION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _lock = threading.Lock()
@@ -107,15 +105,14 @@ class _Families:
                 family.remove_by_labels({"router": name})
 
 
-class PrometheusMetrics(CustomLogger):
-    """One router's decision and response counters (a LiteLLM callback that counts only its requests)."""
+class PrometheusMetrics:
+    """One router's decision and response counters (an `EventSink`)."""
 
     def __init__(self, router_id: str, name: str = "default", *, registry: Any = None) -> None:
-        """`router_id`: the `router_id` of the router's `metadata["taskrouter"]` records; `name`: the `router`
-        label; `registry`: a `prometheus_client.CollectorRegistry` (default: the global one)."""
+        """`router_id`: the router's id; `name`: the `router` label; `registry`: a
+        `prometheus_client.CollectorRegistry` (default: the global one)."""
         from prometheus_client import REGISTRY
 
-        super().__init__()
         self.router_id = router_id
         self.name = name
         self.families = _Families.acquire(registry if registry is not None else REGISTRY, name)
@@ -136,38 +133,21 @@ class PrometheusMetrics(CustomLogger):
         f.decisions.labels(self.name, decision.label, decision.stage, _flag(decision.escalated), pool).inc()
         f.decision_seconds.labels(self.name, decision.stage).observe(decision.latency_s)
 
-    # LiteLLM calls these by keyword: the parameter names matter.
-    def log_success_event(self, kwargs, response_obj, start_time, end_time):
-        self.record(kwargs, "success")
-
-    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
-        self.record(kwargs, "success")
-
-    def log_failure_event(self, kwargs, response_obj, start_time, end_time):
-        self.record(kwargs, "failure")
-
-    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
-        self.record(kwargs, "failure")
-
-    def record(self, kwargs: dict, status: str) -> None:
-        """Count one LiteLLM call record (`kwargs` as LiteLLM passes it to callbacks) of this router's request."""
-        try:
-            md = (kwargs.get("litellm_params") or {}).get("metadata") or {}
-            record = md.get("taskrouter")
-            if self.closed or not isinstance(record, dict) or record.get("router_id") != self.router_id:
-                return  # another router's request, or not a routed one (e.g. the LLM classifier's own call)
-            slo = kwargs.get("standard_logging_object") or {}
-            requested = str(record["requested_pool"])
-            served = str(slo.get("model_group") or md.get("model_group") or requested)
-            f = self.families
-            f.responses.labels(self.name, requested, served, _flag(served != requested), status).inc()
-            cost = slo.get("response_cost") or 0.0
-            if cost:
-                f.cost.labels(self.name, requested, served).inc(float(cost))
-            if isinstance(slo.get("response_time"), (int, float)):
-                f.response_seconds.labels(self.name, served).observe(float(slo["response_time"]))
-        except Exception as exc:  # a malformed callback payload must not reach the caller
-            log.warning("metrics: could not record a response (%s)", type(exc).__name__)
+    def handle(self, event: RequestEvent) -> None:
+        """Count a finished request: one response per deployment call, and the cost of the one that answered."""
+        if self.closed:
+            return
+        f = self.families
+        requested = event.requested_pool
+        for attempt in event.attempts or (None,):  # a request that failed before any call counts once
+            pool = attempt.pool if attempt is not None and attempt.pool else requested
+            failed = attempt is None or attempt.error is not None
+            status = "failure" if failed else "success"
+            f.responses.labels(self.name, requested, pool, _flag(pool != requested), status).inc()
+            if attempt is not None and attempt.latency_s is not None:
+                f.response_seconds.labels(self.name, pool).observe(attempt.latency_s)
+        if event.served_pool is not None and event.cost_usd:
+            f.cost.labels(self.name, requested, event.served_pool).inc(event.cost_usd)
 
 
 def _flag(value: bool) -> str:

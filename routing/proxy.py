@@ -9,6 +9,11 @@ in `data["metadata"]["taskrouter"]` (the dict `TaskRouter` sends, so every LiteL
 it to the client in `x-taskrouter-*` response headers; the pool that finally served is LiteLLM's own
 `x-litellm-model-group` header. A request naming a pool is passed on untouched.
 
+When the router has telemetry or metrics, the hook hands each "auto" request's `RequestEvent` to it when the
+request ends: before the response is sent (LiteLLM's post-call success and failure hooks), or for a stream when
+LiteLLM logs its success after the last chunk. Failed attempts before a fallback come from LiteLLM's failure
+callback, which the hook forwards to the router's `FailedAttempts`.
+
 The label→pool map is the `taskrouter:` section of a routing config (`$TASKROUTER_CONFIG`, or the `config`
 argument). Only its `model_list` and `taskrouter` sections are read, so it may be the proxy's own config.yaml.
 The cascade is loaded on the first "auto" request, once per worker process, and always runs in a worker
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,7 +41,8 @@ from . import _litellm
 from ._litellm import CustomLogger, remove_callback
 from .config import Config, load_config, read_yaml
 from .conversation import Conversation, read_history, read_messages
-from .metrics import PrometheusMetrics, available, prometheus
+from .events import Answer, DecisionRecord, RoutedRequest
+from .metrics import available, prometheus
 from .router import TaskRouter
 
 __all__ = ["DEFAULT_MODEL", "HEADER_PREFIX", "TaskRouterHook", "decision_headers", "load_routing_config"]
@@ -43,6 +50,8 @@ __all__ = ["DEFAULT_MODEL", "HEADER_PREFIX", "TaskRouterHook", "decision_headers
 DEFAULT_MODEL = "auto"
 HEADER_PREFIX = "x-taskrouter-"
 _SECTIONS = ("model_list", "taskrouter")
+_MAX_OPEN = 10_000
+"""Requests whose end the hook waits for, at most (one the proxy never ends, e.g. a client gone, is forgotten)."""
 
 
 def load_routing_config(source: str | Path | dict | Config | None = None) -> Config:
@@ -104,7 +113,8 @@ class TaskRouterHook(CustomLogger):
         self.prometheus = prometheus
         self._lock = threading.Lock()
         self._decider: TaskRouter | None = None
-        self._metrics: PrometheusMetrics | None = None
+        self._open: OrderedDict[str, RoutedRequest] = OrderedDict()  # request id -> request, until it ends
+        self._open_lock = threading.Lock()  # not `_lock`, which a first request holds while the cascade loads
 
     # -- LiteLLM Proxy hooks ----------------------------------------------------------------------------------
     async def async_pre_call_hook(self, user_api_key_dict: Any, cache: Any, data: dict, call_type: Any) -> dict:
@@ -114,7 +124,7 @@ class TaskRouterHook(CustomLogger):
         """
         metadata = data.get("metadata")
         if data.get("model") != self.model:
-            if isinstance(metadata, dict) and not isinstance(metadata.get("taskrouter"), _Record):
+            if isinstance(metadata, dict) and not isinstance(metadata.get("taskrouter"), DecisionRecord):
                 metadata.pop("taskrouter", None)  # reserved for decisions made in this process (headers, telemetry)
             return data
         try:
@@ -126,6 +136,11 @@ class TaskRouterHook(CustomLogger):
             metadata = data["metadata"] = {}
         metadata["taskrouter"] = record
         data["model"] = pool
+        if self._decider is not None and self._decider.sinks:
+            with self._open_lock:
+                self._open[record.request.request_id] = record.request
+                while len(self._open) > _MAX_OPEN:
+                    self._open.popitem(last=False)
         return data
 
     async def async_post_call_response_headers_hook(
@@ -140,33 +155,63 @@ class TaskRouterHook(CustomLogger):
         record = (data.get("metadata") or {}).get("taskrouter") if isinstance(data, dict) else None
         return decision_headers(record) if isinstance(record, dict) else None
 
+    async def async_post_call_success_hook(self, data: dict, user_api_key_dict: Any, response: Any) -> None:
+        """A request that LiteLLM answered (not a stream): its event, before the response goes to the client."""
+        request = self._ended(data)
+        if request is not None and self._decider is not None:
+            self._end(self._decider, request, _litellm.answer_of(response))
+
+    async def async_post_call_failure_hook(
+        self, request_data: dict, original_exception: Exception, user_api_key_dict: Any, traceback_str: Any = None
+    ) -> None:
+        """A request that failed (all fallbacks included): its event."""
+        request = self._ended(request_data)
+        decider = self._decider
+        if request is not None and decider is not None:
+            decider.record(request.fail(original_exception, failed=decider.attempts.take(request.request_id)))
+
     # LiteLLM calls these by keyword: the parameter names matter.
     async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
-        if self._metrics is not None:
-            self._metrics.record(kwargs, "success")
+        if kwargs.get("stream") is True:  # a stream ends here, after its last chunk went out
+            request = self._ended({"metadata": {"taskrouter": _litellm.routed_record(kwargs)}})
+            if request is not None and self._decider is not None:
+                self._end(self._decider, request, _litellm.answer_of_log(kwargs))
 
     async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
-        if self._metrics is not None:
-            self._metrics.record(kwargs, "failure")
+        if self._decider is not None:
+            self._decider.attempts.add(kwargs, start_time, end_time)
+
+    def _ended(self, data: Any) -> RoutedRequest | None:
+        """The open request that `data` (a request's data, with its metadata) belongs to, no longer open."""
+        metadata = (data.get("metadata") if isinstance(data, dict) else None) or {}
+        record = metadata.get("taskrouter") if isinstance(metadata, dict) else None
+        if not isinstance(record, dict):
+            return None
+        with self._open_lock:
+            return self._open.pop(str(record.get("request_id")), None)
+
+    @staticmethod
+    def _end(decider: TaskRouter, request: RoutedRequest, answer: Answer) -> None:
+        decider.record(request.end(answer, failed=decider.attempts.take(request.request_id)))
 
     def close(self) -> None:
         """Close the router this hook loaded (its threads, callbacks and metrics series); a later request loads
         another."""
-        with self._lock:
-            decider, self._decider, self._metrics = self._decider, None, None
+        with self._lock, self._open_lock:
+            decider, self._decider = self._decider, None
+            self._open.clear()
         if decider is not None:
             decider.close()
 
     # -- classification (runs in a worker thread) -------------------------------------------------------------
-    def decide(self, query: str, history: list[dict] | None = None) -> tuple[str, dict]:
+    def decide(self, query: str, history: list[dict] | None = None) -> tuple[str, DecisionRecord]:
         """(pool, `metadata["taskrouter"]` record) for a query after `history`; loads the cascade on first use."""
         return self.decide_conversation(read_history(history, query))
 
-    def decide_conversation(self, conversation: Conversation) -> tuple[str, dict]:
+    def decide_conversation(self, conversation: Conversation) -> tuple[str, DecisionRecord]:
         """(pool, `metadata["taskrouter"]` record) for a conversation. Blocking: run it in a worker thread."""
         decider = self._load()
-        pool, record = decider.plan(decider.decide_conversation(conversation), conversation.query)
-        return pool, _Record(record)
+        return decider.plan(decider.decide_conversation(conversation), conversation.query)
 
     def _load(self) -> TaskRouter:
         with self._lock:
@@ -179,14 +224,8 @@ class TaskRouterHook(CustomLogger):
                 decider = self._decider
                 if decider.metrics is None and (self.prometheus or (self.prometheus is None and available())):
                     decider.metrics = prometheus(decider.id, decider.config.taskrouter.name)
-                # This hook forwards LiteLLM's events to the decider's metrics itself (it is registered from the
-                # proxy's start on), so they must not be a LiteLLM callback too. Only the decider's own object is
-                # unregistered: other routers of the process keep theirs.
-                if decider.metrics is not None:
-                    remove_callback(decider.metrics)
-                self._metrics = decider.metrics
+                # This hook forwards LiteLLM's failed attempts to the decider itself (it is registered from the
+                # proxy's start on), so the decider's own callback must not get them too. Only the decider's
+                # callback is unregistered: other routers of the process keep theirs.
+                remove_callback(decider.attempts)
             return self._decider
-
-
-class _Record(dict):
-    """A decision record made by a hook, told apart from a `metadata["taskrouter"]` a client sent (a plain dict)."""

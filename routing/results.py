@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from classifier.results import Decision
@@ -39,12 +39,39 @@ class RoutedStream:
     stream: Any
     decision: Decision
     requested_pool: str
+    on_end: Callable[[Any, Any, BaseException | None], None] | None = field(default=None, repr=False, compare=False)
+    """Called with (stream, last chunk, error) when the stream was read to its end or failed while being read
+    (the router records the request's event then); not called for a stream left half-read."""
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self.stream)
+        if self.on_end is None:
+            return iter(self.stream)
+        return self._watched(self.on_end)
 
     def __aiter__(self) -> AsyncIterator[Any]:
-        return self.stream.__aiter__()
+        if self.on_end is None:
+            return self.stream.__aiter__()
+        return self._awatched(self.on_end)
+
+    def _watched(self, on_end: Callable[[Any, Any, BaseException | None], None]) -> Iterator[Any]:
+        last = None
+        try:
+            for last in self.stream:
+                yield last
+        except Exception as exc:
+            on_end(self.stream, last, exc)
+            raise
+        on_end(self.stream, last, None)
+
+    async def _awatched(self, on_end: Callable[[Any, Any, BaseException | None], None]) -> AsyncIterator[Any]:
+        last = None
+        try:
+            async for last in self.stream:
+                yield last
+        except Exception as exc:
+            on_end(self.stream, last, exc)
+            raise
+        on_end(self.stream, last, None)
 
     @property
     def served_pool(self) -> str | None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from classifier.cascade import Cascade
 from classifier.errors import ConfigError, InvalidParameterError, TaskRouterError
@@ -19,13 +19,16 @@ from classifier.results import Decision
 from . import _litellm
 from .config import Config, load_config
 from .conversation import Conversation, classifier_text, earlier_text, read_history, refers_back
+from .events import DecisionRecord, EventSink, RequestEvent, RoutedRequest
 from .results import RoutedCompletion, RoutedStream
 
 if TYPE_CHECKING:
     from .metrics import PrometheusMetrics
-    from .telemetry import TelemetryCallback
+    from .telemetry import TelemetryWriter
 
 __all__ = ["TaskRouter"]
+
+log = logging.getLogger("taskrouter.router")
 
 _RESERVED = ("model", "messages")
 
@@ -48,6 +51,8 @@ class TaskRouter:
         """`router`: an existing LiteLLM Router to use (e.g. the LiteLLM Proxy's); by default one is built."""
         self.id = uuid.uuid4().hex
         """Tells this router's requests apart in LiteLLM's process-wide callbacks (`metadata["taskrouter"]`)."""
+        self.attempts = _litellm.FailedAttempts(self.id)
+        """The failed deployment calls of this router's requests, until each request ends (a LiteLLM callback)."""
         self.config = load_config(config)
         settings = self.config.taskrouter
         base = cascade or Cascade.load(
@@ -70,7 +75,7 @@ class TaskRouter:
         self.closed = False
         self._loop: _LoopThread | None = None
         self.metrics: PrometheusMetrics | None = None
-        self.telemetry: TelemetryCallback | None = None
+        self.telemetry: TelemetryWriter | None = None
         try:
             # LiteLLM 1.110 selects cost-based deployments only on its async path (the sync path answers "No
             # deployments available"), so when any pool uses it, sync calls run on a private event loop.
@@ -80,14 +85,14 @@ class TaskRouter:
                 from .metrics import prometheus
 
                 self.metrics = prometheus(self.id, settings.name)
-                _litellm.add_callback(self.metrics)
             if settings.telemetry.url:
-                from .telemetry import TelemetryCallback, TelemetryStore
+                from .telemetry import TelemetryStore, TelemetryWriter
 
-                self.telemetry = TelemetryCallback(
-                    TelemetryStore(settings.telemetry.url), store_text=settings.telemetry.store_text, router_id=self.id
+                self.telemetry = TelemetryWriter(
+                    TelemetryStore(settings.telemetry.url), store_text=settings.telemetry.store_text
                 )
-                _litellm.add_callback(self.telemetry)
+            if self.sinks:  # only the failed attempts need LiteLLM's callbacks: the rest is read from the response
+                _litellm.add_callback(self.attempts)
         except BaseException:
             self.close()  # what was opened before the failure
             raise
@@ -100,7 +105,7 @@ class TaskRouter:
 
     def close(self, timeout: float = 10.0) -> None:
         """Write the telemetry of finished requests (waiting up to `timeout` s), then release what this router
-        opened: its LiteLLM callbacks, its metrics series (see routing/metrics.py), its threads, and the LiteLLM
+        opened: its LiteLLM callback, its metrics series (see routing/metrics.py), its threads, and the LiteLLM
         Router's process-wide registrations when it built that Router.
 
         Idempotent. Requests still in flight on other threads when it is called are not waited for.
@@ -108,11 +113,10 @@ class TaskRouter:
         if self.closed:
             return
         self.closed = True
+        _litellm.remove_callback(self.attempts)
         if self.telemetry is not None:
             self.telemetry.close(timeout)
-            _litellm.remove_callback(self.telemetry)
         if self.metrics is not None:
-            _litellm.remove_callback(self.metrics)
             self.metrics.close()
         if self._loop is not None:
             self._loop.close(timeout)
@@ -182,23 +186,29 @@ class TaskRouter:
             return alone
         return in_context
 
-    def plan(self, decision: Decision, query: str | None = None) -> tuple[str, dict[str, Any]]:
-        """(pool, `metadata["taskrouter"]` record) for a decision: what callbacks, headers and telemetry read."""
+    def plan(self, decision: Decision, query: str | None = None) -> tuple[str, DecisionRecord]:
+        """(pool, `metadata["taskrouter"]` record) for a decision: what LiteLLM's callbacks and the proxy's headers
+        read. The record's `request` is the typed `RoutedRequest` it was made from."""
         pool = self.pool_for(decision.label)
-        record: dict[str, Any] = {
-            "label": decision.label,
-            "stage": decision.stage,
-            "confidence": decision.confidence,
-            "escalated": decision.escalated,
-            "requested_pool": pool,
-            "router_id": self.id,
-            "request_id": uuid.uuid4().hex,
-        }
-        if query is not None and self.config.taskrouter.telemetry.store_text:
-            record["query"] = query
+        store_text = query is not None and self.config.taskrouter.telemetry.store_text
+        request = RoutedRequest(decision, pool, self.id, query=query if store_text else None)
         if self.metrics is not None:
             self.metrics.decided(decision, pool)
-        return pool, record
+        return pool, request.record()
+
+    @property
+    def sinks(self) -> list[EventSink]:
+        """Where this router's request events go: its telemetry writer and metrics, those it has."""
+        return [sink for sink in (self.telemetry, self.metrics) if sink is not None]
+
+    def record(self, event: RequestEvent) -> None:
+        """Hand a finished request's event to this router's sinks (`complete` does; so does the proxy hook for the
+        requests LiteLLM served). A failing sink is logged, never raised."""
+        for sink in self.sinks:
+            try:
+                sink.handle(event)
+            except Exception as exc:
+                log.warning("%s could not take a request event (%s)", type(sink).__name__, type(exc).__name__)
 
     def pool_for(self, label: str) -> str:
         return self.config.pool_for(label)
@@ -209,8 +219,8 @@ class TaskRouter:
     ) -> RoutedCompletion | RoutedStream:
         """Classify and complete; with `stream=True` the chunks come as LiteLLM yields them."""
         decision = self.decide(query, history)
-        pool, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
-        start = time.perf_counter()
+        request, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
+        pool = request.requested_pool
         try:
             if self._loop is not None:
                 response = self._loop.run(self.router.acompletion(model=pool, messages=messages, **kwargs))
@@ -219,70 +229,60 @@ class TaskRouter:
             else:
                 response = self.router.completion(model=pool, messages=messages, **kwargs)
         except Exception as exc:
-            _raise_program_error(exc)
-            raise self._error(exc, pool) from exc
-        self._expect(kwargs)
-        return self._finish(response, decision, pool, start, kwargs)
+            self._raise_failed(request, exc)
+        return self._finish(request, response, stream=bool(kwargs.get("stream")))
 
     async def acomplete(
         self, query: str, history: Sequence[dict] | None = None, **litellm_kwargs: Any
     ) -> RoutedCompletion | RoutedStream:
         """Async `complete`; classification runs in a worker thread so the event loop is not blocked."""
         decision = await asyncio.to_thread(self.decide, query, history)
-        pool, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
-        start = time.perf_counter()
+        request, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
         try:
-            response = await self.router.acompletion(model=pool, messages=messages, **kwargs)
+            response = await self.router.acompletion(model=request.requested_pool, messages=messages, **kwargs)
         except Exception as exc:
-            _raise_program_error(exc)
-            raise self._error(exc, pool) from exc
-        self._expect(kwargs)
-        return self._finish(response, decision, pool, start, kwargs)
+            self._raise_failed(request, exc)
+        return self._finish(request, response, stream=bool(kwargs.get("stream")))
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _request(
         self, decision: Decision, query: str, history: Sequence[dict] | None, kwargs: dict[str, Any]
-    ) -> tuple[str, list[Any], dict[str, Any]]:
+    ) -> tuple[RoutedRequest, list[Any], dict[str, Any]]:
         for key in _RESERVED:
             if key in kwargs:
                 raise TypeError(f"{key!r} is chosen by taskrouter; pass the query and history instead")
         if self.closed:
             raise RuntimeError("this TaskRouter is closed")
-        pool, record = self.plan(decision, query)
+        _, record = self.plan(decision, query)
         messages: list[Any] = [*(history or []), {"role": "user", "content": query}]
         metadata = dict(kwargs.pop("metadata", None) or {})
         metadata["taskrouter"] = record
-        return pool, messages, {**kwargs, "metadata": metadata}
+        return record.request, messages, {**kwargs, "metadata": metadata}
 
-    def _expect(self, kwargs: dict[str, Any]) -> None:
-        """Tell telemetry that LiteLLM will log this request's success (its callbacks run after the call returns).
-
-        A stream logs once it is read to the end, so it is not waited for."""
-        if self.telemetry is not None and not kwargs.get("stream"):
-            self.telemetry.expect(kwargs["metadata"]["taskrouter"]["request_id"], "success")
-
-    def _finish(
-        self, response: Any, decision: Decision, pool: str, start: float, kwargs: dict[str, Any]
-    ) -> RoutedCompletion | RoutedStream:
-        if kwargs.get("stream"):
-            return RoutedStream(response, decision, pool)
-        return self._result(response, decision, pool, time.perf_counter() - start)
-
-    def _result(self, response: Any, decision: Decision, pool: str, latency_s: float) -> RoutedCompletion:
-        served, deployment, cost = _litellm.served_by(response)
-        usage = getattr(response, "usage", None)
+    def _finish(self, request: RoutedRequest, response: Any, *, stream: bool) -> RoutedCompletion | RoutedStream:
+        """The request's result; its event goes to the sinks now, or for a stream once it is read to the end."""
+        if stream:
+            return RoutedStream(response, request.decision, request.requested_pool, on_end=_StreamEnd(self, request))
+        event = request.end(_litellm.answer_of(response), failed=self.attempts.take(request.request_id))
+        self.record(event)
         return RoutedCompletion(
             response=response,
-            decision=decision,
-            requested_pool=pool,
-            served_pool=served or pool,
-            deployment=deployment,
-            fallback=bool(served) and served != pool,
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            cost_usd=cost,
-            latency_s=latency_s,
+            decision=event.decision,
+            requested_pool=event.requested_pool,
+            served_pool=event.served_pool,
+            deployment=event.deployment,
+            fallback=event.fallback,
+            prompt_tokens=event.prompt_tokens,
+            completion_tokens=event.completion_tokens,
+            cost_usd=event.cost_usd,
+            latency_s=event.latency_s,
         )
+
+    def _raise_failed(self, request: RoutedRequest, exc: Exception) -> NoReturn:
+        """Record a failed request's event, then raise: a program error as it is, a provider's as ours."""
+        self.record(request.fail(exc, failed=self.attempts.take(request.request_id)))
+        _raise_program_error(exc)
+        raise self._error(exc, request.requested_pool) from exc
 
     def _error(self, exc: BaseException, pool: str) -> TaskRouterError:
         rs = self.config.router_settings
@@ -339,6 +339,23 @@ class _SyncStream:
                 yield self._loop.run(it.__anext__())
             except StopAsyncIteration:
                 return
+
+
+class _StreamEnd:
+    """Records a stream's event once, when it was read to its end or failed while being read."""
+
+    def __init__(self, router: TaskRouter, request: RoutedRequest) -> None:
+        self.router, self.request, self.done = router, request, False
+
+    def __call__(self, stream: Any, last_chunk: Any, error: BaseException | None) -> None:
+        if self.done:
+            return
+        self.done = True
+        failed = self.router.attempts.take(self.request.request_id)
+        if error is not None:
+            self.router.record(self.request.fail(error, failed=failed))
+            return
+        self.router.record(self.request.end(_litellm.answer_of_stream(stream, last_chunk), failed=failed))
 
 
 def _raise_program_error(exc: Exception) -> None:

@@ -1,8 +1,11 @@
-"""Telemetry: one event per routed request, written by a LiteLLM callback to SQLite or PostgreSQL.
+"""Telemetry: one row per routed request, written to SQLite or PostgreSQL.
 
-One code path (SQLAlchemy Core) for both; the schema is versioned with numbered migrations. Writes happen on
-a background thread: a slow, full or broken store never blocks or fails a completion; faults are logged and
-counted. Prompt text is stored only when asked for, with API-key-like strings and e-mail addresses redacted.
+`TaskRouter` hands each request's `RequestEvent` (routing/events.py) to its `TelemetryWriter` when the request
+ends; the writer turns it into a row on a background thread, so a slow, full or broken store never blocks or
+fails a completion (faults are logged and counted). A row is written with one upsert keyed by request id, so
+writers in several processes sharing a database neither lose nor duplicate a row. One code path (SQLAlchemy
+Core) for both databases; the schema is versioned with numbered migrations. Prompt text is stored only when
+asked for, with API-key-like strings and e-mail addresses redacted.
 """
 
 from __future__ import annotations
@@ -14,19 +17,19 @@ import re
 import threading
 import time
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from classifier.errors import ConfigError
 
-from ._litellm import CustomLogger
+from .events import RequestEvent
 
-__all__ = ["SCHEMA_VERSION", "TelemetryCallback", "TelemetryStore", "events_table", "redact"]
+__all__ = ["SCHEMA_VERSION", "TelemetryStore", "TelemetryWriter", "event_row", "events_table", "redact"]
 
 log = logging.getLogger("taskrouter.telemetry")
 
@@ -81,6 +84,33 @@ def redact(text: str) -> str:
     return _EMAIL.sub("[email]", _SECRET.sub("[secret]", text))
 
 
+def event_row(event: RequestEvent, *, store_text: bool = False) -> dict[str, Any]:
+    """The `taskrouter_events` row of a request: a failed attempt's error class and deployment are kept when a
+    retry or fallback answered; the text only with `store_text`, redacted."""
+    failed = event.failed_attempts
+    last_failed = failed[-1] if failed else None
+    d = event.decision
+    return {
+        "request_id": event.request_id,
+        "ts": event.started,
+        "label": d.label,
+        "stage": d.stage,
+        "confidence": d.confidence,
+        "escalated": d.escalated,
+        "requested_pool": event.requested_pool,
+        "served_pool": event.served_pool,
+        "deployment": event.deployment or (last_failed.deployment if last_failed else None),
+        "fallback": event.fallback,
+        "input_tokens": event.prompt_tokens,
+        "output_tokens": event.completion_tokens,
+        "cost_usd": event.cost_usd,
+        "latency_s": event.latency_s,
+        "status": event.status,
+        "error_class": event.error or (last_failed.error if last_failed else None),
+        "query_text": redact(event.query) if store_text and event.query is not None else None,
+    }
+
+
 class TelemetryStore:
     """Events in a database given by URL (`sqlite:///events.db`, `postgresql://...`)."""
 
@@ -118,26 +148,36 @@ class TelemetryStore:
         self._migrated = True
         return current
 
-    def record(self, event: dict[str, Any]) -> None:
-        """Insert or merge one request's event: a success replaces an earlier failed attempt, never the reverse."""
+    def record(self, row: dict[str, Any]) -> None:
+        """Write one request's row (see `event_row`) in one statement: inserted, or replacing the row of the same
+        request id unless that one is a success and this one is not. Atomic in the database, so writers in
+        several processes neither lose nor duplicate a row."""
         if not self._migrated:
             self.migrate()
         t = events_table
+        dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(self.engine.dialect.name)
         with self.engine.begin() as conn:
-            old = conn.execute(sa.select(t).where(t.c.request_id == event["request_id"])).mappings().first()
-            if old is None:
-                conn.execute(t.insert().values(**event))
+            if dialect is None:  # another database: no upsert statement in SQLAlchemy Core
+                self._insert_or_update(conn, row)
                 return
-            if old["status"] == "success" and event["status"] != "success":
-                return
-            merged = {
-                **event,
-                "ts": min(_aware(old["ts"]), event["ts"]) if old["ts"] else event["ts"],
-                "error_class": event.get("error_class") or old["error_class"],
-                # attempts run one after another: the request took as long as all of them
-                "latency_s": (old["latency_s"] or 0.0) + (event["latency_s"] or 0.0),
-            }
-            conn.execute(t.update().where(t.c.request_id == event["request_id"]).values(**merged))
+            insert = dialect.insert(t).values(**row)
+            conn.execute(
+                insert.on_conflict_do_update(
+                    index_elements=[t.c.request_id],
+                    set_={name: insert.excluded[name] for name in row if name != "request_id"},
+                    where=sa.or_(t.c.status != "success", insert.excluded.status == "success"),
+                )
+            )
+
+    @staticmethod
+    def _insert_or_update(conn: sa.Connection, row: dict[str, Any]) -> None:
+        t = events_table
+        try:
+            with conn.begin_nested():
+                conn.execute(t.insert().values(**row))
+        except sa.exc.IntegrityError:
+            keep_success = sa.or_(t.c.status != "success", sa.literal(row["status"]) == "success")
+            conn.execute(t.update().where(t.c.request_id == row["request_id"], keep_success).values(**row))
 
     def events(self, since: datetime | None = None) -> list[dict[str, Any]]:
         """All events (oldest first), optionally since a time."""
@@ -158,73 +198,49 @@ def _aware(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts is not None and ts.tzinfo is None else ts
 
 
-class TelemetryCallback(CustomLogger):
-    """LiteLLM callback recording taskrouter's routed requests (sync and async paths) without blocking them."""
+class TelemetryWriter:
+    """Writes the events a router hands it (`handle`) on a background thread, never blocking or failing the request.
 
-    def __init__(
-        self, store: TelemetryStore, *, store_text: bool = False, max_queue: int = 10_000, router_id: str | None = None
-    ) -> None:
-        super().__init__()
+    `written`, `failed` (write or build errors) and `dropped` (queue full, or handed over after `close`) count
+    what happened to them.
+    """
+
+    def __init__(self, store: TelemetryStore, *, store_text: bool = False, max_queue: int = 10_000) -> None:
         self.store = store
-        self.router_id = router_id  # record only this TaskRouter's requests (LiteLLM's callbacks are global)
         self.store_text = store_text
         self.written = 0
         self.failed = 0
         self.dropped = 0
-        self._queue: queue.Queue[dict | None] = queue.Queue(maxsize=max_queue)
-        # request_id -> status LiteLLM will log for it; cleared when its callback fires (it runs after the call)
-        self._expected: dict[str, str] = {}
-        self._early: OrderedDict[tuple[str, str], None] = OrderedDict()  # logged before `expect` was called
-        self._seen = threading.Condition()
+        self._queue: queue.Queue[RequestEvent | threading.Event | None] = queue.Queue(maxsize=max_queue)
         self._closed = False
         self._thread = threading.Thread(target=self._drain, daemon=True, name="taskrouter-telemetry")
         self._thread.start()
         _open.add(self)
 
-    # LiteLLM calls these by keyword: the parameter names matter.
-    def log_success_event(self, kwargs, response_obj, start_time, end_time):
-        self._enqueue(kwargs, start_time, end_time, "success")
-
-    async def async_log_success_event(self, kwargs, response_obj, start_time, end_time):
-        self._enqueue(kwargs, start_time, end_time, "success")
-
-    def log_failure_event(self, kwargs, response_obj, start_time, end_time):
-        self._enqueue(kwargs, start_time, end_time, "failure")
-
-    async def async_log_failure_event(self, kwargs, response_obj, start_time, end_time):
-        self._enqueue(kwargs, start_time, end_time, "failure")
-
-    def expect(self, request_id: str, status: str) -> None:
-        """Note that LiteLLM will log `request_id` with `status`; `flush` waits for that event too."""
-        with self._seen:
-            if (request_id, status) in self._early:  # LiteLLM logged it already
-                del self._early[request_id, status]
-            else:
-                self._expected[request_id] = status
+    def handle(self, event: RequestEvent) -> None:
+        """Queue one request's event for writing (returns at once)."""
+        if self._closed:
+            self.dropped += 1
+            return
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+            log.warning("telemetry: queue full, event dropped")
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until expected events arrived and queued events are written (or `timeout` passes).
-
-        True when nothing was left; otherwise the count left is logged.
-        """
-        deadline = time.monotonic() + timeout
-        with self._seen:
-            self._seen.wait_for(lambda: not self._expected, timeout)
-            missing = len(self._expected)
-            self._expected.clear()  # what did not come by now is not waited for again
+        """Wait until every event handed over so far is written (or `timeout` passes); True when none was left."""
+        if not self._thread.is_alive():
+            return self._queue.empty()
         done = threading.Event()
-        self._flushed = done  # set before the marker is queued, so the writer always finds it
-        if self._thread.is_alive():
-            self._queue.put(None)
-        written = done.wait(max(0.0, deadline - time.monotonic()))
-        if missing or not written:
-            log.warning(
-                "telemetry: %d expected event(s) never arrived and %d queued event(s) were not written within %.1f s",
-                missing,
-                self._queue.qsize(),
-                timeout,
-            )
-        return not missing and written
+        try:
+            self._queue.put(done, timeout=timeout)
+        except queue.Full:
+            return False
+        if not done.wait(timeout):
+            log.warning("telemetry: %d queued event(s) were not written within %.1f s", self._queue.qsize(), timeout)
+            return False
+        return True
 
     def close(self, timeout: float = 10.0) -> bool:
         """Flush (bounded by `timeout`), stop the writer thread and dispose of the database engine. Idempotent."""
@@ -232,103 +248,29 @@ class TelemetryCallback(CustomLogger):
             return True
         ok = self.flush(timeout)
         self._closed = True
-        self._queue.put(_STOP)
+        self._queue.put(None)
         self._thread.join(timeout=max(1.0, timeout))
         self.store.engine.dispose()
         _open.discard(self)
         return ok
 
-    def _enqueue(self, kwargs: dict, start_time: Any, end_time: Any, status: str) -> None:
-        event, request_id = None, None
-        try:
-            event = self._event(kwargs, start_time, end_time, status)
-            if event is not None:
-                request_id = event.pop("taskrouter_request_id")  # matched here; the writer never sees it
-                self._queue.put_nowait(event)
-        except queue.Full:
-            self.dropped += 1
-            log.warning("telemetry: queue full, event dropped")
-        except Exception as exc:  # a malformed callback payload must not reach the caller
-            self.failed += 1
-            log.warning("telemetry: could not build event (%s)", type(exc).__name__)
-        if event is not None:
-            self._arrived(request_id, status)
-
-    def _event(self, kwargs: dict, start_time: Any, end_time: Any, status: str) -> dict | None:
-        params = kwargs.get("litellm_params") or {}
-        md = params.get("metadata") or {}
-        tr = md.get("taskrouter")
-        if not isinstance(tr, dict):
-            return None  # not a routed request (e.g. the LLM classifier's own call)
-        if self.router_id is not None and tr.get("router_id") != self.router_id:
-            return None
-        slo = kwargs.get("standard_logging_object") or {}
-        served = slo.get("model_group") or md.get("model_group")
-        requested = tr.get("requested_pool")
-        err = (slo.get("error_information") or {}).get("error_class") if status == "failure" else None
-        if status == "failure" and err is None and kwargs.get("exception") is not None:
-            err = type(kwargs["exception"]).__name__
-        latency = None
-        if isinstance(start_time, datetime) and isinstance(end_time, datetime):
-            latency = (end_time - start_time).total_seconds()
-        text = tr.get("query")
-        return {
-            "taskrouter_request_id": tr.get("request_id"),
-            "request_id": str(slo.get("trace_id") or kwargs.get("litellm_trace_id") or kwargs.get("litellm_call_id")),
-            "ts": datetime.now(UTC),
-            "label": tr.get("label"),
-            "stage": tr.get("stage"),
-            "confidence": tr.get("confidence"),
-            "escalated": bool(tr.get("escalated")),
-            "requested_pool": requested,
-            "served_pool": served if status == "success" else None,
-            "deployment": slo.get("model_id") or md.get("model_info", {}).get("id"),
-            "fallback": bool(status == "success" and served and requested and served != requested),
-            "input_tokens": int(slo.get("prompt_tokens") or 0),
-            "output_tokens": int(slo.get("completion_tokens") or 0),
-            "cost_usd": float(slo.get("response_cost") or kwargs.get("response_cost") or 0.0),
-            "latency_s": latency,
-            "status": status,
-            "error_class": err,
-            "query_text": redact(text) if (self.store_text and isinstance(text, str)) else None,
-        }
-
-    def _arrived(self, request_id: object, status: str) -> None:
-        """Match an event with its expectation; an event logged before `expect` is remembered (boundedly)."""
-        if not isinstance(request_id, str):
-            return
-        with self._seen:
-            if self._expected.get(request_id) == status:
-                del self._expected[request_id]
-                self._seen.notify_all()
-            else:
-                self._early[(request_id, status)] = None
-                while len(self._early) > _EARLY_MAX:
-                    self._early.popitem(last=False)
-
     def _drain(self) -> None:
         while True:
-            event = self._queue.get()
-            if event is _STOP:
+            item = self._queue.get()
+            if item is None:
                 return
-            if event is None:
-                flushed = getattr(self, "_flushed", None)
-                if flushed is not None:
-                    flushed.set()
+            if isinstance(item, threading.Event):
+                item.set()
                 continue
             try:
-                self.store.record(event)
+                self.store.record(event_row(item, store_text=self.store_text))
                 self.written += 1
             except Exception as exc:  # store down, read-only, full: count it, log it, carry on
                 self.failed += 1
                 log.warning("telemetry: write failed (%s); the request itself was not affected", type(exc).__name__)
 
 
-_EARLY_MAX = 10_000
-"""Events remembered while their `expect` may still come (streams and failures never expect one)."""
-_STOP: dict = {}
-"""The writer thread's stop marker (compared by identity)."""
-_open: weakref.WeakSet[TelemetryCallback] = weakref.WeakSet()
+_open: weakref.WeakSet[TelemetryWriter] = weakref.WeakSet()
 EXIT_FLUSH_S = 5.0
 """How long, at most, a process waits at exit for its queued telemetry to be written."""
 
@@ -337,5 +279,5 @@ EXIT_FLUSH_S = 5.0
 def _flush_at_exit() -> None:
     """Write what is still queued when the process exits normally (bounded: EXIT_FLUSH_S in all)."""
     deadline = time.monotonic() + EXIT_FLUSH_S
-    for callback in list(_open):
-        callback.close(max(0.1, deadline - time.monotonic()))
+    for writer in list(_open):
+        writer.close(max(0.1, deadline - time.monotonic()))

@@ -297,3 +297,51 @@ def test_classification_does_not_block_the_event_loop(example_env, shipped_casca
     data, loop_thread = asyncio.run(main())
     assert data["model"] == "creative"
     assert classified_on and loop_thread not in classified_on  # the loop's thread stayed free for other requests
+
+
+def test_the_hook_records_one_event_per_auto_request(example_env, upstream, shipped_cascade, tmp_path):
+    """Telemetry in the proxy: the hook ends each request in LiteLLM's post-call hooks (before the response goes
+    out), with the failed attempts LiteLLM logged on the way; here the hook's methods are called as the proxy
+    does, around a LiteLLM Router built from the same config."""
+    from routing import _litellm
+    from routing.config import load_config
+    from routing.proxy import TaskRouterHook
+    from routing.telemetry import TelemetryStore
+
+    config = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
+    config["taskrouter"]["telemetry"] = {"url": f"sqlite:///{tmp_path / 'events.db'}"}
+    hook = TaskRouterHook(config, cascade=shipped_cascade, prometheus=False)
+    # the proxy's Router: the config's model_list and router_settings (fallbacks math -> capable -> fast)
+    router = _litellm.build_router(load_config({k: config[k] for k in ("model_list", "router_settings", "taskrouter")}))
+    _litellm.add_callback(hook)  # as the proxy registers it: LiteLLM logs failed attempts to it
+
+    async def ask_through_the_hook() -> None:
+        data = {"model": "auto", "messages": [{"role": "user", "content": MATH}]}
+        data = await hook.async_pre_call_hook(None, None, data, "acompletion")
+        try:
+            response = await router.acompletion(**data)
+        except Exception as exc:
+            await hook.async_post_call_failure_hook(data, exc, None)
+        else:
+            await hook.async_post_call_success_hook(data, None, response)
+
+    broken = ("math-a", "capable-a", "fast-a")
+    try:
+        asyncio.run(ask_through_the_hook())
+        upstream.set(**{"math-a": {"mode": "500"}})
+        asyncio.run(ask_through_the_hook())  # math fails, capable answers
+        upstream.set(**{name: {"mode": "500"} for name in broken})
+        asyncio.run(ask_through_the_hook())  # every pool of the chain fails
+    finally:
+        upstream.set(**{name: {"mode": "ok"} for name in broken})
+        _litellm.remove_callback(hook)
+        router.retire()
+        hook.close()  # writes the telemetry: no waiting
+    rows = TelemetryStore(f"sqlite:///{tmp_path / 'events.db'}").events()
+    got = [(r["label"], r["requested_pool"], r["served_pool"], r["status"], r["error_class"]) for r in rows]
+    assert got == [
+        ("math", "math", "math", "success", None),
+        ("math", "math", "capable", "success", "InternalServerError"),
+        ("math", "math", None, "failure", "InternalServerError"),
+    ]
+    assert rows[1]["fallback"] and rows[0]["input_tokens"] > 0 and rows[2]["deployment"] == "fast-a-id"

@@ -1,41 +1,85 @@
-"""Telemetry waits for the events LiteLLM will log, whichever comes first: the event or the expectation."""
+"""Request events become telemetry rows: one per request, written by the time `close` returns, no waiting."""
 
 from datetime import UTC, datetime
 
-from routing.telemetry import TelemetryCallback, TelemetryStore
+import pytest
+
+from classifier.results import Decision
+from routing.events import Answer, Attempt, RequestEvent, RoutedRequest
+from routing.telemetry import TelemetryStore, TelemetryWriter, event_row
+
+MATH = Decision(label="math", stage="heuristic", confidence=1.0, escalated=False)
 
 
-def payload(request_id: str) -> dict:
-    """The fields of LiteLLM's callback kwargs that the telemetry callback reads."""
-    record = {
-        "request_id": request_id,
-        "label": "math",
-        "stage": "heuristic",
-        "confidence": 1.0,
-        "escalated": False,
-        "requested_pool": "math",
-        "router_id": "r",
-    }
-    return {
-        "litellm_params": {"metadata": {"taskrouter": record}},
-        "standard_logging_object": {"trace_id": f"trace-{request_id}", "model_group": "math"},
-    }
+def request(query: str | None = None) -> RoutedRequest:
+    return RoutedRequest(MATH, "math", router_id="r", query=query)
 
 
-def test_an_event_logged_before_it_was_expected_is_not_waited_for(tmp_path):
+def fell_back(query: str | None = None) -> RequestEvent:
+    """math failed once with HTTP 500, then capable answered."""
+    failed = (Attempt("math", "math-a-id", 0.01, error="InternalServerError"),)
+    return request(query).end(Answer(Attempt("capable", "capable-a-id", 0.02), 7, 3, 2.5e-5), failed=failed)
+
+
+def test_a_fallback_keeps_the_failed_attempts_error_class():
+    row = event_row(fell_back())
+    assert (row["requested_pool"], row["served_pool"], row["deployment"], row["fallback"]) == (
+        "math",
+        "capable",
+        "capable-a-id",
+        True,
+    )
+    assert (row["status"], row["error_class"], row["input_tokens"], row["output_tokens"]) == (
+        "success",
+        "InternalServerError",
+        7,
+        3,
+    )
+    assert row["cost_usd"] == 2.5e-5 and row["ts"].tzinfo is UTC
+
+
+def test_a_failed_request_has_no_served_pool_and_names_the_last_deployment_tried():
+    failed = (Attempt("math", "math-a-id", 0.01, "InternalServerError"), Attempt("capable", "capable-a-id", 0.01, "X"))
+    row = event_row(request().fail(TimeoutError("slow"), failed=failed))
+    assert (row["status"], row["served_pool"], row["deployment"], row["fallback"], row["error_class"]) == (
+        "failure",
+        None,
+        "capable-a-id",
+        False,
+        "TimeoutError",
+    )
+
+
+@pytest.mark.parametrize("store_text", [False, True], ids=["text-off", "text-on"])
+def test_text_is_stored_only_when_asked_and_redacted(store_text):
+    row = event_row(fell_back("my key is sk-live-abcdefghijkl12345"), store_text=store_text)
+    assert row["query_text"] == ("my key is [secret]" if store_text else None)
+
+
+def test_close_writes_every_event_handed_over(tmp_path):
     store = TelemetryStore(f"sqlite:///{tmp_path / 'e.db'}")
-    cb = TelemetryCallback(store, router_id="r")
-    now = datetime.now(UTC)
-    cb.log_success_event(payload("a"), None, now, now)  # LiteLLM's worker thread can win the race
-    cb.expect("a", "success")
-    assert cb.flush(timeout=5)  # False had it waited for "a": an expectation not met by then is reported
-    assert len(store.events()) == 1
-    cb.close()
+    writer = TelemetryWriter(store)
+    events = [fell_back() for _ in range(50)]
+    for event in events:
+        writer.handle(event)
+    assert writer.close()  # no sleep: close waits for the queue
+    rows = TelemetryStore(f"sqlite:///{tmp_path / 'e.db'}").events()
+    assert sorted(r["request_id"] for r in rows) == sorted(e.request_id for e in events)
+    assert (writer.written, writer.failed, writer.dropped) == (50, 0, 0)
+    writer.handle(fell_back())  # after close: counted, not written, never raised
+    assert writer.dropped == 1
 
 
-def test_an_event_that_never_comes_is_waited_for_once(tmp_path):
-    cb = TelemetryCallback(TelemetryStore(f"sqlite:///{tmp_path / 'e.db'}"), router_id="r")
-    cb.expect("lost", "success")
-    assert cb.flush(timeout=0.3) is False
-    assert cb.flush(timeout=5)  # not waited for again: the second flush has nothing missing
-    cb.close()
+def test_flush_returns_once_written(tmp_path):
+    writer = TelemetryWriter(TelemetryStore(f"sqlite:///{tmp_path / 'e.db'}"))
+    event = fell_back()
+    writer.handle(event)
+    assert writer.flush(timeout=30)
+    assert [r["request_id"] for r in writer.store.events()] == [event.request_id]
+    writer.close()
+
+
+def test_the_event_time_is_when_the_request_started():
+    before = datetime.now(UTC)
+    event = fell_back()
+    assert before <= event_row(event)["ts"] <= datetime.now(UTC)
