@@ -164,7 +164,7 @@ def train_cascade(
     heads[EMBEDDING]["threshold"] = _shrunk(heads[EMBEDDING]["threshold"], int(passed_on.sum()), len(clf.classes_))
     threshold, target = heads[EMBEDDING]["threshold"], heads[EMBEDDING]["target"]
     oof_pred = clf.classes_[_cv_proba(clf).argmax(axis=1)]
-    log.info("learning curve: refitting the MiniLM head on 25 %% and 50 %% of the rows (vectors are cached)")
+    log.info("learning curve: refitting the MiniLM head on 25 % and 50 % of the rows (vectors are cached)")
     curve = _learning_curve(texts, labels, random_state, static_features, classifier_params, cv_main)
     curve["1.0"] = float(f1_score(labels, oof_pred, average="macro"))
     minilm = clf.example_embeddings_ if cv_main is None else cv_main[:, : clf.example_embeddings_.shape[1]]

@@ -55,12 +55,18 @@ class TaskRouter:
         """The failed deployment calls of this router's requests, until each request ends (a LiteLLM callback)."""
         self.config = load_config(config)
         settings = self.config.taskrouter
-        base = cascade or Cascade.load(
-            self._model_path(),
-            threshold=settings.classifier.threshold,
-            static=settings.classifier.static,
-            static_threshold=settings.classifier.static_threshold,
-        )
+        try:
+            base = cascade or Cascade.load(
+                self._model_path(),
+                threshold=settings.classifier.threshold,
+                static=settings.classifier.static,
+                static_threshold=settings.classifier.static_threshold,
+                fallback_label=settings.classifier.fallback_label,
+            )
+        except InvalidParameterError as exc:
+            if exc.parameter != "fallback_label":
+                raise
+            raise ConfigError(str(exc), path="taskrouter.classifier.fallback_label") from None
         if settings.classifier.priors is not None:
             try:
                 base = base.with_priors(settings.classifier.priors)
@@ -124,8 +130,9 @@ class TaskRouter:
             _litellm.retire_router(self.router)
 
     def _check_labels(self) -> None:
-        """Every label in `taskrouter.pools` must be one the loaded model can give."""
-        labels = set(self.cascade.labels)
+        """Every label in `taskrouter.pools` must be one the loaded model can give (its fallback label too)."""
+        fallback = self.cascade.fallback_label
+        labels = set(self.cascade.labels) | ({fallback} if fallback is not None else set())
         for label in self.config.taskrouter.pools:
             if label not in labels:
                 raise ConfigError(

@@ -1,6 +1,7 @@
 """A user's own labels from a few rows: a threshold that still means something, warnings, a learning curve."""
 
 import pytest
+import yaml
 
 from classifier import Cascade
 from classifier.data import load_dataset
@@ -53,3 +54,46 @@ def test_a_query_that_fits_no_label_goes_to_the_fallback_label(trained, tmp_path
 def test_without_a_fallback_label_the_cascade_is_unchanged(trained, tmp_path_factory):
     directory = next(tmp_path_factory.getbasetemp().glob("three*")) / "m"
     assert Cascade.load(directory).classify("Integrate x^2 sin x").label in {"legal", "sql", "chitchat"}
+
+
+def test_route_sends_the_out_of_scope_query_to_the_fallback_pool(trained, tmp_path_factory):
+    """The user's path: their model and a config naming a fallback label, then `taskrouter route`."""
+    from typer.testing import CliRunner
+
+    from routing.cli import app
+
+    directory = next(tmp_path_factory.getbasetemp().glob("three*")) / "m"
+    demo = yaml.safe_load((ROOT / "routing/configs/demo.yaml").read_text(encoding="utf-8"))
+    demo["taskrouter"] = {
+        "pools": {"legal": "capable", "sql": "code", "chitchat": "fast"},
+        "default_pool": "fast",
+        "classifier": {"model": str(directory), "fallback_label": "default"},
+    }
+    config = tmp_path_factory.mktemp("config") / "my.yaml"
+    config.write_text(yaml.safe_dump(demo), encoding="utf-8")
+    runner = CliRunner()
+    out = runner.invoke(app, ["route", "--config", str(config), "Integrate x^2 sin x"])
+    assert out.exit_code == 0, out.output
+    assert "label=default stage=scope" in out.output and "pool=fast" in out.output
+    out = runner.invoke(app, ["route", "--config", str(config), "How do I join two tables in SQL?"])
+    assert "label=sql" in out.output and "pool=code" in out.output
+
+
+def test_a_model_without_a_scope_threshold_is_refused_naming_the_field(trained, tmp_path_factory):
+    import json
+    import shutil
+
+    from classifier.errors import ConfigError
+    from classifier.persistence import MANIFEST
+    from routing import TaskRouter
+
+    src = next(tmp_path_factory.getbasetemp().glob("three*")) / "m"
+    old = tmp_path_factory.mktemp("old") / "m"
+    shutil.copytree(src, old)
+    manifest = json.loads((old / MANIFEST).read_text(encoding="utf-8"))
+    manifest["cascade"]["scope"] = None  # as a model trained before scope existed
+    (old / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    demo = yaml.safe_load((ROOT / "routing/configs/demo.yaml").read_text(encoding="utf-8"))
+    demo["taskrouter"] = {"pools": {}, "default_pool": "fast", "classifier": {"model": str(old), "fallback_label": "x"}}
+    with pytest.raises(ConfigError, match="fallback_label"):
+        TaskRouter(demo)
