@@ -117,7 +117,7 @@ def validate_params(
             raise InvalidParameterError(name_of(name), value, _describe(options), caller=caller)
     for first, second in exclusive:
         if values[first] is not None and values[second] is not None:
-            expected = f"None when {name_of(first)!r} is given (give at most one of them)"
+            expected = f"left out when {name_of(first)!r} is given (give at most one of them)"
             raise InvalidParameterError(name_of(second), values[second], expected, caller=caller)
 
 

@@ -1,17 +1,25 @@
-"""The `taskrouter` command line. Errors become one-line messages here, at the edge, and nowhere else."""
+"""The `taskrouter` command line. Errors become one-line messages here, at the edge, and nowhere else.
+
+Exit status: 0 done; 1 our error (bad input, a file that cannot be read or written: one line, `error: ...`);
+2 a usage error from click (an unknown option, a value of the wrong type). Each command checks its options
+against a table of constraints (`classifier.params`) before any work.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
+from numbers import Integral, Real
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from classifier.errors import TaskRouterError
+from classifier.params import SEED, SHARE, Constraint, Interval, Options, validate_params
 
 app = typer.Typer(
     add_completion=False,
@@ -59,8 +67,18 @@ class LLMMode(StrEnum):
     oracle = "oracle"
 
 
+_TRAIN_OPTIONS: dict[str, list[Constraint]] = {
+    "max_escalation": [SHARE],
+    "max_error": [SHARE],
+    "precision_floor": [SHARE],
+    "static_max_error": [SHARE],
+    "seed": [SEED],
+}
+
+
 @app.command()
 def train(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Labeled queries (.jsonl or .csv with text,label).")],
     out: Annotated[Path, typer.Option(help="Model directory to write.")] = Path("taskrouter-model"),
     rules: Annotated[Path | None, typer.Option(help="Keyword rule file (YAML); default: the shipped rules.")] = None,
@@ -93,13 +111,12 @@ def train(
     seed: int = 0,
 ) -> None:
     """Train the cascade (rules, static and MiniLM classifiers, thresholds) and save it."""
+    _check_options(ctx, _TRAIN_OPTIONS, locals(), exclusive=[("max_escalation", "max_error")])
     _require("train", "sklearn", "scipy", "matplotlib", extra="train")
     from classifier.data import load_dataset
     from classifier.train import train_cascade
     from classifier.tune import CrossFit
 
-    if max_escalation is not None and max_error is not None:
-        raise TaskRouterError("give at most one of --max-escalation and --max-error")
     dataset = load_dataset(data)
     chosen, why = _encoder_for(encoder, dataset.labels)
     _, report = train_cascade(
@@ -182,8 +199,8 @@ def tune_encoder(
     from classifier.tune import TuneRecipe
     from classifier.tune import tune_encoder as tune
 
-    dataset = load_dataset(data)
     recipe = TuneRecipe(objective=objective.value, epochs=epochs, seed=seed).check()
+    dataset = load_dataset(data)
     tune(dataset.texts, dataset.labels, out, recipe, device=device)
     typer.echo(f"tuned encoder saved to {out}")
     if install:
@@ -203,8 +220,15 @@ def tune_encoder(
             typer.echo(f"cross-fitted vectors: {path} (taskrouter train --encoder tuned --cv-vectors {path})")
 
 
+_PRIORS_OPTIONS: dict[str, list[Constraint]] = {
+    "pseudo_count": [Interval(Real, 0, None, closed="left")],
+    "max_ratio": [Interval(Real, 1, None, closed="left")],
+}
+
+
 @app.command()
 def priors(
+    ctx: typer.Context,
     data: Annotated[
         Path | None, typer.Option(help="Recent queries, unlabeled: .jsonl with a 'text' field, or .txt one per line.")
     ] = None,
@@ -218,6 +242,7 @@ def priors(
     max_ratio: Annotated[float, typer.Option(help="Each share stays within this factor of the training one.")] = 3.0,
 ) -> None:
     """Estimate the traffic's label mix from unlabeled queries (EM, bounded) for `classifier: {priors: ...}`."""
+    _check_options(ctx, _PRIORS_OPTIONS, locals())
     import numpy as np
 
     from classifier.cascade import Cascade
@@ -267,8 +292,16 @@ def _texts_from_telemetry(url: str) -> list[str]:
     return texts
 
 
+_EVALUATE_OPTIONS: dict[str, list[Constraint]] = {
+    "threshold": [SHARE],
+    "static_threshold": [SHARE],
+    "by": [Options(("source",))],
+}
+
+
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Labeled queries to evaluate on.")],
     model: Annotated[Path | None, typer.Option(help="Model directory; default: the shipped model.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics as JSON here.")] = None,
@@ -307,6 +340,7 @@ def evaluate(
     by: Annotated[str | None, typer.Option(help="'source': accuracy per value of the data's source field.")] = None,
 ) -> None:
     """Evaluate the cascade: metrics, stage coverage, escalation accuracy, threshold sweep."""
+    _check_options(ctx, _EVALUATE_OPTIONS, locals())
     _require("evaluate", "sklearn", "matplotlib", extra="train")
     if compare is not None:
         return _compare(data, *compare, json_out)
@@ -328,8 +362,6 @@ def evaluate(
 
     if llm is LLMMode.labels and answers is None:
         raise TaskRouterError("--llm labels needs --answers FILE")
-    if by not in (None, "source"):
-        raise TaskRouterError(f"--by: must be 'source', got {by!r}")
     dataset = load_dataset(data)
     cascade = Cascade.load(model, threshold=threshold, static=static, static_threshold=static_threshold)
     _check_eval_labels(dataset.labels, cascade.labels, data)
@@ -485,14 +517,22 @@ review_app = typer.Typer(
 app.add_typer(review_app, name="review")
 
 
+_REVIEW_EXPORT_OPTIONS: dict[str, list[Constraint]] = {
+    "n": [Interval(Integral, 1, None, closed="left")],
+    "low_confidence": [SHARE],
+}
+
+
 @review_app.command("export")
 def review_export(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="JSONL to write for labeling.")],
     db: Annotated[str, typer.Option(help="Telemetry database URL.")],
     n: Annotated[int, typer.Option(help="How many requests.")] = 200,
     low_confidence: Annotated[float, typer.Option(help="Also export requests below this confidence.")] = 0.8,
 ) -> None:
     """Write a label-stratified sample of escalated and low-confidence requests (needs stored text)."""
+    _check_options(ctx, _REVIEW_EXPORT_OPTIONS, locals())
     from routing.review import export_for_review
     from routing.telemetry import TelemetryStore
 
@@ -649,17 +689,39 @@ def _config_path(config: Path | None) -> Path:
     return DEMO_CONFIG
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to sys.stderr as it is when a line is logged, not as it was at setup (`main` may run in a test)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # under the handler's lock: `handle` holds it around `emit`
+        super().emit(record)
+
+
 def _log_to_stderr() -> None:
     """taskrouter's own log lines on stderr, INFO included: long one-off steps and training's phases say so."""
-    import logging
-
     logger = logging.getLogger("taskrouter")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("[taskrouter %(asctime)s] %(message)s", "%H:%M:%S"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False  # once, even when a library has configured the root logger
+
+
+def _check_options(
+    ctx: typer.Context,
+    table: Mapping[str, Sequence[Constraint]],
+    values: Mapping[str, object],
+    *,
+    exclusive: Iterable[tuple[str, str]] = (),
+) -> None:
+    """Check the options of the command running in `ctx` against its table, naming them as typed
+    (`--max-error`); an option left out (None) is not checked."""
+    flags = {p.name: p.opts[0] for p in ctx.command.params if p.name}
+    given = {name: constraints for name, constraints in table.items() if values[name] is not None}
+    validate_params(
+        given, values, caller=f"`{ctx.command_path}`", exclusive=exclusive, name_of=lambda name: flags.get(name, name)
+    )
 
 
 def _require(command: str, *modules: str, extra: str) -> None:
@@ -674,14 +736,24 @@ def _require(command: str, *modules: str, extra: str) -> None:
         )
 
 
-def main() -> None:
-    """Entry point: run the app, turning taskrouter's errors into one line on stderr and exit code 2."""
+def _fail(message: str) -> NoReturn:
+    """`error: MESSAGE` on one line (a YAML parser's message spans several), exit status 1."""
+    typer.echo("error: " + " ".join(line.strip() for line in message.splitlines() if line.strip()), err=True)
+    sys.exit(1)
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Entry point: run the app on `args` (default: the command line), turning taskrouter's errors, and a file
+    that cannot be read or written, into one line on stderr and exit code 1."""
     _log_to_stderr()
     try:
-        app(standalone_mode=False)
+        app(args=args, prog_name="taskrouter", standalone_mode=False)
     except TaskRouterError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        _fail(f"{exc.filename}: {exc.strerror or exc}")
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):

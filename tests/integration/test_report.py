@@ -63,7 +63,7 @@ def test_report_cli_writes_html_and_json(telemetry):
     assert page.count("data:image/png;base64,") == charts(m) and "http" not in page.split("<body>")[1][:2000]
     assert "<h2>Traffic by label</h2>" in page
     r = run_cli("report", "--db", url, "--since", "not-a-date", "--out", d / "x.html", cwd=ROOT)
-    assert r.returncode == 2 and "--since: not a date" in r.stderr
+    assert r.returncode == 1 and "--since: not a date" in r.stderr
 
 
 @pytest.mark.skipif(
@@ -143,5 +143,5 @@ def test_review_import_into_csv_keeps_it_a_csv(tmp_path):
 
 def test_report_refuses_a_database_that_does_not_exist(tmp_path):
     r = run_cli("report", "--db", f"sqlite:///{tmp_path / 'evnts.db'}", "--out", tmp_path / "x.html", cwd=tmp_path)
-    assert r.returncode == 2 and "no telemetry database at" in r.stderr
+    assert r.returncode == 1 and "no telemetry database at" in r.stderr
     assert not (tmp_path / "evnts.db").exists() and not (tmp_path / "x.html").exists()

@@ -136,7 +136,7 @@ def test_evaluate_with_recorded_answers(tmp_path):
 
 def test_evaluate_refuses_data_whose_labels_the_model_lacks(tiny_csv, tmp_path):
     r = run("evaluate", "--data", tiny_csv, "--json", tmp_path / "e.json")
-    assert r.returncode == 2 and "none of its labels ['billing', 'sales', 'tech']" in r.stderr
+    assert r.returncode == 1 and "none of its labels ['billing', 'sales', 'tech']" in r.stderr
 
 
 def test_evaluate_warns_about_labels_the_model_lacks(tmp_path):
@@ -170,12 +170,12 @@ def test_evaluate_warns_about_labels_the_model_lacks(tmp_path):
     ],
     ids=["missing-file", "malformed-line", "empty-text", "non-string", "rare-label", "bad-model", "labels-no-file"],
 )
-def test_bad_input_is_one_line_and_exit_2(tmp_path, setup, args, message):
+def test_bad_input_is_one_line_and_exit_1(tmp_path, setup, args, message):
     f = tmp_path / "q.jsonl"
     if setup is not None:
         f.write_text(setup)
     r = run(*[a.replace("{f}", str(f)) for a in args], cwd=tmp_path)
-    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.returncode == 1, (r.stdout, r.stderr)
     assert message in r.stderr and "Traceback" not in r.stderr
     assert r.stderr.startswith("error: ")
 
@@ -248,7 +248,7 @@ def test_classify_route_and_complete_read_the_query_from_stdin_or_a_file(tmp_pat
     ],
     ids=["empty-stdin", "blank-stdin", "missing-file", "directory", "empty-file", "not-utf8", "both", "none", "two-"],
 )
-def test_a_query_that_cannot_be_read_is_one_line_and_exit_2(tmp_path, args, stdin, message):
+def test_a_query_that_cannot_be_read_is_one_line_and_exit_1(tmp_path, args, stdin, message):
     (tmp_path / "empty.txt").write_text("\n")
     (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
     args = [
@@ -256,7 +256,7 @@ def test_a_query_that_cannot_be_read_is_one_line_and_exit_2(tmp_path, args, stdi
         for a in args
     ]
     r = run(*args, cwd=tmp_path, stdin=stdin)
-    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert r.returncode == 1, (r.stdout, r.stderr)
     assert r.stderr.startswith("error: ") and message in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
@@ -306,4 +306,4 @@ def test_evaluate_writes_its_misses_and_accuracy_by_source(tmp_path):
     plain = tmp_path / "plain.jsonl"
     plain.write_text('{"text": "integrate x", "label": "math"}\n')
     r = run("evaluate", "--data", plain, "--json", tmp_path / "p.json", "--by", "source")
-    assert r.returncode == 2 and "has no 'source' field" in r.stderr
+    assert r.returncode == 1 and "has no 'source' field" in r.stderr

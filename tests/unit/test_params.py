@@ -67,7 +67,7 @@ def test_a_value_meeting_a_constraint_passes(constraints, value):
 def test_at_most_one_of_an_exclusive_pair():
     table = {"a": [None, SHARE], "b": [None, SHARE]}
     validate_params(table, {"a": 0.1, "b": None}, caller="f", exclusive=[("a", "b")])
-    with pytest.raises(InvalidParameterError, match="The 'b' parameter of f must be None when 'a' is given"):
+    with pytest.raises(InvalidParameterError, match="The 'b' parameter of f must be left out when 'a' is given"):
         validate_params(table, {"a": 0.1, "b": 0.2}, caller="f", exclusive=[("a", "b")])
 
 
