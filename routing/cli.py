@@ -72,6 +72,7 @@ _TRAIN_OPTIONS: dict[str, list[Constraint]] = {
     "max_error": [SHARE],
     "precision_floor": [SHARE],
     "static_max_error": [SHARE],
+    "scope_max_fallback": [Interval(Real, 0, 1, closed="neither")],
     "seed": [SEED],
 }
 
@@ -108,6 +109,13 @@ def train(
             "them): thresholds are then picked as for new traffic."
         ),
     ] = None,
+    scope_max_fallback: Annotated[
+        float,
+        typer.Option(
+            help="Scope target: max share of held-out in-scope rows below the scope threshold (sent to the "
+            "config's fallback_label)."
+        ),
+    ] = 0.02,
     seed: int = 0,
 ) -> None:
     """Train the cascade (rules, static and MiniLM classifiers, thresholds) and save it."""
@@ -132,6 +140,7 @@ def train(
         random_state=seed,
         encoder=chosen,
         cv_vectors=CrossFit.load(cv_vectors) if cv_vectors is not None else None,
+        scope_max_fallback=scope_max_fallback,
     )
     typer.echo(f"trained on {report.n} queries {report.label_counts} with the {chosen} encoder ({why})")
     typer.echo(f"cross-validated stage 2: accuracy {report.cv_accuracy:.4f}, macro-F1 {report.cv_macro_f1:.4f}")
@@ -146,11 +155,23 @@ def train(
         "learning curve (cross-validated macro-F1): "
         + ", ".join(f"{float(share):.0%} of the rows {f1:.3f}" for share, f1 in curve.items())
     )
+    if report.scope is not None:
+        typer.echo(
+            f"scope threshold {report.scope.threshold:.4f} (mean similarity to the {report.scope.k} nearest "
+            f"examples; {report.scope.target:.0%} of held-out rows fall below it): set "
+            "taskrouter.classifier.fallback_label to send queries below it there"
+        )
     for label, more in report.few_rows.items():
         typer.echo(f"warning: label {label!r} has {report.label_counts[label]} rows; add at least {more} more")
     off = report.disabled_rules
+    foreign = [r for r in off if r["label"] not in report.label_counts]
     typer.echo(f"keyword rules: {len(report.rules) - len(off)} on, {len(off)} switched off")
+    if foreign:
+        labels = sorted({r["label"] for r in foreign})
+        typer.echo(f"  {len(foreign)} off because their labels are not in the data: {', '.join(labels)}")
     for r in off:
+        if r in foreign:
+            continue
         prec = "n/a" if r["precision"] is None else f"{r['precision']:.3f}"
         typer.echo(f"  off: {r['name']:<32} label={r['label']:<9} hits={r['hits']:<4} precision={prec}")
     typer.echo(f"saved to {out}")

@@ -65,6 +65,7 @@ COMMANDS = {
         "--static": flag("--static", "--no-static"),
         "--static-features": flag("--static-features", "--no-static-features"),
         "--static-max-error": opt("--static-max-error", FLOATS),
+        "--scope-max-fallback": opt("--scope-max-fallback", FLOATS),
         "--encoder": opt("--encoder", st.sampled_from(["auto", "base", "tuned", "", "big"])),
         "--cv-vectors": opt("--cv-vectors", st.sampled_from(BROKEN)),
         "--seed": opt("--seed", INTS),

@@ -97,3 +97,18 @@ def test_a_model_without_a_scope_threshold_is_refused_naming_the_field(trained, 
     demo["taskrouter"] = {"pools": {}, "default_pool": "fast", "classifier": {"model": str(old), "fallback_label": "x"}}
     with pytest.raises(ConfigError, match="fallback_label"):
         TaskRouter(demo)
+
+
+def test_train_prints_the_scope_and_sums_up_rules_for_other_labels(tmp_path):
+    from typer.testing import CliRunner
+
+    from routing.cli import app
+
+    out = CliRunner().invoke(
+        app, ["train", "--data", str(ROOT / "tests/data/three_labels.csv"), "--out", str(tmp_path / "m")]
+    )
+    assert out.exit_code == 0, out.output
+    assert "scope threshold" in out.output and "fallback_label" in out.output
+    assert "12 off because their labels are not in the data: code, creative, math" in out.output
+    assert "off: code_fence" not in out.output  # one line for all of them, not one per rule
+    assert out.output.count("warning: label") == 3
