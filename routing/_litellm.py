@@ -307,8 +307,9 @@ def error_type(exc: BaseException) -> type[errors.CompletionError] | None:
 
 
 def map_exception(exc: BaseException, *, pool: str, fallbacks_configured: bool) -> errors.CompletionError:
-    """This library's error for a LiteLLM exception; PoolsExhausted when the pool had fallbacks and all failed."""
-    target = error_type(exc) or errors.ProviderUnavailable
+    """This library's error for a LiteLLM exception; PoolsExhausted when the pool had fallbacks and all failed.
+    An exception the mapping does not know is a plain CompletionError: nothing says the provider is down."""
+    target = error_type(exc) or errors.CompletionError
     deployment = getattr(exc, "model_id", None)
     status = getattr(exc, "status_code", None)
     # Only the exception type and status travel on: provider messages can echo request data.

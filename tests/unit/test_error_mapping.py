@@ -76,3 +76,10 @@ def test_failure_after_fallbacks_is_pools_exhausted_but_request_errors_are_not()
     assert isinstance(err, errors.PoolsExhausted) and err.cause == "ProviderUnavailable"
     bad = _litellm.map_exception(instance(litellm.BadRequestError), pool="p", fallbacks_configured=True)
     assert type(bad) is errors.BadRequest
+
+
+def test_an_unknown_exception_is_not_reported_as_a_provider_outage():
+    err = _litellm.map_exception(RuntimeError("something new"), pool="p", fallbacks_configured=False)
+    assert type(err) is errors.CompletionError and not isinstance(err, errors.ProviderUnavailable)
+    after = _litellm.map_exception(RuntimeError("something new"), pool="p", fallbacks_configured=True)
+    assert isinstance(after, errors.PoolsExhausted) and after.cause == "CompletionError"
