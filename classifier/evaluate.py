@@ -13,6 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from .cascade import Cascade
 from .data import Dataset
 from .params import Constraint, Options, validate_params
+from .progress import progress_bar
 from .results import EMBEDDING, HEURISTIC, LLM, SCOPE, STAGES, STATIC, Decision
 from .threshold import sweep as threshold_sweep
 
@@ -36,15 +37,25 @@ _EVALUATE_PARAMS: dict[str, list[Constraint]] = {
     "cascade": [Cascade],
     "data": [Dataset],
     "llm_mode": [Options(("off", "config", "labels", "oracle"))],
+    "progress": [None, bool],
 }
 
 
-def evaluate(cascade: Cascade, data: Dataset, *, llm_mode: str = "off") -> tuple[dict, list[Decision], np.ndarray]:
-    """Classify each query on its own (real per-query latency); returns (metrics, decisions, stage-2 probabilities)."""
+def evaluate(
+    cascade: Cascade, data: Dataset, *, llm_mode: str = "off", progress: bool | None = None
+) -> tuple[dict, list[Decision], np.ndarray]:
+    """Classify each query on its own (real per-query latency); returns (metrics, decisions, stage-2 probabilities).
+
+    `progress`: a bar while the queries are classified one by one (None: when there are 200 or more)."""
     validate_params(_EVALUATE_PARAMS, locals(), caller="evaluate")
     texts, truth = list(data.texts), list(data.labels)
     labels = sorted(set(cascade.labels) | set(truth))
-    decisions = [cascade.classify(t) for t in texts]
+    show = len(texts) >= 200 if progress is None else progress
+    decisions = []
+    with progress_bar(total=len(texts), desc="classifying one by one", unit="q", disable=not show) as bar:
+        for t in texts:
+            decisions.append(cascade.classify(t))
+            bar.update(1)
     pred = [d.label for d in decisions]
     metrics: dict = {
         "n": len(texts),
