@@ -73,6 +73,7 @@ _TRAIN_OPTIONS: dict[str, list[Constraint]] = {
     "precision_floor": [SHARE],
     "static_max_error": [SHARE],
     "scope_max_fallback": [Interval(Real, 0, 1, closed="neither")],
+    "static_max_error_out_of_source": [SHARE],
     "seed": [SEED],
 }
 
@@ -109,6 +110,16 @@ def train(
             "them): thresholds are then picked as for new traffic."
         ),
     ] = None,
+    calibration_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Labeled rows from other sources, never trained on: the static threshold must hold "
+            "--static-max-error-out-of-source on them, and the escalation budget is read on them."
+        ),
+    ] = None,
+    static_max_error_out_of_source: Annotated[
+        float, typer.Option(help="Static stage target on --calibration-data: max error on what it accepts.")
+    ] = 0.02,
     scope_max_fallback: Annotated[
         float,
         typer.Option(
@@ -141,6 +152,8 @@ def train(
         encoder=chosen,
         cv_vectors=CrossFit.load(cv_vectors) if cv_vectors is not None else None,
         scope_max_fallback=scope_max_fallback,
+        calibration=load_dataset(calibration_data) if calibration_data is not None else None,
+        static_max_error_out_of_source=static_max_error_out_of_source,
     )
     typer.echo(f"trained on {report.n} queries {report.label_counts} with the {chosen} encoder ({why})")
     typer.echo(f"cross-validated stage 2: accuracy {report.cv_accuracy:.4f}, macro-F1 {report.cv_macro_f1:.4f}")

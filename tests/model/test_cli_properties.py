@@ -66,6 +66,8 @@ COMMANDS = {
         "--static-features": flag("--static-features", "--no-static-features"),
         "--static-max-error": opt("--static-max-error", FLOATS),
         "--scope-max-fallback": opt("--scope-max-fallback", FLOATS),
+        "--calibration-data": opt("--calibration-data", st.sampled_from(BROKEN)),
+        "--static-max-error-out-of-source": opt("--static-max-error-out-of-source", FLOATS),
         "--encoder": opt("--encoder", st.sampled_from(["auto", "base", "tuned", "", "big"])),
         "--cv-vectors": opt("--cv-vectors", st.sampled_from(BROKEN)),
         "--seed": opt("--seed", INTS),

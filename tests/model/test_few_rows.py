@@ -112,3 +112,33 @@ def test_train_prints_the_scope_and_sums_up_rules_for_other_labels(tmp_path):
     assert "12 off because their labels are not in the data: code, creative, math" in out.output
     assert "off: code_fence" not in out.output  # one line for all of them, not one per rule
     assert out.output.count("warning: label") == 3
+
+
+CALIBRATION_ROWS = [
+    ("My neighbour's tree fell on my fence, who pays?", "legal"),
+    ("Do I need a lawyer to write a will?", "legal"),
+    ("Can I be evicted without a written notice?", "legal"),
+    ("Is it legal to record a phone call without consent?", "legal"),
+    ("How do I count distinct customers per month in Postgres?", "sql"),
+    ("Why is my LEFT JOIN returning duplicate rows?", "sql"),
+    ("Write a query that finds the second highest salary", "sql"),
+    ("What index speeds up WHERE created_at > now() - interval '1 day'?", "sql"),
+    ("Good morning! Did you sleep well?", "chitchat"),
+    ("What's your favourite colour?", "chitchat"),
+    ("I'm bored, talk to me", "chitchat"),
+    ("Haha that's funny, tell me more", "chitchat"),
+]
+
+
+def test_thresholds_read_on_rows_from_other_sources(trained, tmp_path):
+    from classifier.data import Dataset
+
+    _, plain = trained
+    calibration = Dataset(tuple(t for t, _ in CALIBRATION_ROWS), tuple(y for _, y in CALIBRATION_ROWS))
+    data = load_dataset(ROOT / "tests/data/three_labels.csv")
+    cascade, report = train_cascade(data, calibration=calibration, max_escalation=0.25, progress=False)
+    assert report.static_threshold is not None and plain.static_threshold is not None
+    assert report.static_threshold >= plain.static_threshold  # raised where other sources need it, never lowered
+    assert report.target == {"max_escalation_out_of_source": 0.25}
+    decisions = cascade.classify_batch([t for t, _ in CALIBRATION_ROWS])
+    assert sum(d.escalated for d in decisions) <= 0.25 * len(decisions)  # the budget holds on those rows

@@ -38,7 +38,10 @@ def test_a_fresh_training_run_decides_like_the_shipped_model(tmp_path):
     assert manifest.training["data_sha256"] == data.sha256(), "data/queries.jsonl changed: retrain the model"
     encoder = manifest.params.get("encoder", "base")
     cross_fit = CrossFit.load(ROOT / "data/queries.crossfit.npz") if encoder == "tuned" else None
-    fresh, report = train_cascade(data, out=tmp_path / "fresh", progress=False, encoder=encoder, cv_vectors=cross_fit)
+    calibration = _calibration(manifest.training.get("calibration"))
+    fresh, report = train_cascade(
+        data, out=tmp_path / "fresh", progress=False, encoder=encoder, cv_vectors=cross_fit, calibration=calibration
+    )
     shipped = Cascade.load()
     probes = [json.loads(line)["text"] for line in PROBES.open(encoding="utf-8") if line.strip()]
     assert len(probes) >= 100
@@ -49,3 +52,17 @@ def test_a_fresh_training_run_decides_like_the_shipped_model(tmp_path):
     assert abs(report.cv_accuracy - manifest.metrics["cv_accuracy"]) <= CV_TOLERANCE
     assert abs(report.cv_macro_f1 - manifest.metrics["cv_macro_f1"]) <= CV_TOLERANCE
     assert [r.enabled for r in fresh.rules.rules] == [r.enabled for r in shipped.rules.rules]
+    if calibration is not None:  # the same rows read the same thresholds (within float noise across machines)
+        assert fresh.threshold == pytest.approx(shipped.threshold, abs=0.01)
+        assert fresh.static_threshold == pytest.approx(shipped.static_threshold, abs=0.01)
+
+
+def _calibration(recorded: dict | None):
+    """The calibration rows the shipped model's thresholds were read on, where a copy with that sha256 is here
+    (the public corpus is never committed: without it the labels are still compared, the thresholds not)."""
+    if recorded is None:
+        return None
+    for path in (ROOT / "data/public/corpus.jsonl", ROOT.parent / "shared/data/public/corpus.jsonl"):
+        if path.is_file() and (rows := load_dataset(path)).sha256() == recorded["data_sha256"]:
+            return rows
+    return None
