@@ -234,7 +234,7 @@ def train_cascade(
                 "n": report.n,
                 "label_counts": report.label_counts,
                 "data_sha256": data.sha256(),
-                "data_file": Path(data.path).name if data.path else None,
+                "data_file": _name(data),
                 "embedder_backend": _backend(clf),
                 "encoder": clf.encoder,
                 "learning_curve": curve,
