@@ -17,7 +17,6 @@ them; that needs `taskrouter[train]` (torch, transformers, model2vec, onnx).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from functools import cache
@@ -27,6 +26,7 @@ import numpy as np
 
 from .encoder import ENCODERS
 from .errors import ModelFileError
+from .integrity import check_bytes
 
 __all__ = [
     "ASSETS_DIR",
@@ -85,11 +85,7 @@ def read(name: str, folder: Path = ASSETS_DIR) -> bytes:
         data = path.read_bytes()
     except OSError as exc:
         raise ModelFileError(f"unreadable ({type(exc).__name__}); reinstall taskrouter", path=str(path)) from None
-    if len(data) != entry.get("bytes") or hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-        raise ModelFileError(
-            f"does not match its sha256 and size in {RECORD} (modified or truncated); reinstall taskrouter",
-            path=str(path),
-        )
+    check_bytes(data, entry.get("sha256"), entry.get("bytes"), name, str(folder), remedy="reinstall taskrouter")
     return data
 
 

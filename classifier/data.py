@@ -7,13 +7,13 @@ import hashlib
 import json
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import DataError, LabelError, QueryError
 
-__all__ = ["MAX_QUERY_CHARS", "Dataset", "check_labels", "check_query", "load_dataset", "read_jsonl"]
+__all__ = ["MAX_QUERY_CHARS", "Dataset", "check_label", "check_labels", "check_query", "load_dataset", "read_jsonl"]
 
 MAX_QUERY_CHARS = 100_000
 """Longest text read whole: training data (a longer row is almost surely a data error) and a head's or
@@ -38,16 +38,20 @@ def check_query(text: object, *, field: str = "query", max_chars: int | None = N
     return text
 
 
+def check_label(label: object, *, allowed: Collection[str] | None = None, field: str = "label") -> str:
+    """Return `label` if it is a string that is not blank (and one of `allowed`, if given); else a `LabelError`
+    whose message starts with `field`."""
+    if not isinstance(label, str) or not label.strip():
+        raise LabelError(f"{field}: must be a non-empty string, got {label!r}")
+    if allowed is not None and label not in allowed:
+        raise LabelError(f"{field}: unknown label {label!r}; expected one of {sorted(allowed)}")
+    return label
+
+
 def check_labels(labels: Sequence[object], *, allowed: Iterable[str] | None = None) -> list[str]:
     """Validate labels for training: strings, in `allowed` if given, each with at least 2 examples."""
-    out: list[str] = []
     allowed_set = set(allowed) if allowed is not None else None
-    for i, label in enumerate(labels):
-        if not isinstance(label, str) or not label.strip():
-            raise LabelError(f"label[{i}]: must be a non-empty string, got {label!r}")
-        if allowed_set is not None and label not in allowed_set:
-            raise LabelError(f"label[{i}]: unknown label {label!r}; expected one of {sorted(allowed_set)}")
-        out.append(label)
+    out = [check_label(label, allowed=allowed_set, field=f"label[{i}]") for i, label in enumerate(labels)]
     counts = Counter(out)
     if len(counts) < 2:
         raise LabelError(f"need at least 2 distinct labels, got {sorted(counts)}")
@@ -101,16 +105,10 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
             text = check_query(row["text"], field="text", max_chars=MAX_QUERY_CHARS)
         except QueryError as exc:
             raise DataError(str(exc), path=str(p), line=line, field="text") from None
-        label = row["label"]
-        if not isinstance(label, str) or not label.strip():
-            raise DataError(f"label: must be a non-empty string, got {label!r}", path=str(p), line=line, field="label")
-        if allowed_set is not None and label not in allowed_set:
-            raise DataError(
-                f"label: unknown label {label!r}; expected one of {sorted(allowed_set)}",
-                path=str(p),
-                line=line,
-                field="label",
-            )
+        try:
+            label = check_label(row["label"], allowed=allowed_set)
+        except LabelError as exc:
+            raise DataError(str(exc), path=str(p), line=line, field="label") from None
         texts.append(text)
         labels.append(label.strip())
         sources.append(row["source"] if isinstance(row.get("source"), str) else "")

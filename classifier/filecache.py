@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import ModelFileError
+from .integrity import bytes_problem
 
 __all__ = [
     "RECORD_FORMAT",
@@ -104,11 +105,8 @@ def read_verified(path: Path, kind: str) -> tuple[str, bytes]:
         or record.get("kind", "ONNX") != kind
     ):
         return f"its record is not a taskrouter {kind} record", b""
-    if len(data) != record.get("bytes"):
-        return f"size {len(data)} != recorded {record.get('bytes')} (truncated or modified)", b""
-    if hashlib.sha256(data).hexdigest() != record.get("sha256"):
-        return "sha256 does not match its record (file modified)", b""
-    return "ok", data
+    problem = bytes_problem(data, record.get("sha256"), record.get("bytes"))
+    return ("ok", data) if problem is None else (problem, b"")
 
 
 def get_or_build(

@@ -710,16 +710,13 @@ def _decode(data: bytes, source: str) -> str:
 
 
 def _config_path(config: Path | None) -> Path:
-    import os
+    """`--config`, else the file `$TASKROUTER_CONFIG` names, else the demo config (said on stderr)."""
+    from routing.config import CONFIG_ENV, DEMO_CONFIG, config_from_env
 
-    from routing.config import DEMO_CONFIG
-
-    if config is not None:
-        return config
-    env = os.environ.get("TASKROUTER_CONFIG")
-    if env:
-        return Path(env)
-    typer.echo("(no --config and no TASKROUTER_CONFIG: using the DEMO config, whose replies are mocks)", err=True)
+    chosen = config or config_from_env()
+    if chosen is not None:
+        return chosen
+    typer.echo(f"(no --config and no {CONFIG_ENV}: using the DEMO config, whose replies are mocks)", err=True)
     return DEMO_CONFIG
 
 

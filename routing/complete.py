@@ -5,13 +5,12 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
-import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from .config import Config, load_config
+from .config import Config, config_from_env, load_config
 from .results import RoutedCompletion, RoutedStream
 from .router import TaskRouter
 
@@ -40,7 +39,7 @@ def get_router(config: str | Path | Config | dict | TaskRouter | None = None) ->
     if isinstance(config, TaskRouter):
         return config
     if config is None:
-        config = os.environ.get("TASKROUTER_CONFIG") or None
+        config = config_from_env()
     if config is None or isinstance(config, (str, Path)):
         return _router_for_path(config)
     return _router_for_content(load_config(config))

@@ -15,12 +15,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from classifier.errors import ConfigError
 
-__all__ = ["DEMO_CONFIG", "PRODUCTION_EXAMPLE", "Config", "load_config", "read_yaml", "resolve_secrets"]
+__all__ = [
+    "CONFIG_ENV",
+    "DEMO_CONFIG",
+    "PRODUCTION_EXAMPLE",
+    "Config",
+    "config_from_env",
+    "load_config",
+    "read_yaml",
+    "resolve_secrets",
+]
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
 PRODUCTION_EXAMPLE = CONFIG_DIR / "production.yaml"
 ENV_PREFIX = "os.environ/"
+CONFIG_ENV = "TASKROUTER_CONFIG"
+"""The environment variable that names the routing config file when none is given."""
 
 
 class _Strict(BaseModel):
@@ -240,6 +251,12 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"invalid YAML ({exc})", path=str(path)) from None
 
 
+def config_from_env() -> Path | None:
+    """The config file `$TASKROUTER_CONFIG` names; None when it is unset or empty."""
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else None
+
+
 def load_config(source: str | Path | dict | Config | None = None) -> Config:
     """Load and validate a config from a YAML path, a dict, or pass a Config through.
 
@@ -249,10 +266,9 @@ def load_config(source: str | Path | dict | Config | None = None) -> Config:
         return source
     where = None
     if source is None:
-        env = os.environ.get("TASKROUTER_CONFIG")
-        if not env:
-            raise ConfigError("no routing config: pass config=PATH or set TASKROUTER_CONFIG")
-        source = env
+        source = config_from_env()
+        if source is None:
+            raise ConfigError(f"no routing config: pass config=PATH or set {CONFIG_ENV}")
     if isinstance(source, (str, Path)):
         where, raw = str(source), read_yaml(source)
     else:

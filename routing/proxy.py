@@ -25,7 +25,6 @@ This module imports LiteLLM's proxy types and needs the proxy's packages (`pip i
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -39,7 +38,7 @@ from classifier.errors import ConfigError, QueryError
 
 from . import _litellm
 from ._litellm import CustomLogger, remove_callback
-from .config import Config, load_config, read_yaml
+from .config import CONFIG_ENV, Config, config_from_env, load_config, read_yaml
 from .conversation import Conversation, read_history, read_messages
 from .events import Answer, DecisionRecord, RoutedRequest
 from .metrics import available, prometheus
@@ -62,9 +61,9 @@ def load_routing_config(source: str | Path | dict | Config | None = None) -> Con
     if isinstance(source, Config):
         return source
     if source is None:
-        source = os.environ.get("TASKROUTER_CONFIG") or None
+        source = config_from_env()
         if source is None:
-            raise ConfigError("no routing config: pass config=PATH to TaskRouterHook or set TASKROUTER_CONFIG")
+            raise ConfigError(f"no routing config: pass config=PATH to TaskRouterHook or set {CONFIG_ENV}")
     where = None
     if isinstance(source, (str, Path)):
         where, source = str(source), read_yaml(source)

@@ -13,12 +13,9 @@ from typing import Any
 
 from classifier.data import load_dataset, read_jsonl
 from classifier.errors import DataError
+from classifier.normalize import fold
 
 __all__ = ["ImportSummary", "export_for_review", "import_reviewed"]
-
-
-def _norm(text: str) -> str:
-    return " ".join(text.split()).casefold()
 
 
 def export_for_review(
@@ -30,8 +27,8 @@ def export_for_review(
     for e in events:
         text = e.get("query_text")
         uncertain = e.get("escalated") or (e.get("confidence") is not None and e["confidence"] < low_confidence)
-        if text and uncertain and _norm(text) not in seen:
-            seen.add(_norm(text))
+        if text and uncertain and fold(text) not in seen:
+            seen.add(fold(text))
             pool[str(e.get("label"))].append(e)
     rng = random.Random(seed)
     for items in pool.values():
@@ -71,7 +68,7 @@ class ImportSummary:
 def import_reviewed(reviewed: str | Path, training: str | Path, *, out: str | Path | None = None) -> ImportSummary:
     """Append reviewed rows that carry a label to a training JSONL; duplicates skipped, conflicts reported."""
     train = load_dataset(training)
-    known = {_norm(t): y for t, y in zip(train.texts, train.labels, strict=True)}
+    known = {fold(t): y for t, y in zip(train.texts, train.labels, strict=True)}
     summary = ImportSummary()
     new_rows: list[dict] = []
     for line_no, row in read_jsonl(Path(reviewed)):
@@ -81,7 +78,7 @@ def import_reviewed(reviewed: str | Path, training: str | Path, *, out: str | Pa
             continue
         if not isinstance(text, str) or not text.strip() or not isinstance(label, str) or not label.strip():
             raise DataError("text and label must be non-empty strings", path=str(reviewed), line=line_no)
-        key = _norm(text)
+        key = fold(text)
         if key in known:
             if known[key] == label:
                 summary.duplicates += 1

@@ -127,7 +127,7 @@ def test_a_tampered_table_is_never_loaded(package_copy):
     _flip_byte(package_copy / "classifier/assets" / SHIPPED.static_file)
     out = _load(package_copy, torch=True)
     # The shipped MiniLM head reads static vectors: nothing half-loads, and the error says what to do.
-    assert f"{SHIPPED.static_file}: does not match its sha256 and size" in out["error"]
+    assert f"{SHIPPED.static_file}: sha256 does not match its record" in out["error"]
     assert "reinstall taskrouter" in out["error"]
 
 
@@ -145,7 +145,7 @@ def test_a_tampered_base_graph_falls_back_to_torch_only_where_torch_is(package_c
     with_torch = _load(package_copy, torch=True, model=BASE_MODEL)
     assert with_torch.get("loaded") and "using sentence-transformers instead" in with_torch["stderr"]
     without = _load(package_copy, torch=False, model=BASE_MODEL)
-    assert "minilm.onnx: does not match its sha256" in without["error"]
+    assert "minilm.onnx: sha256 does not match its record" in without["error"]
 
 
 def test_a_tampered_tuned_graph_is_an_error_with_or_without_torch(package_copy):
@@ -154,7 +154,7 @@ def test_a_tampered_tuned_graph_is_an_error_with_or_without_torch(package_copy):
         pytest.skip("the shipped model reads the base encoder")
     _flip_byte(package_copy / "classifier/assets" / SHIPPED.onnx_file)
     for torch in (True, False):
-        assert f"{SHIPPED.onnx_file}: does not match its sha256" in _load(package_copy, torch=torch)["error"]
+        assert f"{SHIPPED.onnx_file}: sha256 does not match its record" in _load(package_copy, torch=torch)["error"]
 
 
 def test_a_malformed_record_is_refused(tmp_path):
