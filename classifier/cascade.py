@@ -8,6 +8,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 from typing import NamedTuple, TypeVar
@@ -19,8 +20,17 @@ from .keywords import KeywordRules
 from .params import COUNT, THRESHOLD, Constraint, validate_params
 from .priors import check_priors, weights_for
 from .results import EMBEDDING, LLM, SCOPE, STATIC, Decision, StageResult
-from .scope import Scope
-from .stages import REGISTRY, FewShotLLMStage, HeadStage, LLMStage, RulesStage, ScopeStage, Stage
+from .stages import (
+    REGISTRY,
+    FewShotLLMStage,
+    HeadStage,
+    LLMStage,
+    LoadContext,
+    RulesStage,
+    ScopeStage,
+    Stage,
+    StageManifest,
+)
 from .window import HEAD_CHARS, TAIL_CHARS, window
 
 __all__ = ["DEFAULT_CACHE_SIZE", "Cascade", "CacheInfo", "LLMStage"]
@@ -132,8 +142,8 @@ class Cascade:
         window: tuple[int, int] | None,
     ) -> None:
         names = [s.name for s in stages]
-        if len(set(names)) != len(names) or not set(names) <= set(REGISTRY):
-            raise ValueError(f"stages must have distinct names among {list(REGISTRY)}, got {names}")
+        if len(set(names)) != len(names) or not all(isinstance(s, Stage) for s in stages):
+            raise ValueError(f"stages must be Stage objects with distinct names, got {names}")
         guessing = [s for s in stages if s.guesses]
         if not guessing:
             raise ValueError("a cascade needs a stage that always names a label (a head)")
@@ -264,25 +274,26 @@ class Cascade:
         from .persistence import load_model
 
         model = load_model(path, skip=() if static else (STATIC,))
-        rules = model.manifest.cascade.rules
-        stages: list[Stage] = [RulesStage(KeywordRules.from_list(rules))] if rules else []
-        if fallback_label is not None:
-            trained = model.manifest.cascade.scope
-            if trained is None:
-                raise InvalidParameterError(
-                    "fallback_label",
-                    fallback_label,
-                    f"None: the model in {model.directory} has no scope threshold (retrain it with this version)",
-                )
-            stages.append(ScopeStage(model.heads[EMBEDDING], Scope.from_dict(trained.model_dump()), fallback_label))
-        overrides = {EMBEDDING: threshold, STATIC: static_threshold}
-        for name, head in model.heads.items():
-            chosen = overrides.get(name)
-            kind = REGISTRY[name]
-            assert issubclass(kind, HeadStage), f"a model's {name} head is served by a HeadStage, not {kind.__name__}"
-            stages.append(kind(name, head, model.thresholds[name] if chosen is None else chosen))
-        if llm is not None:
-            stages.append(FewShotLLMStage(llm, model.heads[EMBEDDING]))
+        context = LoadContext(
+            model,
+            llm=llm,
+            thresholds={EMBEDDING: threshold, STATIC: static_threshold},
+            fallback_label=fallback_label,
+        )
+        stages: list[Stage] = []
+        for entry in model.manifest.cascade.stages:  # every kind is registered: `load_model` checked
+            kind = REGISTRY[entry.kind]
+            files = {name: model.blobs[name] for name in entry.files}
+            spec = StageManifest(entry.name, entry.kind, dict(entry.config), files)
+            stage = kind.from_manifest(spec, replace(context, files=files))
+            if stage is not None:
+                stages.append(stage)
+        if fallback_label is not None and not any(s.name == SCOPE for s in stages):
+            raise InvalidParameterError(
+                "fallback_label",
+                fallback_label,
+                f"None: {model.directory} has no scope stage (retrain it with this version)",
+            )
         manifest = model.manifest.model_dump(mode="json")
         cascade = cls.from_stages(stages, manifest=manifest, cache_size=cache_size, window=window)
         return cascade if priors is None else cascade.with_priors(priors)

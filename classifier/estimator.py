@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -17,6 +18,9 @@ from .errors import InvalidParameterError
 from .features import LexicalFeatures, combine
 from .head import Examples, HeadExport, LinearHead, as_list, binary_to_two, softmax
 from .results import EMBEDDING, STATIC
+
+if TYPE_CHECKING:
+    from .stages import StageManifest
 
 __all__ = ["TaskClassifier"]
 
@@ -194,12 +198,13 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         *,
         static: TaskClassifier | None = None,
         heads: dict[str, dict] | None = None,
+        stages: Sequence[StageManifest] | None = None,
         **sections: dict | None,
     ) -> Path:
         """Write the model directory (manifest + arrays, no pickle), with an optional static-embedding head.
 
-        `heads` gives each stage's manifest extras (threshold, target, curve); `sections` the manifest's
-        `cascade`, `training` and `metrics`.
+        `heads` gives each stage's manifest extras (threshold, target, curve); `stages` the cascade's stages in
+        order (`persistence.save_model`); `sections` the manifest's `cascade`, `training` and `metrics`.
         """
         from .persistence import Calibration, HeadSpec, save_model
 
@@ -235,7 +240,8 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         examples = self.export().examples
         if examples is None:
             raise ValueError("this head was exported without its training examples, which a model file keeps")
-        return save_model(directory, pairs, examples, params={k: getattr(self, k) for k in _PARAMS}, **sections)
+        params = {k: getattr(self, k) for k in _PARAMS}
+        return save_model(directory, pairs, examples, params=params, stages=stages, **sections)
 
     @classmethod
     def load(cls, directory: str | Path | None = None) -> TaskClassifier:

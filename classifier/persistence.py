@@ -28,7 +28,9 @@ from .embedding import EMBEDDER_DIM, EMBEDDER_ID, Embedder
 from .encoder import ENCODERS, Encoder, encoder_of
 from .errors import ModelFileError
 from .head import Examples, HeadExport, LinearHead
+from .keywords import KeywordRules
 from .results import EMBEDDING, STAGES, STATIC
+from .stages import REGISTRY, FewShotLLMStage, HeadStage, RulesStage, ScopeStage, StageManifest
 from .static_embedding import STATIC_ID
 
 __all__ = [
@@ -37,6 +39,8 @@ __all__ = [
     "HeadSpec",
     "LoadedModel",
     "Manifest",
+    "StageEntry",
+    "built_in_stages",
     "load_manifest",
     "load_model",
     "save_model",
@@ -44,8 +48,9 @@ __all__ = [
 ]
 
 FORMAT_VERSION: Final = 3
-"""3: a list of heads, each naming its stage, file, embedders and threshold. 2 added `params.static_features`;
-1 is the first format."""
+"""3: a list of heads, each naming its stage, file, embedders and threshold, and (since December 2026) the ordered
+list of stages, `cascade.stages`, filled in with the built-in order when absent. 2 added
+`params.static_features`; 1 is the first format."""
 READABLE_VERSIONS = (1, 2, 3)
 KIND: Final = "taskrouter.TaskClassifier"
 DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
@@ -113,9 +118,9 @@ class HeadSpec(_Strict):
 
     @field_validator("stage")
     @classmethod
-    def _known_stage(cls, v: str) -> str:
-        if v not in STAGES:
-            raise ValueError(f"unknown stage {v!r}; stages are {list(STAGES)}")
+    def _named_stage(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a head's stage must have a name")
         return v
 
 
@@ -137,11 +142,32 @@ class ScopeSpec(_Strict):
     pseudo_out_of_scope_caught: float = Field(ge=0, le=1)
 
 
+class StageEntry(_Strict):
+    """One stage of the cascade, in order: its name, the registered kind that loads it (`stages.REGISTRY`), its
+    settings, and the files it keeps (listed in `files` too, so they are verified like the rest)."""
+
+    name: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    config: dict[str, Any] = {}
+    files: list[str] = []
+
+
 class CascadeSpec(_Strict):
     rules: list[dict[str, Any]] = []
     precision_floor: float | None = None
     scope: ScopeSpec | None = None
     """None: the model was trained before scope existed (it cannot serve a fallback label)."""
+    stages: list[StageEntry] = []
+    """The cascade's stages in order, the source of truth for `Cascade.load`; a manifest written before this
+    list existed gets the built-in order on load (`built_in_stages`)."""
+
+    @field_validator("stages")
+    @classmethod
+    def _distinct(cls, v: list[StageEntry]) -> list[StageEntry]:
+        names = [e.name for e in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be distinct, got {names}")
+        return v
 
 
 class Manifest(_Strict):
@@ -171,7 +197,8 @@ class Manifest(_Strict):
 # -- what is loaded --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LoadedModel:
-    """A verified model: its manifest, the exports it stores and the served heads, by stage (cascade order)."""
+    """A verified model: its manifest, the exports it stores, the served heads by stage (cascade order), and the
+    verified bytes of every file (which stages that keep files of their own read)."""
 
     directory: Path
     manifest: Manifest
@@ -179,6 +206,7 @@ class LoadedModel:
     heads: dict[str, LinearHead]
     thresholds: dict[str, float]
     embedders: dict[str, Embedder | None]
+    blobs: dict[str, bytes]
 
 
 def save_model(
@@ -190,11 +218,14 @@ def save_model(
     cascade: dict | None = None,
     training: dict | None = None,
     metrics: dict | None = None,
+    stages: Sequence[StageManifest] | None = None,
 ) -> Path:
     """Write a model directory from explicit exports (created if needed); files of an earlier save are removed.
 
     `heads` pairs each head's manifest entry (its `file`, `embedders`, threshold...) with its arrays. The
     lexical IDF and the examples' vectors go with the MiniLM ("embedding") head's file and `examples.*`.
+    `stages`: the cascade's stages in order, each entry with its own files (None: the built-in stages the
+    heads, rules and scope make).
     """
     out = Path(directory)
     specs = [spec for spec, _ in heads]
@@ -229,6 +260,15 @@ def save_model(
                 id=enc.static_id, dim=EMBEDDER_DIM, probes_file=spec.file, sha256=_installed_sha256(enc.static_file)
             )
         blobs[spec.file] = _npz(**arrays)
+    entries = []
+    for entry in stages or ():
+        taken = sorted(set(entry.files) & (set(blobs) | {"examples.npz", "examples.json", MANIFEST}))
+        if taken:
+            raise ValueError(f"the {entry.name} stage's files {taken} clash with the model's own")
+        blobs.update(entry.files)
+        entries.append(StageEntry(name=entry.name, kind=entry.kind, config=entry.config, files=sorted(entry.files)))
+    section = CascadeSpec(**(cascade or {}))
+    section.stages = entries or built_in_stages(section, specs)
     blobs["examples.npz"] = _npz(embeddings=examples.embeddings)
     blobs["examples.json"] = json.dumps(
         {"texts": examples.texts, "labels": examples.labels}, ensure_ascii=False
@@ -240,7 +280,7 @@ def save_model(
         heads=specs,
         examples=ExamplesSpec(embedder=main_id),
         params=params,
-        cascade=CascadeSpec(**(cascade or {})),
+        cascade=section,
         versions=_versions(),
         training=training,
         metrics=metrics,
@@ -248,6 +288,16 @@ def save_model(
     )
     _write(out, manifest, blobs)
     return out
+
+
+def built_in_stages(cascade: CascadeSpec, heads: Sequence[HeadSpec]) -> list[StageEntry]:
+    """The stages of a model with no `cascade.stages`: rules, scope, the heads (static before MiniLM), the LLM."""
+    order = {name: i for i, name in enumerate(STAGES)}
+    names = sorted((h.stage for h in heads), key=lambda name: order.get(name, len(order)))
+    entries = [RulesStage(KeywordRules([])).to_manifest()] if cascade.rules else []
+    entries += [ScopeStage.entry(), *(StageManifest(name, HeadStage.kind or "") for name in names)]
+    entries.append(FewShotLLMStage.entry())
+    return [StageEntry(name=e.name, kind=e.kind, config=e.config) for e in entries]
 
 
 def _file_of(specs: Sequence[HeadSpec], stage: str) -> str:
@@ -302,6 +352,9 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, Manifest, 
         raise ModelFileError(str(exc), path=where) from None
     except (KeyError, TypeError, AttributeError) as exc:
         raise ModelFileError(f"manifest incomplete ({exc!r})", path=where) from None
+    if not manifest.cascade.stages:
+        manifest.cascade.stages = built_in_stages(manifest.cascade, manifest.heads)
+    _check_stages(manifest, where)
     for emb in manifest.embedders:
         _check_encoder_installed(emb, where)
     present = {p.name for p in d.iterdir() if p.is_file()} - {MANIFEST}
@@ -320,6 +373,20 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, Manifest, 
             raise ModelFileError(f"{name}: sha256 mismatch (file modified)", path=where)
         blobs[name] = data
     return d, manifest, blobs
+
+
+def _check_stages(manifest: Manifest, where: str) -> None:
+    """Every listed stage has a registered kind, and its files are among the manifest's (so they are verified)."""
+    for i, entry in enumerate(manifest.cascade.stages):
+        if entry.kind not in REGISTRY:
+            raise ModelFileError(
+                f"cascade.stages.{i}: the {entry.name} stage is of kind {entry.kind!r}, which no imported module "
+                f"defines (known: {sorted(REGISTRY)}); import the module that defines it first",
+                path=where,
+            )
+        unlisted = [f for f in entry.files if f not in manifest.files]
+        if unlisted:
+            raise ModelFileError(f"cascade.stages.{i}.files: not in the manifest's files: {unlisted}", path=where)
 
 
 def load_model(directory: str | Path | None = None, *, skip: Sequence[str] = ()) -> LoadedModel:
@@ -358,10 +425,10 @@ def load_model(directory: str | Path | None = None, *, skip: Sequence[str] = ())
                     )
                 log.warning("static stage off: %s", why)
                 wanted = [h for h in wanted if static_id not in h.embedders]
-    order = {name: i for i, name in enumerate(STAGES)}
-    wanted.sort(key=lambda h: order[h.stage])
+    order = {e.name: i for i, e in enumerate(m.cascade.stages)}
+    wanted.sort(key=lambda h: order.get(h.stage, len(order)))
     heads = {h.stage: LinearHead.from_arrays(exports[h.stage], [embedders[e] for e in h.embedders]) for h in wanted}
-    return LoadedModel(d, m, exports, heads, {h.stage: h.threshold for h in wanted}, embedders)
+    return LoadedModel(d, m, exports, heads, {h.stage: h.threshold for h in wanted}, embedders, blobs)
 
 
 def _exports(

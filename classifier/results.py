@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 __all__ = ["EMBEDDING", "HEURISTIC", "LLM", "SCOPE", "STAGES", "STATIC", "Decision", "StageResult"]
 
 HEURISTIC, SCOPE, STATIC, EMBEDDING, LLM = STAGES = ("heuristic", "scope", "static", "embedding", "llm")
-"""The stage names, cheapest first: the one place they are spelled (`stages.REGISTRY` maps them to classes)."""
+"""The built-in stages' names, cheapest first: the one place they are spelled. A model's manifest lists the stages
+it has, in order (`cascade.stages`); a stage added by a module of its own has a name of its own."""
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Real
 from os import PathLike
@@ -15,10 +16,12 @@ from .cascade import Cascade
 from .data import Dataset, check_labels
 from .errors import InvalidParameterError
 from .estimator import TaskClassifier
+from .head import BatchContext
 from .keywords import KeywordRules, load_rules
 from .params import SEED, SHARE, Constraint, Interval, validate_params
 from .results import EMBEDDING, STATIC
 from .scope import DEFAULT_MAX_FALLBACK, Scope, fit_scope
+from .stages import FewShotLLMStage, HeadStage, RulesStage, ScopeStage, Stage, StageTrainer
 from .threshold import choose_threshold, threshold_curve
 from .tune import CrossFit
 
@@ -89,6 +92,7 @@ _TRAIN_PARAMS: dict[str, list[Constraint]] = {
     "scope_max_fallback": [Interval(Real, 0, 1, closed="neither")],
     "calibration": [None, Dataset],
     "static_max_error_out_of_source": [SHARE],
+    "stages": [list, tuple],
 }
 
 
@@ -109,6 +113,7 @@ def train_cascade(
     scope_max_fallback: float = DEFAULT_MAX_FALLBACK,
     calibration: Dataset | None = None,
     static_max_error_out_of_source: float = DEFAULT_STATIC_MAX_ERROR_OUT_OF_SOURCE,
+    stages: Sequence[StageTrainer] = (),
     **classifier_params,
 ) -> tuple[Cascade, TrainingReport]:
     """Train on `data`; save to `out` when given. The threshold target defaults to DEFAULT_MAX_ESCALATION.
@@ -127,6 +132,8 @@ def train_cascade(
     as well: the static threshold is raised until its error there is within `static_max_error_out_of_source`, and
     the escalation budget (`max_escalation`) is read on them instead of out-of-fold, since new traffic looks more
     like other sources than like held-out rows of the training sources.
+    `stages`: trainers of stages of your own (`stages.StageTrainer`), fitted on all rows and served in the order
+    given after the rules; the rows they answer are left out of the heads' thresholds, as in serving.
     """
     validate_params(_TRAIN_PARAMS, locals(), caller="train_cascade", exclusive=[("max_escalation", "max_error")])
     if max_escalation is None and max_error is None:
@@ -137,8 +144,9 @@ def train_cascade(
     texts, labels = list(data.texts), list(data.labels)
     truth = np.array(labels)
     rules = KeywordRules(load_rules(rules_path)).calibrate(texts, labels, precision_floor=precision_floor)
-    reaches_stage2 = np.array([rules.classify(t).label is None for t in texts])
     check_labels(labels)  # bad labels fail before the first progress line
+    extra = [_fit_stage(trainer, texts, labels) for trainer in stages]
+    reaches_stage2 = np.array([rules.classify(t).label is None for t in texts]) & _passed_on(extra, texts)
     log.info(
         "MiniLM head: embedding %d queries (a progress bar; about 10 s for 4,000 on 2 cores), then %d-fold "
         "cross-validation and a final fit (about 30 s)",
@@ -212,19 +220,21 @@ def train_cascade(
             ", ".join(f"{k} has {report.label_counts[k]}, add {more}" for k, more in report.few_rows.items()),
             MIN_ROWS_PER_LABEL,
         )
-    cascade = Cascade(
-        clf.head_,
-        rules,
-        threshold,
-        static=fast.head_ if fast is not None else None,
-        static_threshold=heads[STATIC]["threshold"] if fast is not None else 1.0,
-    )
+    served: list[Stage] = [RulesStage(rules), *extra]
+    if fast is not None:
+        served.append(HeadStage(STATIC, fast.head_, heads[STATIC]["threshold"]))
+    served.append(HeadStage(EMBEDDING, clf.head_, threshold))
+    cascade = Cascade.from_stages(served)
     if out is not None:
+        entries = [s.to_manifest() for s in served]
+        entries.insert(1 + len(extra), ScopeStage.entry())
+        entries.append(FewShotLLMStage.entry())
         log.info("saving to %s and loading it back", out)
         clf.save(
             out,
             static=fast,
             heads=heads,
+            stages=entries,
             cascade={
                 "precision_floor": precision_floor,
                 "rules": rules.to_list(),
@@ -283,6 +293,24 @@ class _Calibration:
         p = self.proba(clf)[passed_on]
         correct = clf.classes_[p.argmax(axis=1)] == self.truth[passed_on]
         return choose_threshold(p.max(axis=1), correct, max_escalation=share)
+
+
+def _fit_stage(trainer: StageTrainer, texts: list[str], labels: list[str]) -> Stage:
+    """A stage of the user's own, fitted on all rows; it must be saveable (a registered `kind`)."""
+    stage = trainer.fit(texts, labels)
+    if not isinstance(stage, Stage) or stage.kind is None:
+        raise InvalidParameterError("stages", trainer, "trainers whose fit() gives a Stage with a `kind`")
+    return stage
+
+
+def _passed_on(stages: Sequence[Stage], texts: list[str]) -> np.ndarray:
+    """Which rows no stage of `stages` answers (all of them when there are none)."""
+    passed = np.ones(len(texts), dtype=bool)
+    for stage in stages:
+        rows = np.flatnonzero(passed)
+        results = stage.classify_batch([texts[i] for i in rows], BatchContext([texts[i] for i in rows]))
+        passed[rows[[stage.accepts(r) for r in results]]] = False
+    return passed
 
 
 def _shrunk(threshold: float, n: int, n_labels: int) -> float:

@@ -73,7 +73,10 @@ def _flip_byte(path):
         (lambda d: (d / "examples.npz").unlink(), "missing file 'examples.npz'"),
         (lambda d: _rewrite_manifest(d, static_head={}), "static_head: Extra inputs are not permitted"),
         (lambda d: _rewrite_manifest(d, heads=[]), "heads: List should have at least 1 item"),
-        (lambda d: _edit_head(d, 1, stage="fancy"), r"heads.1.stage: Value error, unknown stage 'fancy'"),
+        (
+            lambda d: _rewrite_manifest(d, cascade={"stages": [{"name": "fancy", "kind": "fancy"}]}),
+            r"cascade.stages.0: the fancy stage is of kind 'fancy', which no imported module defines",
+        ),
         (lambda d: _edit_head(d, 1, file="nowhere.npz"), "heads\\[embedding\\].file 'nowhere.npz' is not a listed"),
         (
             lambda d: _edit_head(d, 0, calibration={"temperature": -1}),

@@ -36,8 +36,34 @@ class Expert(Stage):
         return [StageResult(self.name, "a" if "x" in t else None, None, 0.0) for t in texts]
 
 
-def test_every_stage_name_has_one_class():
-    assert tuple(REGISTRY) == STAGES and all(issubclass(c, Stage) for c in REGISTRY.values())
+def test_the_built_in_stages_register_their_kinds():
+    from classifier.persistence import CascadeSpec, HeadSpec, built_in_stages
+
+    assert {"rules", "scope", "head", "few_shot_llm"} <= set(REGISTRY)
+    assert all(issubclass(c, Stage) for c in REGISTRY.values())
+    heads = [
+        HeadSpec(
+            stage=name,
+            file=f"{name}.npz",
+            embedders=["e"],
+            lexical_weight=0,
+            calibration={"temperature": 1},
+            threshold=0.5,
+        )  # fmt: skip
+        for name in ("embedding", "static")
+    ]
+    entries = built_in_stages(CascadeSpec(rules=[{"name": "r"}]), heads)
+    assert tuple(e.name for e in entries) == STAGES and all(e.kind in REGISTRY for e in entries)
+
+
+def test_a_kind_is_taken_once():
+    with pytest.raises(TypeError, match="stage kind 'head' is taken by classifier.stages.HeadStage"):
+
+        class Impostor(Stage):
+            kind = "head"
+
+            def classify_batch(self, texts, ctx):
+                return []
 
 
 def test_a_cascade_is_a_loop_over_its_stages():
