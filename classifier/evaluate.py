@@ -1,23 +1,52 @@
-"""Evaluate a cascade on labeled queries: classification metrics, per-stage coverage, escalation accuracy."""
+"""Evaluate a cascade on labeled queries: classification metrics, per-stage coverage, escalation accuracy.
+
+`evaluate_cascade` computes all of it (an `EvaluationReport`); `save_sweeps`, `format_report` and `dump_json` write
+and show it. Stages are named as the cascade names them, in its order: the fallback stage is the last that always
+names a label (the MiniLM head), whose threshold decides escalation; stages before it decide before that threshold.
+"""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from .cascade import Cascade
 from .data import Dataset
+from .errors import InvalidParameterError
+from .llm import LookupClassifier
+from .misses import accuracy_by, misclassified
 from .params import Constraint, Options, validate_params
 from .progress import progress_bar
-from .results import EMBEDDING, HEURISTIC, LLM, SCOPE, STAGES, STATIC, Decision
+from .results import Decision
+from .stages import FewShotLLMStage
 from .threshold import sweep as threshold_sweep
 
-__all__ = ["evaluate", "format_report", "static_sweep", "sweep", "write_csv", "write_sweep"]
+__all__ = [
+    "EvaluationReport",
+    "evaluate",
+    "evaluate_cascade",
+    "format_report",
+    "save_sweeps",
+    "static_sweep",
+    "sweep",
+    "write_csv",
+    "write_sweep",
+]
+
+
+def _order(cascade: Cascade) -> tuple[list[str], int]:
+    """The cascade's stage names in order, and the position of its fallback stage: the last that always names a
+    label, whose guess stands when a query is escalated (the MiniLM head)."""
+    names = [s.name for s in cascade.stages]
+    return names, max(i for i, s in enumerate(cascade.stages) if s.guesses)
 
 
 def _classification(truth: Sequence[str], pred: Sequence[str], labels: list[str]) -> dict:
@@ -75,15 +104,17 @@ def evaluate(
         alone = _classification(truth, [cascade.labels[i] for i in fast.argmax(axis=1)], labels)
         metrics["static_only"] = {"accuracy": alone["accuracy"], "macro_f1": alone["macro_f1"]}
 
+    names, fallback = _order(cascade)
+    after = names[fallback + 1 :] or [FewShotLLMStage.name]  # stage 3 is reported, served or not
     metrics["stages"] = {}
-    for stage in (s for s in STAGES if s != SCOPE or cascade.stage(SCOPE) is not None):  # scope: when served
+    for stage in names[: fallback + 1] + after:
         idx = [i for i, d in enumerate(decisions) if d.stage == stage]
         metrics["stages"][stage] = {
             "coverage": len(idx) / len(texts),
             "accuracy": (sum(pred[i] == truth[i] for i in idx) / len(idx)) if idx else None,
             "n": len(idx),
         }
-    s2 = {i: r.label for i, d in enumerate(decisions) if (r := d.stage_result(EMBEDDING)) is not None}
+    s2 = {i: r.label for i, d in enumerate(decisions) if (r := d.stage_result(names[fallback])) is not None}
     reached = list(s2)
     esc = [i for i in reached if decisions[i].escalated]
     s2_wrong = [i for i in reached if s2[i] != truth[i]]
@@ -94,11 +125,92 @@ def evaluate(
     metrics["residual_error"] = (sum(pred[i] != truth[i] for i in kept) / len(kept)) if kept else None
     llm_notes: dict[str, int] = {}
     for d in decisions:
-        s3 = d.stage_result(LLM)
-        if s3 is not None:
+        for s3 in (r for r in d.trail if r.stage in after):
             llm_notes[s3.note] = llm_notes.get(s3.note, 0) + 1
     metrics["llm_outcomes"] = llm_notes
     return metrics, decisions, proba
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """What `evaluate_cascade` measured. `metrics` is what `dump_json` writes (the sweeps included, and their
+    files once `save_sweeps` wrote them); `misclassified` holds one record per wrong decision."""
+
+    metrics: dict[str, Any]
+    decisions: tuple[Decision, ...]
+    misclassified: tuple[dict, ...]
+    sweep: tuple[dict, ...]
+    static_sweep: tuple[dict, ...]
+    threshold: float
+    llm_mode: str
+
+
+_EVALUATE_CASCADE_PARAMS: dict[str, list[Constraint]] = {
+    **_EVALUATE_PARAMS,
+    "answers": [None, Mapping],
+    "by": [None, Options(("source",))],
+}
+
+
+def evaluate_cascade(
+    cascade: Cascade,
+    data: Dataset,
+    *,
+    llm_mode: str = "off",
+    answers: Mapping[str, str] | None = None,
+    by: str | None = None,
+    progress: bool | None = None,
+) -> EvaluationReport:
+    """Evaluate `cascade` on `data`: metrics, per-stage coverage, escalation, and the threshold sweeps.
+
+    `llm_mode` is stage 3: "off"; "oracle" (it answers the true label: an upper bound); "labels" (it answers from
+    `answers`, text → label, e.g. recorded LLM answers); "config" (the stage 3 `cascade` has, e.g. a real endpoint).
+    `by="source"` adds the accuracy per value of the data's `source` field.
+
+    >>> report = evaluate_cascade(Cascade.load(), load_dataset("held-out.jsonl"))   # doctest: +SKIP
+    >>> print(format_report(report.metrics))                                         # doctest: +SKIP
+    """
+    validate_params(_EVALUATE_CASCADE_PARAMS, locals(), caller="evaluate_cascade")
+    if llm_mode == "labels" and answers is None:
+        raise InvalidParameterError("answers", answers, "a mapping of text to label when llm_mode is 'labels'")
+    if by == "source" and data.sources is None:
+        raise InvalidParameterError("by", by, "None: the data has no 'source' field", caller="evaluate_cascade")
+    if llm_mode == "oracle":
+        answers = dict(zip(data.texts, data.labels, strict=True))
+    if llm_mode in ("oracle", "labels"):
+        assert answers is not None  # given, or the true labels
+        cascade = cascade.with_llm(LookupClassifier(answers, cascade.labels, name=llm_mode))
+    metrics, decisions, proba = evaluate(cascade, data, llm_mode=llm_mode, progress=progress)
+    names, fallback = _order(cascade)
+    if llm_mode == "config":  # what the real stage 3 answered, for the sweep
+        answers = {t: d.label for t, d in zip(data.texts, decisions, strict=True) if d.stage in names[fallback + 1 :]}
+    elif llm_mode == "off":
+        answers = None
+    rows = sweep(cascade, data, decisions, proba, answers)
+    static_rows = static_sweep(cascade, data, decisions, proba)
+    metrics["sweep"] = {"rows": rows}
+    if static_rows:
+        metrics["static_sweep"] = {"rows": static_rows}
+    if by == "source":
+        assert data.sources is not None  # checked above
+        metrics["by_source"] = accuracy_by(data.sources, data.labels, [d.label for d in decisions])
+    wrong = misclassified(data.texts, data.labels, decisions, data.sources)
+    return EvaluationReport(
+        metrics, tuple(decisions), tuple(wrong), tuple(rows), tuple(static_rows), cascade.threshold, llm_mode
+    )
+
+
+def save_sweeps(report: EvaluationReport, prefix: str | Path) -> EvaluationReport:
+    """Write the sweep (PREFIX.csv, PREFIX.png) and the static-stage sweep (PREFIX-static.csv); the report with
+    their paths in its metrics."""
+    prefix = Path(prefix)
+    title = f"threshold sweep, stage 3 = {report.llm_mode}" + (" (upper bound)" if report.llm_mode == "oracle" else "")
+    csv_path, png_path = write_sweep(list(report.sweep), prefix, chosen=report.threshold, title=title)
+    metrics = {**report.metrics, "sweep": {**report.metrics["sweep"], "csv": str(csv_path), "png": str(png_path)}}
+    if report.static_sweep:
+        static_csv = write_csv(list(report.static_sweep), prefix.with_name(prefix.name + "-static.csv"))
+        metrics["static_sweep"] = {**report.metrics["static_sweep"], "csv": str(static_csv)}
+    return dataclasses.replace(report, metrics=metrics)
 
 
 def sweep(
@@ -112,7 +224,8 @@ def sweep(
     truth, texts = list(data.labels), list(data.texts)
     labels = sorted(set(cascade.labels) | set(truth))
     s2 = [cascade.labels[i] for i in proba.argmax(axis=1)]
-    before_minilm = np.array([d.stage in (HEURISTIC, STATIC) for d in decisions])  # decided before the threshold
+    names, fallback = _order(cascade)
+    before_minilm = np.array([d.stage in names[:fallback] for d in decisions])  # decided before the threshold
     answers = [llm_answers.get(t) if llm_answers else None for t in texts]
 
     def predict(kept: np.ndarray) -> list[str]:
@@ -144,7 +257,9 @@ def static_sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision],
     fast = cascade.static.predict_proba(texts)
     f_label = [cascade.labels[i] for i in fast.argmax(axis=1)]
     minilm = [cascade.labels[i] for i in proba.argmax(axis=1)]
-    past_rules = np.array([d.stage != HEURISTIC for d in decisions])
+    names, _ = _order(cascade)
+    static = next(s.name for s in cascade.stages if getattr(s, "head", None) is cascade.static)
+    past_rules = np.array([d.stage in names[names.index(static) :] for d in decisions])  # reached the static stage
 
     def predict(takes: np.ndarray) -> list[str]:
         return [

@@ -5,8 +5,8 @@
 
 Builds write a temporary file and rename it into place under an inter-process lock, so concurrent processes
 never read half a file. Recipes that need torch run in a child process (`run_child`), so a server never pays
-torch's import time or memory. Used by `onnx_embedding` (the ONNX graph) and `static_embedding` (the distilled
-token table).
+torch's import time or memory. Used by `onnx_export` (the ONNX export), `onnx_int8` (its int8 variant) and
+`static_embedding` (the distilled token table).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ __all__ = [
     "package_versions",
     "read_verified",
     "run_child",
+    "run_with_torch",
 ]
 
 RECORD_FORMAT = 1
@@ -189,13 +190,24 @@ def locked(lock_path: Path) -> Iterator[None]:
             fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def run_child(module: str, dest: Path, *args: str, what: str, timeout_s: int = 900) -> None:
-    """`python -m module *args dest` with this package importable and hubs offline; errors become ModelFileError."""
+def run_with_torch(function: Callable[[Path], object], dest: Path, *, what: str) -> None:
+    """`function(dest)`, which imports torch: in this process when torch is loaded already, else in a child process
+    (`run_child`), so this one never pays torch's import time or memory for it."""
+    if "torch" in sys.modules:
+        function(dest)
+    else:
+        run_child(function, dest, what=what)
+
+
+def run_child(function: Callable[[Path], object], dest: Path, *, what: str, timeout_s: int = 900) -> None:
+    """`function(dest)` in a child Python process (`function` a module-level function of this package), with this
+    package importable and hubs offline; errors become ModelFileError."""
     root = str(Path(__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
-    cmd = [sys.executable, "-m", module, *args, str(dest)]
+    call = "import importlib, sys; getattr(importlib.import_module(sys.argv[1]), sys.argv[2])(sys.argv[3])"
+    cmd = [sys.executable, "-c", call, function.__module__, function.__qualname__, str(dest)]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:

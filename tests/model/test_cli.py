@@ -185,12 +185,12 @@ def test_usage_errors_are_not_tracebacks():
     assert r.returncode == 2 and "Missing option '--data'" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_evaluate_compare_shows_what_a_retrain_changed(small_model_dir, tmp_path):
+def test_compare_shows_what_a_retrain_changed(small_model_dir, tmp_path):
     rows = [json.loads(line) for line in (ROOT / "data" / "queries.jsonl").read_text().splitlines()[-40:]]
     data = tmp_path / "held.jsonl"
     data.write_text("\n".join(json.dumps({"text": r["text"], "label": r["label"]}) for r in rows) + "\n")
     out = tmp_path / "cmp.json"
-    r = run("evaluate", "--data", data, "--compare", small_model_dir, ROOT / "classifier" / "model", "--json", out)
+    r = run("compare", small_model_dir, ROOT / "classifier" / "model", "--data", data, "--json", out)
     assert r.returncode == 0, r.stderr
     assert "predictions changed" in r.stdout and "macro_f1" in r.stdout
     m = json.loads(out.read_text())

@@ -101,9 +101,26 @@ COMMANDS = {
         "--threshold": opt("--threshold", FLOATS),
         "--static": flag("--static", "--no-static"),
         "--static-threshold": opt("--static-threshold", FLOATS),
-        "--compare": st.one_of(st.just([]), st.tuples(MODELS, MODELS).map(lambda t: ["--compare", *t])),
         "--errors": opt("--errors", OUTPUTS),
         "--by": opt("--by", st.one_of(st.just("source"), TEXT)),
+    },
+    "compare": {
+        "OLD": MODELS.map(lambda v: [v]),
+        "NEW": MODELS.map(lambda v: [v]),
+        "--data": EVAL_DATA.map(lambda v: ["--data", v]),
+        "--json": opt("--json", OUTPUTS),
+    },
+    "assets build": {  # always into a folder that cannot be made, so nothing is exported or overwritten
+        "--dest": st.sampled_from(["empty.jsonl", "empty.jsonl/assets"]).map(lambda v: ["--dest", v]),
+        "--encoder": opt("--encoder", st.sampled_from(["base", "tuned", "", "big"])),
+        "--source": opt("--source", st.sampled_from([*BROKEN, "folder"])),
+    },
+    "assets int8": {  # --check: the cached file is verified, never built
+        "--encoder": opt("--encoder", st.sampled_from(["base", "tuned", "", "big"])),
+        "--check": st.just(["--check"]),
+    },
+    "model upgrade": {  # never the shipped model, which the default would rewrite
+        "DIRECTORY": st.sampled_from(["missing-model", "folder", "empty.jsonl"]).map(lambda v: [v]),
     },
     "report": {
         "--out": opt("--out", OUTPUTS),

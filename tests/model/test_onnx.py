@@ -15,7 +15,9 @@ import pytest
 from classifier import ConfigError, ModelFileError
 from classifier.cascade import Cascade
 from classifier.embedding import MiniLMEmbedder, load_embedder, reference_embedder
-from classifier.onnx_embedding import FILES, OnnxMiniLMEmbedder, build, cache_dir
+from classifier.onnx_embedding import OnnxMiniLMEmbedder
+from classifier.onnx_int8 import FILE as INT8
+from classifier.onnx_int8 import build, cache_dir
 from tests.conftest import DATA, ROOT
 
 EDGE_CASES = [
@@ -125,16 +127,13 @@ def test_classifying_with_onnx_does_not_import_torch_or_training_libraries(onnx_
 
 
 # -- the cached files -------------------------------------------------------------------------------------------
-INT8 = FILES["int8"]
-
-
 @pytest.fixture
 def private_cache(tmp_path, monkeypatch):
     """A copy of the verified int8 cache under tmp_path, so tampering never touches the user's cache."""
-    build("int8")
-    source = cache_dir("int8")
+    build()
+    source = cache_dir()
     monkeypatch.setenv("TASKROUTER_CACHE", str(tmp_path))
-    target = cache_dir("int8")
+    target = cache_dir()
     target.mkdir(parents=True)
     for name in (INT8, INT8 + ".json"):
         shutil.copy2(source / name, target / name)
@@ -173,7 +172,7 @@ def test_an_unverified_file_is_never_loaded(private_cache, tamper, match):
 
 def test_a_missing_cache_asks_for_a_build_when_export_is_off(private_cache):
     shutil.rmtree(private_cache)
-    with pytest.raises(ModelFileError, match="python -m classifier.onnx_embedding --int8"):
+    with pytest.raises(ModelFileError, match="taskrouter assets int8"):
         OnnxMiniLMEmbedder(quantize=True, allow_export=False).load()
 
 
@@ -194,7 +193,7 @@ def test_a_tampered_file_is_rebuilt(private_cache):
 def test_the_int8_file_is_made_from_the_shipped_graph(private_cache):
     from classifier import assets
 
-    data = build("int8")
+    data = build()
     record = json.loads((private_cache / (INT8 + ".json")).read_text())
     shipped = assets.read(assets.ONNX)
     assert record["from_sha256"] == hashlib.sha256(shipped).hexdigest()
