@@ -17,6 +17,7 @@ from .data import check_query
 from .errors import InvalidParameterError
 from .head import BatchContext, LinearHead
 from .keywords import KeywordRules
+from .normalize import fold
 from .params import COUNT, THRESHOLD, Constraint, validate_params
 from .priors import check_priors, weights_for
 from .results import EMBEDDING, LLM, SCOPE, STATIC, Decision, StageResult
@@ -438,4 +439,4 @@ def _exact_digest(text: str) -> bytes:
 
 def _cache_key(text: str) -> bytes:
     """A fixed-size key for `text` with whitespace collapsed and case folded (the query itself is not kept)."""
-    return hashlib.blake2b(" ".join(text.split()).casefold().encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    return hashlib.blake2b(fold(text).encode("utf-8", "surrogatepass"), digest_size=16).digest()

@@ -4,7 +4,7 @@ Loading reads and hashes every file once, before anything is parsed: the manifes
 extra keys refused) with this format and kind, every listed file exists with its recorded size and sha256, and
 no unlisted file sits beside them. Arrays are then read from those same bytes with `allow_pickle=False` and
 their shapes checked against the manifest. Manifests of format 1 and 2 (a `static_head` section in place of
-the list of heads) are upgraded on load; `python -m classifier.persistence DIR` rewrites one in this format.
+the list of heads) are upgraded on load; `taskrouter model upgrade DIR` rewrites one in this format.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import platform
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from .embedding import EMBEDDER_DIM, EMBEDDER_ID, Embedder
 from .encoder import ENCODERS, Encoder, encoder_of
 from .errors import ModelFileError
 from .head import Examples, HeadExport, LinearHead
+from .integrity import check_bytes
 from .keywords import KeywordRules
 from .results import EMBEDDING, STAGES, STATIC
 from .stages import REGISTRY, FewShotLLMStage, HeadStage, RulesStage, ScopeStage, StageManifest
@@ -367,10 +367,7 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, Manifest, 
         if "/" in name or "\\" in name or not p.is_file():
             raise ModelFileError(f"missing file {name!r}", path=where)
         data = p.read_bytes()  # read once: what is parsed below is what was hashed here
-        if len(data) != meta.bytes:
-            raise ModelFileError(f"{name}: size {len(data)} != {meta.bytes} (truncated?)", path=where)
-        if hashlib.sha256(data).hexdigest() != meta.sha256:
-            raise ModelFileError(f"{name}: sha256 mismatch (file modified)", path=where)
+        check_bytes(data, meta.sha256, meta.bytes, name, where)
         blobs[name] = data
     return d, manifest, blobs
 
@@ -656,19 +653,3 @@ def _versions() -> dict[str, str]:
         "python": platform.python_version(),
         **package_versions("taskrouter", "scikit-learn", "numpy", "onnxruntime", "tokenizers", "torch"),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m classifier.persistence",
-        description="Rewrite a model directory's manifest in the current format.",
-    )
-    parser.add_argument("directory", nargs="?", default=str(DEFAULT_MODEL_DIR))
-    print(convert(parser.parse_args(argv).directory))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -62,7 +62,7 @@ def _flip_byte(path):
 @pytest.mark.parametrize(
     ("damage", "match"),
     [
-        (lambda d: _flip_byte(d / "weights.npz"), "weights.npz: sha256 mismatch"),
+        (lambda d: _flip_byte(d / "weights.npz"), "weights.npz: sha256 does not match"),
         (lambda d: (d / "examples.json").write_bytes((d / "examples.json").read_bytes()[:100]), "truncated"),
         (lambda d: (d / "evil.pkl").write_bytes(b"\x80\x04."), r"not listed in the manifest: \['evil.pkl'\]"),
         (lambda d: (d / "manifest.json").unlink(), "no manifest.json"),

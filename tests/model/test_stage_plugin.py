@@ -63,7 +63,7 @@ def test_its_file_is_verified_like_every_other(model, tmp_path):
     out, _ = model
     copy = shutil.copytree(out, tmp_path / "m")
     (copy / FILE).write_text((copy / FILE).read_text().replace('"chitchat"', '"legalese"'))
-    with pytest.raises(ModelFileError, match=f"{FILE}: sha256 mismatch"):
+    with pytest.raises(ModelFileError, match=f"{FILE}: sha256 does not match"):
         Cascade.load(copy)
 
 
