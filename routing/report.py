@@ -127,12 +127,13 @@ def readings(m: dict[str, Any]) -> dict[str, str]:
         if rate > 0.2
         else "within the expected range."
     )
-    heur, static = m["stage_coverage"].get("heuristic", 0.0), m["stage_coverage"].get("static", 0.0)
-    out["stage_coverage"] = (
-        f"Keyword rules decided {heur:.0%} of queries"
-        + (f" and the static classifier {static:.0%}" if static else "")
-        + "; the rest needed MiniLM (or the LLM when escalated)."
-    )
+    coverage = m["stage_coverage"]  # stage name -> share, most common first
+    if coverage:
+        out["stage_coverage"] = (
+            "Decided by stage: "
+            + ", ".join(f"{stage} {share:.0%}" for stage, share in coverage.items())
+            + " (each answers what it is sure of and passes the rest on; escalated queries go to the LLM)."
+        )
     return out
 
 

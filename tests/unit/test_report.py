@@ -64,3 +64,10 @@ def test_no_events_is_a_page_of_sentences():
     assert "data:image/png" not in page
     keys = ("label_distribution", "fallback_rate", "escalation_rate", "stage_coverage")
     assert all("No requests in this period." in section(page, k) for k in keys)
+
+
+def test_stage_coverage_names_the_stages_the_events_name():
+    """A stage the report has never heard of (a plugin's) is read like the built-in ones, most common first."""
+    events = [{**event(i, "chat"), "stage": stage} for i, stage in enumerate(["length", "length", "embedding"])]
+    text = readings(compute_metrics(events))["stage_coverage"]
+    assert text.startswith("Decided by stage: length 67%, embedding 33%"), text
