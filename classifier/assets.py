@@ -11,7 +11,7 @@
 
 The base files depend on no training data; the tuned ones on the rows they were tuned on (`made_from`). A
 model's manifest names the encoder it was trained with and its graph's sha256 (`encoder.ENCODERS`). Each file
-is read only as bytes whose sha256 matches `assets.json` (`read`). `python -m classifier.make_assets` rebuilds
+is read only as bytes whose sha256 matches `assets.json` (`read`). `taskrouter assets build` rebuilds
 them; that needs `taskrouter[train]` (torch, transformers, model2vec, onnx).
 """
 
