@@ -529,7 +529,7 @@ def _static_embedder(probes: np.ndarray, enc: Encoder):
     if not available(enc.name):
         return None, (
             f"the token table shipped in the package is missing (classifier/assets/{enc.static_file}): "
-            "reinstall taskrouter, or rebuild it with `python -m classifier.make_assets`"
+            "reinstall taskrouter, or rebuild it with `taskrouter assets build`"
         )
     embedder = StaticMiniLMEmbedder(encoder=enc.name)
     try:

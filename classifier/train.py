@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from numbers import Real
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
@@ -21,11 +22,12 @@ from .keywords import KeywordRules, load_rules
 from .params import SEED, SHARE, Constraint, Interval, validate_params
 from .results import EMBEDDING, STATIC
 from .scope import DEFAULT_MAX_FALLBACK, Scope, fit_scope
+from .source_folds import FoldScore, group_sources, score_folds
 from .stages import FewShotLLMStage, HeadStage, RulesStage, ScopeStage, Stage, StageTrainer
 from .threshold import choose_threshold, threshold_curve
 from .tune import CrossFit
 
-__all__ = ["DEFAULT_MAX_ESCALATION", "DEFAULT_STATIC_MAX_ERROR", "TrainingReport", "train_cascade"]
+__all__ = ["DEFAULT_MAX_ESCALATION", "DEFAULT_STATIC_MAX_ERROR", "TrainingReport", "select_by_folds", "train_cascade"]
 
 log = logging.getLogger("taskrouter.train")
 
@@ -65,6 +67,14 @@ class TrainingReport:
     """Cross-validated stage-2 macro-F1 on 25 %, 50 % and all of the rows ("0.25", "0.5", "1.0")."""
     scope: Scope | None = None
     """The scope check chosen out-of-fold (None: a label had fewer than two rows)."""
+    folds: list[FoldScore] | None = None
+    """The cascade on out-of-source folds of the calibration rows (`classifier.source_folds`); None: no
+    calibration rows, or their sources cannot be grouped so that each fold holds every label twice."""
+
+    @property
+    def folds_macro_f1(self) -> float | None:
+        """Mean macro-F1 over the out-of-source folds (None: no folds)."""
+        return float(np.mean([f.macro_f1 for f in self.folds])) if self.folds else None
 
     @property
     def few_rows(self) -> dict[str, int]:
@@ -93,6 +103,7 @@ _TRAIN_PARAMS: dict[str, list[Constraint]] = {
     "calibration": [None, Dataset],
     "static_max_error_out_of_source": [SHARE],
     "stages": [list, tuple],
+    "selection": [None, list],
 }
 
 
@@ -114,6 +125,7 @@ def train_cascade(
     calibration: Dataset | None = None,
     static_max_error_out_of_source: float = DEFAULT_STATIC_MAX_ERROR_OUT_OF_SOURCE,
     stages: Sequence[StageTrainer] = (),
+    selection: list[dict] | None = None,
     **classifier_params,
 ) -> tuple[Cascade, TrainingReport]:
     """Train on `data`; save to `out` when given. The threshold target defaults to DEFAULT_MAX_ESCALATION.
@@ -134,6 +146,9 @@ def train_cascade(
     like other sources than like held-out rows of the training sources.
     `stages`: trainers of stages of your own (`stages.StageTrainer`), fitted on all rows and served in the order
     given after the rules; the rows they answer are left out of the heads' thresholds, as in serving.
+    With `calibration` rows that carry their source, the cascade is also scored on out-of-source folds of them
+    (`classifier.source_folds`; `TrainingReport.folds`, and the manifest). `selection`: the candidates
+    `select_by_folds` compared, kept in the manifest.
     """
     validate_params(_TRAIN_PARAMS, locals(), caller="train_cascade", exclusive=[("max_escalation", "max_error")])
     if max_escalation is None and max_error is None:
@@ -225,6 +240,11 @@ def train_cascade(
         served.append(HeadStage(STATIC, fast.head_, heads[STATIC]["threshold"]))
     served.append(HeadStage(EMBEDDING, clf.head_, threshold))
     cascade = Cascade.from_stages(served)
+    if held is not None and calibration is not None:
+        folds = held.folds()
+        if folds:
+            log.info("scoring the cascade on %d out-of-source folds of the calibration rows", len(folds))
+            report = replace(report, folds=score_folds(cascade, calibration, folds))
     if out is not None:
         entries = [s.to_manifest() for s in served]
         entries.insert(1 + len(extra), ScopeStage.entry())
@@ -248,14 +268,62 @@ def train_cascade(
                 "embedder_backend": _backend(clf),
                 "encoder": clf.encoder,
                 "learning_curve": curve,
+                "selection": selection,
                 "calibration": None
                 if held is None
-                else {"n": len(held.texts), "data_sha256": held.sha256, "data_file": _name(calibration)},
+                else {
+                    "n": len(held.texts),
+                    "data_sha256": held.sha256,
+                    "data_file": _name(calibration),
+                    "rows_per_source_and_label": held.counts,
+                    "folds": [f.to_dict() for f in report.folds] if report.folds else None,
+                    "folds_macro_f1": report.folds_macro_f1,
+                },
             },
             metrics={"cv_accuracy": report.cv_accuracy, "cv_macro_f1": report.cv_macro_f1, "cv_folds": clf.cv},
         )
         cascade = Cascade.load(out)
     return cascade, report
+
+
+def select_by_folds(
+    data: Dataset,
+    *,
+    calibration: Dataset,
+    candidates: Sequence[dict],
+    out: str | Path | None = None,
+    **params,
+) -> tuple[Cascade, TrainingReport, list[dict]]:
+    """Train once per candidate (classifier parameters such as `{"C": 1.0}` or `{"static_features": False}`,
+    over `params`), keep the one with the best mean macro-F1 on the out-of-source folds of `calibration`, and
+    save it to `out`. Returns the kept cascade and report, and each candidate's fold scores."""
+    if not candidates:
+        raise InvalidParameterError("candidates", candidates, "a non-empty list of parameter dicts")
+    if calibration.sources is None or not group_sources(calibration.sources, calibration.labels):
+        raise InvalidParameterError(
+            "calibration", _name(calibration), "rows from sources that group into folds holding every label twice"
+        )
+    table: list[dict[str, Any]] = []
+    for candidate in candidates:
+        log.info("candidate %s: training and scoring it on the out-of-source folds", candidate)
+        _, report = train_cascade(data, calibration=calibration, **{**params, **candidate})
+        assert report.folds, "the calibration sources group into folds: checked above"
+        table.append(
+            {
+                "params": dict(candidate),
+                "folds_macro_f1": report.folds_macro_f1,
+                "macro_f1": {f.fold: f.macro_f1 for f in report.folds},
+                "escalated": {f.fold: f.escalated for f in report.folds},
+            }
+        )
+    best = max(table, key=lambda row: row["folds_macro_f1"])  # the first of equals: candidates in the order given
+    for row in table:
+        row["chosen"] = row is best
+    log.info("kept %s: mean out-of-source macro-F1 %.4f", best["params"], best["folds_macro_f1"])
+    cascade, report = train_cascade(
+        data, out=out, calibration=calibration, selection=table, **{**params, **best["params"]}
+    )
+    return cascade, report, table
 
 
 class _Calibration:
@@ -266,8 +334,30 @@ class _Calibration:
         self.truth = np.array(data.labels)
         self.reaches_stage2 = np.array([rules.classify(t).label is None for t in self.texts])
         self.sha256 = data.sha256()
+        self.sources = data.sources
         self._proba: dict[int, np.ndarray] = {}
         log.info("calibration: %d rows from other sources; thresholds must hold on them too", len(self.texts))
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]] | None:
+        """Rows per source and label (None: the rows carry no source)."""
+        if self.sources is None:
+            return None
+        out: dict[str, dict[str, int]] = {}
+        for source, label in zip(self.sources, self.truth.tolist(), strict=True):
+            out.setdefault(source, {}).setdefault(label, 0)
+            out[source][label] += 1
+        return out
+
+    def folds(self) -> list[tuple[str, ...]]:
+        """Groups of the sources that each hold every label from two sources ([] when they cannot)."""
+        if self.sources is None:
+            log.info("calibration rows carry no source: no out-of-source folds")
+            return []
+        folds = group_sources(self.sources, self.truth.tolist())
+        if not folds:
+            log.info("calibration sources cannot be grouped so that each fold holds every label from two sources")
+        return folds
 
     def proba(self, clf: TaskClassifier) -> np.ndarray:
         if id(clf) not in self._proba:

@@ -10,7 +10,7 @@ Two objectives, over the vectors the cascade reads (mean pooling over the attent
   same label in a batch pull together, all others push apart; SetFit's pairs, every pair of a batch at once.
 
 The result is a model directory shaped like the bundled one (weights, tokenizer, sentence-transformers configs)
-plus `taskrouter-tune.json` (recipe, data sha256, seed, time); `python -m classifier.make_assets --encoder tuned
+plus `taskrouter-tune.json` (recipe, data sha256, seed, time); `taskrouter assets build --encoder tuned
 --source DIR` turns it into the shipped serving files. Deterministic for a seed on one machine: one thread
 count, seeded shuffling and dropout.
 """

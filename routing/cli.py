@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -127,19 +127,30 @@ def train(
             "config's fallback_label)."
         ),
     ] = 0.02,
+    select_c: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Train once per value of C (repeat the option) and keep the one with the best mean macro-F1 on "
+            "the out-of-source folds of --calibration-data (each fold holds every label from two sources)."
+        ),
+    ] = None,
     seed: int = 0,
 ) -> None:
     """Train the cascade (rules, static and MiniLM classifiers, thresholds) and save it."""
     _check_options(ctx, _TRAIN_OPTIONS, locals(), exclusive=[("max_escalation", "max_error")])
+    if select_c and calibration_data is None:
+        _fail("--select-c needs --calibration-data: C is chosen on its out-of-source folds")
+    if select_c and not all(c > 0 for c in select_c):
+        _fail(f"--select-c: every C must be > 0, got {select_c}")
     _require("train", "sklearn", "scipy", "matplotlib", extra="train")
     from classifier.data import load_dataset
-    from classifier.train import train_cascade
+    from classifier.train import select_by_folds, train_cascade
     from classifier.tune import CrossFit
 
     dataset = load_dataset(data)
     chosen, why = _encoder_for(encoder, dataset.labels)
-    _, report = train_cascade(
-        dataset,
+    calibration = load_dataset(calibration_data) if calibration_data is not None else None
+    options: dict[str, Any] = dict(
         out=out,
         rules_path=rules,
         precision_floor=precision_floor,
@@ -152,9 +163,14 @@ def train(
         encoder=chosen,
         cv_vectors=CrossFit.load(cv_vectors) if cv_vectors is not None else None,
         scope_max_fallback=scope_max_fallback,
-        calibration=load_dataset(calibration_data) if calibration_data is not None else None,
         static_max_error_out_of_source=static_max_error_out_of_source,
     )
+    selection: list[dict] = []
+    if select_c and calibration is not None:
+        candidates = [{"C": c} for c in select_c]
+        _, report, selection = select_by_folds(dataset, calibration=calibration, candidates=candidates, **options)
+    else:
+        _, report = train_cascade(dataset, calibration=calibration, **options)
     typer.echo(f"trained on {report.n} queries {report.label_counts} with the {chosen} encoder ({why})")
     typer.echo(f"cross-validated stage 2: accuracy {report.cv_accuracy:.4f}, macro-F1 {report.cv_macro_f1:.4f}")
     if report.static_threshold is not None:
@@ -174,6 +190,24 @@ def train(
             f"examples; {report.scope.target:.0%} of held-out rows fall below it): set "
             "taskrouter.classifier.fallback_label to send queries below it there"
         )
+    if select_c:
+        typer.echo("C chosen on the out-of-source folds (mean macro-F1, stage 3 off):")
+        for row in selection:
+            folds = ", ".join(f"{fold} {f1:.4f}" for fold, f1 in row["macro_f1"].items())
+            mark = "  <- kept" if row["chosen"] else ""
+            typer.echo(f"  C={row['params']['C']:<8g} {row['folds_macro_f1']:.4f} ({folds}){mark}")
+    if report.folds:
+        typer.echo(f"out-of-source folds of {calibration_data} (stage 3 off; never trained on):")
+        typer.echo(f"  {'fold':<5} {'rows':>6} {'macro-F1':>8} {'escalated':>9} {'static':>7}  sources")
+        for f in report.folds:
+            static_share = "-" if f.static_coverage is None else f"{f.static_coverage:.1%}"
+            typer.echo(
+                f"  {f.fold:<5} {f.n:>6} {f.macro_f1:>8.4f} {f.escalated:>9.1%} {static_share:>7}  "
+                + ", ".join(f.sources)
+            )
+        typer.echo(f"  mean macro-F1 {report.folds_macro_f1:.4f}")
+    elif calibration is not None:
+        typer.echo("no out-of-source folds: the calibration rows' sources do not give every label twice per fold")
     for label, more in report.few_rows.items():
         typer.echo(f"warning: label {label!r} has {report.label_counts[label]} rows; add at least {more} more")
     off = report.disabled_rules

@@ -3,9 +3,9 @@
 The label→pool map is the `taskrouter:` section of $TASKROUTER_CONFIG, else of the config.yaml next to this file.
 """
 
-import os
 from pathlib import Path
 
+from routing.config import config_from_env
 from routing.proxy import TaskRouterHook
 
-hook = TaskRouterHook(os.environ.get("TASKROUTER_CONFIG") or Path(__file__).with_name("config.yaml"))
+hook = TaskRouterHook(config_from_env() or Path(__file__).with_name("config.yaml"))

@@ -1,0 +1,117 @@
+"""Out-of-source folds: groups of sources that each hold every label from at least two sources, and a trained
+cascade's scores on each.
+
+Holding out one single-label source takes its label's whole style with it, so such a score says little about new
+traffic. A fold here holds out a group of sources that together carry every label from at least
+`MIN_SOURCES_PER_LABEL` sources, so every label is scored on styles the model never saw.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from itertools import product
+
+import numpy as np
+from sklearn.metrics import f1_score, recall_score
+
+from .cascade import Cascade
+from .data import Dataset
+
+__all__ = ["MIN_ROWS_PER_SOURCE", "MIN_SOURCES_PER_LABEL", "FoldScore", "group_sources", "score_folds"]
+
+MIN_SOURCES_PER_LABEL = 2
+MIN_ROWS_PER_SOURCE = 20
+"""A source counts toward a fold's label only with at least this many rows of it."""
+MAX_FOLDS = 3
+_MAX_SOURCES = 12
+"""Sources beyond this many are too many to try every grouping of (3^12 = 531,441 splits)."""
+
+
+@dataclass(frozen=True)
+class FoldScore:
+    """A cascade on one fold's rows, stage 3 off."""
+
+    fold: str
+    sources: tuple[str, ...]
+    n: int
+    macro_f1: float
+    escalated: float
+    static_coverage: float | None
+    static_accuracy: float | None
+    recall: dict[str, float]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "sources": list(self.sources)}
+
+
+def group_sources(
+    sources: Sequence[str],
+    labels: Sequence[str],
+    *,
+    max_folds: int = MAX_FOLDS,
+    min_sources: int = MIN_SOURCES_PER_LABEL,
+    min_rows: int = MIN_ROWS_PER_SOURCE,
+) -> list[tuple[str, ...]]:
+    """The most groups (at most `max_folds`) the sources split into such that each group holds every label from
+    at least `min_sources` of its sources (each with `min_rows` rows of that label); among such splits, the one
+    whose groups are the most even in rows. [] when even all sources together do not (e.g. one source a label)."""
+    rows = Counter(zip(sources, labels, strict=True))
+    names = sorted(set(sources))
+    every = sorted(set(labels))
+    if len(names) > _MAX_SOURCES:
+        raise ValueError(f"{len(names)} sources are too many to group (at most {_MAX_SOURCES})")
+    size = Counter(sources)
+
+    def holds_every_label(group: Sequence[str]) -> bool:
+        return all(sum(rows[(s, label)] >= min_rows for s in group) >= min_sources for label in every)
+
+    for k in range(min(max_folds, len(names)), 0, -1):
+        best: tuple[int, list[tuple[str, ...]]] | None = None
+        for assignment in product(range(k), repeat=len(names)):
+            if list(dict.fromkeys(assignment)) != list(range(k)):  # each split once: groups numbered by first use
+                continue
+            groups = [tuple(n for n, g in zip(names, assignment, strict=True) if g == i) for i in range(k)]
+            if not all(holds_every_label(g) for g in groups):
+                continue
+            spread = max(sum(size[s] for s in g) for g in groups) - min(sum(size[s] for s in g) for g in groups)
+            if best is None or spread < best[0]:
+                best = (spread, groups)
+        if best is not None:
+            return best[1]
+    return []
+
+
+def score_folds(cascade: Cascade, data: Dataset, folds: Sequence[Sequence[str]]) -> list[FoldScore]:
+    """Each fold's macro-F1 (stage 3 off), escalated share, static coverage and accuracy, and recall per label;
+    folds are named A, B, ... in the order given. `data` must carry each row's source."""
+    if data.sources is None:
+        raise ValueError("the rows carry no source: out-of-source folds need a `source` field")
+    decisions = cascade.classify_batch(list(data.texts))
+    truth = np.array(data.labels)
+    pred = np.array([d.label for d in decisions])
+    stage = np.array([d.stage for d in decisions])
+    escalated = np.array([d.escalated for d in decisions])
+    source = np.array(data.sources)
+    labels = sorted(set(cascade.labels) | set(data.labels))
+    out = []
+    for i, group in enumerate(folds):
+        rows = np.isin(source, list(group))
+        t, p = truth[rows], pred[rows]
+        static = rows & (stage == "static")
+        present = sorted(set(t))
+        recall = recall_score(t, p, labels=present, average=None, zero_division=0)
+        out.append(
+            FoldScore(
+                fold=chr(ord("A") + i),
+                sources=tuple(group),
+                n=int(rows.sum()),
+                macro_f1=float(f1_score(t, p, labels=labels, average="macro", zero_division=0)),
+                escalated=float(escalated[rows].mean()),
+                static_coverage=float(static.sum() / rows.sum()) if cascade.static is not None else None,
+                static_accuracy=float((truth[static] == pred[static]).mean()) if static.any() else None,
+                recall={label: float(r) for label, r in zip(present, recall, strict=True)},
+            )
+        )
+    return out

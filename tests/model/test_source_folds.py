@@ -1,0 +1,119 @@
+"""Out-of-source folds: sources grouped so that every fold holds every label from two sources, and the
+cascade scored on each; `train` keeps the table in the manifest and can choose C by it."""
+
+import json
+from itertools import product
+
+import pytest
+
+from classifier import Cascade
+from classifier.data import Dataset, load_dataset
+from classifier.errors import InvalidParameterError
+from classifier.source_folds import group_sources, score_folds
+from classifier.train import select_by_folds, train_cascade
+from tests.conftest import ROOT
+
+
+def _rows(spec: dict[tuple[str, str], int]) -> tuple[list[str], list[str]]:
+    sources, labels = [], []
+    for (source, label), n in spec.items():
+        sources += [source] * n
+        labels += [label] * n
+    return sources, labels
+
+
+def test_each_fold_holds_every_label_from_two_sources():
+    spec = {(s, label): 30 for s, label in product("abcd", ("x", "y"))}
+    folds = group_sources(*_rows(spec))
+    assert len(folds) == 2 and sorted(s for f in folds for s in f) == list("abcd")
+    assert all(len(f) == 2 for f in folds)
+
+
+def test_a_label_from_one_source_gives_no_folds():
+    spec = {("a", "x"): 50, ("b", "y"): 50, ("c", "y"): 50}  # x only in a: no fold can hold it twice
+    assert group_sources(*_rows(spec)) == []
+
+
+def test_a_source_with_few_rows_of_a_label_does_not_count_for_it():
+    spec = {("a", "x"): 30, ("b", "x"): 5, ("a", "y"): 30, ("b", "y"): 30}
+    assert group_sources(*_rows(spec)) == []
+    assert group_sources(*_rows(spec), min_rows=5) == [("a", "b")]
+
+
+def test_the_folds_are_the_most_even_split():
+    spec = {(s, label): 30 for s, label in product("abcd", ("x", "y"))}
+    spec[("a", "x")] = spec[("b", "x")] = 300  # a and b are big: each goes with a small one
+    folds = group_sources(*_rows(spec))
+    assert sorted(sorted(f) for f in folds) == [["a", "c"], ["b", "d"]] or sorted(sorted(f) for f in folds) == [
+        ["a", "d"],
+        ["b", "c"],
+    ]
+
+
+def test_score_folds_scores_each_group_on_its_own_rows():
+    cascade = Cascade.load()
+    texts = ("integrate x^2 from 0 to 3", "write a haiku about autumn", "fix this python KeyError", "capital of Peru?")
+    data = Dataset(texts * 2, ("math", "creative", "code", "default") * 2, None, ("s1",) * 4 + ("s2",) * 4)
+    a, b = score_folds(cascade, data, [("s1",), ("s2",)])
+    assert (a.fold, a.n, b.fold, b.n) == ("A", 4, "B", 4)
+    assert a.macro_f1 == b.macro_f1 and 0 <= a.escalated <= 1 and set(a.recall) == set(data.labels)
+
+
+def _calibration() -> Dataset:
+    """Rows from four made-up sources, each with every label of `three_labels.csv` 20 times."""
+    topics = {
+        "legal": "Can my {} sue me over the {} clause in our contract?",
+        "sql": "How do I write a SQL query joining the {} table with the {} table?",
+        "chitchat": "Hey, how was your {} with the {} last weekend?",
+    }
+    words = ["landlord", "employer", "neighbour", "tenant", "orders", "users", "trip", "dinner", "team", "family"]
+    texts, labels, sources = [], [], []
+    for k, source in enumerate(("s1", "s2", "s3", "s4")):
+        for label, template in topics.items():
+            for i in range(20):
+                texts.append(template.format(words[(i + k) % 10], words[(3 * i + k + 1) % 10]) + f" ({source} {i})")
+                labels.append(label)
+                sources.append(source)
+    return Dataset(tuple(texts), tuple(labels), None, tuple(sources))
+
+
+@pytest.fixture(scope="module")
+def three_labels():
+    return load_dataset(ROOT / "tests/data/three_labels.csv")
+
+
+def test_train_scores_the_folds_and_keeps_them_in_the_manifest(three_labels, tmp_path):
+    _, report = train_cascade(three_labels, out=tmp_path / "m", calibration=_calibration(), progress=False)
+    assert report.folds is not None and len(report.folds) == 2
+    assert sorted(s for f in report.folds for s in f.sources) == ["s1", "s2", "s3", "s4"]
+    kept = json.loads((tmp_path / "m" / "manifest.json").read_text())["training"]["calibration"]
+    assert [f["macro_f1"] for f in kept["folds"]] == [f.macro_f1 for f in report.folds]
+    assert kept["rows_per_source_and_label"]["s1"] == {"legal": 20, "sql": 20, "chitchat": 20}
+
+
+def test_select_by_folds_keeps_the_best_candidate(three_labels, tmp_path):
+    _, report, table = select_by_folds(
+        three_labels, calibration=_calibration(), candidates=[{"C": 0.01}, {"C": 4.0}], out=tmp_path / "m",
+        progress=False,
+    )  # fmt: skip
+    best = max(table, key=lambda row: row["folds_macro_f1"])
+    assert [row["chosen"] for row in table] == [row is best for row in table]
+    assert report.folds_macro_f1 == pytest.approx(best["folds_macro_f1"])
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["params"]["C"] == best["params"]["C"] and manifest["training"]["selection"] == table
+
+
+def test_select_by_folds_needs_sources_that_group(three_labels):
+    flat = Dataset(three_labels.texts, three_labels.labels, None)
+    with pytest.raises(InvalidParameterError, match="calibration"):
+        select_by_folds(three_labels, calibration=flat, candidates=[{"C": 1.0}])
+
+
+def test_the_cli_chooses_c_only_with_calibration_rows(tmp_path):
+    from typer.testing import CliRunner
+
+    from routing.cli import app
+
+    data = str(ROOT / "tests/data/three_labels.csv")
+    result = CliRunner().invoke(app, ["train", "--data", data, "--out", str(tmp_path / "m"), "--select-c", "1"])
+    assert result.exit_code == 1 and "--select-c needs --calibration-data" in result.output
