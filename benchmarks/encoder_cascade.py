@@ -21,13 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.encoder_folds import find_corpus  # noqa: E402
-from classifier import assets, make_assets  # noqa: E402
-from classifier.cascade import Cascade  # noqa: E402
+from classifier.building import make_assets  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
-from classifier.encoder import ENCODERS  # noqa: E402
-from classifier.evaluate import evaluate  # noqa: E402
-from classifier.llm import LookupClassifier  # noqa: E402
-from classifier.train import train_cascade  # noqa: E402
+from classifier.serving import assets  # noqa: E402
+from classifier.serving.cascade import Cascade  # noqa: E402
+from classifier.serving.encoder import ENCODERS  # noqa: E402
+from classifier.serving.llm import LookupClassifier  # noqa: E402
+from classifier.training.evaluate import evaluate  # noqa: E402
+from classifier.training.train import train_cascade  # noqa: E402
 
 
 def measure(train, test, encoder: str, out: Path, cv_vectors=None) -> dict:

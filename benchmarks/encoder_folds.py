@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from classifier.data import read_jsonl  # noqa: E402
-from classifier.encoder import model_dir  # noqa: E402
-from classifier.estimator import TaskClassifier  # noqa: E402
-from classifier.tune import TorchEncoder, TuneRecipe, tune_encoder  # noqa: E402
+from classifier.serving.encoder import model_dir  # noqa: E402
+from classifier.training.estimator import TaskClassifier  # noqa: E402
+from classifier.training.tune import TorchEncoder, TuneRecipe, tune_encoder  # noqa: E402
 
 CORPUS = (ROOT / "data/public/corpus.jsonl", ROOT.parent / "shared/data/public/corpus.jsonl")
 

@@ -24,8 +24,8 @@ from sklearn.metrics import f1_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from classifier.encoder import model_dir  # noqa: E402
-from classifier.tune import TorchEncoder  # noqa: E402
+from classifier.serving.encoder import model_dir  # noqa: E402
+from classifier.training.tune import TorchEncoder  # noqa: E402
 
 
 def read_clinc(where: Path, name: str) -> str:

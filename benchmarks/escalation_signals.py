@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.encoder_folds import find_corpus  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
-from classifier.estimator import TaskClassifier  # noqa: E402
-from classifier.static_embedding import StaticMiniLMEmbedder  # noqa: E402
-from classifier.train import _cross_fitted  # noqa: E402
-from classifier.tune import CrossFit  # noqa: E402
+from classifier.serving.static_embedding import StaticMiniLMEmbedder  # noqa: E402
+from classifier.training.estimator import TaskClassifier  # noqa: E402
+from classifier.training.train import _cross_fitted  # noqa: E402
+from classifier.training.tune import CrossFit  # noqa: E402
 
 
 def signals(p: np.ndarray, ps: np.ndarray, vecs: np.ndarray, ex_vecs: np.ndarray, ex_y: np.ndarray,

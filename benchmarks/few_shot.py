@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.encoder_folds import find_corpus, rows_of  # noqa: E402
 from benchmarks.encoder_forgetting import read_clinc, sample  # noqa: E402
-from classifier.embedding import EMBEDDER_DIM, EMBEDDER_ID, serving_embedder  # noqa: E402
-from classifier.estimator import TaskClassifier  # noqa: E402
+from classifier.serving.embedding import EMBEDDER_DIM, EMBEDDER_ID, serving_embedder  # noqa: E402
+from classifier.training.estimator import TaskClassifier  # noqa: E402
 
 Rows = list[tuple[str, str]]
 HEADS = {"taskrouter": True, "--no-static": False}
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         print(name, flush=True)
         result["results"][name] = measure(table, train, test, args.k, args.seeds)
     if corpus is not None:
-        from classifier.cascade import Cascade
+        from classifier.serving.cascade import Cascade
 
         test = sets["own-to-public"][1]
         cascade = Cascade.load()

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import f1_score
 
-from classifier.cascade import Cascade
-from classifier.onnx_embedding import MAX_TOKENS, OnnxMiniLMEmbedder
+from classifier.serving.cascade import Cascade
+from classifier.serving.onnx_embedding import MAX_TOKENS, OnnxMiniLMEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKETS = [(0, 200), (200, 1_000), (1_000, 4_000), (4_000, 20_001)]

@@ -9,7 +9,7 @@ each kept intent from the train split, and the model is served with a fallback l
 - held-out domains: test requests of the 3 held-out domains; the share sent to the fallback label (rightly);
 - oos: CLINC's own out-of-scope test requests; the share sent to the fallback label.
 
-The served cascade uses the default target (`scope.DEFAULT_MAX_FALLBACK` of held-out training rows sent to the
+The served cascade uses the default target (`fit_scope.DEFAULT_MAX_FALLBACK` of held-out training rows sent to the
 fallback label); the other targets of `--max-fallback` are read with `fit_scope` on the same training vectors.
 
     python benchmarks/out_of_scope.py --clinc PATH_TO_A_CHECKOUT_OR_BARE_GIT_DIR [--per-intent 2 20] [--json PATH]
@@ -35,8 +35,8 @@ from encoder_forgetting import read_clinc  # noqa: E402
 
 from classifier import Cascade  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
-from classifier.scope import DEFAULT_MAX_FALLBACK, fit_scope  # noqa: E402
-from classifier.train import train_cascade  # noqa: E402
+from classifier.training.fit_scope import DEFAULT_MAX_FALLBACK, fit_scope  # noqa: E402
+from classifier.training.train import train_cascade  # noqa: E402
 
 FALLBACK = "out_of_scope"
 

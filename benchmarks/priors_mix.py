@@ -21,9 +21,9 @@ from sklearn.metrics import f1_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from classifier.cascade import Cascade  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
-from classifier.priors import bounded, estimate_priors  # noqa: E402
+from classifier.serving.cascade import Cascade  # noqa: E402
+from classifier.serving.priors import bounded, estimate_priors  # noqa: E402
 
 
 def scores(cascade: Cascade, texts: list[str], truth: np.ndarray, weight: np.ndarray) -> dict:

@@ -85,9 +85,9 @@ def _spread(items: list, n: int) -> list:
 
 def _cascade(path: str, *, cache_size: int = 0):
     """The shipped cascade on `path` with its own MiniLM embedder (text cache off, so nothing is reused)."""
-    from classifier.cascade import Cascade
-    from classifier.embedding import MiniLMEmbedder
-    from classifier.onnx_embedding import OnnxMiniLMEmbedder
+    from classifier.serving.cascade import Cascade
+    from classifier.serving.embedding import MiniLMEmbedder
+    from classifier.serving.onnx_embedding import OnnxMiniLMEmbedder
 
     backend, static = PATHS[path]
     cascade = Cascade.load(
@@ -130,7 +130,7 @@ def machine() -> dict:
         pass
     import torch
 
-    from classifier.onnx_embedding import _default_threads
+    from classifier.serving.onnx_embedding import _default_threads
 
     return {
         "cpu": cpu,
@@ -165,7 +165,7 @@ def _load() -> list[float]:
 
 # -- 1. single-query latency ---------------------------------------------------------------------------------------
 def single_query_latency(n: int) -> dict:
-    from classifier.cascade import Cascade
+    from classifier.serving.cascade import Cascade
 
     rules = Cascade.load().rules
     unseen, source = _unseen_queries()
@@ -246,8 +246,8 @@ def _peak_rss_mib() -> float | None:
 def _cold_start_child(n_after: int) -> None:
     """Runs in a fresh interpreter: print when each step ended, and the peak RSS."""
     t_main = time.time()
-    from classifier.cascade import Cascade
-    from classifier.embedding import default_embedder
+    from classifier.serving.cascade import Cascade
+    from classifier.serving.embedding import default_embedder
 
     t_imported = time.time()
     cascade = Cascade.load(cache_size=0, static=os.environ.get("TASKROUTER_BENCH_STATIC") == "1")

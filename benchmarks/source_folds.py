@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.corpus.is_file():
         print(f"no public corpus at {args.corpus}: build it with data/build/build_public.py")
         return 2
-    from classifier.tune import CrossFit
+    from classifier.training.tune import CrossFit
 
     own, corpus = load_dataset(ROOT / "data/queries.jsonl"), load_dataset(args.corpus)
     cv = CrossFit.load(args.cv_vectors) if args.encoder == "tuned" and args.cv_vectors.is_file() else None

@@ -16,7 +16,7 @@ import random
 import re
 from pathlib import Path
 
-from classifier.cascade import Cascade
+from classifier.serving.cascade import Cascade
 from classifier.window import window
 
 ROOT = Path(__file__).resolve().parents[1]

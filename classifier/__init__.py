@@ -17,16 +17,16 @@ from .errors import (
 )
 
 _LAZY = {  # name -> module; imported on first use so that `import classifier` stays cheap
-    "Cascade": "cascade",
+    "Cascade": "serving.cascade",
     "Decision": "results",
     "StageResult": "results",
-    "TaskClassifier": "estimator",
+    "TaskClassifier": "training.estimator",
     "Dataset": "data",
     "check_query": "data",
     "load_dataset": "data",
-    "LLMClassifier": "llm",
-    "KeywordRules": "keywords",
-    "train_cascade": "train",
+    "LLMClassifier": "serving.llm",
+    "KeywordRules": "serving.keywords",
+    "train_cascade": "training.train",
 }
 
 __all__ = [
@@ -50,13 +50,13 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .cascade import Cascade
     from .data import Dataset, check_query, load_dataset
-    from .estimator import TaskClassifier
-    from .keywords import KeywordRules
-    from .llm import LLMClassifier
     from .results import Decision, StageResult
-    from .train import train_cascade
+    from .serving.cascade import Cascade
+    from .serving.keywords import KeywordRules
+    from .serving.llm import LLMClassifier
+    from .training.estimator import TaskClassifier
+    from .training.train import train_cascade
 
 
 def __getattr__(name: str) -> Any:

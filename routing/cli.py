@@ -144,8 +144,8 @@ def train(
         _fail(f"--select-c: every C must be > 0, got {select_c}")
     _require("train", "sklearn", "scipy", "matplotlib", extra="train")
     from classifier.data import load_dataset
-    from classifier.train import select_by_folds, train_cascade
-    from classifier.tune import CrossFit
+    from classifier.training.train import select_by_folds, train_cascade
+    from classifier.training.tune import CrossFit
 
     dataset = load_dataset(data)
     chosen, why = _encoder_for(encoder, dataset.labels)
@@ -227,7 +227,7 @@ def train(
 def _encoder_for(choice: EncoderChoice, labels: Sequence[str]) -> tuple[str, str]:
     """The encoder to train with, and why. `auto`: the tuned encoder for the labels it was tuned on; the base one
     for anyone else's labels, which the tuned encoder serves worse (benchmarks/encoder_forgetting.py)."""
-    from classifier.assets import tuned_labels
+    from classifier.serving.assets import tuned_labels
 
     if choice is not EncoderChoice.auto:
         return choice.value, "--encoder " + choice.value
@@ -264,22 +264,22 @@ def tune_encoder(
     """Fine-tune MiniLM on labeled queries, then install it as the shipped 'tuned' encoder (train --encoder tuned)."""
     _require("tune-encoder", "torch", "transformers", "model2vec", "onnx", extra="train")
     from classifier.data import load_dataset
-    from classifier.tune import TuneRecipe
-    from classifier.tune import tune_encoder as tune
+    from classifier.training.tune import TuneRecipe
+    from classifier.training.tune import tune_encoder as tune
 
     recipe = TuneRecipe(objective=objective.value, epochs=epochs, seed=seed).check()
     dataset = load_dataset(data)
     tune(dataset.texts, dataset.labels, out, recipe, device=device)
     typer.echo(f"tuned encoder saved to {out}")
     if install:
-        from classifier import make_assets
+        from classifier.building import make_assets
 
         record = make_assets.build(encoder="tuned", source=out)
         for name in (make_assets.ENCODERS["tuned"].onnx_file, make_assets.ENCODERS["tuned"].static_file):
             typer.echo(f"installed {name} (sha256 {record['files'][name]['sha256'][:12]})")
         typer.echo("models trained now with --encoder tuned read it; models trained on an earlier one are refused")
         if cross_fit:
-            from classifier.tune import cross_fit as make_cross_fit
+            from classifier.training.tune import cross_fit as make_cross_fit
 
             sha = record["files"][make_assets.ENCODERS["tuned"].onnx_file]["sha256"]
             path = make_cross_fit(dataset.texts, dataset.labels, recipe, encoder_sha256=sha, device=device).save(
@@ -313,8 +313,8 @@ def priors(
     _check_options(ctx, _PRIORS_OPTIONS, locals())
     import numpy as np
 
-    from classifier.cascade import Cascade
-    from classifier.priors import bounded, estimate_priors
+    from classifier.serving.cascade import Cascade
+    from classifier.serving.priors import bounded, estimate_priors
 
     if (data is None) == (from_telemetry is None):
         raise TaskRouterError("give one of --data FILE and --from-telemetry URL")
@@ -407,10 +407,10 @@ def evaluate(
     """Evaluate the cascade: metrics, stage coverage, escalation accuracy, threshold sweep."""
     _check_options(ctx, _EVALUATE_OPTIONS, locals())
     _require("evaluate", "sklearn", "matplotlib", extra="train")
-    from classifier.cascade import Cascade
     from classifier.data import load_dataset
-    from classifier.evaluate import dump_json, evaluate_cascade, format_report, save_sweeps
-    from classifier.misses import write_jsonl
+    from classifier.serving.cascade import Cascade
+    from classifier.training.evaluate import dump_json, evaluate_cascade, format_report, save_sweeps
+    from classifier.training.misses import write_jsonl
 
     if llm is LLMMode.labels and answers is None:
         raise TaskRouterError("--llm labels needs --answers FILE")
@@ -479,10 +479,10 @@ def compare(
 ) -> None:
     """Show what a retrain changed on labeled queries: metrics old vs new, predictions fixed and broken."""
     _require("compare", "sklearn", extra="train")
-    from classifier.cascade import Cascade
     from classifier.data import load_dataset
-    from classifier.evaluate import dump_json
-    from classifier.evaluate import evaluate as run_eval
+    from classifier.serving.cascade import Cascade
+    from classifier.training.evaluate import dump_json
+    from classifier.training.evaluate import evaluate as run_eval
 
     dataset = load_dataset(data)
     runs = {name: run_eval(Cascade.load(path), dataset) for name, path in (("old", old), ("new", new))}
@@ -622,7 +622,8 @@ def assets_build(
     if source is not None and not source.is_dir():
         raise TaskRouterError(f"--source {source}: not a directory")
     _require("assets build", "torch", "transformers", "model2vec", "onnx", extra="train")
-    from classifier import assets, make_assets
+    from classifier.building import make_assets
+    from classifier.serving import assets
 
     folder = dest if dest is not None else assets.ASSETS_DIR
     record = make_assets.build(folder, encoder=encoder.value, source=source)
@@ -638,7 +639,7 @@ def assets_int8(
     """Build the int8 graph (TASKROUTER_EMBEDDER=onnx-int8) into the cache ahead of time, e.g. in an image."""
     if not check:
         _require("assets int8", "onnx", extra="train")
-    from classifier import onnx_int8
+    from classifier.serving import onnx_int8
 
     onnx_int8.build(allow_build=not check, encoder=encoder.value)
     typer.echo(onnx_int8.cached_model_path(encoder.value))
@@ -655,7 +656,7 @@ def model_upgrade(
     ] = None,
 ) -> None:
     """Rewrite a model directory's manifest in the current format (no retraining, same array files)."""
-    from classifier.persistence import DEFAULT_MODEL_DIR, convert
+    from classifier.model_files import DEFAULT_MODEL_DIR, convert
 
     typer.echo(convert(directory if directory is not None else DEFAULT_MODEL_DIR))
 
@@ -678,7 +679,7 @@ def classify(
 ) -> None:
     """Classify queries with the cascade (stage 3 off) and print each decision."""
     texts = _read_queries(queries or [], file or [])
-    from classifier.cascade import Cascade
+    from classifier.serving.cascade import Cascade
 
     cascade = Cascade.load(model)
     for q, d in zip(texts, cascade.classify_batch(texts), strict=True):
@@ -825,7 +826,7 @@ def _check_options(
 
 def _require(command: str, *modules: str, extra: str) -> None:
     """A one-line error, not a traceback, where `command` needs a package the serving install leaves out."""
-    from classifier.filecache import is_installed
+    from classifier.serving.filecache import is_installed
 
     missing = [m for m in modules if not is_installed(m)]
     if missing:

@@ -115,7 +115,7 @@ class ClassifierSettings(_Strict):
     """Override the static stage's trained threshold: lower answers more queries without MiniLM."""
     priors: dict[str, float] | None = None
     """The label mix of the traffic (label → share, every label of the model); the heads' probabilities are
-    re-weighted to it (`classifier.priors`). `taskrouter priors` estimates it. None: the training mix."""
+    re-weighted to it (`classifier.serving.priors`). `taskrouter priors` estimates it. None: the training mix."""
     fallback_label: str | None = Field(default=None, min_length=1)
     """Queries far from every training example get this label (and its pool, or the default pool) instead of the
     nearest label; the decision's stage is `scope`. Needs a model trained with a scope threshold. None: off."""

@@ -33,8 +33,8 @@ from typing import Any
 
 from fastapi import HTTPException
 
-from classifier.cascade import Cascade
 from classifier.errors import ConfigError, QueryError
+from classifier.serving.cascade import Cascade
 
 from . import _litellm
 from ._litellm import CustomLogger, remove_callback

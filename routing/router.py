@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from classifier.cascade import Cascade
 from classifier.errors import ConfigError, InvalidParameterError, TaskRouterError
-from classifier.llm import LLMClassifier
 from classifier.results import Decision
+from classifier.serving.cascade import Cascade
+from classifier.serving.llm import LLMClassifier
 
 from . import _litellm
 from .config import Config, load_config

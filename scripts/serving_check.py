@@ -23,7 +23,7 @@ if present:
     sys.exit(f"serving check: not a serving-only install, these are installed: {present}")
 
 import classifier  # noqa: E402
-from classifier.cascade import Cascade  # noqa: E402
+from classifier.serving.cascade import Cascade  # noqa: E402
 
 if "site-packages" not in str(Path(classifier.__file__)):
     sys.exit(f"serving check: classifier was imported from {classifier.__file__}, not from the installed package")

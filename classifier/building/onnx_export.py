@@ -1,7 +1,7 @@
 """The float32 ONNX graph of MiniLM, exported with torch, and the float16-stored form shipped in the package.
 
-Used only to rebuild the shipped serving files (`taskrouter assets build`, `classifier.make_assets`): the bundled
-model's export is cached under `$TASKROUTER_CACHE/onnx/<key>/model.onnx` (with its record `model.onnx.json`), where
+Used only to rebuild the shipped serving files (`taskrouter assets build`, `make_assets`): the bundled model's
+export is cached under `$TASKROUTER_CACHE/onnx/<key>/model.onnx` (with its record `model.onnx.json`), where
 `<key>` hashes the bundled model's files and `EXPORT_RECIPE`, so a new model or recipe gets a new file. The
 export runs in a child process unless torch is loaded already, so the calling process never imports torch for it.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoder import EMBEDDER_DIM, EMBEDDER_ID, model_dir
-from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_with_torch
+from ..serving.encoder import EMBEDDER_DIM, EMBEDDER_ID, model_dir
+from ..serving.filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_with_torch
 
 __all__ = ["EXPORT_RECIPE", "build", "cache_dir", "configured_tokenizer_json", "export_with_torch", "store_fp16"]
 

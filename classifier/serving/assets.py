@@ -5,7 +5,7 @@
     classifier/assets/minilm-tokenizer.json   its tokenizer, truncating at sentence-transformers' 256 tokens
     classifier/assets/minilm-static.npz       the static token table distilled from it (int8 rows, a float32
                                               scale per row) and model2vec's tokenizer
-    classifier/assets/minilm-tuned.onnx       the same for the encoder tuned on the training rows (`classifier.tune`)
+    classifier/assets/minilm-tuned.onnx       the same for the encoder tuned on the training rows (`training.tune`)
     classifier/assets/minilm-tuned-static.npz and its static table; both read the same tokenizer
     classifier/assets/assets.json             each file's sha256 and size, and what it was made from
 
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ModelFileError
+from ..integrity import check_bytes
 from .encoder import ENCODERS
-from .errors import ModelFileError
-from .integrity import check_bytes
 
 __all__ = [
     "ASSETS_DIR",
@@ -40,7 +40,7 @@ __all__ = [
     "recorded_sha256",
 ]
 
-ASSETS_DIR = Path(__file__).with_name("assets")
+ASSETS_DIR = Path(__file__).parents[1] / "assets"
 RECORD = "assets.json"
 ONNX = ENCODERS["base"].onnx_file
 TOKENIZER = "minilm-tokenizer.json"

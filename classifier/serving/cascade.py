@@ -13,14 +13,15 @@ from os import PathLike
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from .data import check_query
-from .errors import InvalidParameterError
+from ..data import check_query
+from ..errors import InvalidParameterError
+from ..normalize import fold
+from ..params import COUNT, THRESHOLD, Constraint, validate_params
+from ..results import EMBEDDING, LLM, SCOPE, STATIC, Decision, StageResult
+from ..window import HEAD_CHARS, TAIL_CHARS, window
 from .head import BatchContext, LinearHead
 from .keywords import KeywordRules
-from .normalize import fold
-from .params import COUNT, THRESHOLD, Constraint, validate_params
 from .priors import check_priors, weights_for
-from .results import EMBEDDING, LLM, SCOPE, STATIC, Decision, StageResult
 from .stages import (
     REGISTRY,
     FewShotLLMStage,
@@ -32,7 +33,6 @@ from .stages import (
     Stage,
     StageManifest,
 )
-from .window import HEAD_CHARS, TAIL_CHARS, window
 
 __all__ = ["DEFAULT_CACHE_SIZE", "Cascade", "CacheInfo", "LLMStage"]
 
@@ -77,7 +77,7 @@ class Cascade:
     The cache assumes the stages are not changed in place: `with_llm` returns a cascade with a cache of its
     own, and `cache_clear()` empties it.
     `with_priors` (or `load(priors=...)`) re-weights the heads' probabilities to the label mix of the traffic
-    (`classifier.priors`); each decision records the mix it was made under.
+    (`classifier.serving.priors`); each decision records the mix it was made under.
 
     >>> cascade = Cascade.load()                       # the shipped model, stage 3 off
     >>> cascade.classify("derivative of x^3").label    # doctest: +SKIP
@@ -268,11 +268,11 @@ class Cascade:
         `threshold` and `static_threshold` override the trained ones. `static=False` skips the model's static
         stage (if it has one), so every query past the rules is read by MiniLM. `priors`: see `with_priors`.
         `fallback_label` adds the scope stage after the rules: a query farther from the training examples than
-        the model's trained scope threshold gets this label (`classifier.scope`); every query past the rules is
+        the model's trained scope threshold gets this label (`classifier.serving.scope`); every query past the rules is
         then read by MiniLM.
         """
         validate_params(cls._load_params, locals(), caller="Cascade.load")
-        from .persistence import load_model
+        from ..model_files.load import load_model
 
         model = load_model(path, skip=() if static else (STATIC,))
         context = LoadContext(

@@ -2,7 +2,7 @@
 
 Three backends:
 
-* `onnx` — the ONNX graph shipped in the package (`classifier.assets`), through onnxruntime + tokenizers: no
+* `onnx` — the ONNX graph shipped in the package (`classifier.serving.assets`), through onnxruntime + tokenizers: no
   torch, nothing to build, the reference's vectors (cosine ≥ 0.9999).
 * `onnx-int8` — quantised from it on first use (needs the `onnx` package, not torch) and cached: faster, cosine
   ≈ 0.99 to the reference (per-channel weights).
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import ConfigError
 from .encoder import EMBEDDER_DIM, EMBEDDER_ID, ENCODERS, CachedEmbedder, Embedder, model_dir
-from .errors import ConfigError
 from .filecache import is_installed
 
 if TYPE_CHECKING:

@@ -52,7 +52,8 @@ ENCODERS = {
         "minilm-tuned-static.npz",
     ),
 }
-"""`base`: all-MiniLM-L6-v2 as it came. `tuned`: fine-tuned on the shipped model's training rows (`classifier.tune`)."""
+"""`base`: all-MiniLM-L6-v2 as it came. `tuned`: fine-tuned on the shipped model's training rows
+(`classifier.training.tune`)."""
 
 
 def encoder_of(embedder_id: str) -> Encoder | None:
@@ -147,7 +148,7 @@ class CachedEmbedder(abc.ABC):
         result = np.empty((len(texts), self.dim), dtype=np.float32)
         bar = None
         if show:
-            from .progress import progress_bar
+            from ..progress import progress_bar
 
             bar = progress_bar(total=len(texts), desc="embedding", unit="q")
         try:

@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .errors import ModelFileError
-from .integrity import bytes_problem
+from ..errors import ModelFileError
+from ..integrity import bytes_problem
 
 __all__ = [
     "RECORD_FORMAT",
@@ -202,7 +202,7 @@ def run_with_torch(function: Callable[[Path], object], dest: Path, *, what: str)
 def run_child(function: Callable[[Path], object], dest: Path, *, what: str, timeout_s: int = 900) -> None:
     """`function(dest)` in a child Python process (`function` a module-level function of this package), with this
     package importable and hubs offline; errors become ModelFileError."""
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import MAX_QUERY_CHARS, check_query
+from ..data import MAX_QUERY_CHARS, check_query
 from .embedding import Embedder, default_embedder
 from .features import LexicalFeatures, SparseRows, linear_scores
 
@@ -113,7 +113,7 @@ class LinearHead:
     def from_arrays(
         cls, export: HeadExport, embedders: Sequence[Embedder | None], *, progress: bool | None = None
     ) -> LinearHead:
-        """The served head of an explicit export (see `TaskClassifier.export` and `persistence.load_model`)."""
+        """The served head of an explicit export (see `TaskClassifier.export` and `model_files.load_model`)."""
         return cls(export, embedders, progress=progress)
 
     @property

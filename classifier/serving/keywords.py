@@ -11,12 +11,12 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
-from .results import StageResult
+from ..errors import ConfigError
+from ..results import StageResult
 
 __all__ = ["DEFAULT_RULES_PATH", "KeywordRules", "Rule", "load_rules"]
 
-DEFAULT_RULES_PATH = Path(__file__).parent / "rules" / "default.yaml"
+DEFAULT_RULES_PATH = Path(__file__).parents[1] / "rules" / "default.yaml"
 _SCAN_CHARS = 20_000  # rules look at the start of very long queries only
 
 

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from .results import StageResult
+from ..results import StageResult
 
 __all__ = ["DEFAULT_DESCRIPTIONS", "LLMClassifier", "LookupClassifier", "parse_label"]
 

@@ -1,12 +1,12 @@
 """all-MiniLM-L6-v2 served by onnxruntime + tokenizers: no torch.
 
-Serving reads the graph shipped in the package (`classifier.assets`): transformer → mean pooling over the
+Serving reads the graph shipped in the package (`classifier.serving.assets`): transformer → mean pooling over the
 attention mask → L2 normalisation, as sentence-transformers computes it, with each layer's attention, LayerNorms
 and GELU fused by ONNX Runtime's transformer optimizer (measured on 2 cores against the unfused graph: single-query
 p50 -11 %), its weights stored in float16 and computed in float32 (cosine ≥ 0.99999 to the float32 export).
 
 `quantize=True` serves the int8 variant instead, quantised from the shipped graph once and cached
-(`classifier.onnx_int8`). How the shipped graph is made: `classifier.onnx_export`.
+(`classifier.serving.onnx_int8`). How the shipped graph is made: `classifier.building.onnx_export`.
 """
 
 from __future__ import annotations

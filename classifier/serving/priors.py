@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .errors import InvalidParameterError
+from ..errors import InvalidParameterError
 
 __all__ = ["MAX_RATIO", "PSEUDO_COUNT", "adjust", "bounded", "check_priors", "estimate_priors", "weights_for"]
 

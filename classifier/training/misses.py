@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from .results import Decision
+from ..results import Decision
 
 __all__ = ["accuracy_by", "misclassified", "write_jsonl"]
 

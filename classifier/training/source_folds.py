@@ -16,8 +16,8 @@ from itertools import product
 import numpy as np
 from sklearn.metrics import f1_score, recall_score
 
-from .cascade import Cascade
-from .data import Dataset
+from ..data import Dataset
+from ..serving.cascade import Cascade
 
 __all__ = ["MIN_ROWS_PER_SOURCE", "MIN_SOURCES_PER_LABEL", "FoldScore", "group_sources", "score_folds"]
 

@@ -13,17 +13,18 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from .cascade import Cascade
-from .data import Dataset, check_labels
-from .errors import InvalidParameterError
+from ..data import Dataset, check_labels
+from ..errors import InvalidParameterError
+from ..params import SEED, SHARE, Constraint, Interval, validate_params
+from ..results import EMBEDDING, STATIC
+from ..serving.cascade import Cascade
+from ..serving.head import BatchContext
+from ..serving.keywords import KeywordRules, load_rules
+from ..serving.scope import Scope
+from ..serving.stages import FewShotLLMStage, HeadStage, RulesStage, ScopeStage, Stage, StageTrainer
 from .estimator import TaskClassifier
-from .head import BatchContext
-from .keywords import KeywordRules, load_rules
-from .params import SEED, SHARE, Constraint, Interval, validate_params
-from .results import EMBEDDING, STATIC
-from .scope import DEFAULT_MAX_FALLBACK, Scope, fit_scope
+from .fit_scope import DEFAULT_MAX_FALLBACK, fit_scope
 from .source_folds import FoldScore, group_sources, score_folds
-from .stages import FewShotLLMStage, HeadStage, RulesStage, ScopeStage, Stage, StageTrainer
 from .threshold import choose_threshold, threshold_curve
 from .tune import CrossFit
 
@@ -68,7 +69,7 @@ class TrainingReport:
     scope: Scope | None = None
     """The scope check chosen out-of-fold (None: a label had fewer than two rows)."""
     folds: list[FoldScore] | None = None
-    """The cascade on out-of-source folds of the calibration rows (`classifier.source_folds`); None: no
+    """The cascade on out-of-source folds of the calibration rows (`classifier.training.source_folds`); None: no
     calibration rows, or their sources cannot be grouped so that each fold holds every label twice."""
 
     @property
@@ -138,7 +139,7 @@ def train_cascade(
     `cv_vectors` (with the tuned encoder they were made for) stand in for the vectors of the rows the encoder was
     tuned on while the heads are cross-validated, so that thresholds are picked from confidences like those of
     new traffic (`tune.cross_fit`).
-    The scope check (`classifier.scope`, served when a fallback label is configured) sends at most
+    The scope check (`classifier.serving.scope`, served when a fallback label is configured) sends at most
     `scope_max_fallback` of held-out in-scope rows to the fallback label.
     `calibration`: labeled rows from other sources than `data`, never trained on, that the thresholds must hold on
     as well: the static threshold is raised until its error there is within `static_max_error_out_of_source`, and
@@ -147,7 +148,7 @@ def train_cascade(
     `stages`: trainers of stages of your own (`stages.StageTrainer`), fitted on all rows and served in the order
     given after the rules; the rows they answer are left out of the heads' thresholds, as in serving.
     With `calibration` rows that carry their source, the cascade is also scored on out-of-source folds of them
-    (`classifier.source_folds`; `TrainingReport.folds`, and the manifest). `selection`: the candidates
+    (`classifier.training.source_folds`; `TrainingReport.folds`, and the manifest). `selection`: the candidates
     `select_by_folds` compared, kept in the manifest.
     """
     validate_params(_TRAIN_PARAMS, locals(), caller="train_cascade", exclusive=[("max_escalation", "max_error")])
@@ -178,7 +179,7 @@ def train_cascade(
     held = _Calibration(calibration, rules) if calibration is not None else None
     fast, passed_on, static_coverage = None, reaches_stage2, None
     if static:
-        from .static_embedding import StaticMiniLMEmbedder
+        from ..serving.static_embedding import StaticMiniLMEmbedder
 
         log.info("static head: the same over the token table (embedding and cross-validation, about 20 s)")
         table = StaticMiniLMEmbedder(encoder=encoder)
@@ -448,10 +449,10 @@ def _cross_fitted(
     served ones elsewhere (rows the encoder was not tuned on are new to it already)."""
     if cv_vectors is None:
         return None, None
-    from . import assets
-    from .embedding import serving_embedder
-    from .encoder import ENCODERS
-    from .static_embedding import StaticMiniLMEmbedder
+    from ..serving import assets
+    from ..serving.embedding import serving_embedder
+    from ..serving.encoder import ENCODERS
+    from ..serving.static_embedding import StaticMiniLMEmbedder
 
     graph = ENCODERS["tuned"].onnx_file
     installed = assets.recorded_sha256(graph) if assets.installed(graph) else None
@@ -493,7 +494,7 @@ def _name(data: Dataset | None) -> str | None:
 
 def _backend(clf: TaskClassifier) -> str:
     """The MiniLM backend the head was fitted with (`onnx-int8`, `onnx` or `torch`)."""
-    from .embedding import serving_embedder
+    from ..serving.embedding import serving_embedder
 
     return str(getattr(clf.embedder if clf.embedder is not None else serving_embedder(clf.encoder), "backend", "?"))
 

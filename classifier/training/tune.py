@@ -29,9 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from .data import check_labels
-from .encoder import EMBEDDER_DIM, CachedEmbedder, model_dir
-from .errors import InvalidParameterError
+from ..data import check_labels
+from ..errors import InvalidParameterError
+from ..serving.encoder import EMBEDDER_DIM, CachedEmbedder, model_dir
 
 __all__ = ["OBJECTIVES", "TorchEncoder", "TuneRecipe", "tune_encoder"]
 
@@ -111,9 +111,9 @@ def tune_encoder(
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
-    from . import assets
-    from .onnx_embedding import _head_and_tail
-    from .progress import progress_bar
+    from ..progress import progress_bar
+    from ..serving import assets
+    from ..serving.onnx_embedding import _head_and_tail
 
     recipe.check()
     labels = check_labels(list(labels))
@@ -247,7 +247,7 @@ class TorchEncoder(CachedEmbedder):
         from tokenizers import Tokenizer
         from transformers import AutoModel
 
-        from .onnx_embedding import _head_and_tail
+        from ..serving.onnx_embedding import _head_and_tail
 
         if self._model is None:
             self._model = AutoModel.from_pretrained(str(self.directory)).eval()
@@ -308,7 +308,7 @@ class CrossFit:
 
     @classmethod
     def load(cls, path: str | Path) -> CrossFit:
-        from .errors import ModelFileError
+        from ..errors import ModelFileError
 
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -337,8 +337,9 @@ def cross_fit(
 
     from sklearn.model_selection import StratifiedKFold
 
-    from . import assets
-    from .static_embedding import StaticMiniLMEmbedder, distill_with_torch
+    from ..building.static_distill import distill_with_torch
+    from ..serving import assets
+    from ..serving.static_embedding import StaticMiniLMEmbedder
 
     texts, labels = list(texts), check_labels(list(labels))
     minilm = np.zeros((len(texts), EMBEDDER_DIM), dtype=np.float32)

@@ -68,7 +68,7 @@ def read_jsonl(path: Path, source: str | None = None) -> list[dict]:
 
 
 def fit_predict(train: list[dict], test: list[dict], embedder, **params) -> np.ndarray:
-    from classifier.estimator import TaskClassifier
+    from classifier.training.estimator import TaskClassifier
 
     # cv=0: no out-of-fold temperature fit, which does not change the argmax measured here.
     clf = TaskClassifier(embedder=embedder, cv=0, **params)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, name).is_file():
             ap.error(f"--{name}: no file at {getattr(args, name)}")
 
-    from classifier.embedding import reference_embedder
+    from classifier.serving.embedding import reference_embedder
 
     own = read_jsonl(args.queries, source=OWN)
     public = read_jsonl(args.corpus)

@@ -1,6 +1,6 @@
 import pytest
 
-from classifier.cascade import Cascade
+from classifier.serving.cascade import Cascade
 from tests.fake_provider import FakeProvider
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from classifier.cascade import Cascade
+from classifier.serving.cascade import Cascade
 from routing import TaskRouter
 from tests.integration.conftest import make_config
 

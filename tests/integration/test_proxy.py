@@ -275,7 +275,7 @@ def test_the_hook_records_the_decision_like_taskrouter(example_env, shipped_casc
 def test_classification_does_not_block_the_event_loop(example_env, shipped_cascade):
     import threading
 
-    from classifier.cascade import Cascade
+    from classifier.serving.cascade import Cascade
     from routing.proxy import TaskRouterHook
 
     classified_on: set[int] = set()

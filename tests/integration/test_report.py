@@ -31,7 +31,7 @@ def telemetry(fake, shipped_cascade, tmp_path_factory):
 
 def Cascade_with_escalations(cascade):
     """The shipped cascade escalating everything stage 2 sees, so the report has escalations to show."""
-    from classifier.cascade import Cascade
+    from classifier.serving.cascade import Cascade
 
     return Cascade(cascade.classifier, cascade.rules, 1.0)
 

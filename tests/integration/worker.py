@@ -25,7 +25,7 @@ def outcome(router, query: str) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    from classifier.cascade import Cascade
+    from classifier.serving.cascade import Cascade
     from routing import TaskRouter
 
     cascade = Cascade.load()

@@ -10,8 +10,10 @@ import sys
 import numpy as np
 import pytest
 
-from classifier import ModelFileError, assets, onnx_export, static_embedding
-from classifier.encoder import ENCODERS
+from classifier import ModelFileError
+from classifier.building import onnx_export, static_distill
+from classifier.serving import assets
+from classifier.serving.encoder import ENCODERS
 from tests.conftest import ROOT
 
 
@@ -37,7 +39,7 @@ def test_the_shipped_table_is_the_distilled_one_in_int8():
     entries just past a rounding boundary (one int8 step, issue 24). What the cascade reads is each row's
     direction: the rebuilt rows keep a cosine of at least 0.999 to the shipped ones (int8 rounding alone costs
     about 0.9999; a table distilled from another model is far below 0.99)."""
-    distilled = np.load(io.BytesIO(static_embedding.build()), allow_pickle=False)
+    distilled = np.load(io.BytesIO(static_distill.build()), allow_pickle=False)
     expected = distilled["embedding"].astype(np.float32)
     shipped = np.load(io.BytesIO(assets.read(assets.STATIC_TABLE)), allow_pickle=False)
     rows, scale = shipped["rows"].astype(np.float32), shipped["scale"]
@@ -51,7 +53,7 @@ def test_the_shipped_table_is_the_distilled_one_in_int8():
 
 
 def test_the_shipped_tokenizer_is_the_models():
-    from classifier.encoder import model_dir
+    from classifier.serving.encoder import model_dir
 
     assert assets.read(assets.TOKENIZER) == onnx_export.configured_tokenizer_json(model_dir())
 
@@ -62,8 +64,8 @@ def test_the_shipped_graph_is_the_float32_export_with_half_the_bytes():
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    from classifier.embedding import MiniLMEmbedder
-    from classifier.onnx_embedding import OnnxMiniLMEmbedder
+    from classifier.serving.embedding import MiniLMEmbedder
+    from classifier.serving.onnx_embedding import OnnxMiniLMEmbedder
 
     texts = [json.loads(line)["text"] for line in (ROOT / "tests/data/probe_queries.jsonl").open()]
     shipped = OnnxMiniLMEmbedder(cache_size=0).encode(texts, progress=False)
@@ -84,7 +86,7 @@ def test_the_shipped_graph_is_the_float32_export_with_half_the_bytes():
 LOAD = """
 import json, logging, os, sys
 logging.basicConfig(level=logging.WARNING)
-from classifier.cascade import Cascade
+from classifier.serving.cascade import Cascade
 from classifier.errors import ModelFileError
 try:
     d = Cascade.load(os.environ.get("TEST_MODEL") or None).classify("tell me a fun fact about otters")

@@ -2,7 +2,7 @@
 
 import json
 
-from classifier.cascade import Cascade
+from classifier.serving.cascade import Cascade
 from tests.conftest import DATA
 
 

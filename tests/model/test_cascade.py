@@ -5,10 +5,10 @@ import dataclasses
 import pytest
 
 from classifier import InvalidParameterError, QueryError
-from classifier.cascade import Cascade
-from classifier.keywords import KeywordRules, load_rules
-from classifier.llm import LookupClassifier
 from classifier.results import STAGES
+from classifier.serving.cascade import Cascade
+from classifier.serving.keywords import KeywordRules, load_rules
+from classifier.serving.llm import LookupClassifier
 
 
 @pytest.fixture(scope="module")

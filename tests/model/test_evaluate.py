@@ -7,7 +7,7 @@ import pytest
 from classifier import Cascade
 from classifier.data import Dataset
 from classifier.errors import InvalidParameterError
-from classifier.evaluate import EvaluationReport, evaluate_cascade, save_sweeps
+from classifier.training.evaluate import EvaluationReport, evaluate_cascade, save_sweeps
 from tests.conftest import ROOT
 
 

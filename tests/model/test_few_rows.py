@@ -5,7 +5,7 @@ import yaml
 
 from classifier import Cascade
 from classifier.data import load_dataset
-from classifier.train import MIN_ROWS_PER_LABEL, _shrunk, train_cascade
+from classifier.training.train import MIN_ROWS_PER_LABEL, _shrunk, train_cascade
 from tests.conftest import ROOT
 
 
@@ -84,7 +84,7 @@ def test_a_model_without_a_scope_threshold_is_refused_naming_the_field(trained, 
     import shutil
 
     from classifier.errors import ConfigError
-    from classifier.persistence import MANIFEST
+    from classifier.model_files import MANIFEST
     from routing import TaskRouter
 
     src = next(tmp_path_factory.getbasetemp().glob("three*")) / "m"

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from classifier import ConfigError, ModelFileError
-from classifier.cascade import Cascade
-from classifier.embedding import MiniLMEmbedder, load_embedder, reference_embedder
-from classifier.onnx_embedding import OnnxMiniLMEmbedder
-from classifier.onnx_int8 import FILE as INT8
-from classifier.onnx_int8 import build, cache_dir
+from classifier.serving.cascade import Cascade
+from classifier.serving.embedding import MiniLMEmbedder, load_embedder, reference_embedder
+from classifier.serving.onnx_embedding import OnnxMiniLMEmbedder
+from classifier.serving.onnx_int8 import FILE as INT8
+from classifier.serving.onnx_int8 import build, cache_dir
 from tests.conftest import DATA, ROOT
 
 EDGE_CASES = [
@@ -58,7 +58,7 @@ def test_vectors_match_sentence_transformers(onnx_fp32, queries):
 
 
 def test_the_token_window_changes_only_long_texts(onnx_fp32, queries):
-    from classifier.onnx_embedding import MAX_TOKENS
+    from classifier.serving.onnx_embedding import MAX_TOKENS
 
     windowed = OnnxMiniLMEmbedder(cache_size=0)
     assert windowed.max_tokens == MAX_TOKENS
@@ -113,7 +113,8 @@ def test_encoding_from_many_threads_gives_the_same_vectors(queries):
 def test_classifying_with_onnx_does_not_import_torch_or_training_libraries(onnx_fp32):
     # scikit-learn and SciPy are training-time dependencies: importing them costs about a second of cold start.
     code = (
-        "import sys; from classifier.cascade import Cascade; from classifier.embedding import default_embedder;"
+        "import sys; from classifier.serving.cascade import Cascade;"
+        "from classifier.serving.embedding import default_embedder;"
         "d = Cascade.load().classify('Tell me about the history of jazz');"
         "print(default_embedder().backend, d.label,"
         "      *(m in sys.modules for m in ('torch', 'sentence_transformers', 'sklearn', 'scipy')))"
@@ -191,7 +192,7 @@ def test_a_tampered_file_is_rebuilt(private_cache):
 
 
 def test_the_int8_file_is_made_from_the_shipped_graph(private_cache):
-    from classifier import assets
+    from classifier.serving import assets
 
     data = build()
     record = json.loads((private_cache / (INT8 + ".json")).read_text())

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from classifier import ModelFileError, TaskClassifier
-from classifier.cascade import Cascade
-from classifier.persistence import load_manifest
+from classifier.model_files import load_manifest
+from classifier.serving.cascade import Cascade
 from tests.conftest import ROOT
 
 
@@ -176,7 +176,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 def test_a_format_2_manifest_loads_and_converts_to_the_shipped_one(tmp_path):
     """The model shipped in November 2026, as it was saved in format 2 (`static_head` section), decides as its
     format-3 manifest does and converts, with no retraining, to that very manifest."""
-    from classifier.persistence import convert
+    from classifier.model_files import convert
 
     shipped = FIXTURES / "model-2026-11"  # its array files and its format-3 manifest
     old = tmp_path / "v2"

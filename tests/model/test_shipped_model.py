@@ -10,10 +10,10 @@ import json
 import pytest
 
 from classifier import TaskClassifier, load_dataset
-from classifier.cascade import Cascade
-from classifier.persistence import DEFAULT_MODEL_DIR, load_manifest
-from classifier.train import train_cascade
-from classifier.tune import CrossFit
+from classifier.model_files import DEFAULT_MODEL_DIR, load_manifest
+from classifier.serving.cascade import Cascade
+from classifier.training.train import train_cascade
+from classifier.training.tune import CrossFit
 from tests.conftest import DATA, ROOT
 
 PROBES = ROOT / "tests" / "data" / "probe_queries.jsonl"

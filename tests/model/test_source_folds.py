@@ -9,8 +9,8 @@ import pytest
 from classifier import Cascade
 from classifier.data import Dataset, load_dataset
 from classifier.errors import InvalidParameterError
-from classifier.source_folds import group_sources, score_folds
-from classifier.train import select_by_folds, train_cascade
+from classifier.training.source_folds import group_sources, score_folds
+from classifier.training.train import select_by_folds, train_cascade
 from tests.conftest import ROOT
 
 

@@ -11,8 +11,8 @@ import pytest
 from classifier import Cascade
 from classifier.data import Dataset, load_dataset
 from classifier.errors import ModelFileError
-from classifier.evaluate import evaluate
-from classifier.train import train_cascade
+from classifier.training.evaluate import evaluate
+from classifier.training.train import train_cascade
 from tests.conftest import ROOT
 from tests.plugins.length_rule import FILE, LengthRule, LengthRuleStage
 

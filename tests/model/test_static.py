@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from classifier import ModelFileError
-from classifier.cascade import Cascade
-from classifier.static_embedding import STATIC_ID, StaticMiniLMEmbedder, build
+from classifier.building.static_distill import build
+from classifier.serving.cascade import Cascade
+from classifier.serving.static_embedding import STATIC_ID, StaticMiniLMEmbedder
 from tests.conftest import DATA
 
 EDGES = ["a", "😀 emoji only", "ÉCOLE naïve ß", "日本語のテキスト", "[UNK] [CLS] literal specials", "x " * 700]
@@ -65,7 +66,7 @@ def test_shipped_cascade_uses_the_static_stage_only_when_confident(queries):
 
 
 def test_the_static_head_is_refused_when_its_manifest_section_is_foreign(tmp_path):
-    from classifier.persistence import DEFAULT_MODEL_DIR
+    from classifier.model_files import DEFAULT_MODEL_DIR
 
     d = tmp_path / "m"
     shutil.copytree(DEFAULT_MODEL_DIR, d)
@@ -96,7 +97,7 @@ def test_the_static_threshold_can_be_overridden(queries):
 
 
 def test_saving_without_the_static_head_removes_an_earlier_one(small_model_dir, small_data, tmp_path):
-    from classifier.estimator import TaskClassifier
+    from classifier.training.estimator import TaskClassifier
 
     d = tmp_path / "m"
     shutil.copytree(small_model_dir, d)
@@ -118,8 +119,8 @@ class Refuses:
 
 
 def test_the_minilm_head_reads_static_vectors_made_once(small_model_dir, small_data):
-    from classifier.head import BatchContext
-    from classifier.train import train_cascade
+    from classifier.serving.head import BatchContext
+    from classifier.training.train import train_cascade
 
     cascade = Cascade.load(small_model_dir, cache_size=0)
     head = cascade.classifier
@@ -165,7 +166,7 @@ def _roll_probes(src, dst):
 
 
 def test_a_table_other_than_the_trained_one(tmp_path, caplog, small_plain_model_dir):
-    from classifier.persistence import DEFAULT_MODEL_DIR
+    from classifier.model_files import DEFAULT_MODEL_DIR
 
     with pytest.raises(ModelFileError, match="not the one the head was trained on"):
         Cascade.load(_roll_probes(DEFAULT_MODEL_DIR, tmp_path / "shipped"))
@@ -177,7 +178,7 @@ def test_a_table_other_than_the_trained_one(tmp_path, caplog, small_plain_model_
 def test_an_estimator_with_static_features(small_data):
     from sklearn.base import clone
 
-    from classifier.estimator import TaskClassifier
+    from classifier.training.estimator import TaskClassifier
 
     clf = TaskClassifier(static_features=True, cv=0).fit(small_data.texts, small_data.labels)
     assert clf.coef_.shape[1] == 768 + clf.n_features and clf.example_embeddings_.shape[1] == 384
@@ -229,7 +230,7 @@ def _as_format_1(src, dst, *, static_features=None):
 
 
 def test_models_saved_before_static_features_still_load(small_plain_model_dir, small_data, tmp_path):
-    from classifier.estimator import TaskClassifier
+    from classifier.training.estimator import TaskClassifier
 
     old = _as_format_1(small_plain_model_dir, tmp_path / "old")
     texts = list(small_data.texts[:5])

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from classifier import assets
 from classifier.errors import InvalidParameterError, LabelError
-from classifier.tune import TorchEncoder, TuneRecipe, tune_encoder
+from classifier.serving import assets
+from classifier.training.tune import TorchEncoder, TuneRecipe, tune_encoder
 from tests.conftest import ROOT, small_dataset
 
 PROBES = [json.loads(line)["text"] for line in (ROOT / "tests/data/probe_queries.jsonl").open()]
@@ -65,7 +65,7 @@ def test_the_same_seed_gives_the_same_encoder(tiny, tuned_dir, tmp_path):
 
 
 def test_tuning_moves_the_vectors_and_the_contrastive_objective_runs(tiny, tuned_dir, tmp_path):
-    from classifier.encoder import model_dir
+    from classifier.serving.encoder import model_dir
 
     base = TorchEncoder(model_dir()).encode(PROBES[:16], progress=False)
     tuned = TorchEncoder(tuned_dir).encode(PROBES[:16], progress=False)
@@ -81,9 +81,9 @@ def test_the_exported_graph_and_table_serve_the_tuned_vectors(tuned_dir, tmp_pat
     import onnxruntime as ort
     from tokenizers import Tokenizer
 
-    from classifier import make_assets
-    from classifier.encoder import ENCODERS
-    from classifier.onnx_embedding import MAX_TOKENS, _head_and_tail
+    from classifier.building import make_assets
+    from classifier.serving.encoder import ENCODERS
+    from classifier.serving.onnx_embedding import MAX_TOKENS, _head_and_tail
 
     dest = tmp_path / "assets"
     dest.mkdir()
@@ -112,8 +112,8 @@ def _manifest(model_dir):
 
 
 def test_the_shipped_model_names_its_encoder_and_its_sha256():
-    from classifier.encoder import encoder_of
-    from classifier.persistence import DEFAULT_MODEL_DIR
+    from classifier.model_files import DEFAULT_MODEL_DIR
+    from classifier.serving.encoder import encoder_of
 
     m = _manifest(DEFAULT_MODEL_DIR)
     main = next(e for e in m["embedders"] if not e.get("probes_file"))
@@ -125,8 +125,8 @@ def test_the_shipped_model_names_its_encoder_and_its_sha256():
 @pytest.fixture
 def tuned_model_copy(tmp_path):
     """A copy of the shipped model, which reads the tuned encoder."""
-    from classifier.encoder import ENCODERS
-    from classifier.persistence import DEFAULT_MODEL_DIR
+    from classifier.model_files import DEFAULT_MODEL_DIR
+    from classifier.serving.encoder import ENCODERS
 
     if _manifest(DEFAULT_MODEL_DIR)["params"].get("encoder") != "tuned":
         pytest.skip("the shipped model reads the base encoder")
@@ -135,9 +135,9 @@ def tuned_model_copy(tmp_path):
 
 
 def test_a_model_of_another_tuning_is_refused_naming_the_encoder(tuned_model_copy):
-    from classifier.cascade import Cascade
     from classifier.errors import ModelFileError
-    from classifier.persistence import MANIFEST
+    from classifier.model_files import MANIFEST
+    from classifier.serving.cascade import Cascade
 
     model, enc = tuned_model_copy
     m = _manifest(model)
@@ -163,7 +163,7 @@ def test_a_model_whose_encoder_is_not_installed_is_refused(tuned_model_copy, tmp
     del record["files"][enc.onnx_file]
     (folder / assets.RECORD).write_text(json.dumps(record))
     code = (
-        "from classifier.cascade import Cascade\nfrom classifier.errors import ModelFileError\n"
+        "from classifier.serving.cascade import Cascade\nfrom classifier.errors import ModelFileError\n"
         f"try:\n    Cascade.load({str(model)!r})\nexcept ModelFileError as e:\n    print(e)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path / "pkg")}
@@ -176,7 +176,7 @@ def test_a_model_whose_encoder_is_not_installed_is_refused(tuned_model_copy, tmp
 
 
 def test_cross_fitted_vectors_come_from_encoders_that_did_not_see_the_row(tiny, tuned_dir, tmp_path):
-    from classifier.tune import CrossFit, cross_fit
+    from classifier.training.tune import CrossFit, cross_fit
 
     texts, labels = tiny
     cf = cross_fit(texts, labels, TuneRecipe(epochs=1, batch_size=16), encoder_sha256="ab" * 32, progress=False)
@@ -193,8 +193,8 @@ def test_cross_fitted_vectors_come_from_encoders_that_did_not_see_the_row(tiny, 
 
 def test_cross_fitted_vectors_of_another_encoder_are_refused(tiny, tmp_path):
     from classifier.data import Dataset
-    from classifier.train import train_cascade
-    from classifier.tune import CrossFit
+    from classifier.training.train import train_cascade
+    from classifier.training.tune import CrossFit
 
     texts, labels = tiny
     stale = CrossFit(np.array([CrossFit.key(t) for t in texts]), np.zeros((len(texts), 384)),

@@ -9,9 +9,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from classifier.head import BatchContext
 from classifier.results import StageResult
-from classifier.stages import LoadContext, Stage, StageManifest
+from classifier.serving.head import BatchContext
+from classifier.serving.stages import LoadContext, Stage, StageManifest
 
 FILE = "length_rule.json"
 

@@ -5,9 +5,9 @@ import threading
 import numpy as np
 import pytest
 
-from classifier.cascade import CacheInfo, Cascade
-from classifier.keywords import KeywordRules, Rule
 from classifier.results import StageResult
+from classifier.serving.cascade import CacheInfo, Cascade
+from classifier.serving.keywords import KeywordRules, Rule
 
 LABELS = ("code", "default", "math")
 

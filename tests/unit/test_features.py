@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import HashingVectorizer
 
-from classifier.features import LexicalFeatures, char_wb_ngrams, combine, linear_scores
+from classifier.serving.features import LexicalFeatures, char_wb_ngrams, combine, linear_scores
 from tests.conftest import DATA
 
 EDGES = [

@@ -101,9 +101,44 @@ def test_the_graph_reads_imports_inside_functions(tmp_path):
 
 def test_the_graph_covers_both_packages():
     graph = import_graph()
-    assert {"classifier.cascade", "routing.router"} <= set(graph) and all(m.startswith(PACKAGES) for m in graph)
+    assert {"classifier.serving.cascade", "routing.router"} <= set(graph) and all(m.startswith(PACKAGES) for m in graph)
 
 
 def test_no_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, " -> ".join(cycle)
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def test_serving_never_reaches_training_or_building():
+    """What answers a query (`serving/`, and `model_files/`, which `Cascade.load` reads a model with) imports no
+    training or asset-building code, directly or through another module: the serving install has neither torch
+    nor scikit-learn."""
+    graph = import_graph()
+    serving = [m for m in graph if m.startswith(("classifier.serving", "classifier.model_files"))]
+    assert "classifier.serving.cascade" in serving and "classifier.model_files.load" in serving
+    bad = {
+        m: sorted(t for t in _reachable(graph, m) if t.startswith(("classifier.training", "classifier.building")))
+        for m in serving
+    }
+    assert not {m: ts for m, ts in bad.items() if ts}
+
+
+def test_the_shared_modules_import_no_subpackage():
+    """classifier/'s top-level modules (errors, data, params, results...) are what every subpackage shares."""
+    graph = import_graph()
+    inside = {m for m in graph if m.count(".") >= 2 and m.startswith("classifier.")}
+    subpackages = inside | {m.rpartition(".")[0] for m in inside}
+    shared = [m for m in graph if m.startswith("classifier.") and m not in subpackages]
+    assert "classifier.errors" in shared and "classifier.data" in shared and "classifier.serving" not in shared
+    assert not {m: sorted(graph[m] & subpackages) for m in shared if graph[m] & subpackages}

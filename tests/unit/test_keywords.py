@@ -1,7 +1,7 @@
 import pytest
 
 from classifier.errors import ConfigError
-from classifier.keywords import KeywordRules, load_rules
+from classifier.serving.keywords import KeywordRules, load_rules
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 import pytest
 
-from classifier.llm import LLMClassifier, parse_label
+from classifier.serving.llm import LLMClassifier, parse_label
 
 LABELS = ["math", "code", "creative", "default"]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from classifier.cascade import Cascade
 from classifier.data import load_dataset
 from classifier.errors import InvalidParameterError, TaskRouterError
 from classifier.params import COUNT, SHARE, THRESHOLD, Interval, Options, validate_params
+from classifier.serving.cascade import Cascade
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "three_labels.csv"
 
@@ -78,7 +78,7 @@ def test_a_table_naming_no_parameter_is_a_program_error():
 
 def test_train_cascade_refuses_a_bad_target_before_any_work():
     """Before: `max_error=1.5` was refused by choose_threshold, after the heads had been trained."""
-    from classifier.train import train_cascade
+    from classifier.training.train import train_cascade
 
     data, said = load_dataset(DATA), Said()
     logger = logging.getLogger("taskrouter.train")  # its own handler: the CLI may have stopped propagation
@@ -129,7 +129,7 @@ def test_cascade_checks_its_thresholds_first():
 
 
 def test_evaluate_checks_its_mode():
-    from classifier.evaluate import evaluate
+    from classifier.training.evaluate import evaluate
 
     with pytest.raises(InvalidParameterError, match="The 'llm_mode' parameter of evaluate must be one of"):
         evaluate(Cascade.__new__(Cascade), load_dataset(DATA), llm_mode="orcale")  # refused before it is used

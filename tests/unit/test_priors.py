@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from classifier.errors import InvalidParameterError
-from classifier.priors import adjust, bounded, check_priors, estimate_priors
+from classifier.serving.priors import adjust, bounded, check_priors, estimate_priors
 
 
 def _calibrated(mix: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
@@ -70,7 +70,7 @@ def test_priors_are_normalised():
 
 
 def test_a_cascade_under_priors_records_them_and_leans_toward_them(small_model_dir):
-    from classifier.cascade import Cascade
+    from classifier.serving.cascade import Cascade
 
     plain = Cascade.load(small_model_dir)
     labels = plain.labels

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from classifier.errors import InvalidParameterError
-from classifier.scope import KS, Scope, fit_scope, top_k_similarity
+from classifier.serving.scope import Scope, top_k_similarity
+from classifier.training.fit_scope import KS, fit_scope
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -4,11 +4,11 @@ feature once."""
 import numpy as np
 import pytest
 
-from classifier.cascade import Cascade
-from classifier.features import LexicalFeatures
-from classifier.head import BatchContext
 from classifier.results import EMBEDDING, LLM, STAGES, StageResult
-from classifier.stages import REGISTRY, Stage
+from classifier.serving.cascade import Cascade
+from classifier.serving.features import LexicalFeatures
+from classifier.serving.head import BatchContext
+from classifier.serving.stages import REGISTRY, Stage
 
 
 class Guess(Stage):
@@ -37,7 +37,7 @@ class Expert(Stage):
 
 
 def test_the_built_in_stages_register_their_kinds():
-    from classifier.persistence import CascadeSpec, HeadSpec, built_in_stages
+    from classifier.model_files import CascadeSpec, HeadSpec, built_in_stages
 
     assert {"rules", "scope", "head", "few_shot_llm"} <= set(REGISTRY)
     assert all(issubclass(c, Stage) for c in REGISTRY.values())
@@ -57,7 +57,7 @@ def test_the_built_in_stages_register_their_kinds():
 
 
 def test_a_kind_is_taken_once():
-    with pytest.raises(TypeError, match="stage kind 'head' is taken by classifier.stages.HeadStage"):
+    with pytest.raises(TypeError, match="stage kind 'head' is taken by classifier.serving.stages.HeadStage"):
 
         class Impostor(Stage):
             kind = "head"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from classifier.threshold import choose_threshold, threshold_curve
+from classifier.training.threshold import choose_threshold, threshold_curve
 
 CONF = np.array([0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.999])
 OK = np.array([False, False, True, True, True, True, True, True, True, True])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from classifier.onnx_embedding import OnnxMiniLMEmbedder, _head_and_tail
+from classifier.serving.onnx_embedding import OnnxMiniLMEmbedder, _head_and_tail
 
 CLS, SEP = 101, 102
 

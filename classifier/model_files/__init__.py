@@ -1,0 +1,57 @@
+"""A model as a directory on disk: `manifest.json` plus arrays, never pickle.
+
+manifest   the manifest's schema (format 3) and the built-in stages of one that lists none
+save       save_model; convert (an older format rewritten in this one)
+load       load_manifest (every file hashed before anything is parsed), load_model (the served heads)
+probes     the static table's probe vectors, which tell at load whether it is the one the heads were trained on
+upgrade    manifests of format 1 and 2 read as format 3
+"""
+
+from .load import DEFAULT_MODEL_DIR, LoadedModel, load_manifest, load_model
+from .manifest import (
+    FORMAT_VERSION,
+    KIND,
+    MANIFEST,
+    READABLE_VERSIONS,
+    Calibration,
+    CascadeSpec,
+    EmbedderSpec,
+    ExamplesSpec,
+    FileRecord,
+    HeadSpec,
+    LexicalSpec,
+    Manifest,
+    ScopeSpec,
+    StageEntry,
+    built_in_stages,
+)
+from .probes import MIN_PROBE_COSINE, STATIC_PROBES
+from .save import convert, save_model
+from .upgrade import upgrade_manifest
+
+__all__ = [
+    "DEFAULT_MODEL_DIR",
+    "FORMAT_VERSION",
+    "KIND",
+    "MANIFEST",
+    "MIN_PROBE_COSINE",
+    "READABLE_VERSIONS",
+    "STATIC_PROBES",
+    "Calibration",
+    "CascadeSpec",
+    "EmbedderSpec",
+    "ExamplesSpec",
+    "FileRecord",
+    "HeadSpec",
+    "LexicalSpec",
+    "LoadedModel",
+    "Manifest",
+    "ScopeSpec",
+    "StageEntry",
+    "built_in_stages",
+    "convert",
+    "load_manifest",
+    "load_model",
+    "save_model",
+    "upgrade_manifest",
+]

@@ -1,0 +1,154 @@
+"""Save a model as a directory: `manifest.json` plus arrays (`.npz`, never pickle), each file's sha256 and size
+recorded in the manifest; `convert` rewrites a directory of an older format in this one."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..results import EMBEDDING
+from ..serving.embedding import EMBEDDER_DIM
+from ..serving.encoder import encoder_of
+from ..serving.head import Examples, HeadExport
+from ..serving.stages import StageManifest
+from .load import installed_sha256, load_manifest
+from .manifest import (
+    MANIFEST,
+    CascadeSpec,
+    EmbedderSpec,
+    ExamplesSpec,
+    FileRecord,
+    HeadSpec,
+    LexicalSpec,
+    Manifest,
+    StageEntry,
+    built_in_stages,
+)
+from .probes import probe_vectors
+
+__all__ = ["convert", "save_model"]
+
+
+def save_model(
+    directory: str | Path,
+    heads: Sequence[tuple[HeadSpec, HeadExport]],
+    examples: Examples,
+    *,
+    params: dict[str, Any],
+    cascade: dict | None = None,
+    training: dict | None = None,
+    metrics: dict | None = None,
+    stages: Sequence[StageManifest] | None = None,
+) -> Path:
+    """Write a model directory from explicit exports (created if needed); files of an earlier save are removed.
+
+    `heads` pairs each head's manifest entry (its `file`, `embedders`, threshold...) with its arrays. The
+    lexical IDF and the examples' vectors go with the MiniLM ("embedding") head's file and `examples.*`.
+    `stages`: the cascade's stages in order, each entry with its own files (None: the built-in stages the
+    heads, rules and scope make).
+    """
+    out = Path(directory)
+    specs = [spec for spec, _ in heads]
+    by_stage = {spec.stage: export for spec, export in heads}
+    if EMBEDDING not in by_stage:
+        raise ValueError("a model needs an embedding head")
+    main = by_stage[EMBEDDING]
+    blobs: dict[str, bytes] = {}
+    main_id = main.embedder_ids[0]
+    enc = encoder_of(main_id)
+    if enc is None or enc.embedder_id != main_id:
+        raise ValueError(f"the embedding head reads {main_id!r}, which is no shipped encoder's MiniLM vectors")
+    embedders = {main_id: EmbedderSpec(id=main_id, dim=EMBEDDER_DIM, sha256=installed_sha256(enc.onnx_file))}
+    for spec, export in heads:
+        if (
+            export.classes != main.classes
+            or export.ngram_range != main.ngram_range
+            or not np.array_equal(export.idf, main.idf)
+        ):
+            raise ValueError(f"the {spec.stage} head must be fitted on the same data and features as the main head")
+        arrays = {"coef": export.coef, "intercept": export.intercept}
+        if spec.stage == EMBEDDING:
+            arrays["idf"] = export.idf
+        if enc.static_id in spec.embedders and enc.static_id not in embedders:
+            # Keep what the token table gave for a few probes, so a load can tell whether the installed table is
+            # the one the head was trained on.
+            arrays["probes"] = probe_vectors(enc.name)
+            embedders[enc.static_id] = EmbedderSpec(
+                id=enc.static_id, dim=EMBEDDER_DIM, probes_file=spec.file, sha256=installed_sha256(enc.static_file)
+            )
+        blobs[spec.file] = _npz(**arrays)
+    entries = []
+    for entry in stages or ():
+        taken = sorted(set(entry.files) & (set(blobs) | {"examples.npz", "examples.json", MANIFEST}))
+        if taken:
+            raise ValueError(f"the {entry.name} stage's files {taken} clash with the model's own")
+        blobs.update(entry.files)
+        entries.append(StageEntry(name=entry.name, kind=entry.kind, config=entry.config, files=sorted(entry.files)))
+    section = CascadeSpec(**(cascade or {}))
+    section.stages = entries or built_in_stages(section, specs)
+    blobs["examples.npz"] = _npz(embeddings=examples.embeddings)
+    blobs["examples.json"] = json.dumps(
+        {"texts": examples.texts, "labels": examples.labels}, ensure_ascii=False
+    ).encode()
+    manifest = Manifest(
+        labels=list(main.classes),
+        embedders=list(embedders.values()),
+        lexical=LexicalSpec(ngram_range=main.ngram_range, n_features=len(main.idf), file=_file_of(specs, EMBEDDING)),
+        heads=specs,
+        examples=ExamplesSpec(embedder=main_id),
+        params=params,
+        cascade=section,
+        versions=_versions(),
+        training=training,
+        metrics=metrics,
+        files={name: FileRecord(sha256=hashlib.sha256(b).hexdigest(), bytes=len(b)) for name, b in blobs.items()},
+    )
+    _write(out, manifest, blobs)
+    return out
+
+
+def _file_of(specs: Sequence[HeadSpec], stage: str) -> str:
+    return next(s.file for s in specs if s.stage == stage)
+
+
+def _write(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for p in out.iterdir():  # e.g. static.npz of an earlier save: unlisted files are refused at load
+        if p.is_file() and p.name != MANIFEST and p.name not in blobs:
+            p.unlink()
+    for name, b in blobs.items():
+        if (out / name).is_file() and (out / name).read_bytes() == b:
+            continue
+        (out / name).write_bytes(b)
+    text = json.dumps(manifest.model_dump(mode="json", exclude_none=True), indent=2, ensure_ascii=False)
+    (out / MANIFEST).write_text(text + "\n", encoding="utf-8")
+
+
+def convert(directory: str | Path) -> Path:
+    """Rewrite a model directory's manifest in format 3 after loading it (no retraining, same array files)."""
+    d, manifest, blobs = load_manifest(directory)
+    _write(d, manifest, blobs)
+    load_manifest(d)
+    return d
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub: **kwds may not fill allow_pickle
+    return buf.getvalue()
+
+
+def _versions() -> dict[str, str]:
+    from ..serving.filecache import package_versions
+
+    return {
+        "python": platform.python_version(),
+        **package_versions("taskrouter", "scikit-learn", "numpy", "onnxruntime", "tokenizers", "torch"),
+    }
