@@ -75,6 +75,8 @@ _TRAIN_OPTIONS: dict[str, list[Constraint]] = {
     "scope_max_fallback": [Interval(Real, 0, 1, closed="neither")],
     "static_max_error_out_of_source": [SHARE],
     "seed": [SEED],
+    "c": [Interval(Real, 0, None, closed="neither")],
+    "select_c": [list],
 }
 
 
@@ -127,6 +129,13 @@ def train(
             "config's fallback_label)."
         ),
     ] = 0.02,
+    c: Annotated[
+        float | None,
+        typer.Option(
+            "--c",
+            help="The heads' inverse regularisation strength (scikit-learn's C; default 4); --select-c chooses it.",
+        ),
+    ] = None,
     select_c: Annotated[
         list[float] | None,
         typer.Option(
@@ -137,7 +146,7 @@ def train(
     seed: int = 0,
 ) -> None:
     """Train the cascade (rules, static and MiniLM classifiers, thresholds) and save it."""
-    _check_options(ctx, _TRAIN_OPTIONS, locals(), exclusive=[("max_escalation", "max_error")])
+    _check_options(ctx, _TRAIN_OPTIONS, locals(), exclusive=[("max_escalation", "max_error"), ("c", "select_c")])
     if select_c and calibration_data is None:
         _fail("--select-c needs --calibration-data: C is chosen on its out-of-source folds")
     if select_c and not all(c > 0 for c in select_c):
@@ -164,6 +173,7 @@ def train(
         cv_vectors=CrossFit.load(cv_vectors) if cv_vectors is not None else None,
         scope_max_fallback=scope_max_fallback,
         static_max_error_out_of_source=static_max_error_out_of_source,
+        **({"C": c} if c is not None else {}),
     )
     selection: list[dict] = []
     if select_c and calibration is not None:
@@ -339,7 +349,7 @@ def _texts_from_file(path: Path) -> list[str]:
     if path.suffix.lower() == ".jsonl":
         rows = [(line, row.get("text")) for line, row in read_jsonl(path)]
     elif path.suffix.lower() == ".txt":
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = _decode(path.read_bytes(), str(path)).splitlines()
         rows = [(i, t) for i, t in enumerate(lines, start=1) if t.strip()]
     else:
         raise TaskRouterError(f"{path}: use .jsonl (a 'text' field per line) or .txt (a query per line)")

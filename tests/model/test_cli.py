@@ -307,3 +307,12 @@ def test_evaluate_writes_its_misses_and_accuracy_by_source(tmp_path):
     plain.write_text('{"text": "integrate x", "label": "math"}\n')
     r = run("evaluate", "--data", plain, "--json", tmp_path / "p.json", "--by", "source")
     assert r.returncode == 1 and "has no 'source' field" in r.stderr
+
+
+def test_priors_names_a_file_that_is_not_utf8(tmp_path):
+    """A Latin-1 `.txt` of queries is a one-line error naming the file, not a traceback."""
+    queries = tmp_path / "queries.txt"
+    queries.write_bytes(b"caf\xe9 au lait\n")
+    result = run("priors", "--data", queries)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: {queries}: not UTF-8 (byte 0xe9 at offset 3)"

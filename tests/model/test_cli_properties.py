@@ -68,6 +68,7 @@ COMMANDS = {
         "--scope-max-fallback": opt("--scope-max-fallback", FLOATS),
         "--calibration-data": opt("--calibration-data", st.sampled_from(BROKEN)),
         "--static-max-error-out-of-source": opt("--static-max-error-out-of-source", FLOATS),
+        "--c": opt("--c", FLOATS),
         "--select-c": opt("--select-c", FLOATS),
         "--encoder": opt("--encoder", st.sampled_from(["auto", "base", "tuned", "", "big"])),
         "--cv-vectors": opt("--cv-vectors", st.sampled_from(BROKEN)),
