@@ -49,6 +49,7 @@ __all__ = [
     "train_cascade",
 ]
 
+# boilerplate: the public names, imported lazily (PEP 562); type checkers read them here.
 if TYPE_CHECKING:
     from .data import Dataset, check_query, load_dataset
     from .results import Decision, StageResult

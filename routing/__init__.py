@@ -51,6 +51,7 @@ __all__ = [
     "route_and_complete",
 ]
 
+# boilerplate: the public names, imported lazily (PEP 562); type checkers read them here.
 if TYPE_CHECKING:
     from .complete import aroute_and_complete, get_router, route_and_complete
     from .config import Config, load_config

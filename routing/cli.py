@@ -671,6 +671,9 @@ def model_upgrade(
     typer.echo(convert(directory if directory is not None else DEFAULT_MODEL_DIR))
 
 
+ConfigOption = Annotated[
+    Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, else the demo config.")
+]
 QueryFile = Annotated[
     Path | None, typer.Option("--file", help="Read the query from this file (UTF-8, the whole file) instead.")
 ]
@@ -703,9 +706,7 @@ def route(
     query: Annotated[
         str | None, typer.Argument(help="The query to route; '-' reads it from stdin.", show_default=False)
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, else the demo config.")
-    ] = None,
+    config: ConfigOption = None,
     file: QueryFile = None,
 ) -> None:
     """Print the decision and the pool a query would go to, without calling any model."""
@@ -723,9 +724,7 @@ def complete(
     query: Annotated[
         str | None, typer.Argument(help="The query to send; '-' reads it from stdin.", show_default=False)
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="Routing config; default: $TASKROUTER_CONFIG, else the demo config.")
-    ] = None,
+    config: ConfigOption = None,
     file: QueryFile = None,
 ) -> None:
     """Route the query and complete it; prints the reply and how it was served."""

@@ -108,37 +108,33 @@ class RoutedRequest:
 
     def end(self, answer: Answer, *, failed: tuple[Attempt, ...] = ()) -> RequestEvent:
         """The event of a request that `answer` ended (the deployment call that succeeded) after the `failed` ones."""
-        return RequestEvent(
-            request_id=self.request_id,
-            started=self.started,
-            decision=self.decision,
-            requested_pool=self.requested_pool,
+        return self._event(
             served_pool=answer.attempt.pool or self.requested_pool,
             deployment=answer.attempt.deployment,
             attempts=(*failed, answer.attempt),
             prompt_tokens=answer.prompt_tokens,
             completion_tokens=answer.completion_tokens,
             cost_usd=answer.cost_usd,
-            latency_s=time.perf_counter() - self.clock,
-            query=self.query,
         )
 
     def fail(self, error: BaseException | str, *, failed: tuple[Attempt, ...] = ()) -> RequestEvent:
         """The event of a request that ended with `error` after the `failed` deployment calls."""
+        error_name = error if isinstance(error, str) else type(error).__name__
+        return self._event(
+            served_pool=None, deployment=None, attempts=failed, prompt_tokens=0, completion_tokens=0, cost_usd=0.0,
+            error=error_name,
+        )  # fmt: skip
+
+    def _event(self, **outcome: Any) -> RequestEvent:
+        """This request's event, ended now with `outcome` (what was served, or the error)."""
         return RequestEvent(
             request_id=self.request_id,
             started=self.started,
             decision=self.decision,
             requested_pool=self.requested_pool,
-            served_pool=None,
-            deployment=None,
-            attempts=failed,
-            prompt_tokens=0,
-            completion_tokens=0,
-            cost_usd=0.0,
             latency_s=time.perf_counter() - self.clock,
-            error=error if isinstance(error, str) else type(error).__name__,
             query=self.query,
+            **outcome,
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from classifier.results import Decision
@@ -30,6 +30,11 @@ class RoutedCompletion:
     def text(self) -> str:
         """The assistant's reply."""
         return self.response.choices[0].message.content or ""
+
+    @classmethod
+    def of(cls, response: Any, event: Any) -> RoutedCompletion:
+        """The completion `response` with how its request's `event` (a `routing.events.RequestEvent`) went."""
+        return cls(response, **{f.name: getattr(event, f.name) for f in fields(cls) if f.name != "response"})
 
 
 @dataclass(frozen=True)

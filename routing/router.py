@@ -272,18 +272,7 @@ class TaskRouter:
             return RoutedStream(response, request.decision, request.requested_pool, on_end=_StreamEnd(self, request))
         event = request.end(_litellm.answer_of(response), failed=self.attempts.take(request.request_id))
         self.record(event)
-        return RoutedCompletion(
-            response=response,
-            decision=event.decision,
-            requested_pool=event.requested_pool,
-            served_pool=event.served_pool,
-            deployment=event.deployment,
-            fallback=event.fallback,
-            prompt_tokens=event.prompt_tokens,
-            completion_tokens=event.completion_tokens,
-            cost_usd=event.cost_usd,
-            latency_s=event.latency_s,
-        )
+        return RoutedCompletion.of(response, event)
 
     def _raise_failed(self, request: RoutedRequest, exc: Exception) -> NoReturn:
         """Record a failed request's event, then raise: a program error as it is, a provider's as ours."""

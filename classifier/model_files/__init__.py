@@ -7,6 +7,7 @@ probes     the static table's probe vectors, which tell at load whether it is th
 upgrade    manifests of format 1 and 2 read as format 3
 """
 
+# boilerplate: re-exports of the modules' public names (the same lists as their imports and `__all__`).
 from .load import DEFAULT_MODEL_DIR, LoadedModel, load_manifest, load_model
 from .manifest import (
     FORMAT_VERSION,
