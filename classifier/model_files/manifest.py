@@ -9,7 +9,6 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..results import STAGES
-from ..serving.keywords import KeywordRules
 from ..serving.stages import FewShotLLMStage, HeadStage, RulesStage, ScopeStage, StageManifest
 
 __all__ = [
@@ -165,7 +164,7 @@ def built_in_stages(cascade: CascadeSpec, heads: Sequence[HeadSpec]) -> list[Sta
     """The stages of a model with no `cascade.stages`: rules, scope, the heads (static before MiniLM), the LLM."""
     order = {name: i for i, name in enumerate(STAGES)}
     names = sorted((h.stage for h in heads), key=lambda name: order.get(name, len(order)))
-    entries = [RulesStage(KeywordRules([])).to_manifest()] if cascade.rules else []
+    entries = [StageManifest(RulesStage.name, RulesStage.kind or "")] if cascade.rules else []
     entries += [ScopeStage.entry(), *(StageManifest(name, HeadStage.kind or "") for name in names)]
     entries.append(FewShotLLMStage.entry())
     return [StageEntry(name=e.name, kind=e.kind, config=e.config) for e in entries]
