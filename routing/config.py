@@ -247,6 +247,8 @@ def read_yaml(path: str | Path) -> Any:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config ({exc.strerror})", path=str(path)) from None
+    except ValueError:  # a path with a NUL byte: no file can have that name
+        raise ConfigError("cannot read config (not a valid path)", path=repr(str(path))) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML ({exc})", path=str(path)) from None
 

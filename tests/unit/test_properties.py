@@ -6,6 +6,7 @@ how many inputs each test tried.
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -141,6 +142,12 @@ def test_config_loading_gives_a_config_or_a_config_error(raw):
         load_config(raw)
     except ConfigError:
         pass
+
+
+def test_a_config_path_with_a_nul_byte_is_a_config_error():
+    """Found by the test above: `Path.read_text` raises ValueError, not OSError, for such a name."""
+    with pytest.raises(ConfigError, match="not a valid path"):
+        load_config("\x00")
 
 
 @SETTINGS
