@@ -14,12 +14,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from numbers import Integral, Real
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from classifier.errors import TaskRouterError
 from classifier.params import SEED, SHARE, Constraint, Interval, Options, validate_params
+
+if TYPE_CHECKING:
+    from classifier.training.source_folds import FoldScore
 
 app = typer.Typer(
     add_completion=False,
@@ -216,6 +219,7 @@ def train(
                 + ", ".join(f.sources)
             )
         typer.echo(f"  mean macro-F1 {report.folds_macro_f1:.4f}")
+        typer.echo("  accuracy by source: " + ", ".join(_by_source(report.folds)))
     elif calibration is not None:
         typer.echo("no out-of-source folds: the calibration rows' sources do not give every label twice per fold")
     for label, more in report.few_rows.items():
@@ -232,6 +236,11 @@ def train(
         prec = "n/a" if r["precision"] is None else f"{r['precision']:.3f}"
         typer.echo(f"  off: {r['name']:<32} label={r['label']:<9} hits={r['hits']:<4} precision={prec}")
     typer.echo(f"saved to {out}")
+
+
+def _by_source(folds: Sequence[FoldScore]) -> list[str]:
+    """`source 0.953` for each source of each fold, in fold order."""
+    return [f"{source} {acc:.3f}" for f in folds for source, acc in f.accuracy_by_source.items()]
 
 
 def _encoder_for(choice: EncoderChoice, labels: Sequence[str]) -> tuple[str, str]:

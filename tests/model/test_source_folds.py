@@ -59,6 +59,21 @@ def test_score_folds_scores_each_group_on_its_own_rows():
     assert a.macro_f1 == b.macro_f1 and 0 <= a.escalated <= 1 and set(a.recall) == set(data.labels)
 
 
+def test_score_folds_gives_each_source_its_own_accuracy():
+    """A source the cascade gets wrong shows up on its own, not only as a lower fold score."""
+    cascade = Cascade.load()
+    right = ("integrate x^2 from 0 to 3", "write a haiku about autumn", "fix this python KeyError", "capital of Peru?")
+    data = Dataset(
+        right * 2,
+        ("math", "creative", "code", "default") + ("default", "math", "creative", "code"),  # s2: every label wrong
+        None,
+        ("s1",) * 4 + ("s2",) * 4,
+    )
+    (fold,) = score_folds(cascade, data, [("s1", "s2")])
+    assert fold.accuracy_by_source == {"s1": 1.0, "s2": 0.0}
+    assert fold.to_dict()["accuracy_by_source"] == {"s1": 1.0, "s2": 0.0}
+
+
 def _calibration() -> Dataset:
     """Rows from four made-up sources, each with every label of `three_labels.csv` 20 times."""
     topics = {
@@ -88,6 +103,7 @@ def test_train_scores_the_folds_and_keeps_them_in_the_manifest(three_labels, tmp
     assert sorted(s for f in report.folds for s in f.sources) == ["s1", "s2", "s3", "s4"]
     kept = json.loads((tmp_path / "m" / "manifest.json").read_text())["training"]["calibration"]
     assert [f["macro_f1"] for f in kept["folds"]] == [f.macro_f1 for f in report.folds]
+    assert sorted(s for f in kept["folds"] for s in f["accuracy_by_source"]) == ["s1", "s2", "s3", "s4"]
     assert kept["rows_per_source_and_label"]["s1"] == {"legal": 20, "sql": 20, "chitchat": 20}
 
 
@@ -117,3 +133,26 @@ def test_the_cli_chooses_c_only_with_calibration_rows(tmp_path):
     data = str(ROOT / "tests/data/three_labels.csv")
     result = CliRunner().invoke(app, ["train", "--data", data, "--out", str(tmp_path / "m"), "--select-c", "1"])
     assert result.exit_code == 1 and "--select-c needs --calibration-data" in result.output
+
+
+def test_the_cli_prints_the_fold_table_with_each_source(tmp_path):
+    from typer.testing import CliRunner
+
+    from routing.cli import app
+
+    rows = _calibration()
+    calibration = tmp_path / "calibration.jsonl"
+    calibration.write_text(
+        "".join(
+            json.dumps({"text": t, "label": y, "source": s}) + "\n"
+            for t, y, s in zip(rows.texts, rows.labels, rows.sources or (), strict=True)
+        ),
+        encoding="utf-8",
+    )
+    data = str(ROOT / "tests/data/three_labels.csv")
+    args = ["train", "--data", data, "--out", str(tmp_path / "m"), "--calibration-data", str(calibration)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.strip().startswith("accuracy by source:"))
+    named = [part.split()[0] for part in line.split(":", 1)[1].split(",")]
+    assert sorted(named) == ["s1", "s2", "s3", "s4"]
