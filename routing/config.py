@@ -247,6 +247,9 @@ def read_yaml(path: str | Path) -> Any:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read config ({exc.strerror})", path=str(path)) from None
+    except UnicodeDecodeError as exc:  # a ValueError too: caught before the NUL-byte case below
+        byte = f"0x{exc.object[exc.start]:02x} at offset {exc.start}"
+        raise ConfigError(f"not UTF-8 (byte {byte}); save the file as UTF-8", path=str(path)) from None
     except ValueError:  # a path with a NUL byte: no file can have that name
         raise ConfigError("cannot read config (not a valid path)", path=repr(str(path))) from None
     except yaml.YAMLError as exc:

@@ -150,6 +150,14 @@ def test_a_config_path_with_a_nul_byte_is_a_config_error():
         load_config("\x00")
 
 
+def test_a_config_file_that_is_not_utf8_says_so(tmp_path):
+    """UnicodeDecodeError is a ValueError too: it must not read as the NUL-byte path above."""
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"taskrouter:\n  note: caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"not UTF-8 \(byte 0xe9 at offset 23\)"):
+        load_config(path)
+
+
 @SETTINGS
 @given(st.text(max_size=200))
 def test_config_files_of_any_text(tmp_path_factory, text):
