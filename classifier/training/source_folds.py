@@ -115,7 +115,7 @@ def score_folds(cascade: Cascade, data: Dataset, folds: Sequence[Sequence[str]])
                 static_coverage=float(static.sum() / rows.sum()) if cascade.static is not None else None,
                 static_accuracy=float((truth[static] == pred[static]).mean()) if static.any() else None,
                 recall={label: float(r) for label, r in zip(present, recall, strict=True)},
-                accuracy_by_source={s: float((truth[source == s] == pred[source == s]).mean()) for s in group},
+                accuracy_by_source={s: float((t == p)[source[rows] == s].mean()) for s in group},
             )
         )
     return out
