@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
 
 from classifier.errors import ConfigError
 
@@ -35,7 +35,10 @@ CONFIG_ENV = "TASKROUTER_CONFIG"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Unknown keys, a value of the wrong type (`true` or `"0.5"` for a number, `"yes"` for a flag) and infinite or
+    NaN numbers are errors, not silently converted."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class Deployment(_Strict):
@@ -87,12 +90,12 @@ class RouterSettings(_Strict):
     timeout: float | None = Field(default=None, gt=0)
     allowed_fails: int | None = Field(default=None, ge=0)
     cooldown_time: float | None = Field(default=None, ge=0)
-    retry_policy: dict[str, int] | None = None
-    allowed_fails_policy: dict[str, int] | None = None
+    retry_policy: dict[str, NonNegativeInt] | None = None
+    allowed_fails_policy: dict[str, NonNegativeInt] | None = None
     enable_pre_call_checks: bool = False
     disable_cooldowns: bool = False
     redis_host: str | None = None
-    redis_port: int | str | None = None  # a string for os.environ/NAME
+    redis_port: Annotated[int, Field(ge=1, le=65535)] | str | None = None  # a string for os.environ/NAME
     redis_password: str | None = None
     redis_url: str | None = None
     cache_responses: bool = False
@@ -227,6 +230,15 @@ def _walk_env(value: Any, where: str, found: list[tuple[str, str]]) -> None:
             _walk_env(v, f"{where}[{i}]", found)
 
 
+def _check_env(raw: Any) -> None:
+    """Raise ConfigError naming the field of the first `os.environ/NAME` whose variable is not set."""
+    secrets: list[tuple[str, str]] = []
+    _walk_env(raw, "", secrets)
+    for path, name in secrets:
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is not set", path=path)
+
+
 def resolve_secrets(value: Any, where: str = "") -> Any:
     """A copy of `value` with every `os.environ/NAME` replaced by the variable's value."""
     if isinstance(value, str) and value.startswith(ENV_PREFIX):
@@ -252,8 +264,14 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"not UTF-8 (byte {byte}); save the file as UTF-8", path=str(path)) from None
     except ValueError:  # a path with a NUL byte: no file can have that name
         raise ConfigError("cannot read config (not a valid path)", path=repr(str(path))) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML ({exc})", path=str(path)) from None
+    except yaml.YAMLError as exc:  # only the problem and where: PyYAML's message quotes the line, maybe a key
+        raise ConfigError(f"invalid YAML ({_yaml_problem(exc)})", path=str(path)) from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem}, line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def config_from_env() -> Path | None:
@@ -267,7 +285,9 @@ def load_config(source: str | Path | dict | Config | None = None) -> Config:
 
     With no source, `$TASKROUTER_CONFIG` names the file.
     """
-    if isinstance(source, Config):
+    if isinstance(source, Config):  # built directly (Config.model_validate): the checks below were never run
+        _check_env(source.model_dump(exclude={"source"}))
+        source._check_references()
         return source
     where = None
     if source is None:
@@ -280,11 +300,7 @@ def load_config(source: str | Path | dict | Config | None = None) -> Config:
         raw = source
     if not isinstance(raw, dict):
         raise ConfigError("a config must be a mapping", path=where)
-    secrets: list[tuple[str, str]] = []
-    _walk_env(raw, "", secrets)
-    for path, name in secrets:
-        if name not in os.environ:
-            raise ConfigError(f"environment variable {name} is not set", path=path)
+    _check_env(raw)
     try:
         config = Config.model_validate({**raw, "source": where})
     except ValidationError as exc:

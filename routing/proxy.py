@@ -59,7 +59,7 @@ def load_routing_config(source: str | Path | dict | Config | None = None) -> Con
     With no source, `$TASKROUTER_CONFIG` names the file.
     """
     if isinstance(source, Config):
-        return source
+        return load_config(source)  # checked as a file would be
     if source is None:
         source = config_from_env()
         if source is None:
@@ -74,7 +74,8 @@ def load_routing_config(source: str | Path | dict | Config | None = None) -> Con
     except ConfigError as exc:
         if where is None:
             raise
-        raise ConfigError(str(exc), path=where) from None
+        message = str(exc).removeprefix(f"{exc.path}: ") if exc.path else str(exc)
+        raise ConfigError(f"{message} (in {where})", path=exc.path) from None  # `path` stays the field
     return config.model_copy(update={"source": where})  # a relative classifier.model is read from the file's folder
 
 

@@ -173,3 +173,73 @@ def test_any_group_using_cost_based_routing_counts(monkeypatch):
     groups = [{"group_name": "g", "models": ["capable"], "routing_strategy": "cost-based-routing"}]
     assert load_config(with_(router_settings={"routing_groups": groups})).uses_strategy("cost-based-routing")
     assert not load_config(BASE).uses_strategy("cost-based-routing")
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"router_settings": {"num_retries": True}}, r"router_settings\.num_retries"),
+        ({"taskrouter__classifier": {"threshold": True}}, r"taskrouter\.classifier\.threshold"),
+        ({"taskrouter__classifier": {"threshold": "0.5"}}, r"taskrouter\.classifier\.threshold"),
+        ({"taskrouter__classifier": {"threshold": float("nan")}}, r"taskrouter\.classifier\.threshold: .*finite"),
+        ({"taskrouter__classifier": {"static": "yes"}}, r"taskrouter\.classifier\.static"),
+        ({"taskrouter__classifier": {"priors": {"math": True, "default": 1}}}, r"taskrouter\.classifier\.priors"),
+        ({"taskrouter__telemetry": {"store_text": "off"}}, r"taskrouter\.telemetry\.store_text"),
+        ({"taskrouter__conversation": {"context_turns": True}}, r"taskrouter\.conversation\.context_turns"),
+        ({"router_settings": {"timeout": float("inf")}}, r"router_settings\.timeout: .*finite"),
+        ({"taskrouter__llm_classifier": {"timeout_s": float("inf")}}, r"taskrouter\.llm_classifier\.timeout_s"),
+        ({"router_settings": {"redis_port": -1}}, r"router_settings\.redis_port"),
+        ({"router_settings": {"retry_policy": {"TimeoutErrorRetries": -2}}}, r"router_settings\.retry_policy"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_value_of_the_wrong_type_is_refused_not_converted(monkeypatch, changes, field):
+    """`true` is not a number, "0.5" is not a float, "yes" is not a flag, and inf/NaN are not limits."""
+    monkeypatch.setenv("TR_KEY", "k")
+    with pytest.raises(ConfigError, match=field):
+        load_config(with_(**changes))
+
+
+def test_numbers_written_as_integers_are_still_numbers(monkeypatch):
+    monkeypatch.setenv("TR_KEY", "k")
+    c = load_config(with_(router_settings={"timeout": 30, "retry_after": 0}, taskrouter__classifier={"threshold": 1}))
+    assert c.router_settings.timeout == 30.0 and c.taskrouter.classifier.threshold == 1.0
+
+
+def test_bad_yaml_names_the_place_but_not_the_line(tmp_path):
+    """PyYAML quotes the broken line; a config line may hold a literal API key."""
+    bad = tmp_path / "c.yaml"
+    bad.write_text(
+        "model_list:\n  - model_name: fast\n"
+        "    litellm_params: {model: openai/x, api_key: sk-live-SECRET123456789}, oops: [\n"
+    )
+    with pytest.raises(ConfigError, match=r"invalid YAML \(.*line 3, column \d+\)") as info:
+        load_config(bad)
+    assert "SECRET" not in str(info.value) and info.value.path == str(bad)
+
+
+def test_a_config_object_built_directly_is_checked_at_the_door(monkeypatch):
+    """Config.model_validate skips load_config's checks; passing the object to load_config runs them."""
+    from routing.config import Config
+
+    monkeypatch.setenv("TR_KEY", "k")
+    unchecked = Config.model_validate(with_(taskrouter__default_pool="nope"))
+    with pytest.raises(ConfigError, match=r"taskrouter\.default_pool: unknown pool 'nope'"):
+        load_config(unchecked)
+    monkeypatch.delenv("TR_KEY")
+    with pytest.raises(ConfigError, match=r"model_list\[0\]\.litellm_params\.api_key: environment variable TR_KEY"):
+        load_config(Config.model_validate(BASE))
+
+
+def test_a_proxy_config_error_keeps_the_field_and_names_the_file(tmp_path, monkeypatch):
+    import yaml
+
+    from routing.proxy import load_routing_config
+
+    monkeypatch.setenv("TR_KEY", "k")
+    path = tmp_path / "proxy.yaml"
+    path.write_text(yaml.safe_dump({**with_(taskrouter__default_pool="nope"), "general_settings": {"x": 1}}))
+    with pytest.raises(ConfigError) as info:
+        load_routing_config(path)
+    assert info.value.path == "taskrouter.default_pool"
+    assert "unknown pool 'nope'" in str(info.value) and str(path) in str(info.value)
