@@ -602,11 +602,14 @@ def review_import(
     labels: Annotated[Path, typer.Option(help="The labeled JSONL from review export.")],
     into: Annotated[Path, typer.Option(help="Training JSONL to merge into.")],
     out: Annotated[Path | None, typer.Option(help="Write the merged file here instead.")] = None,
+    new_labels: Annotated[
+        bool, typer.Option(help="Accept labels the training file does not have yet (else they are refused).")
+    ] = False,
 ) -> None:
     """Merge reviewed labels into a training file: duplicates skipped, conflicts reported."""
     from routing.review import import_reviewed
 
-    s = import_reviewed(labels, into, out=out)
+    s = import_reviewed(labels, into, out=out, new_labels=new_labels)
     typer.echo(f"added {s.added}, duplicates {s.duplicates}, unlabeled {s.unlabeled}, conflicts {len(s.conflicts)}")
     for c in s.conflicts:
         typer.echo(

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
+import shutil
+import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from classifier.data import load_dataset, read_jsonl
-from classifier.errors import DataError
+from classifier.data import MAX_QUERY_CHARS, check_label, check_query, load_dataset, read_jsonl
+from classifier.errors import DataError, LabelError, QueryError
 from classifier.normalize import fold
 
 __all__ = ["ImportSummary", "export_for_review", "import_reviewed"]
@@ -65,9 +68,17 @@ class ImportSummary:
     conflicts: list[dict] = field(default_factory=list)
 
 
-def import_reviewed(reviewed: str | Path, training: str | Path, *, out: str | Path | None = None) -> ImportSummary:
-    """Append reviewed rows that carry a label to a training JSONL; duplicates skipped, conflicts reported."""
+def import_reviewed(
+    reviewed: str | Path, training: str | Path, *, out: str | Path | None = None, new_labels: bool = False
+) -> ImportSummary:
+    """Append reviewed rows that carry a label to a training JSONL or CSV; duplicates skipped, conflicts reported.
+
+    Every row is checked before anything is written: a text the training file could not load, or (unless
+    `new_labels`) a label the training data does not have, e.g. a typo, is a DataError naming the line. The file
+    is replaced whole (written next to it, then renamed), so a failed import leaves it as it was.
+    """
     train = load_dataset(training)
+    labels = None if new_labels else set(train.labels)
     known = {fold(t): y for t, y in zip(train.texts, train.labels, strict=True)}
     summary = ImportSummary()
     new_rows: list[dict] = []
@@ -76,8 +87,15 @@ def import_reviewed(reviewed: str | Path, training: str | Path, *, out: str | Pa
         if label is None:
             summary.unlabeled += 1
             continue
-        if not isinstance(text, str) or not text.strip() or not isinstance(label, str) or not label.strip():
-            raise DataError("text and label must be non-empty strings", path=str(reviewed), line=line_no)
+        try:
+            text = check_query(text, field="text", max_chars=MAX_QUERY_CHARS)
+        except QueryError as exc:
+            raise DataError(str(exc), path=str(reviewed), line=line_no, field="text") from None
+        try:
+            label = check_label(label, allowed=labels)
+        except LabelError as exc:  # a typo would start a label of one row
+            hint = "" if new_labels else " (new_labels=True, or --new-labels, adds a label on purpose)"
+            raise DataError(f"{exc}{hint}", path=str(reviewed), line=line_no, field="label") from None
         key = fold(text)
         if key in known:
             if known[key] == label:
@@ -92,18 +110,24 @@ def import_reviewed(reviewed: str | Path, training: str | Path, *, out: str | Pa
     target = Path(out) if out is not None else Path(training)
     if target.suffix.lower() != Path(training).suffix.lower():
         raise DataError(f"must have the training file's type ({Path(training).suffix})", path=str(target))
-    if target != Path(training):
-        target.write_bytes(Path(training).read_bytes())
-    ends_open = target.stat().st_size > 0 and not target.read_bytes().endswith((b"\n", b"\r"))
-    with target.open("a", encoding="utf-8", newline="") as f:
-        if ends_open:
-            f.write("\n")
-        if target.suffix.lower() == ".csv":  # the training file's own format, in its header's column order
-            writer = csv.DictWriter(f, fieldnames=_csv_header(target), extrasaction="ignore", restval="")
-            writer.writerows(new_rows)
-        else:
-            for r in new_rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    original = Path(training).read_bytes()
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=target.parent, delete=False) as f:
+        try:
+            f.write(original.decode("utf-8"))
+            if original and not original.endswith((b"\n", b"\r")):
+                f.write("\n")
+            if target.suffix.lower() == ".csv":  # the training file's own format, in its header's column order
+                writer = csv.DictWriter(f, fieldnames=_csv_header(Path(training)), extrasaction="ignore", restval="")
+                writer.writerows(new_rows)
+            else:
+                for r in new_rows:
+                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        except BaseException:
+            f.close()
+            Path(f.name).unlink(missing_ok=True)
+            raise
+    shutil.copymode(training, f.name)  # the temporary file is private (0600); keep the training file's mode
+    os.replace(f.name, target)
     summary.added = len(new_rows)
     return summary
 

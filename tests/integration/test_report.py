@@ -119,12 +119,14 @@ def test_review_export_and_import(telemetry, tmp_path):
         json.dumps({"text": rows[1]["text"], "label": "code"})
         + "\n"
         + json.dumps({"text": "hello there", "label": "default"})
+        + "\n"
+        + json.dumps({"text": "integrate x squared", "label": "math"})
     )  # no final newline
     out.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     s = import_reviewed(out, training)
     assert (s.added, len(s.conflicts), s.unlabeled) == (1, 1 if rows[1]["predicted"] != "code" else 0, n - 2)
     lines = training.read_text().splitlines()
-    assert len(lines) == 3 and json.loads(lines[-1]) == {"text": rows[0]["text"], "label": "math"}
+    assert len(lines) == 4 and json.loads(lines[-1]) == {"text": rows[0]["text"], "label": "math"}
 
 
 def test_review_import_into_csv_keeps_it_a_csv(tmp_path):
@@ -134,11 +136,41 @@ def test_review_import_into_csv_keeps_it_a_csv(tmp_path):
     training.write_bytes(b'\xef\xbb\xbftext,label\r\n"hello, there",default\r\nintegrate x,math')  # Excel: BOM, CRLF
     reviewed = tmp_path / "review.jsonl"
     reviewed.write_text(json.dumps({"text": 'say "hi", then sort a list', "label": "code"}) + "\n")
-    assert import_reviewed(reviewed, training).added == 1
+    with pytest.raises(DataError, match=r"review\.jsonl:1: .*unknown label 'code'.*new_labels=True"):
+        import_reviewed(reviewed, training)  # `code` is not a label of this training file: refused, unless asked
+    assert import_reviewed(reviewed, training, new_labels=True).added == 1
     data = load_dataset(training)
     assert data.labels == ("default", "math", "code") and data.texts[-1] == 'say "hi", then sort a list'
     with pytest.raises(DataError, match="must have the training file's type"):
         import_reviewed(reviewed, training, out=tmp_path / "merged.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ({"text": "integrate x squared", "label": "mathh"}, r"review\.jsonl:2: label: unknown label 'mathh'"),
+        ({"text": "x" * 150_000, "label": "math"}, r"review\.jsonl:2: text: is 150,000 characters"),
+        ({"text": "smile \ud83d please", "label": "default"}, r"review\.jsonl:2: text: is not valid Unicode"),
+        ({"text": ["not", "a", "string"], "label": "math"}, r"review\.jsonl:2: text: must be a string"),
+    ],
+    ids=["label-typo", "huge-text", "lone-surrogate", "not-a-string"],
+)
+def test_a_bad_reviewed_row_changes_nothing(tmp_path, row, problem):
+    """Every row is checked before the training file is touched; the file stays byte for byte as it was."""
+    training = tmp_path / "train.jsonl"
+    training.write_text(
+        json.dumps({"text": "hello there", "label": "default"}) + "\n" + json.dumps({"text": "2+2", "label": "math"})
+    )
+    before = training.read_bytes()
+    reviewed = tmp_path / "review.jsonl"
+    good = {"text": "what is the integral of sin x", "label": "math"}
+    reviewed.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(DataError, match=problem):
+        import_reviewed(reviewed, training)
+    assert training.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [
+        "review.jsonl",
+        "train.jsonl",
+    ]
 
 
 def test_report_refuses_a_database_that_does_not_exist(tmp_path):
