@@ -72,8 +72,12 @@ MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _SECRET = re.compile(
-    r"\b(?:sk|pk|rk|api|key|token|ghp|gho|xox[abp])[-_][A-Za-z0-9_\-]{12,}\b|\bAKIA[0-9A-Z]{16}\b"
-    r"|\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{5,}\b",
+    r"\b(?:sk|pk|rk|api|key|token|gh[pousr]|xox[abp])[-_][A-Za-z0-9_\-]{12,}\b"
+    r"|\b(?:hf_[A-Za-z0-9]{30,}|gsk_[A-Za-z0-9]{40,}|glpat-[A-Za-z0-9_\-]{20,}|github_pat_[A-Za-z0-9_]{40,})\b"
+    r"|\bAKIA[0-9A-Z]{16}\b|\bAIza[0-9A-Za-z_\-]{35}\b"  # AWS access key id, Google API key
+    r"|\beyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{5,}\b"  # a JWT
+    r"|\b(?<=Bearer )[A-Za-z0-9._~+/\-]{16,}=*"  # an Authorization header's token
+    r"|(?<=://)[^\s:/@]+:[^\s/@]+(?=@)",  # user:password in a URL
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}\b")
@@ -213,46 +217,75 @@ class TelemetryWriter:
         self.dropped = 0
         self._queue: queue.Queue[RequestEvent | threading.Event | None] = queue.Queue(maxsize=max_queue)
         self._closed = False
+        self._lock = threading.Lock()
+        """Taken to check `_closed` and queue an event, and to set `_closed`: no event is queued after the stop."""
         self._thread = threading.Thread(target=self._drain, daemon=True, name="taskrouter-telemetry")
         self._thread.start()
         _open.add(self)
 
     def handle(self, event: RequestEvent) -> None:
         """Queue one request's event for writing (returns at once)."""
-        if self._closed:
-            self.dropped += 1
-            return
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
-            self.dropped += 1
-            log.warning("telemetry: queue full, event dropped")
+        with self._lock:
+            if self._closed:
+                self.dropped += 1
+                return
+            try:
+                self._queue.put_nowait(event)
+            except queue.Full:
+                self.dropped += 1
+                log.warning("telemetry: queue full, event dropped")
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every event handed over so far is written (or `timeout` passes); True when none was left."""
         if not self._thread.is_alive():
             return self._queue.empty()
+        deadline = time.monotonic() + timeout
         done = threading.Event()
         try:
             self._queue.put(done, timeout=timeout)
         except queue.Full:
             return False
-        if not done.wait(timeout):
+        if not done.wait(max(0.0, deadline - time.monotonic())):
             log.warning("telemetry: %d queued event(s) were not written within %.1f s", self._queue.qsize(), timeout)
             return False
         return True
 
     def close(self, timeout: float = 10.0) -> bool:
-        """Flush (bounded by `timeout`), stop the writer thread and dispose of the database engine. Idempotent."""
-        if self._closed:
-            return True
+        """Flush, stop the writer thread and dispose of the database engine, in about `timeout` at most even when the
+        database hangs (what is still queued then counts as dropped). Idempotent; True when everything was written."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            if self._closed:
+                return True
+            self._closed = True
         ok = self.flush(timeout)
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join(timeout=max(1.0, timeout))
+        try:
+            self._queue.put(None, timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Full:  # the database hangs and the queue is full: give up what is queued
+            self._discard_queued()
+            self._queue.put_nowait(None)
+        self._thread.join(timeout=max(0.1, deadline - time.monotonic()))
+        if self._thread.is_alive():  # still stuck in a write: what waits behind it will not be written
+            self._discard_queued()
+            self._queue.put_nowait(None)  # so the thread ends once that write returns
+            ok = False
         self.store.engine.dispose()
         _open.discard(self)
         return ok
+
+    def _discard_queued(self) -> None:
+        """Empty the queue; its events count as dropped."""
+        lost = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and not isinstance(item, threading.Event):  # a flush waiter times out: not written
+                lost += 1
+        if lost:
+            self.dropped += lost
+            log.warning("telemetry: %d queued event(s) dropped at close; the database did not answer in time", lost)
 
     def _drain(self) -> None:
         while True:

@@ -83,3 +83,55 @@ def test_the_event_time_is_when_the_request_started():
     before = datetime.now(UTC)
     event = fell_back()
     assert before <= event_row(event)["ts"] <= datetime.now(UTC)
+
+
+class HangingStore:
+    """A database that stops answering: every write blocks until the test lets it go."""
+
+    def __init__(self):
+        import threading
+
+        self.release = threading.Event()
+        self.engine = type("Engine", (), {"dispose": lambda self: None})()
+
+    def record(self, row):
+        self.release.wait(30)
+
+
+def test_close_returns_in_time_when_the_database_hangs():
+    import time
+
+    store = HangingStore()
+    writer = TelemetryWriter(store, max_queue=2)  # type: ignore[arg-type]
+    for _ in range(5):
+        writer.handle(fell_back())  # one blocks in the write, two wait in the queue, two find it full
+    time.sleep(0.05)
+    start = time.monotonic()
+    try:
+        assert writer.close(timeout=0.5) is False
+        assert time.monotonic() - start < 2.0
+        assert writer.written == 0 and writer.dropped == 4  # 2 on a full queue, 2 given up at close
+        writer.handle(fell_back())
+        assert writer.dropped == 5  # handed over after close: counted, never queued
+    finally:
+        store.release.set()
+
+
+def test_redaction_covers_the_common_key_formats():
+    from routing.telemetry import redact
+
+    keys = [
+        "AIza" + "SyA1234567890abcdefghijklmnopqrstuv",  # Google, 39 characters
+        "github_pat_11ABCDEFG0" + "123456789_abcdefXYZabcdefghijklmnopqrstuvwxyz0123",
+        "hf_" + "abcdefghijklmnopqrstuvwxyzABCDEFGH",
+        "gsk_" + "abcdefghijklmnop1234abcdefghijklmnop1234abcdefgh",
+        "glpat-" + "abcdefghij0123456789",
+    ]
+    for key in keys:
+        assert redact(f"my key is {key} ok") == "my key is [secret] ok", key
+    assert redact("Authorization: Bearer abcdefghijklmnop1234567890") == "Authorization: Bearer [secret]"
+    assert (
+        redact("postgresql://admin:hunter2pass@db.example.com:5432/x") == "postgresql://[secret]@db.example.com:5432/x"
+    )
+    for plain in ["how do I use hf_hub_download", "the Bearer of bad news", "see http://example.com/a:b@c"]:
+        assert redact(plain) == plain
