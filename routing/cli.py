@@ -334,11 +334,14 @@ def priors(
 
     from classifier.serving.cascade import Cascade
     from classifier.serving.priors import bounded, estimate_priors
+    from classifier.window import window
 
     if (data is None) == (from_telemetry is None):
         raise TaskRouterError("give one of --data FILE and --from-telemetry URL")
     texts = _texts_from_file(data) if data is not None else _texts_from_telemetry(str(from_telemetry))
     cascade = Cascade.load(model)
+    if cascade.window is not None:  # what the cascade reads of each query (and no query is too long then)
+        texts = [window(t, *cascade.window) for t in texts]
     labels = cascade.labels
     train = np.array([cascade.training_priors[label] for label in labels])
     estimate = estimate_priors(cascade.classifier.predict_proba(texts), train)

@@ -38,6 +38,8 @@ def check_priors(priors: Mapping[str, float], labels: Sequence[str], *, field: s
         if isinstance(share, bool) or not isinstance(share, int | float) or not np.isfinite(share) or share <= 0:
             raise InvalidParameterError(f"{field}.{label}", share, "a positive number")
     total = float(sum(priors.values()))
+    if not np.isfinite(total):
+        raise InvalidParameterError(field, dict(priors), "shares whose sum is a finite number")
     return {label: float(priors[label]) / total for label in labels}
 
 
@@ -64,9 +66,15 @@ def estimate_priors(
     by EM: adjust to the current estimate, take the mean of the adjusted rows, repeat."""
     proba = np.asarray(proba, dtype=np.float64)
     train = np.asarray(train, dtype=np.float64)
+    if train.ndim != 1 or len(train) == 0 or not np.all(np.isfinite(train)) or np.any(train <= 0):
+        raise InvalidParameterError("train", train, "a 1-d array of positive finite shares")
     if proba.ndim != 2 or proba.shape[0] == 0 or proba.shape[1] != len(train):
         raise InvalidParameterError("proba", proba.shape, f"a non-empty (n, {len(train)}) array")
+    if not np.all(np.isfinite(proba)) or np.any(proba < 0) or np.any(proba.sum(axis=1) <= 0):
+        raise InvalidParameterError("proba", proba, "finite, non-negative rows with a positive sum")
     w = np.ones(len(proba)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (len(proba),) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise InvalidParameterError("sample_weight", w, f"{len(proba)} finite weights >= 0, not all 0")
     prior = train.copy()
     for _ in range(max_iter):
         post = adjust(proba, prior / train)
@@ -87,10 +95,9 @@ def bounded(
 ) -> np.ndarray:
     """`estimate` (from `n` queries) shrunk toward `train` as if it had `pseudo_count` queries, then each share
     kept within `max_ratio` of the training one, and normalised."""
-    for name, value, ok in (("n", n, n >= 0), ("pseudo_count", pseudo_count, pseudo_count >= 0),
-                            ("max_ratio", max_ratio, max_ratio >= 1)):  # fmt: skip
-        if not ok:
-            raise InvalidParameterError(name, value, ">= 1" if name == "max_ratio" else ">= 0")
+    for name, value, low in (("n", n, 0), ("pseudo_count", pseudo_count, 0), ("max_ratio", max_ratio, 1)):
+        if not (np.isfinite(value) and value >= low):  # NaN and inf fail too
+            raise InvalidParameterError(name, value, f"a finite number >= {low}")
     train = np.asarray(train, dtype=np.float64)
     mixed = (n * np.asarray(estimate, dtype=np.float64) + pseudo_count * train) / max(n + pseudo_count, 1e-12)
     clipped = np.clip(mixed, train / max_ratio, train * max_ratio)

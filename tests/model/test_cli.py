@@ -316,3 +316,13 @@ def test_priors_names_a_file_that_is_not_utf8(tmp_path):
     result = run("priors", "--data", queries)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == f"error: {queries}: not UTF-8 (byte 0xe9 at offset 3)"
+
+
+def test_priors_reads_a_long_query_as_the_cascade_does(tmp_path):
+    """A routed query of any length is classified (through its window); estimating priors from it must not fail."""
+    queries = tmp_path / "queries.jsonl"
+    rows = [{"text": "integrate x squared from 0 to 1"}, {"text": "def f(): pass\n" * 12_000}]
+    queries.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = run("priors", "--data", queries)
+    assert result.returncode == 0, result.stderr
+    assert "2 queries; label mix" in result.stdout

@@ -86,3 +86,22 @@ def test_a_cascade_under_priors_records_them_and_leans_toward_them(small_model_d
     assert pb[labels.index("default")] > pa[labels.index("default")]
     with pytest.raises(InvalidParameterError, match="missing"):
         plain.with_priors({"default": 1.0})
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: check_priors({"a": 1e308, "b": 1e308}, ["a", "b"]), "sum is a finite number"),
+        (lambda: estimate_priors(np.full((3, 2), 0.5), np.array([0.5, 0.5]), sample_weight=np.zeros(3)), "weight"),
+        (lambda: estimate_priors(np.full((3, 2), 0.5), np.array([0.5, 0.5]), sample_weight=np.ones(2)), "weight"),
+        (lambda: estimate_priors(np.full((3, 2), 0.5), np.array([1.0, 0.0])), "'train' parameter"),
+        (lambda: estimate_priors(np.array([[0.5, np.nan]]), np.array([0.5, 0.5])), "'proba' parameter"),
+        (lambda: bounded(np.array([0.5, 0.5]), np.array([0.5, 0.5]), n=float("inf")), "'n' parameter"),
+        (lambda: bounded(np.array([0.5, 0.5]), np.array([0.5, 0.5]), n=float("nan")), "'n' parameter"),
+    ],
+    ids=["overflowing-sum", "zero-weights", "weights-mis-sized", "zero-training-share", "nan-proba", "inf-n", "nan-n"],
+)
+def test_inputs_that_would_give_nan_priors_are_refused(call, match):
+    """Each of these used to return NaN or zeros (then every re-weighted probability is NaN)."""
+    with pytest.raises(InvalidParameterError, match=match):
+        call()
