@@ -225,6 +225,7 @@ class TaskRouter:
         self, query: str, history: Sequence[dict] | None = None, **litellm_kwargs: Any
     ) -> RoutedCompletion | RoutedStream:
         """Classify and complete; with `stream=True` the chunks come as LiteLLM yields them."""
+        self._check_open(litellm_kwargs)
         decision = self.decide(query, history)
         request, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
         pool = request.requested_pool
@@ -243,6 +244,7 @@ class TaskRouter:
         self, query: str, history: Sequence[dict] | None = None, **litellm_kwargs: Any
     ) -> RoutedCompletion | RoutedStream:
         """Async `complete`; classification runs in a worker thread so the event loop is not blocked."""
+        self._check_open(litellm_kwargs)
         decision = await asyncio.to_thread(self.decide, query, history)
         request, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
         try:
@@ -252,14 +254,18 @@ class TaskRouter:
         return self._finish(request, response, stream=bool(kwargs.get("stream")))
 
     # -- helpers ----------------------------------------------------------------------------------------------
-    def _request(
-        self, decision: Decision, query: str, history: Sequence[dict] | None, kwargs: dict[str, Any]
-    ) -> tuple[RoutedRequest, list[Any], dict[str, Any]]:
+    def _check_open(self, kwargs: dict[str, Any]) -> None:
+        """Refuse a request this router cannot send, before it is classified (stage 3 may be a paid call)."""
         for key in _RESERVED:
             if key in kwargs:
                 raise TypeError(f"{key!r} is chosen by taskrouter; pass the query and history instead")
         if self.closed:
             raise RuntimeError("this TaskRouter is closed")
+
+    def _request(
+        self, decision: Decision, query: str, history: Sequence[dict] | None, kwargs: dict[str, Any]
+    ) -> tuple[RoutedRequest, list[Any], dict[str, Any]]:
+        self._check_open(kwargs)  # again: the router may have been closed while the query was classified
         _, record = self.plan(decision, query)
         messages: list[Any] = [*(history or []), {"role": "user", "content": query}]
         metadata = dict(kwargs.pop("metadata", None) or {})

@@ -58,3 +58,14 @@ def test_prompt_carries_retrieved_examples(router, provider):
         QUERY, router.cascade.classifier.nearest_examples(router.cascade.classifier.embed([QUERY])[0], 8)
     )
     assert msgs[0]["content"].count('"label":') == 8
+
+
+def test_a_request_that_cannot_be_sent_is_refused_before_the_paid_classifier_runs(router, provider):
+    """A reserved argument or a closed router is refused at the door: stage 3 (an LLM call) never runs for it."""
+    provider.set(**{"fast-a": {"mode": "ok", "reply": "default"}})
+    with pytest.raises(TypeError, match="'messages' is chosen by taskrouter"):
+        router.complete(QUERY, messages=[])
+    router.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        router.complete(QUERY)
+    assert provider.hits("fast-a") == 0
