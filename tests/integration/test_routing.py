@@ -155,10 +155,11 @@ def test_no_request_lost_under_concurrency_with_a_flaky_deployment(provider, shi
         make_config(
             provider,
             deployments=deployments,
-            router_settings={"fallbacks": [{"fast": ["capable"]}], "disable_cooldowns": True, "timeout": 60},
+            router_settings={"fallbacks": [{"fast": ["capable"]}], "disable_cooldowns": True, "timeout": 600},
         ),
         cascade=shipped_cascade,
-    )  # 200 at once on 2 shared cores: slow is not lost
+    )  # 200 at once on 2 shared cores: slow is not lost (on a loaded machine some wait over a minute for a
+    # connection; with a short timeout they would fall back to `capable` before ever trying `fast`)
     queries = [
         f"Give me one tip about {w} number {i}" for i in range(50) for w in ("gardening", "sleep", "travel", "tea")
     ]
