@@ -1,6 +1,7 @@
 """The folded form of a query under which two texts count as the same one: whitespace collapsed, case folded.
 
-The decision cache keys on it (`Cascade`), and the review loop dedupes on it (`routing.review`)."""
+The review loop dedupes on it (`routing.review`). The decision cache keys on the lower-cased form instead, which is
+what the stages read (`Cascade`)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ from typing import NamedTuple, TypeVar
 
 from ..data import check_query
 from ..errors import InvalidParameterError
-from ..normalize import fold
 from ..params import COUNT, THRESHOLD, Constraint, validate_params
 from ..results import EMBEDDING, LLM, SCOPE, STATIC, Decision, StageResult
 from ..window import HEAD_CHARS, TAIL_CHARS, window
@@ -64,8 +63,9 @@ class Cascade:
     guess stands when no later stage answers).
 
     Decisions past the keyword rules are remembered in a bounded, thread-safe LRU cache (`cache_size`
-    entries; 0 switches it off), keyed on the query with whitespace collapsed and case folded — stage 2 reads
-    queries that way already (lower-cased tokens, n-grams of whitespace-split words). The rules are case- and
+    entries; 0 switches it off), keyed on the query with whitespace collapsed and lower-cased — stage 2 reads
+    queries that way already (lower-cased tokens, n-grams of whitespace-split words). Lower-cased, not case-folded:
+    folding makes "Straße" and "strasse" one key, and the stages read them differently. The rules are case- and
     line-sensitive, so a variant runs them on its exact text before the cache is asked; an exact repeat of
     the text that made the entry skips them as well (they did not fire on it), so it costs two hashes and a
     dict lookup. A hit returns the stored `Decision` object itself, trail latencies included. Stage-3 answers
@@ -438,5 +438,6 @@ def _exact_digest(text: str) -> bytes:
 
 
 def _cache_key(text: str) -> bytes:
-    """A fixed-size key for `text` with whitespace collapsed and case folded (the query itself is not kept)."""
-    return hashlib.blake2b(fold(text).encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    """A fixed-size key for `text` as stage 2 reads it: whitespace collapsed, lower-cased (the query is not kept)."""
+    read = " ".join(text.split()).lower()
+    return hashlib.blake2b(read.encode("utf-8", "surrogatepass"), digest_size=16).digest()

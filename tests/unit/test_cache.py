@@ -65,7 +65,7 @@ def make(cache_size=10_000, *, rules=None, llm=None, threshold=0.7):
 def test_a_repeated_query_is_served_from_the_cache():
     cascade, stage2 = make()
     first = cascade.classify("What is the sum of 2 and 3?")
-    again = cascade.classify("  what is THE sum\nof 2 and   3?  ")  # same after collapsing whitespace, casefold
+    again = cascade.classify("  what is THE sum\nof 2 and   3?  ")  # same after collapsing whitespace, lower-cased
     assert again is first and first.label == "math"
     assert stage2.seen == ["What is the sum of 2 and 3?"]
     assert cascade.cache_info() == CacheInfo(hits=1, misses=1, maxsize=10_000, currsize=1)
@@ -185,3 +185,12 @@ def test_an_exact_repeat_skips_the_rules_and_a_variant_does_not():
     # A rule hit is not cached: it is cheaper to run the rules again than to keep a second entry per query.
     assert [cascade.classify("SELECT x").stage for _ in range(2)] == ["heuristic", "heuristic"]
     assert cascade.cache_info() == CacheInfo(hits=2, misses=1, maxsize=10_000, currsize=1)
+
+
+def test_spellings_the_stages_read_differently_are_not_one_entry():
+    """Case folding would make "Straße" and "strasse" one key; stage 2 lower-cases, so it reads two queries."""
+    cascade, stage2 = make()
+    cascade.classify("Grüße aus der Straße")
+    cascade.classify("grüsse aus der strasse")
+    assert stage2.seen == ["Grüße aus der Straße", "grüsse aus der strasse"]
+    assert cascade.cache_info().hits == 0
