@@ -6,6 +6,7 @@ import csv
 import hashlib
 import json
 import threading
+import unicodedata
 from collections import Counter
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ MAX_QUERY_CHARS = 100_000
 `TaskClassifier`'s own `predict`. `Cascade.classify` has no limit: it reads a bounded window (`classifier.window`)."""
 
 _CSV_LIMIT_LOCK = threading.Lock()
+_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+"""Unicode categories that show nothing: control, format (zero-width, BOM), and space characters."""
 
 
 def check_query(text: object, *, field: str = "query", max_chars: int | None = None) -> str:
@@ -35,6 +38,8 @@ def check_query(text: object, *, field: str = "query", max_chars: int | None = N
             text.encode("utf-8")
         except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from a JSON "\ud83d" escape
             raise QueryError(f"is not valid Unicode (lone surrogate at character {exc.start})", field=field) from None
+    if all(unicodedata.category(c) in _INVISIBLE for c in text):  # e.g. only NULs or zero-width spaces
+        raise QueryError("has no visible character (only control, format or space characters)", field=field)
     return text
 
 

@@ -71,12 +71,21 @@ def test_missing_file_and_wrong_type(tmp_path):
         (b"bytes", "must be a string, got bytes"),
         ("x" * (MAX_QUERY_CHARS + 1), "the limit is"),
         ("smile \ud83d please", "not valid Unicode \\(lone surrogate at character 6\\)"),
+        ("\x00", "has no visible character"),
+        ("\u200b\u200b \ufeff", "has no visible character"),
+        ("\x7f\x1b\u2028", "has no visible character"),
     ],
-    ids=["empty", "whitespace", "none", "bytes", "huge", "lone-surrogate"],
+    ids=["empty", "whitespace", "none", "bytes", "huge", "lone-surrogate", "nul", "zero-width", "controls"],
 )
 def test_check_query_rejects(value, match):
     with pytest.raises(QueryError, match=match):
         check_query(value, max_chars=MAX_QUERY_CHARS)
+
+
+@pytest.mark.parametrize("text", ["\U0001fae8", "\u200bhi", "\ue000", "∫ x dx", "\x00a"])
+def test_one_visible_character_is_enough(text):
+    """An emoji, private-use glyph or any visible character among invisible ones makes a query."""
+    assert check_query(text) == text
 
 
 def test_query_length_limit_is_for_training_data_only(tmp_path):
