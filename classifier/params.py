@@ -46,12 +46,18 @@ class Interval:
     def is_satisfied_by(self, value: object) -> bool:
         if isinstance(value, bool) or not isinstance(value, self.kind):
             return False
-        x = float(value)  # type: ignore[arg-type]  # an Integral or a Real, checked above
+        if isinstance(value, Integral):
+            x: float | int = int(value)  # compared exactly: float() of 10**400 overflows
+        else:
+            try:
+                x = float(value)  # type: ignore[arg-type]  # a Real, checked above
+            except OverflowError:  # e.g. Fraction(10**400): beyond every float, so infinite
+                return False
         if self.left is not None and not (x >= self.left if self.closed in ("left", "both") else x > self.left):
             return False
         if self.right is not None and not (x <= self.right if self.closed in ("right", "both") else x < self.right):
             return False
-        return math.isfinite(x)  # NaN and the infinities meet no interval, bounded or not
+        return isinstance(x, int) or math.isfinite(x)  # NaN and the infinities meet no interval, bounded or not
 
     def __str__(self) -> str:
         noun = "an int" if self.kind is Integral else "a float"

@@ -1,6 +1,7 @@
 """Parameters are checked at the door: one table per public function, an error naming the parameter, no work first."""
 
 import logging
+from fractions import Fraction
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -30,6 +31,8 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "three_labels.csv"
         ([None, str, bool], 3, "must be a str, a bool or None. Got 3 instead."),
         ([bool], 1, "must be a bool. Got 1 instead."),
         ([int], "x" * 200, "Got '" + "x" * 76 + "..."),
+        ([Interval(Integral, 0, 100, closed="both")], 10**400, "must be an int in [0, 100]. Got 1000"),
+        ([SHARE], Fraction(10**400), "must be a float in [0, 1]. Got Fraction("),
     ],
     ids=[
         "above",
@@ -45,6 +48,8 @@ DATA = Path(__file__).resolve().parents[1] / "data" / "three_labels.csv"
         "types",
         "int-not-bool",
         "long-value",
+        "int-beyond-float",
+        "real-beyond-float",
     ],  # fmt: skip
 )
 def test_a_value_meeting_no_constraint_is_named(constraints, value, message):
@@ -57,8 +62,16 @@ def test_a_value_meeting_no_constraint_is_named(constraints, value, message):
 
 @pytest.mark.parametrize(
     ("constraints", "value"),
-    [([SHARE], 0), ([SHARE], 1.0), ([THRESHOLD], 1 + 1e-9), ([None, SHARE], None), ([COUNT], 0), ([str], "")],
-    ids=["zero", "one", "just-above-1", "none", "count", "str"],
+    [
+        ([SHARE], 0),
+        ([SHARE], 1.0),
+        ([THRESHOLD], 1 + 1e-9),
+        ([None, SHARE], None),
+        ([COUNT], 0),
+        ([str], ""),
+        ([COUNT], 10**400),
+    ],
+    ids=["zero", "one", "just-above-1", "none", "count", "str", "huge-count"],
 )
 def test_a_value_meeting_a_constraint_passes(constraints, value):
     validate_params({"p": constraints}, {"p": value}, caller="f")
