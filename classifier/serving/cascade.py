@@ -167,6 +167,16 @@ class Cascade:
                     f"the {stage.name} stage's labels {stage.labels} differ from the "
                     f"{self._fallback.name} stage's {self._fallback.labels}"
                 )
+        for stage in stages:
+            if isinstance(stage, RulesStage) and self._fallback.labels is not None:
+                foreign = {
+                    r.name: r.label for r in stage.rules.rules if r.enabled and r.label not in self._fallback.labels
+                }
+                if foreign:
+                    raise ValueError(
+                        f"keyword rules name labels the {self._fallback.name} stage does not have: {foreign} "
+                        f"(labels: {list(self._fallback.labels)}); switch them off or train with those labels"
+                    )
         self.stages = tuple(stages)
         self.few_shot_k = few_shot_k
         self.manifest = manifest or {}

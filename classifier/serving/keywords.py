@@ -32,6 +32,13 @@ class Rule:
     hits: int | None = None
     precision: float | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("name", "label", "pattern"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise TypeError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if not isinstance(self.enabled, bool):  # "false" would switch a rule on
+            raise TypeError(f"enabled must be true or false, got {self.enabled!r}")
+
     def compiled(self) -> re.Pattern[str]:
         return self._pattern
 
@@ -101,8 +108,11 @@ def load_rules(path: str | Path | None = None) -> list[Rule]:
             re.compile(pattern)
         except (re.error, TypeError) as exc:
             raise ConfigError(f"invalid regular expression ({exc})", path=f"{where}.pattern") from None
+        enabled = item.get("enabled", True)
+        if not isinstance(enabled, bool):  # bool("false") is True
+            raise ConfigError(f"must be true or false, got {enabled!r}", path=f"{where}.enabled")
         names.add(name)
-        rules.append(Rule(name=name, label=label, pattern=pattern, veto=veto, enabled=bool(item.get("enabled", True))))
+        rules.append(Rule(name=name, label=label, pattern=pattern, veto=veto, enabled=enabled))
     return rules
 
 

@@ -97,11 +97,34 @@ def test_calibrate_switches_off_imprecise_and_unproven_rules(tmp_path):
         ("rules:\n  - {name: a, label: code, pattern: x, colour: red}\n", r"rules\[0\]: unknown keys \['colour'\]"),
         ("rules:\n  - {name: a, label: code, pattern: x}\n  - {name: a, label: math, pattern: y}\n", "unique"),
         ("rules: [\n", "cannot read rule file"),
+        (
+            "rules:\n  - {name: a, label: code, pattern: x, enabled: 'false'}\n",
+            r"rules\[0\]\.enabled: must be true or false",
+        ),
     ],
-    ids=["not-list", "no-pattern", "bad-regex", "unknown-key", "duplicate", "bad-yaml"],
+    ids=["not-list", "no-pattern", "bad-regex", "unknown-key", "duplicate", "bad-yaml", "enabled-a-string"],
 )
 def test_bad_rule_files(tmp_path, body, match):
     p = tmp_path / "r.yaml"
     p.write_text(body)
     with pytest.raises(ConfigError, match=match):
         load_rules(p)
+
+
+def test_a_stored_rule_with_a_string_for_enabled_is_refused():
+    stored = {"name": "a", "label": "code", "pattern": "x", "enabled": "false"}
+    with pytest.raises(ConfigError, match=r"cascade\.rules\[0\]: invalid stored rule \(enabled must be true or false"):
+        KeywordRules.from_list([stored])
+
+
+def test_a_cascade_refuses_rules_for_labels_its_heads_do_not_have():
+    """Rules run before the heads: a rule naming a foreign label would route to a pool nobody trained for."""
+    from classifier.serving.cascade import Cascade
+    from classifier.serving.keywords import Rule
+    from tests.unit.test_cache import CountingStage2
+
+    foreign = KeywordRules([Rule(name="calculus", label="Mathematics", pattern="derivative")])
+    with pytest.raises(ValueError, match=r"keyword rules name labels .*\{'calculus': 'Mathematics'\}"):
+        Cascade(CountingStage2(), foreign, 0.7)
+    off = KeywordRules([Rule(name="calculus", label="Mathematics", pattern="derivative", enabled=False)])
+    assert Cascade(CountingStage2(), off, 0.7).classify("derivative of x^3").label in CountingStage2.classes_
