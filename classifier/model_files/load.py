@@ -26,7 +26,7 @@ from ..serving.embedding import EMBEDDER_DIM, Embedder
 from ..serving.encoder import ENCODERS, Encoder, encoder_of
 from ..serving.head import Examples, HeadExport, LinearHead
 from ..serving.stages import REGISTRY
-from .manifest import KIND, MANIFEST, READABLE_VERSIONS, EmbedderSpec, Manifest, built_in_stages
+from .manifest import KIND, MANIFEST, READABLE_VERSIONS, EmbedderSpec, Manifest, built_in_stages, is_plain_file_name
 from .probes import STATIC_PROBES, static_embedder
 from .upgrade import upgrade_manifest
 
@@ -97,8 +97,11 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, Manifest, 
     blobs = {}
     for name, meta in manifest.files.items():
         p = d / name
-        if "/" in name or "\\" in name or not p.is_file():
+        if not is_plain_file_name(name) or not p.is_file():
             raise ModelFileError(f"missing file {name!r}", path=where)
+        size = p.stat().st_size
+        if size != meta.bytes:  # before reading: a huge file is refused, not read into memory
+            raise ModelFileError(f"{name}: size {size} != recorded {meta.bytes} (truncated or modified)", path=where)
         data = p.read_bytes()  # read once: what is parsed below is what was hashed here
         check_bytes(data, meta.sha256, meta.bytes, name, where)
         blobs[name] = data
@@ -170,6 +173,8 @@ def _exports(
     idf = arrays.get(m.lexical.file, {}).get("idf")
     if idf is None or idf.shape != (m.lexical.n_features,):
         raise ModelFileError("inconsistent model: idf shape", path=where)
+    if not np.all(np.isfinite(idf)):
+        raise ModelFileError("lexical: idf holds NaN or infinite numbers", path=where)
     try:
         ex = json.loads(blobs[m.examples.texts_file].decode("utf-8"))
         texts, ex_labels = list(ex["texts"]), list(ex["labels"])
@@ -199,6 +204,8 @@ def _exports(
             )
         if intercept is None or intercept.shape != (rows,):
             raise ModelFileError(f"inconsistent model: {h.stage} intercept shape", path=where)
+        if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
+            raise ModelFileError(f"heads[{h.stage}]: its weights hold NaN or infinite numbers", path=where)
         exports[h.stage] = HeadExport(
             tuple(m.labels),
             coef,

@@ -27,6 +27,7 @@ __all__ = [
     "ScopeSpec",
     "StageEntry",
     "built_in_stages",
+    "is_plain_file_name",
 ]
 
 FORMAT_VERSION: Final = 3
@@ -36,6 +37,11 @@ list of stages, `cascade.stages`, filled in with the built-in order when absent.
 READABLE_VERSIONS = (1, 2, 3)
 KIND: Final = "taskrouter.TaskClassifier"
 MANIFEST = "manifest.json"
+
+
+def is_plain_file_name(name: str) -> bool:
+    """Whether `name` names a file inside the model directory itself (no folder, no `..`, no NUL)."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0") and name != MANIFEST
 
 
 class _Strict(BaseModel):
@@ -64,10 +70,17 @@ class LexicalSpec(_Strict):
     file: str
     """The npz file holding the `idf` array."""
 
+    @field_validator("ngram_range")
+    @classmethod
+    def _ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= v[0] <= v[1]:
+            raise ValueError(f"ngram_range must be (low, high) with 1 <= low <= high, got {list(v)}")
+        return v
+
 
 class Calibration(_Strict):
     method: Literal["temperature"] = "temperature"
-    temperature: float = Field(gt=0)
+    temperature: float = Field(gt=0, allow_inf_nan=False)
 
 
 class HeadSpec(_Strict):
@@ -76,7 +89,7 @@ class HeadSpec(_Strict):
     stage: str
     file: str
     embedders: list[str] = Field(min_length=1)
-    lexical_weight: float = Field(ge=0)
+    lexical_weight: float = Field(ge=0, allow_inf_nan=False)
     calibration: Calibration
     threshold: float = Field(ge=0, le=1 + 1e-6)
     target: dict[str, float] = {}

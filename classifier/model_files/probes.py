@@ -48,8 +48,12 @@ def static_embedder(probes: np.ndarray, enc: Encoder):
         here = embedder.load().encode(list(STATIC_PROBES), progress=False)
     except (ModelFileError, OSError, ValueError) as exc:
         return None, str(exc)
-    agreement = float(np.min(np.sum(here * probes, axis=1)))  # both sides are unit vectors
-    if agreement < MIN_PROBE_COSINE:
+    probes = np.asarray(probes, dtype=np.float64)
+    norms = np.linalg.norm(probes, axis=1) if probes.shape == here.shape else None
+    if norms is None or not np.all(np.abs(norms - 1.0) < 1e-3):  # NaN fails too: the cosine below needs units
+        return None, f"the saved probe vectors are not {len(STATIC_PROBES)} unit vectors of {here.shape[1]} numbers"
+    agreement = float(np.min(np.sum(here * probes, axis=1)))
+    if not agreement >= MIN_PROBE_COSINE:
         return None, (
             f"this machine's token table is not the one the head was trained on (probe cosine "
             f"{agreement:.4f} < {MIN_PROBE_COSINE}); retrain it with this taskrouter"

@@ -30,6 +30,7 @@ from .manifest import (
     Manifest,
     StageEntry,
     built_in_stages,
+    is_plain_file_name,
 )
 from .probes import probe_vectors
 
@@ -119,6 +120,9 @@ def _file_of(specs: Sequence[HeadSpec], stage: str) -> str:
 
 
 def _write(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
+    bad = sorted(name for name in blobs if not is_plain_file_name(name))
+    if bad:  # a stage's own file names: `../x` or `/etc/x` would be written outside the model directory
+        raise ValueError(f"model file names must be plain names inside the model directory, got {bad}")
     out.mkdir(parents=True, exist_ok=True)
     for p in out.iterdir():  # e.g. static.npz of an earlier save: unlisted files are refused at load
         if p.is_file() and p.name != MANIFEST and p.name not in blobs:

@@ -82,6 +82,17 @@ def _flip_byte(path):
             lambda d: _edit_head(d, 0, calibration={"temperature": -1}),
             "heads.0.calibration.temperature: Input should be",
         ),
+        (
+            lambda d: _edit_head(d, 0, calibration={"temperature": float("inf")}),
+            "heads.0.calibration.temperature: Input should be a finite number",
+        ),
+        (lambda d: _edit_head(d, 0, lexical_weight=float("inf")), "heads.0.lexical_weight: Input should be a finite"),
+        (
+            lambda d: _rewrite_manifest(
+                d, lexical={**json.loads((d / "manifest.json").read_text())["lexical"], "ngram_range": [9, 1]}
+            ),
+            r"lexical.ngram_range: Value error, ngram_range must be \(low, high\) with 1 <= low <= high",
+        ),
     ],
     ids=[
         "flipped-byte",
@@ -98,6 +109,9 @@ def _flip_byte(path):
         "unknown-stage",
         "unlisted-head-file",
         "bad-temperature",
+        "infinite-temperature",
+        "infinite-lexical-weight",
+        "ngram-range-backwards",
     ],
 )
 def test_damaged_model_is_refused(model_dir, damage, match):
@@ -142,6 +156,17 @@ def test_pickled_payload_with_matching_hash_is_not_executed(model_dir, tmp_path,
 def test_inconsistent_shapes_are_refused(model_dir):
     _replace_weights_keeping_hashes_valid(model_dir, coef=np.zeros((4, 10)), intercept=np.zeros(4), idf=np.zeros(2**15))
     with pytest.raises(ModelFileError, match="inconsistent model: coef shape"):
+        TaskClassifier.load(model_dir)
+
+
+def test_weights_holding_nan_are_refused(model_dir):
+    """Consistent shapes and valid hashes, but a NaN weight: every query would come back with NaN confidence."""
+    with np.load(model_dir / "weights.npz") as f:
+        arrays = dict(f)
+    arrays["coef"] = arrays["coef"].copy()
+    arrays["coef"][0, 0] = np.nan
+    _replace_weights_keeping_hashes_valid(model_dir, **arrays)
+    with pytest.raises(ModelFileError, match=r"heads\[embedding\]: its weights hold NaN or infinite numbers"):
         TaskClassifier.load(model_dir)
 
 

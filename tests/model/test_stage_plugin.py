@@ -85,3 +85,26 @@ def test_adding_it_changed_no_file_of_the_packages():
         cwd=ROOT,
     )
     assert found.stdout == ""
+
+
+def test_a_stage_file_named_outside_the_model_directory_is_refused_at_save(tmp_path):
+    """A stage names its own files; `../x` would be written next to the model directory (and never load)."""
+    from dataclasses import dataclass
+
+    from classifier.serving.stages import StageManifest
+
+    class EscapingStage(LengthRuleStage):
+        def to_manifest(self) -> StageManifest:
+            return StageManifest(self.name, self.kind, {"file": "../escaped.json"}, {"../escaped.json": b"{}"})
+
+    @dataclass
+    class EscapingRule(LengthRule):
+        def fit(self, texts, labels):
+            stage = super().fit(texts, labels)
+            return EscapingStage(stage.label, stage.max_chars)
+
+    rows = load_dataset(ROOT / "tests/data/three_labels.csv")
+    data = Dataset(rows.texts + SHORT, rows.labels + ("chitchat",) * len(SHORT), None)
+    with pytest.raises(ValueError, match=r"plain names inside the model directory, got \['\.\./escaped\.json'\]"):
+        train_cascade(data, out=tmp_path / "m", progress=False, stages=[EscapingRule("chitchat")])
+    assert not (tmp_path / "escaped.json").exists()

@@ -243,3 +243,20 @@ def test_models_saved_before_static_features_still_load(small_plain_model_dir, s
         Cascade.load(_as_format_1(small_plain_model_dir, tmp_path / "str", static_features="false"))
     with pytest.raises(ModelFileError, match="static_features needs format_version 2"):
         Cascade.load(_as_format_1(small_plain_model_dir, tmp_path / "v1", static_features=True))
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [lambda p: np.full_like(p, np.nan), lambda p: 3 * p, lambda p: p[:-1]],
+    ids=["nan", "scaled", "one-short"],
+)
+def test_probe_vectors_that_are_not_units_are_refused(spoil):
+    """The probe check is a cosine: NaN (never below the bar) or scaled probes (above it) must not pass."""
+    from classifier.model_files.probes import probe_vectors, static_embedder
+    from classifier.serving.encoder import ENCODERS
+
+    enc = ENCODERS["tuned"]
+    good = probe_vectors(enc.name)
+    assert static_embedder(good, enc)[0] is not None
+    embedder, why = static_embedder(spoil(good), enc)
+    assert embedder is None and "unit vectors" in why
