@@ -4,6 +4,7 @@ temperature-calibrated."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..data import MAX_QUERY_CHARS, check_labels, check_query
 from ..errors import InvalidParameterError
+from ..params import COUNT, SEED, Constraint, Interval, Options, validate_params
 from ..results import EMBEDDING, STATIC
 from ..serving.embedding import Embedder
 from ..serving.encoder import ENCODERS
@@ -28,6 +30,17 @@ TEMPERATURE_PRIOR_ERRORS = 10
 """`fit` shrinks the fitted log-temperature toward 0 by errors / (errors + this): 300 held-out errors keep 97 %."""
 
 _PARAMS = ("C", "lexical_weight", "n_features", "cv", "random_state", "max_iter", "static_features", "encoder")
+_CONSTRAINTS: dict[str, list[Constraint]] = {
+    "C": [Interval(Real, 0, None, closed="neither")],
+    "lexical_weight": [Interval(Real, 0, None, closed="left")],
+    "n_features": [Interval(Integral, 1, None, closed="left")],
+    "cv": [COUNT],  # 0 or 1: no cross-validation (the temperature stays 1)
+    "random_state": [None, SEED],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "static_features": [bool],
+    "encoder": [Options(tuple(ENCODERS))],
+}
+"""What `fit` accepts for each parameter (checked there, scikit-learn style, not in `__init__`)."""
 
 
 class TaskClassifier(ClassifierMixin, BaseEstimator):
@@ -260,20 +273,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        checks = {
-            "C": self.C > 0,
-            "lexical_weight": self.lexical_weight >= 0,
-            "n_features": self.n_features > 0,
-            "cv": self.cv >= 0,
-            "max_iter": self.max_iter > 0,
-            "static_features": isinstance(self.static_features, bool),
-            "encoder": self.encoder in ENCODERS,
-        }
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(
-                    f"The {name!r} parameter of TaskClassifier is out of range. Got {getattr(self, name)!r} instead."
-                )
+        validate_params(_CONSTRAINTS, {k: getattr(self, k) for k in _PARAMS}, caller="TaskClassifier")
 
 
 def _fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:

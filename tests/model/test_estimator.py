@@ -61,9 +61,29 @@ def test_fit_rejects_bad_input(X, y, error, match):
         TaskClassifier(progress=False).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"C": -1}, "The 'C' parameter of TaskClassifier must be a float > 0. Got -1 instead."),
+        ({"C": "4"}, "The 'C' parameter of TaskClassifier must be a float > 0. Got '4' instead."),
+        ({"C": float("nan")}, "'C' parameter of TaskClassifier must be a float > 0. Got nan"),
+        ({"cv": None}, "The 'cv' parameter of TaskClassifier must be an int >= 0. Got None instead."),
+        ({"n_features": 2.0**15}, "The 'n_features' parameter of TaskClassifier must be an int >= 1."),
+        ({"max_iter": True}, "The 'max_iter' parameter of TaskClassifier must be an int >= 1. Got True"),
+        ({"random_state": -1}, "The 'random_state' parameter of TaskClassifier must be an int in [0, "),
+        ({"encoder": "large"}, "The 'encoder' parameter of TaskClassifier must be one of ['base', 'tuned']"),
+    ],
+    ids=["negative", "string", "nan", "none", "float-count", "bool-count", "negative-seed", "unknown-encoder"],
+)
+def test_bad_params_are_named_before_any_work(params, message):
+    from classifier.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError) as info:
+        TaskClassifier(**params).fit(["a", "b", "c", "d"], ["x", "x", "y", "y"])
+    assert message in str(info.value)
+
+
 def test_bad_params_and_unfitted():
-    with pytest.raises(ValueError, match="The 'C' parameter of TaskClassifier is out of range. Got -1"):
-        TaskClassifier(C=-1).fit(["a", "b", "c", "d"], ["x", "x", "y", "y"])
     with pytest.raises(NotFittedError):
         TaskClassifier().predict_proba(["hello"])
 
