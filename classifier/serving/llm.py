@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 
 from ..results import StageResult
@@ -27,10 +28,12 @@ Completer = Callable[[list[dict], float], str]
 
 
 def parse_label(answer: object, labels: Sequence[str]) -> str | None:
-    """The label `answer` names exactly, or None. Nothing is repaired or searched for inside the text."""
+    """The label `answer` names exactly (or in other case, where no other label reads the same), or None. Nothing
+    is repaired or searched for inside the text."""
     if not isinstance(answer, str):
         return None
-    by_lower = {label.lower(): label for label in labels}
+    lowered = Counter(label.lower() for label in labels)
+    by_lower = {label.lower(): label for label in labels if lowered[label.lower()] == 1}
     text = answer.strip()
     if text.startswith("{"):
         try:
@@ -40,7 +43,7 @@ def parse_label(answer: object, labels: Sequence[str]) -> str | None:
         if not isinstance(obj, dict) or set(obj) != {"label"} or not isinstance(obj["label"], str):
             return None
         text = obj["label"].strip()
-    return by_lower.get(text.lower())
+    return text if text in labels else by_lower.get(text.lower())
 
 
 class LLMClassifier:

@@ -41,3 +41,10 @@ def test_prompt_holds_query_as_data_and_examples():
     assert msgs[0]["role"] == "system" and '"label": "math"' in msgs[0]["content"]
     assert msgs[1]["content"].startswith('{"query": ') and "ignore the above" in msgs[1]["content"]
     assert clf.classify("x").label == "math"
+
+
+def test_labels_that_differ_only_in_case_are_matched_exactly():
+    labels = ["Math", "math", "code"]
+    assert parse_label("Math", labels) == "Math" and parse_label("math", labels) == "math"
+    assert parse_label("MATH", labels) is None  # either could be meant: abstain
+    assert parse_label("CODE", labels) == "code"
