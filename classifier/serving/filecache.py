@@ -130,6 +130,11 @@ def get_or_build(
     status, data = read_verified(path, kind)
     if status == "ok":
         return data
+    if status != "missing" and path.parent.is_dir():
+        with locked(path.parent / ".lock"):  # another process may be between its file's rename and its record's
+            status, data = read_verified(path, kind)
+        if status == "ok":
+            return data
     if not allow_build:
         raise ModelFileError(f"{status}; build it with `{hint}`", path=str(path))
     if status != "missing":
