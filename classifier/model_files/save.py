@@ -6,13 +6,17 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import platform
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import ModelFileError
 from ..results import EMBEDDING
 from ..serving.embedding import EMBEDDER_DIM
 from ..serving.encoder import encoder_of
@@ -120,19 +124,56 @@ def _file_of(specs: Sequence[HeadSpec], stage: str) -> str:
 
 
 def _write(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
+    """Write the model into a fresh folder beside `out`, then put it in `out`'s place: a save that fails or is
+    killed half-way leaves the model that was there whole. Files of an earlier save go; folders inside stay."""
     bad = sorted(name for name in blobs if not is_plain_file_name(name))
     if bad:  # a stage's own file names: `../x` or `/etc/x` would be written outside the model directory
         raise ValueError(f"model file names must be plain names inside the model directory, got {bad}")
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ModelFileError("exists and is not a directory", path=str(out))
+    out = out.resolve()  # a link: replace the folder it points to and keep the link
+    if out.is_dir() and (Path.cwd() == out or out in Path.cwd().parents):
+        _write_in_place(out, manifest, blobs)  # a folder this process stands in cannot be swapped away
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        for name, b in blobs.items():
+            (fresh / name).write_bytes(b)
+        (fresh / MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
+        if not out.exists():
+            os.chmod(fresh, 0o755)  # mkdtemp's folder is private (0700)
+            os.rename(fresh, out)
+            return
+        shutil.copymode(out, fresh)
+        retired = out.parent / f".{out.name}.old-{fresh.name.rsplit('-', 1)[-1]}"
+        os.rename(out, retired)
+        try:
+            os.rename(fresh, out)
+        except OSError:
+            os.rename(retired, out)
+            raise
+        for p in retired.iterdir():  # a user's folders inside the model directory stay in it
+            if p.is_dir() and not p.is_symlink():
+                os.rename(p, out / p.name)
+        shutil.rmtree(retired)
+    finally:
+        if fresh.exists():
+            shutil.rmtree(fresh, ignore_errors=True)
+
+
+def _write_in_place(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
+    """Replace the files of `out` one by one (the folder the process stands in: it cannot be swapped)."""
     for p in out.iterdir():  # e.g. static.npz of an earlier save: unlisted files are refused at load
         if p.is_file() and p.name != MANIFEST and p.name not in blobs:
             p.unlink()
     for name, b in blobs.items():
-        if (out / name).is_file() and (out / name).read_bytes() == b:
-            continue
         (out / name).write_bytes(b)
-    text = json.dumps(manifest.model_dump(mode="json", exclude_none=True), indent=2, ensure_ascii=False)
-    (out / MANIFEST).write_text(text + "\n", encoding="utf-8")
+    (out / MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
+
+
+def _manifest_text(manifest: Manifest) -> str:
+    return json.dumps(manifest.model_dump(mode="json", exclude_none=True), indent=2, ensure_ascii=False) + "\n"
 
 
 def convert(directory: str | Path) -> Path:

@@ -260,3 +260,42 @@ def test_probe_vectors_that_are_not_units_are_refused(spoil):
     assert static_embedder(good, enc)[0] is not None
     embedder, why = static_embedder(spoil(good), enc)
     assert embedder is None and "unit vectors" in why
+
+
+@pytest.mark.parametrize("fails_at", ["writing", "swapping"])
+def test_a_save_that_fails_half_way_leaves_the_model_that_was_there(small_model_dir, small_data, tmp_path, fails_at):
+    """The new model is written beside the old one and swapped in; a failure before that changes nothing."""
+    import os
+    from pathlib import Path
+
+    from classifier.model_files import save
+    from classifier.training.estimator import TaskClassifier
+
+    d = tmp_path / "m"
+    shutil.copytree(small_model_dir, d)
+    (d / "notes").mkdir()
+    (d / "notes" / "why.txt").write_text("trained for the demo")
+    before = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
+    clf = TaskClassifier(cv=0).fit(small_data.texts, small_data.labels)
+    real_rename, real_write = os.rename, Path.write_text
+
+    def rename(src, dst):
+        if fails_at == "swapping" and Path(src).name.startswith(".m.new-"):
+            raise OSError("disk full")
+        return real_rename(src, dst)
+
+    def write_text(self, *args, **kwargs):
+        if fails_at == "writing" and self.name == "manifest.json":
+            raise OSError("disk full")
+        return real_write(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(save.os, "rename", rename)
+        mp.setattr(Path, "write_text", write_text)
+        with pytest.raises(OSError, match="disk full"):
+            clf.save(d)
+    assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # nothing half-written left beside it
+    clf.save(d)  # and a save that succeeds replaces it, keeping the folder of notes
+    assert Cascade.load(d).static is None and (d / "notes" / "why.txt").read_text() == "trained for the demo"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
