@@ -142,6 +142,7 @@ COMMANDS = {
         "--labels": st.sampled_from([*BROKEN, "reviewed.jsonl"]).map(lambda v: ["--labels", v]),
         "--into": st.sampled_from([*BROKEN, "training.jsonl"]).map(lambda v: ["--into", v]),
         "--out": opt("--out", OUTPUTS),
+        "--new-labels": flag("--new-labels", "--no-new-labels"),
     },
     "classify": {
         "QUERIES": st.lists(st.one_of(TEXT, st.just("-")), max_size=3),
