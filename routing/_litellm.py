@@ -306,11 +306,15 @@ def error_type(exc: BaseException) -> type[errors.CompletionError] | None:
     return next((ours for theirs, ours in _MAPPING if isinstance(exc, theirs)), None)
 
 
-def map_exception(exc: BaseException, *, pool: str, fallbacks_configured: bool) -> errors.CompletionError:
+def map_exception(
+    exc: BaseException, *, pool: str, fallbacks_configured: bool, deployment: str | None = None
+) -> errors.CompletionError:
     """This library's error for a LiteLLM exception; PoolsExhausted when the pool had fallbacks and all failed.
-    An exception the mapping does not know is a plain CompletionError: nothing says the provider is down."""
+    An exception the mapping does not know is a plain CompletionError: nothing says the provider is down.
+    The deployment named is the one LiteLLM's exception says failed (after fallbacks: the first one tried), else
+    `deployment` (from the failed attempts recorded)."""
     target = error_type(exc) or errors.CompletionError
-    deployment = getattr(exc, "model_id", None)
+    deployment = getattr(exc, "failed_deployment_id", None) or deployment
     status = getattr(exc, "status_code", None)
     # Only the exception type and status travel on: provider messages can echo request data.
     summary = f"{type(exc).__name__}" + (f" (HTTP {status})" if status else "")

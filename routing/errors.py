@@ -31,7 +31,8 @@ __all__ = [
 
 
 class CompletionError(TaskRouterError):
-    """A routed completion failed; `pool` is the pool asked for, `deployment` the last one tried (if known)."""
+    """A routed completion failed; `pool` is the pool asked for, `deployment` one that failed (if known; after
+    fallbacks LiteLLM names the first)."""
 
     def __init__(
         self, message: str, *, pool: str | None = None, deployment: str | None = None, status_code: int | None = None

@@ -101,8 +101,6 @@ class RoutedRequest:
             router_id=self.router_id,
             request_id=self.request_id,
         )
-        if self.query is not None:
-            record["query"] = self.query
         record.request = self
         return record
 

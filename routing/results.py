@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NoReturn
 
 from classifier.results import Decision
 
@@ -44,9 +44,12 @@ class RoutedStream:
     stream: Any
     decision: Decision
     requested_pool: str
-    on_end: Callable[[Any, Any, BaseException | None], None] | None = field(default=None, repr=False, compare=False)
+    on_end: Callable[[Any, Any, BaseException | None], BaseException | None] | None = field(
+        default=None, repr=False, compare=False
+    )
     """Called with (stream, last chunk, error) when the stream was read to its end or failed while being read
-    (the router records the request's event then); not called for a stream left half-read."""
+    (the router records the request's event then); not called for a stream left half-read. For an error it returns
+    what to raise in its place (the router's typed error for a provider's), or None to raise it as it is."""
 
     def __iter__(self) -> Iterator[Any]:
         if self.on_end is None:
@@ -58,24 +61,24 @@ class RoutedStream:
             return self.stream.__aiter__()
         return self._awatched(self.on_end)
 
-    def _watched(self, on_end: Callable[[Any, Any, BaseException | None], None]) -> Iterator[Any]:
+    def _watched(self, on_end: Callable[[Any, Any, BaseException | None], BaseException | None]) -> Iterator[Any]:
         last = None
         try:
             for last in self.stream:
                 yield last
         except Exception as exc:
-            on_end(self.stream, last, exc)
-            raise
+            _raise_instead(on_end(self.stream, last, exc), exc)
         on_end(self.stream, last, None)
 
-    async def _awatched(self, on_end: Callable[[Any, Any, BaseException | None], None]) -> AsyncIterator[Any]:
+    async def _awatched(
+        self, on_end: Callable[[Any, Any, BaseException | None], BaseException | None]
+    ) -> AsyncIterator[Any]:
         last = None
         try:
             async for last in self.stream:
                 yield last
         except Exception as exc:
-            on_end(self.stream, last, exc)
-            raise
+            _raise_instead(on_end(self.stream, last, exc), exc)
         on_end(self.stream, last, None)
 
     @property
@@ -86,3 +89,10 @@ class RoutedStream:
     @property
     def deployment(self) -> str | None:
         return (getattr(self.stream, "_hidden_params", None) or {}).get("model_id")
+
+
+def _raise_instead(error: BaseException | None, exc: Exception) -> NoReturn:
+    """Raise `error` (from `exc`) where the stream's watcher gave one, else `exc` itself."""
+    if error is None or error is exc:
+        raise exc
+    raise error from exc

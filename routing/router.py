@@ -7,11 +7,11 @@ import contextlib
 import logging
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from classifier.errors import ConfigError, InvalidParameterError, TaskRouterError
+from classifier.errors import ConfigError, InvalidParameterError
 from classifier.results import Decision
 from classifier.serving.cascade import Cascade
 from classifier.serving.llm import LLMClassifier
@@ -19,7 +19,7 @@ from classifier.serving.llm import LLMClassifier
 from . import _litellm
 from .config import Config, load_config
 from .conversation import Conversation, classifier_text, earlier_text, read_history, refers_back
-from .events import DecisionRecord, EventSink, RequestEvent, RoutedRequest
+from .events import Attempt, DecisionRecord, EventSink, RequestEvent, RoutedRequest
 from .results import RoutedCompletion, RoutedStream
 
 if TYPE_CHECKING:
@@ -236,7 +236,7 @@ class TaskRouter:
                     response = self._loop.iterate(response)
             else:
                 response = self.router.completion(model=pool, messages=messages, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # a cancellation or Ctrl-C is recorded too, then raised as it is
             self._raise_failed(request, exc)
         return self._finish(request, response, stream=bool(kwargs.get("stream")))
 
@@ -249,7 +249,7 @@ class TaskRouter:
         request, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
         try:
             response = await self.router.acompletion(model=request.requested_pool, messages=messages, **kwargs)
-        except Exception as exc:
+        except BaseException as exc:  # asyncio.CancelledError (a timeout, a client gone) is recorded too
             self._raise_failed(request, exc)
         return self._finish(request, response, stream=bool(kwargs.get("stream")))
 
@@ -261,6 +261,8 @@ class TaskRouter:
                 raise TypeError(f"{key!r} is chosen by taskrouter; pass the query and history instead")
         if self.closed:
             raise RuntimeError("this TaskRouter is closed")
+        if not isinstance(kwargs.get("metadata") or {}, Mapping):
+            raise TypeError(f"metadata must be a mapping, got {type(kwargs['metadata']).__name__}")
 
     def _request(
         self, decision: Decision, query: str, history: Sequence[dict] | None, kwargs: dict[str, Any]
@@ -280,16 +282,27 @@ class TaskRouter:
         self.record(event)
         return RoutedCompletion.of(response, event)
 
-    def _raise_failed(self, request: RoutedRequest, exc: Exception) -> NoReturn:
-        """Record a failed request's event, then raise: a program error as it is, a provider's as ours."""
-        self.record(request.fail(exc, failed=self.attempts.take(request.request_id)))
-        _raise_program_error(exc)
-        raise self._error(exc, request.requested_pool) from exc
+    def _raise_failed(self, request: RoutedRequest, exc: BaseException) -> NoReturn:
+        """Record a failed request's event, then raise what `_error` makes of `exc`."""
+        failed = self.attempts.take(request.request_id)
+        self.record(request.fail(exc, failed=failed))
+        error = self._error(exc, request.requested_pool, failed)
+        if error is exc:
+            raise exc
+        raise error from exc
 
-    def _error(self, exc: BaseException, pool: str) -> TaskRouterError:
+    def _error(self, exc: BaseException, pool: str, failed: Sequence[Attempt] = ()) -> BaseException:
+        """What a failed call raises: a program error (or a cancellation) as it is, a provider's as this library's
+        CompletionError naming the last deployment tried."""
+        if not isinstance(exc, Exception) or not _litellm.is_provider_error(exc):
+            return exc
+        inner = _litellm.program_error(exc)
+        if inner is not None:
+            return inner
         rs = self.config.router_settings
         has_fallbacks = bool(rs.default_fallbacks) or any(pool in entry for entry in rs.fallbacks)
-        return _litellm.map_exception(exc, pool=pool, fallbacks_configured=has_fallbacks)
+        deployment = next((a.deployment for a in reversed(failed) if a.deployment), None)
+        return _litellm.map_exception(exc, pool=pool, fallbacks_configured=has_fallbacks, deployment=deployment)
 
 
 class _LoopThread:
@@ -349,24 +362,17 @@ class _StreamEnd:
     def __init__(self, router: TaskRouter, request: RoutedRequest) -> None:
         self.router, self.request, self.done = router, request, False
 
-    def __call__(self, stream: Any, last_chunk: Any, error: BaseException | None) -> None:
+    def __call__(self, stream: Any, last_chunk: Any, error: BaseException | None) -> BaseException | None:
+        """Record the event; for an error, return what to raise in its place (see `TaskRouter._error`)."""
         if self.done:
-            return
+            return None
         self.done = True
         failed = self.router.attempts.take(self.request.request_id)
         if error is not None:
             self.router.record(self.request.fail(error, failed=failed))
-            return
+            return self.router._error(error, self.request.requested_pool, failed)
         self.router.record(self.request.end(_litellm.answer_of_stream(stream, last_chunk), failed=failed))
-
-
-def _raise_program_error(exc: Exception) -> None:
-    """Re-raise `exc`, or the program error LiteLLM wrapped in it, unless it is a provider's error."""
-    if not _litellm.is_provider_error(exc):
-        raise exc
-    inner = _litellm.program_error(exc)
-    if inner is not None:
-        raise inner
+        return None
 
 
 def _switches(alone: Decision, switch_confidence: float) -> bool:

@@ -10,6 +10,7 @@ while running with POST /_control:
     {"mode": "ctx", "max_tokens": 50}        OpenAI's context-length error when the prompt has more words
     {"mode": "flaky", "fail_every": 2}       every n-th request fails with HTTP 500
     {"mode": "401"}                          authentication error
+    {"mode": "cut"}                          a stream that sends its first word, then an error event (HTTP 200)
 
 GET /_requests lists what was received (model, words, stream); POST /_reset clears everything.
 Run standalone with `python tests/fake_provider.py PORT`.
@@ -159,7 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
             "total_tokens": words + len(reply.split()),
         }
         if body.get("stream"):
-            return self._stream(model, reply, usage, body)
+            return self._stream(model, reply, usage, body, cut=mode == "cut")
         self._send(
             200,
             {
@@ -172,7 +173,7 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def _stream(self, model: str, reply: str, usage: dict, body: dict) -> None:
+    def _stream(self, model: str, reply: str, usage: dict, body: dict, *, cut: bool = False) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Connection", "close")
@@ -192,6 +193,10 @@ class _Handler(BaseHTTPRequestHandler):
 
         for i, word in enumerate(reply.split(" ")):
             self.wfile.write(chunk({"role": "assistant", "content": word} if i == 0 else {"content": " " + word}))
+            if cut:  # the upstream fails mid-stream: OpenAI's SSE error event
+                error = {"message": "upstream died mid-stream", "type": "server_error", "code": "server_error"}
+                self.wfile.write(f"data: {json.dumps({'error': error})}\n\n".encode())
+                return
         self.wfile.write(chunk({}, "stop"))
         if (body.get("stream_options") or {}).get("include_usage"):
             obj = {

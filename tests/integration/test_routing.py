@@ -5,6 +5,7 @@ import asyncio
 import pytest
 
 from routing import (
+    CompletionError,
     ContextWindowExceeded,
     PoolsExhausted,
     RoutedStream,
@@ -145,6 +146,7 @@ def test_every_pool_down_is_one_typed_error_and_no_hang(build, provider):
     # no hang: each pool of the fallback chain was tried once, then the error came
     assert [provider.hits(name) for name in ("math-a", "capable-a", "fast-a")] == [1, 1, 1]
     assert info.value.pool == "math" and info.value.cause == "ProviderUnavailable"
+    assert info.value.deployment in {"math-a-id", "capable-a-id", "fast-a-id"}  # one that failed (LiteLLM: the first)
     assert "sk-fake" not in str(info.value)
 
 
@@ -230,3 +232,43 @@ def test_classifier_model_path_is_read_relative_to_the_config(tmp_path, provider
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     tr = TaskRouter(str(tmp_path / "c.yaml"))
     assert tr.cascade.threshold == 0.5 and len(tr.cascade.classifier.example_texts_) == 240
+
+
+def test_a_provider_error_names_the_deployment_that_failed(build, provider):
+    """LiteLLM's exceptions do not say which deployment failed; the recorded failed attempts do."""
+    provider.set(**{"math-a": {"mode": "500"}})
+    with pytest.raises(CompletionError) as info:
+        build().complete(MATH)
+    assert info.value.pool == "math" and info.value.deployment == "math-a-id"
+
+
+def test_metadata_that_is_not_a_mapping_is_refused_before_classifying(build, provider):
+    with pytest.raises(TypeError, match="metadata must be a mapping, got str"):
+        build().complete(MATH, metadata="xy")
+    assert provider.requests == []
+
+
+def test_the_decision_record_callbacks_read_holds_no_query_text(provider, shipped_cascade):
+    """LiteLLM hands metadata to every callback (Langfuse, spend logs): the unredacted query must not ride in it."""
+    config = make_config(provider, telemetry={"store_text": True})
+    tr = TaskRouter(config, cascade=shipped_cascade)
+    _, record = tr.plan(tr.decide(MATH), 'my key is api_key="sk-proj-abcdefghijklmnop1234"')
+    assert "query" not in record and "sk-proj" not in repr(dict(record))
+
+
+def test_a_cancelled_request_is_recorded(provider, shipped_cascade, tmp_path):
+    """A caller's timeout cancels the request: it still leaves its telemetry row (and the cancellation goes on)."""
+    from routing.telemetry import TelemetryStore
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    provider.set(**{"math-a": {"mode": "slow", "delay": 3}})
+    tr = TaskRouter(make_config(provider, telemetry={"url": url}), cascade=shipped_cascade)
+
+    async def impatient():
+        return await asyncio.wait_for(tr.acomplete(MATH), timeout=1.0)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(impatient())
+    tr.close()
+    (row,) = TelemetryStore(url).events()
+    assert (row["status"], row["requested_pool"], row["error_class"]) == ("failure", "math", "CancelledError")

@@ -224,3 +224,21 @@ def test_two_workers_writing_one_request_at_once_leave_one_complete_row(shared_u
     assert errors == []
     successes = [success for _, success in pairs]
     assert stored(shared_url, successes) == {success["request_id"]: success for success in successes}
+
+
+def test_a_stream_that_fails_mid_way_raises_our_error_and_is_recorded(provider, shipped_cascade, tmp_path):
+    """A provider's error while the chunks come is this library's typed error (as for a call that fails at once),
+    naming the pool, and the request's row says it failed."""
+    from routing.errors import CompletionError
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    tr = TaskRouter(priced_config(provider, url), cascade=shipped_cascade)
+    provider.set(**{"math-a": {"mode": "cut"}})
+    stream = tr.complete("What is the derivative of x^3 + 2x?", stream=True)
+    with pytest.raises(CompletionError) as info:
+        for _ in stream:
+            pass
+    tr.close()
+    assert info.value.pool == "math" and "mid-stream" not in str(info.value)  # the provider's words stay out
+    (row,) = TelemetryStore(url).events()
+    assert row["status"] == "failure" and row["requested_pool"] == "math"
