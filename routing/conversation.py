@@ -5,8 +5,8 @@ accepted: system, developer, user, assistant (with `tool_calls` and `content: nu
 content as a string or a list of parts. Only the text parts of user turns are classified; the rest is ignored.
 
 The classifier reads a bounded window, never the whole prompt: the head and tail of the query (`QUERY_HEAD_CHARS`
-+ `QUERY_TAIL_CHARS`) and at most `CONTEXT_CHARS` of each earlier user turn. A prompt of any length is routed;
-the full messages still go to the model.
++ `QUERY_TAIL_CHARS`) and, in the room it leaves in that window, at most `CONTEXT_CHARS` of each earlier user
+turn. A prompt of any length is routed; the full messages still go to the model.
 """
 
 from __future__ import annotations
@@ -146,9 +146,20 @@ def earlier_text(conversation: Conversation, context_turns: int) -> str:
 
 
 def classifier_text(conversation: Conversation, context_turns: int) -> tuple[str, str | None]:
-    """(the query's window, the window of the query with its recent user turns, or None without context)."""
+    """(the query's window, the query's window after its recent user turns, or None without context).
+
+    The text with context fits the cascade's window whole, so the query is read in full: the earlier turns (the
+    end of each, at most `CONTEXT_CHARS`, the most recent first) get the room the query leaves. A query that
+    fills the window is read alone."""
     alone = window(conversation.query)
-    earlier = conversation.earlier[-context_turns:] if context_turns else ()
-    if not earlier:
+    room = HEAD_CHARS + TAIL_CHARS - len(alone)
+    parts: list[str] = []
+    for turn in reversed(conversation.earlier[-context_turns:] if context_turns else ()):
+        take = min(CONTEXT_CHARS, room - 1)  # one character for the newline that joins it
+        if take <= 0:
+            break
+        parts.append(turn[-take:])
+        room -= len(parts[-1]) + 1
+    if not parts:
         return alone, None
-    return alone, "\n".join([*(t[-CONTEXT_CHARS:] for t in earlier), alone])
+    return alone, "\n".join([*reversed(parts), alone])

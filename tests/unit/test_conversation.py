@@ -79,7 +79,23 @@ def test_a_query_of_any_length_is_accepted():
     conv = read_history([{"role": "user", "content": "y" * 1_000_000}], "z" * 1_000_000)
     alone, context = classifier_text(conv, context_turns=3)
     assert len(alone) == QUERY_HEAD_CHARS + QUERY_TAIL_CHARS + 1
-    assert len(context) == CONTEXT_CHARS + 1 + len(alone)
+    assert context is None  # the query fills the window: it is read alone
+
+
+def test_the_context_leaves_the_query_whole_in_the_window():
+    """Long earlier turns must not push the start of the query out of what the cascade reads."""
+    from classifier.window import window
+
+    query = "Summarize the following report for an executive audience. " + "Revenue grew in every region. " * 37
+    earlier = ("def f(x):\n    return x\n" * 40, "SELECT * FROM t;\n" * 60)
+    alone, context = classifier_text(Conversation(query, earlier), context_turns=3)
+    assert alone == query and context.endswith("\n" + query)
+    assert window(context) == context  # nothing more is cut: the cascade reads all of it
+    kept = len(context) - len(query) - 1  # the room left: the end of the most recent turn fills it
+    assert len(context) == QUERY_HEAD_CHARS + QUERY_TAIL_CHARS and context == earlier[-1][-kept:] + "\n" + query
+    short = classifier_text(Conversation("now make it faster", ("a" * 5000, "b" * 5000)), context_turns=3)[1]
+    assert short == "a" * (QUERY_HEAD_CHARS + QUERY_TAIL_CHARS - len("now make it faster") - 2 - CONTEXT_CHARS) \
+        + "\n" + "b" * CONTEXT_CHARS + "\nnow make it faster"  # fmt: skip
 
 
 def test_context_turns_zero_reads_the_query_alone():
