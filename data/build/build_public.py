@@ -107,11 +107,6 @@ def check_not_reserved(source: Source, names: set[str], repos: set[str]) -> None
             raise ReservedSourceError(f"source {source.name!r}: name matches reserved dataset {name!r}")
 
 
-def norm_text(text: str) -> str:
-    """Lower case, whitespace collapsed."""
-    return " ".join(text.lower().split())
-
-
 def dedupe_key(text: str) -> str:
     """Lower case, punctuation removed: two rows with the same key are duplicates."""
     return re.sub(r"[^\w]+", " ", text.lower()).strip()
@@ -123,10 +118,10 @@ def word_ngrams(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
 
 
 class DevIndex:
-    """Exact texts and 8-word runs of the dev set, to drop training rows that repeat them."""
+    """Texts (up to case and punctuation) and 8-word runs of the dev set, to drop training rows that repeat them."""
 
     def __init__(self, texts: list[str]):
-        self.exact = {norm_text(t) for t in texts}
+        self.exact = {dedupe_key(t) for t in texts}  # case and punctuation aside: short questions have no 8-word run
         self.ngrams: set[tuple[str, ...]] = set()
         for t in texts:
             self.ngrams |= word_ngrams(t)
@@ -137,7 +132,7 @@ class DevIndex:
             return cls([json.loads(line)["text"] for line in f if line.strip()])
 
     def is_exact(self, text: str) -> bool:
-        return norm_text(text) in self.exact
+        return dedupe_key(text) in self.exact
 
     def shares_run(self, text: str) -> bool:
         return not self.ngrams.isdisjoint(word_ngrams(text))

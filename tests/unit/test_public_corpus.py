@@ -81,6 +81,18 @@ def test_dev_index_flags_exact_and_eight_word_runs():
     assert dev.shares_run("Yesterday the quick brown fox jumps over the lazy dog again")
     assert not dev.shares_run("quick brown fox jumps over the lazy cat")  # a 7-word run only
     assert not dev.is_exact("something else entirely")
+    short = bp.DevIndex(["What is the capital of France?"])  # under 8 words: only the exact check can catch it
+    assert short.is_exact("what is the capital of France .") and not short.shares_run("What is the capital of France?")
+
+
+def test_no_training_query_is_a_dev_query():
+    """data/queries.jsonl is written here: none of its rows may be a dev query up to case and punctuation."""
+    if not DEV.is_file():
+        pytest.skip(f"no dev file at {DEV}")
+    dev = bp.DevIndex.from_jsonl(DEV)
+    with (ROOT / "data" / "queries.jsonl").open(encoding="utf-8") as f:
+        hits = [text for text in (json.loads(line)["text"] for line in f if line.strip()) if dev.is_exact(text)]
+    assert hits == []
 
 
 def _rows():
