@@ -67,7 +67,7 @@ class RoutedStream:
             for last in self.stream:
                 yield last
         except Exception as exc:
-            _raise_instead(on_end(self.stream, last, exc), exc)
+            raise_instead(on_end(self.stream, last, exc), exc)
         on_end(self.stream, last, None)
 
     async def _awatched(
@@ -78,7 +78,7 @@ class RoutedStream:
             async for last in self.stream:
                 yield last
         except Exception as exc:
-            _raise_instead(on_end(self.stream, last, exc), exc)
+            raise_instead(on_end(self.stream, last, exc), exc)
         on_end(self.stream, last, None)
 
     @property
@@ -91,8 +91,8 @@ class RoutedStream:
         return (getattr(self.stream, "_hidden_params", None) or {}).get("model_id")
 
 
-def _raise_instead(error: BaseException | None, exc: Exception) -> NoReturn:
-    """Raise `error` (from `exc`) where the stream's watcher gave one, else `exc` itself."""
+def raise_instead(error: BaseException | None, exc: BaseException) -> NoReturn:
+    """Raise `error` (from `exc`) where one was made for it, else `exc` itself."""
     if error is None or error is exc:
         raise exc
     raise error from exc

@@ -20,7 +20,7 @@ from . import _litellm
 from .config import Config, load_config
 from .conversation import Conversation, classifier_text, earlier_text, read_history, refers_back
 from .events import Attempt, DecisionRecord, EventSink, RequestEvent, RoutedRequest
-from .results import RoutedCompletion, RoutedStream
+from .results import RoutedCompletion, RoutedStream, raise_instead
 
 if TYPE_CHECKING:
     from .metrics import PrometheusMetrics
@@ -286,14 +286,11 @@ class TaskRouter:
         """Record a failed request's event, then raise what `_error` makes of `exc`."""
         failed = self.attempts.take(request.request_id)
         self.record(request.fail(exc, failed=failed))
-        error = self._error(exc, request.requested_pool, failed)
-        if error is exc:
-            raise exc
-        raise error from exc
+        raise_instead(self._error(exc, request.requested_pool, failed), exc)
 
     def _error(self, exc: BaseException, pool: str, failed: Sequence[Attempt] = ()) -> BaseException:
         """What a failed call raises: a program error (or a cancellation) as it is, a provider's as this library's
-        CompletionError naming the last deployment tried."""
+        CompletionError naming a deployment that failed (`_litellm.map_exception`)."""
         if not isinstance(exc, Exception) or not _litellm.is_provider_error(exc):
             return exc
         inner = _litellm.program_error(exc)

@@ -138,9 +138,7 @@ def _write(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
-        for name, b in blobs.items():
-            (fresh / name).write_bytes(b)
-        (fresh / MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
+        _put(fresh, manifest, blobs)
         if not out.exists():
             os.chmod(fresh, 0o755)  # mkdtemp's folder is private (0700)
             os.rename(fresh, out)
@@ -167,13 +165,15 @@ def _write_in_place(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> N
     for p in out.iterdir():  # e.g. static.npz of an earlier save: unlisted files are refused at load
         if p.is_file() and p.name != MANIFEST and p.name not in blobs:
             p.unlink()
+    _put(out, manifest, blobs)
+
+
+def _put(folder: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
+    """Write the files into `folder`, the manifest last."""
     for name, b in blobs.items():
-        (out / name).write_bytes(b)
-    (out / MANIFEST).write_text(_manifest_text(manifest), encoding="utf-8")
-
-
-def _manifest_text(manifest: Manifest) -> str:
-    return json.dumps(manifest.model_dump(mode="json", exclude_none=True), indent=2, ensure_ascii=False) + "\n"
+        (folder / name).write_bytes(b)
+    text = json.dumps(manifest.model_dump(mode="json", exclude_none=True), indent=2, ensure_ascii=False)
+    (folder / MANIFEST).write_text(text + "\n", encoding="utf-8")
 
 
 def convert(directory: str | Path) -> Path:
