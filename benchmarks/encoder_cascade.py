@@ -31,8 +31,10 @@ from classifier.training.evaluate import evaluate  # noqa: E402
 from classifier.training.train import train_cascade  # noqa: E402
 
 
-def measure(train, test, encoder: str, out: Path, cv_vectors=None) -> dict:
-    cascade, report = train_cascade(train, out=out, encoder=encoder, progress=False, cv_vectors=cv_vectors)
+def measure(train, test, encoder: str, out: Path, cv_vectors=None, calibration=None, **params) -> dict:
+    cascade, report = train_cascade(
+        train, out=out, encoder=encoder, progress=False, cv_vectors=cv_vectors, calibration=calibration, **params
+    )
     off, _, _ = evaluate(cascade, test)
     oracle_cascade = Cascade.load(out).with_llm(
         LookupClassifier(dict(zip(test.texts, test.labels, strict=True)), cascade.labels, name="oracle")

@@ -1,13 +1,22 @@
 """Model choice that predicts new traffic: hold out groups of public sources, score every label on them.
 
 Single-label leave-one-source-out takes a label's whole style away with its source. Here each fold holds out a
-group of sources that together carry every label from at least two sources, and the cascade is trained as
-`taskrouter train` trains it on our own rows (`data/queries.jsonl`) plus, for the `+corpus` setting, the public
-sources the fold keeps. Reported per fold and setting: macro-F1 with stage 3 off and with the oracle, the share
-escalated and escalation recall, the static stage's coverage and accuracy, and each label's recall. The dev set
-is not read.
+group of sources that together carry every label from at least two sources (the folds `taskrouter train` scores
+and chooses C by: `classifier.training.source_folds.group_sources`), and the cascade is trained as `taskrouter
+train` trains it, in one of three settings:
 
-    python benchmarks/source_folds.py [--corpus data/public/corpus.jsonl] [--encoder tuned] [--json PATH]
+    own              our own rows (`data/queries.jsonl`); thresholds also read on the sources the fold keeps
+                     (`--calibration-data`, as the shipped model is trained)
+    own+corpus       our own rows plus the public sources the fold keeps; thresholds out-of-fold
+    own+corpus≤N     the same with at most N rows of each source and label (`--cap`, default 250), so that no
+                     single source's style outweighs our rows for a label
+
+Reported per fold and setting: macro-F1 with stage 3 off and with the oracle, the share escalated and escalation
+recall, the static stage's coverage and accuracy, and each label's recall; then each setting's mean. The dev set is
+not read.
+
+    python benchmarks/source_folds.py [--corpus data/public/corpus.jsonl] [--encoder tuned] [--c 1] [--cap 250]
+                                      [--json PATH]
 """
 
 from __future__ import annotations
@@ -23,17 +32,21 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.encoder_cascade import measure  # noqa: E402
 from classifier.data import Dataset, load_dataset  # noqa: E402
+from classifier.training.source_folds import group_sources  # noqa: E402
 
-FOLDS = {
-    "A": ("dolly-15k", "stackoverflow-titles", "writingprompts", "tal-scq5k-en", "trec-qc"),
-    "B": ("sharegpt-first-turns", "clinc150", "expertqa"),
-}
-"""Each group holds every label from at least two of its sources (checked when the script runs)."""
+SETTINGS = ("own", "own+corpus", "own+corpus≤N")
 
 
-def subset(data: Dataset, keep) -> Dataset:
+def subset(data: Dataset, keep, cap: int | None = None) -> Dataset:
+    """The rows whose source `keep` accepts; with `cap`, the first `cap` rows of each source and label (the
+    corpus is shuffled once when built, so the first rows are a random sample)."""
     assert data.sources is not None
-    rows = [i for i, s in enumerate(data.sources) if keep(s)]
+    taken: dict[tuple[str, str], int] = {}
+    rows = []
+    for i, (s, label) in enumerate(zip(data.sources, data.labels, strict=True)):
+        if keep(s) and (cap is None or taken.get((s, label), 0) < cap):
+            taken[(s, label)] = taken.get((s, label), 0) + 1
+            rows.append(i)
     return Dataset(tuple(data.texts[i] for i in rows), tuple(data.labels[i] for i in rows), data.path,
                    tuple(data.sources[i] for i in rows))  # fmt: skip
 
@@ -47,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=ROOT / "data/public/corpus.jsonl")
     parser.add_argument("--encoder", default="tuned")
     parser.add_argument("--cv-vectors", type=Path, default=ROOT / "data/queries.crossfit.npz")
-    parser.add_argument("--settings", nargs="+", default=["own", "own+corpus"])
+    parser.add_argument("--settings", nargs="+", choices=SETTINGS, default=list(SETTINGS))
+    parser.add_argument("--c", type=float, default=1.0, help="the heads' C (the shipped model's, chosen by the folds)")
+    parser.add_argument("--cap", type=int, default=250, help="rows per source and label in own+corpus≤N")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/source_folds.json")
     args = parser.parse_args(argv)
     if not args.corpus.is_file():
@@ -57,9 +72,13 @@ def main(argv: list[str] | None = None) -> int:
 
     own, corpus = load_dataset(ROOT / "data/queries.jsonl"), load_dataset(args.corpus)
     cv = CrossFit.load(args.cv_vectors) if args.encoder == "tuned" and args.cv_vectors.is_file() else None
-    result: dict = {"corpus": str(args.corpus), "encoder": args.encoder, "cross_fit": cv is not None, "folds": {}}
+    result: dict = {"corpus": str(args.corpus), "corpus_sha256": corpus.sha256(), "encoder": args.encoder,
+                    "cross_fit": cv is not None, "C": args.c, "cap": args.cap, "folds": {}}  # fmt: skip
+    assert corpus.sources is not None
+    folds = group_sources(corpus.sources, corpus.labels)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, held_sources in FOLDS.items():
+        for i, held_sources in enumerate(folds):
+            name = chr(ord("A") + i)
             held = subset(corpus, lambda s, h=held_sources: s in h)
             per_label: dict[str, set[str]] = {}
             for s, label in zip(held.sources or (), held.labels, strict=True):
@@ -67,11 +86,23 @@ def main(argv: list[str] | None = None) -> int:
             thin = {label: sorted(s) for label, s in per_label.items() if len(s) < 2}
             fold = result["folds"][name] = {"held_out": list(held_sources), "n": len(held),
                                             "labels_with_one_source": thin}  # fmt: skip
+            kept = subset(corpus, lambda s, h=held_sources: s not in h)
             for setting in args.settings:
-                train = own if setting == "own" else join(own, subset(corpus, lambda s, h=held_sources: s not in h))
-                fold[setting] = {"train_rows": len(train), **measure(train, held, args.encoder, Path(tmp) / "m",
-                                                                     cv_vectors=cv)}  # fmt: skip
+                if setting == "own":
+                    train, calibration = own, kept
+                else:
+                    cap = args.cap if setting == "own+corpus≤N" else None
+                    train, calibration = join(own, subset(kept, lambda s: True, cap)), None
+                scores = measure(train, held, args.encoder, Path(tmp) / "m", cv_vectors=cv, calibration=calibration,
+                                 C=args.c)  # fmt: skip
+                fold[setting] = {"train_rows": len(train), **scores}
                 print(name, setting, json.dumps(fold[setting]), flush=True)
+    for setting in args.settings:
+        result.setdefault("mean", {})[setting] = {
+            k: round(sum(f[setting][k] for f in result["folds"].values()) / len(folds), 4)
+            for k in ("off_macro_f1", "oracle_macro_f1", "escalated", "escalation_recall")
+        }
+        print("mean", setting, result["mean"][setting], flush=True)
     args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return 0
 

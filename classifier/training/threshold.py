@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..errors import InvalidParameterError
+
 __all__ = ["GRID", "choose_threshold", "sweep", "threshold_curve"]
 
 
@@ -64,11 +66,16 @@ def choose_threshold(
     """The threshold meeting one target: at most `max_escalation` escalated, or at most `max_error` accepted error.
 
     With `max_escalation`, the highest threshold that escalates no more than that share; with `max_error`, the
-    lowest threshold whose accepted error is within it.
+    lowest threshold whose accepted error is within it. Confidences must be numbers (a NaN would sort last and
+    could become the threshold, which then accepts nothing), one per `correct` flag.
     """
     if (max_escalation is None) == (max_error is None):
         raise ValueError("give exactly one of max_escalation or max_error")
     conf = np.sort(np.asarray(confidence, dtype=float))
+    if conf.ndim != 1 or np.isnan(conf).any():
+        raise InvalidParameterError("confidence", confidence, "a 1-d array of numbers (no NaN)")
+    if np.shape(correct) != conf.shape:
+        raise InvalidParameterError("correct", np.shape(correct), f"one flag per confidence, shape {conf.shape}")
     if len(conf) == 0:  # nothing held out: escalate nothing, or (error target) accept nothing unproven
         return 0.0 if max_escalation is not None else 1.0 + 1e-9
     if max_escalation is not None:

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from classifier.errors import InvalidParameterError
 from classifier.training.threshold import choose_threshold, threshold_curve
 
 CONF = np.array([0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99, 0.999])
@@ -31,3 +32,12 @@ def test_with_nothing_held_out_nothing_is_escalated_and_nothing_unproven_accepte
     empty = np.array([])
     assert choose_threshold(empty, empty.astype(bool), max_escalation=0.1) == 0.0
     assert choose_threshold(empty, empty.astype(bool), max_error=0.01) > 1.0
+
+
+def test_nan_confidences_and_mismatched_flags_are_refused():
+    """Before: a NaN sorted last and became the max_escalation threshold (nothing accepted, all escalated)."""
+    conf = np.array([0.2, 0.9, np.nan, 0.95])
+    with pytest.raises(InvalidParameterError, match="'confidence'"):
+        choose_threshold(conf, np.ones(4, dtype=bool), max_escalation=0.5)
+    with pytest.raises(InvalidParameterError, match="'correct'"):
+        choose_threshold(CONF, OK[:-1], max_error=0.1)
