@@ -278,7 +278,8 @@ def tune_encoder(
         bool,
         typer.Option(
             help="Also tune two encoders on halves of the rows and keep each half's vectors from the other "
-            "(OUT/crossfit.npz, for train --cv-vectors); doubles the time."
+            "(OUT/crossfit.npz, for train --cv-vectors; made for the installed graph, so not with --no-install); "
+            "doubles the time."
         ),
     ] = True,
     seed: int = 0,
@@ -308,6 +309,8 @@ def tune_encoder(
                 out / "crossfit.npz"
             )
             typer.echo(f"cross-fitted vectors: {path} (taskrouter train --encoder tuned --cv-vectors {path})")
+    elif cross_fit:  # the vectors are made for an installed graph (its sha256 is in them)
+        typer.echo("no cross-fitted vectors: they are made for the installed graph (run without --no-install)")
 
 
 _PRIORS_OPTIONS: dict[str, list[Constraint]] = {

@@ -31,6 +31,15 @@ __all__ = ["TaskRouter"]
 log = logging.getLogger("taskrouter.router")
 
 _RESERVED = ("model", "messages")
+_CONFIG_ONLY = frozenset(
+    {"api_base", "base_url", "api_key", "api_version", "organization", "custom_llm_provider", "deployment_id",
+     "specific_deployment", "model_list", "litellm_credential_name", "client", "headers", "extra_headers",
+     "fallbacks", "context_window_fallbacks", "content_policy_fallbacks", "default_fallbacks", "model_group_alias",
+     "num_retries", "max_fallbacks", "litellm_logging_obj", "litellm_call_id", "proxy_server_request"}
+)  # fmt: skip
+"""Arguments that would choose where a request goes, with which credentials, or how it falls back: the config
+decides those (a caller's `api_base` would otherwise receive the pool's API key)."""
+_CONFIG_ONLY_PREFIXES = ("api_", "aws_", "vertex_", "azure_", "mock_")
 
 
 class TaskRouter:
@@ -259,6 +268,10 @@ class TaskRouter:
         for key in _RESERVED:
             if key in kwargs:
                 raise TypeError(f"{key!r} is chosen by taskrouter; pass the query and history instead")
+        for key in kwargs:
+            if key in _CONFIG_ONLY or key.startswith(_CONFIG_ONLY_PREFIXES):
+                raise TypeError(f"{key!r} is set in the routing config (deployments, fallbacks, retries), not per "
+                                "request")  # fmt: skip
         if self.closed:
             raise RuntimeError("this TaskRouter is closed")
         if not isinstance(kwargs.get("metadata") or {}, Mapping):

@@ -13,6 +13,7 @@ from routing import (
     aroute_and_complete,
     route_and_complete,
 )
+from tests.fake_provider import FakeProvider
 from tests.integration.conftest import deployment, make_config
 
 MATH = "Solve for x: 3x + 7 = 22, and show each step."
@@ -209,6 +210,29 @@ def test_follow_ups_stay_or_switch(build):
 def test_reserved_arguments_are_refused(build):
     with pytest.raises(TypeError, match="'model' is chosen by taskrouter"):
         build().complete(MATH, model="gpt-4o")
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"api_base": None}, {"base_url": None}, {"api_key": "sk-mine"}, {"fallbacks": ["capable"]},
+     {"mock_response": "pwned"}, {"extra_headers": {"Authorization": "Bearer x"}}, {"num_retries": 9}],
+)  # fmt: skip
+def test_arguments_the_config_decides_are_refused_before_anything_is_sent(build, provider, kwargs):
+    """Before: a caller's api_base received the request with the pool's API key; mock_response and fallbacks
+    replaced the answer and the pool."""
+    evil = FakeProvider()
+    try:
+        kwargs = {k: (evil.url if v is None else v) for k, v in kwargs.items()}
+        tr = build()
+        (name,) = kwargs
+        with pytest.raises(TypeError, match=repr(name)):
+            tr.complete(MATH, **kwargs)
+        with pytest.raises(TypeError, match=repr(name)):
+            asyncio.run(tr.acomplete(MATH, **kwargs))
+        assert evil.requests == [] and provider.requests == []
+        assert tr.complete(MATH, temperature=0.2, max_tokens=5).served_pool == "math"  # request parameters pass
+    finally:
+        evil.close()
 
 
 def test_route_and_complete_builds_the_router_once_per_config(tmp_path, provider):

@@ -215,3 +215,18 @@ def test_auto_picks_the_tuned_encoder_only_for_the_labels_it_was_tuned_on():
     assert _encoder_for(EncoderChoice.auto, ["legal", "sql", "chitchat", "sql"])[0] == "base"
     assert _encoder_for(EncoderChoice.auto, assets.tuned_labels() * 2)[0] == "tuned"
     assert _encoder_for(EncoderChoice.base, assets.tuned_labels())[0] == "base"
+
+
+def test_tune_encoder_without_install_says_it_made_no_cross_fitted_vectors(tmp_path, tiny):
+    """Before: --no-install skipped cross-fitting silently, though --cross-fit (the default) promises the file."""
+    from typer.testing import CliRunner
+
+    from routing.cli import app
+
+    data = tmp_path / "tiny.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in zip(*tiny, strict=True)))
+    result = CliRunner().invoke(app, ["tune-encoder", "--data", str(data), "--out", str(tmp_path / "enc"),
+                                      "--epochs", "1", "--no-install"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "no cross-fitted vectors" in result.output and "--no-install" in result.output
+    assert not (tmp_path / "enc" / "crossfit.npz").exists()
