@@ -47,9 +47,10 @@ class RoutedStream:
     on_end: Callable[[Any, Any, BaseException | None], BaseException | None] | None = field(
         default=None, repr=False, compare=False
     )
-    """Called with (stream, last chunk, error) when the stream was read to its end or failed while being read
-    (the router records the request's event then); not called for a stream left half-read. For an error it returns
-    what to raise in its place (the router's typed error for a provider's), or None to raise it as it is."""
+    """Called with (stream, last chunk, error) when the stream was read to its end, failed while being read, or was
+    left half-read (closed, collected or cancelled: the error is `GeneratorExit` or `CancelledError`); the router
+    records the request's event then. For an error it returns what to raise in its place (the router's typed error
+    for a provider's), or None to raise it as it is."""
 
     def __iter__(self) -> Iterator[Any]:
         if self.on_end is None:
@@ -68,6 +69,9 @@ class RoutedStream:
                 yield last
         except Exception as exc:
             raise_instead(on_end(self.stream, last, exc), exc)
+        except BaseException as exc:  # left half-read or cancelled: the provider was paid all the same
+            on_end(self.stream, last, exc)
+            raise
         on_end(self.stream, last, None)
 
     async def _awatched(
@@ -79,6 +83,9 @@ class RoutedStream:
                 yield last
         except Exception as exc:
             raise_instead(on_end(self.stream, last, exc), exc)
+        except BaseException as exc:  # left half-read or cancelled: the provider was paid all the same
+            on_end(self.stream, last, exc)
+            raise
         on_end(self.stream, last, None)
 
     @property

@@ -135,6 +135,27 @@ def test_a_stream_is_recorded_once_read_to_its_end(provider, shipped_cascade, tm
     assert row["input_tokens"] > 0 and row["output_tokens"] > 0 and row["cost_usd"] > 0
 
 
+def test_a_stream_left_half_read_is_recorded(provider, shipped_cascade, tmp_path):
+    """Before: a stream the caller stopped reading (closed, collected, cancelled) left no row, though it was paid."""
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    tr = TaskRouter(priced_config(provider, url), cascade=shipped_cascade)
+    chunks = iter(tr.complete("What is the derivative of x^3 + 2x?", stream=True))
+    next(chunks)
+    chunks.close()
+
+    async def read_one_async() -> None:
+        stream = aiter(await tr.acomplete("What is the derivative of x^3 + 2x?", stream=True))
+        await anext(stream)
+        await stream.aclose()
+
+    asyncio.run(read_one_async())
+    tr.close()
+    rows = TelemetryStore(url).events()
+    assert [(r["status"], r["error_class"], r["requested_pool"]) for r in rows] == [
+        ("failure", "GeneratorExit", "math")
+    ] * 2
+
+
 def test_migrations_are_numbered_and_resume(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.db'}"
     store = TelemetryStore(url)
