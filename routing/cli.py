@@ -555,12 +555,12 @@ def report(
     _require("report", "matplotlib", extra="report")
     from datetime import UTC, datetime
 
-    from routing.config import load_config
+    from routing.config import load_config, resolve_secrets
     from routing.report import compute_metrics, readings, render_html
     from routing.telemetry import TelemetryStore
 
     cfg = load_config(config) if config is not None else None
-    url = db or (cfg.taskrouter.telemetry.url if cfg else None)
+    url = db or (resolve_secrets(cfg.taskrouter.telemetry.url, "taskrouter.telemetry.url") if cfg else None)
     if not url:
         raise TaskRouterError("no telemetry database: pass --db URL or a --config with taskrouter.telemetry.url")
     try:

@@ -17,7 +17,7 @@ from classifier.serving.cascade import Cascade
 from classifier.serving.llm import LLMClassifier
 
 from . import _litellm
-from .config import Config, load_config
+from .config import Config, load_config, resolve_secrets
 from .conversation import Conversation, classifier_text, earlier_text, read_history, refers_back
 from .events import Attempt, DecisionRecord, EventSink, RequestEvent, RoutedRequest
 from .results import RoutedCompletion, RoutedStream, raise_instead
@@ -103,9 +103,8 @@ class TaskRouter:
             if settings.telemetry.url:
                 from .telemetry import TelemetryStore, TelemetryWriter
 
-                self.telemetry = TelemetryWriter(
-                    TelemetryStore(settings.telemetry.url), store_text=settings.telemetry.store_text
-                )
+                url = resolve_secrets(settings.telemetry.url, "taskrouter.telemetry.url")  # os.environ/NAME too
+                self.telemetry = TelemetryWriter(TelemetryStore(url), store_text=settings.telemetry.store_text)
             if self.sinks:  # only the failed attempts need LiteLLM's callbacks: the rest is read from the response
                 _litellm.add_callback(self.attempts)
         except BaseException:

@@ -156,6 +156,18 @@ def test_a_stream_left_half_read_is_recorded(provider, shipped_cascade, tmp_path
     ] * 2
 
 
+def test_the_database_url_can_be_a_secret_read_from_the_environment(provider, shipped_cascade, tmp_path, monkeypatch):
+    """Before: `url: os.environ/NAME` was refused as no database URL, so a password had to be in the config."""
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    monkeypatch.setenv("TR_TELEMETRY_URL", url)
+    cfg = priced_config(provider, "os.environ/TR_TELEMETRY_URL")
+    tr = TaskRouter(cfg, cascade=shipped_cascade)
+    tr.complete("What is the derivative of x^3 + 2x?")
+    tr.close()
+    assert [r["status"] for r in TelemetryStore(url).events()] == ["success"]
+    assert str(tmp_path) not in repr(tr.config)
+
+
 def test_migrations_are_numbered_and_resume(tmp_path):
     url = f"sqlite:///{tmp_path / 'm.db'}"
     store = TelemetryStore(url)
