@@ -7,6 +7,7 @@ against a table of constraints (`classifier.params`) before any work.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -448,16 +449,18 @@ def evaluate(
     if by == "source" and dataset.sources is None:
         raise TaskRouterError(f"--by source: {data} has no 'source' field")
     recorded = None
-    if llm is LLMMode.labels:
-        assert answers is not None  # checked above
-        given = load_dataset(answers)
-        recorded = dict(zip(given.texts, given.labels, strict=True))
-    elif llm is LLMMode.config:
-        from routing.config import load_config
-        from routing.router import TaskRouter
+    with contextlib.ExitStack() as opened:
+        if llm is LLMMode.labels:
+            assert answers is not None  # checked above
+            given = load_dataset(answers)
+            recorded = dict(zip(given.texts, given.labels, strict=True))
+        elif llm is LLMMode.config:
+            from routing.config import load_config
+            from routing.router import TaskRouter
 
-        cascade = cascade.with_llm(TaskRouter(load_config(config), cascade=cascade).llm_stage(cascade.labels))
-    report = evaluate_cascade(cascade, dataset, llm_mode=llm.value, answers=recorded, by=by)
+            router = opened.enter_context(TaskRouter(load_config(config), cascade=cascade))  # closed after the run
+            cascade = cascade.with_llm(router.llm_stage(cascade.labels))
+        report = evaluate_cascade(cascade, dataset, llm_mode=llm.value, answers=recorded, by=by)
     # The sweep goes where the user said (--sweep, --out-dir, next to --json), never into the current folder.
     prefix = (
         sweep_out

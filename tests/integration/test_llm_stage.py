@@ -69,3 +69,28 @@ def test_a_request_that_cannot_be_sent_is_refused_before_the_paid_classifier_run
     with pytest.raises(RuntimeError, match="closed"):
         router.complete(QUERY)
     assert provider.hits("fast-a") == 0
+
+
+def test_evaluate_with_the_configs_llm_closes_the_router_it_opened(provider, tmp_path):
+    """Before: `evaluate --llm config` left the router's telemetry thread and LiteLLM callback behind."""
+    import json
+    import threading
+
+    import litellm
+    import yaml
+    from typer.testing import CliRunner
+
+    from routing.cli import app
+
+    provider.set(**{"fast-a": {"mode": "ok", "reply": "default"}})
+    config = make_config(provider, llm_classifier={"alias": "fast", "timeout_s": 1.0},
+                         telemetry={"url": f"sqlite:///{tmp_path / 'e.db'}"})  # fmt: skip
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    rows = [{"text": QUERY, "label": "default"}, {"text": "Write a haiku about rain", "label": "creative"}]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    threads, callbacks = set(threading.enumerate()), list(litellm.callbacks)
+    result = CliRunner().invoke(app, ["evaluate", "--data", str(tmp_path / "d.jsonl"), "--llm", "config",
+                                      "--config", str(tmp_path / "c.yaml")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    left = [t.name for t in set(threading.enumerate()) - threads if t.is_alive() and t.name.startswith("taskrouter")]
+    assert left == [] and litellm.callbacks == callbacks
