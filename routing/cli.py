@@ -81,6 +81,8 @@ _TRAIN_OPTIONS: dict[str, list[Constraint]] = {
     "seed": [SEED],
     "c": [Interval(Real, 0, None, closed="neither")],
     "select_c": [list],
+    "lexical_weight": [Interval(Real, 0, None, closed="left")],
+    "select_lexical_weight": [list],
 }
 
 
@@ -147,14 +149,35 @@ def train(
             "the out-of-source folds of --calibration-data (each fold holds every label from two sources)."
         ),
     ] = None,
+    lexical_weight: Annotated[
+        float | None,
+        typer.Option(
+            help="How much the heads weigh the word n-grams against the embeddings (default 1; 0: embeddings "
+            "only); --select-lexical-weight chooses it."
+        ),
+    ] = None,
+    select_lexical_weight: Annotated[
+        list[float] | None,
+        typer.Option(
+            help="Candidate n-gram weights (repeat the option), chosen like --select-c (with it: every pair)."
+        ),
+    ] = None,
     seed: int = 0,
 ) -> None:
     """Train the cascade (rules, static and MiniLM classifiers, thresholds) and save it."""
-    _check_options(ctx, _TRAIN_OPTIONS, locals(), exclusive=[("max_escalation", "max_error"), ("c", "select_c")])
-    if select_c and calibration_data is None:
-        _fail("--select-c needs --calibration-data: C is chosen on its out-of-source folds")
+    _check_options(
+        ctx,
+        _TRAIN_OPTIONS,
+        locals(),
+        exclusive=[("max_escalation", "max_error"), ("c", "select_c"), ("lexical_weight", "select_lexical_weight")],
+    )
+    if (select_c or select_lexical_weight) and calibration_data is None:
+        _fail("--select-c and --select-lexical-weight need --calibration-data: the choice is made on its "
+              "out-of-source folds")  # fmt: skip
     if select_c and not all(c > 0 for c in select_c):
         _fail(f"--select-c: every C must be > 0, got {select_c}")
+    if select_lexical_weight and not all(0 <= w < float("inf") for w in select_lexical_weight):
+        _fail(f"--select-lexical-weight: every weight must be finite and >= 0, got {select_lexical_weight}")
     _require("train", "sklearn", "scipy", "matplotlib", extra="train")
     from classifier.data import load_dataset
     from classifier.training.train import select_by_folds, train_cascade
@@ -178,10 +201,15 @@ def train(
         scope_max_fallback=scope_max_fallback,
         static_max_error_out_of_source=static_max_error_out_of_source,
         **({"C": c} if c is not None else {}),
+        **({"lexical_weight": lexical_weight} if lexical_weight is not None else {}),
     )
     selection: list[dict] = []
-    if select_c and calibration is not None:
-        candidates = [{"C": c} for c in select_c]
+    if (select_c or select_lexical_weight) and calibration is not None:
+        candidates = [
+            {**({"C": cc} if cc is not None else {}), **({"lexical_weight": w} if w is not None else {})}
+            for cc in (select_c or [None])
+            for w in (select_lexical_weight or [None])
+        ]
         _, report, selection = select_by_folds(dataset, calibration=calibration, candidates=candidates, **options)
     else:
         _, report = train_cascade(dataset, calibration=calibration, **options)
@@ -204,12 +232,15 @@ def train(
             f"examples; {report.scope.target:.0%} of held-out rows fall below it): set "
             "taskrouter.classifier.fallback_label to send queries below it there"
         )
-    if select_c:
-        typer.echo("C chosen on the out-of-source folds (mean macro-F1, stage 3 off):")
+    if selection:
+        chosen = " and ".join(name for name, given in (("C", select_c), ("the n-gram weight", select_lexical_weight))
+                              if given)  # fmt: skip
+        typer.echo(f"{chosen} chosen on the out-of-source folds (mean macro-F1, stage 3 off):")
         for row in selection:
             folds = ", ".join(f"{fold} {f1:.4f}" for fold, f1 in row["macro_f1"].items())
             mark = "  <- kept" if row["chosen"] else ""
-            typer.echo(f"  C={row['params']['C']:<8g} {row['folds_macro_f1']:.4f} ({folds}){mark}")
+            params = " ".join(f"{'C' if k == 'C' else 'lexical_weight'}={v:<6g}" for k, v in row["params"].items())
+            typer.echo(f"  {params:<16} {row['folds_macro_f1']:.4f} ({folds}){mark}")
     if report.folds:
         typer.echo(f"out-of-source folds of {calibration_data} (stage 3 off; never trained on):")
         typer.echo(f"  {'fold':<5} {'rows':>6} {'macro-F1':>8} {'escalated':>9} {'static':>7}  sources")

@@ -197,7 +197,8 @@ def _exports(
         if file is None:
             raise ModelFileError(f"heads[{h.stage}].file {h.file!r} is not a listed npz file", path=where)
         coef, intercept = file.get("coef"), file.get("intercept")
-        width = sum(dims[e] for e in h.embedders) + m.lexical.n_features
+        # a head with n-gram weight 0 was fitted on the embeddings alone (`features.combine`)
+        width = sum(dims[e] for e in h.embedders) + (m.lexical.n_features if h.lexical_weight else 0)
         if coef is None or coef.shape != (rows, width):
             raise ModelFileError(
                 f"inconsistent model: {'coef' if h.stage == EMBEDDING else h.stage + ' head'} shape", path=where

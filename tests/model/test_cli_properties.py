@@ -70,6 +70,8 @@ COMMANDS = {
         "--static-max-error-out-of-source": opt("--static-max-error-out-of-source", FLOATS),
         "--c": opt("--c", FLOATS),
         "--select-c": opt("--select-c", FLOATS),
+        "--lexical-weight": opt("--lexical-weight", FLOATS),
+        "--select-lexical-weight": opt("--select-lexical-weight", FLOATS),
         "--encoder": opt("--encoder", st.sampled_from(["auto", "base", "tuned", "", "big"])),
         "--cv-vectors": opt("--cv-vectors", st.sampled_from(BROKEN)),
         "--seed": opt("--seed", INTS),

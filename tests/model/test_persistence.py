@@ -14,6 +14,18 @@ from classifier.serving.cascade import Cascade
 from tests.conftest import ROOT
 
 
+def test_a_head_without_n_grams_saves_and_loads(small_data, tmp_path):
+    """Before: a head trained with lexical_weight=0 (embeddings alone) was saved, then refused at load as
+    'inconsistent model: coef shape'."""
+    from classifier.training.train import train_cascade
+
+    cascade, _ = train_cascade(small_data, out=tmp_path / "m", lexical_weight=0.0, progress=False)
+    texts = list(small_data.texts[:20])
+    loaded = Cascade.load(tmp_path / "m", cache_size=0)
+    assert loaded.classifier.lexical_weight == 0.0
+    assert [d.label for d in loaded.classify_batch(texts)] == [d.label for d in cascade.classify_batch(texts)]
+
+
 @pytest.fixture
 def model_dir(small_model_dir, tmp_path):
     d = tmp_path / "m"

@@ -132,7 +132,10 @@ def test_the_cli_chooses_c_only_with_calibration_rows(tmp_path):
 
     data = str(ROOT / "tests/data/three_labels.csv")
     result = CliRunner().invoke(app, ["train", "--data", data, "--out", str(tmp_path / "m"), "--select-c", "1"])
-    assert result.exit_code == 1 and "--select-c needs --calibration-data" in result.output
+    assert result.exit_code == 1 and "need --calibration-data" in result.output
+    result = CliRunner().invoke(app, ["train", "--data", data, "--out", str(tmp_path / "m"),
+                                      "--select-lexical-weight", "2"])  # fmt: skip
+    assert result.exit_code == 1 and "need --calibration-data" in result.output
 
 
 def test_the_cli_prints_the_fold_table_with_each_source(tmp_path):
@@ -156,3 +159,32 @@ def test_the_cli_prints_the_fold_table_with_each_source(tmp_path):
     line = next(x for x in result.output.splitlines() if x.strip().startswith("accuracy by source:"))
     named = [part.split()[0] for part in line.split(":", 1)[1].split(",")]
     assert sorted(named) == ["s1", "s2", "s3", "s4"]
+
+
+def test_the_cli_chooses_the_n_gram_weight_on_the_folds(tmp_path):
+    """Part of the feature set: the weight of the word n-grams against the embeddings, chosen like C."""
+    from typer.testing import CliRunner
+
+    from routing.cli import app
+
+    rows = _calibration()
+    calibration = tmp_path / "calibration.jsonl"
+    calibration.write_text(
+        "".join(
+            json.dumps({"text": t, "label": y, "source": s}) + "\n"
+            for t, y, s in zip(rows.texts, rows.labels, rows.sources or (), strict=True)
+        ),
+        encoding="utf-8",
+    )
+    data = str(ROOT / "tests/data/three_labels.csv")
+    args = ["train", "--data", data, "--out", str(tmp_path / "m"), "--calibration-data", str(calibration),
+            "--c", "2", "--select-lexical-weight", "0", "--select-lexical-weight", "3"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "the n-gram weight chosen on the out-of-source folds" in result.output
+    selection = json.loads((tmp_path / "m" / "manifest.json").read_text())["training"]["selection"]
+    assert [row["params"] for row in selection] == [{"lexical_weight": 0.0}, {"lexical_weight": 3.0}]
+    kept = next(row for row in selection if row["chosen"])
+    assert kept["folds_macro_f1"] == max(row["folds_macro_f1"] for row in selection)
+    head = Cascade.load(tmp_path / "m").classifier
+    assert head.lexical_weight == kept["params"]["lexical_weight"]
