@@ -41,23 +41,43 @@ def export_for_review(
         for label in sorted(pool):  # round-robin over predicted labels: every label gets reviewed
             if pool[label] and len(picked) < n:
                 picked.append(pool[label].pop())
-    with Path(out).open("w", encoding="utf-8") as f:
+    out = Path(out)
+    if out.is_file() and any(row.get("label") is not None for _, row in _rows_or_none(out)):
+        raise DataError("holds reviewed labels: import them first (taskrouter review import), or export elsewhere",
+                        path=str(out))  # fmt: skip
+
+    def write(f) -> None:
         for e in picked:
-            f.write(
-                json.dumps(
-                    {
-                        "request_id": e["request_id"],
-                        "text": e["query_text"],
-                        "predicted": e["label"],
-                        "stage": e["stage"],
-                        "confidence": e["confidence"],
-                        "label": None,
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
+            row = {"request_id": e["request_id"], "text": e["query_text"], "predicted": e["label"],
+                   "stage": e["stage"], "confidence": e["confidence"], "label": None}  # fmt: skip
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    _replace(out, write)
     return len(picked)
+
+
+def _rows_or_none(path: Path):
+    """The rows of a JSONL file; none when it is not one (it is then no review file to protect)."""
+    try:
+        return list(read_jsonl(path))
+    except DataError:
+        return []
+
+
+def _replace(target: Path, write, *, mode_of: Path | None = None) -> None:
+    """Write `target` whole through `write(file)`: into a file beside it, then renamed over it, so a failure
+    part-way leaves what was there (and no temporary file)."""
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=target.parent, delete=False) as f:
+        tmp = Path(f.name)
+    try:
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            write(f)
+        if mode_of is not None:
+            shutil.copymode(mode_of, tmp)  # the temporary file is private (0600); keep the original's mode
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @dataclass
@@ -111,23 +131,19 @@ def import_reviewed(
     if target.suffix.lower() != Path(training).suffix.lower():
         raise DataError(f"must have the training file's type ({Path(training).suffix})", path=str(target))
     original = Path(training).read_bytes()
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=target.parent, delete=False) as f:
-        try:
-            f.write(original.decode("utf-8"))
-            if original and not original.endswith((b"\n", b"\r")):
-                f.write("\n")
-            if target.suffix.lower() == ".csv":  # the training file's own format, in its header's column order
-                writer = csv.DictWriter(f, fieldnames=_csv_header(Path(training)), extrasaction="ignore", restval="")
-                writer.writerows(new_rows)
-            else:
-                for r in new_rows:
-                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        except BaseException:
-            f.close()
-            Path(f.name).unlink(missing_ok=True)
-            raise
-    shutil.copymode(training, f.name)  # the temporary file is private (0600); keep the training file's mode
-    os.replace(f.name, target)
+
+    def write(f) -> None:
+        f.write(original.decode("utf-8"))
+        if original and not original.endswith((b"\n", b"\r")):
+            f.write("\n")
+        if target.suffix.lower() == ".csv":  # the training file's own format, in its header's column order
+            writer = csv.DictWriter(f, fieldnames=_csv_header(Path(training)), extrasaction="ignore", restval="")
+            writer.writerows(new_rows)
+        else:
+            for r in new_rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+    _replace(target, write, mode_of=Path(training))
     summary.added = len(new_rows)
     return summary
 

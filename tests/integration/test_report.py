@@ -123,10 +123,27 @@ def test_review_export_and_import(telemetry, tmp_path):
         + json.dumps({"text": "integrate x squared", "label": "math"})
     )  # no final newline
     out.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    labeled = out.read_bytes()
+    with pytest.raises(DataError, match=r"review\.jsonl: holds reviewed labels"):  # before: overwritten, labels lost
+        export_for_review(events, out, n=10)
+    assert out.read_bytes() == labeled
     s = import_reviewed(out, training)
     assert (s.added, len(s.conflicts), s.unlabeled) == (1, 1 if rows[1]["predicted"] != "code" else 0, n - 2)
     lines = training.read_text().splitlines()
     assert len(lines) == 4 and json.loads(lines[-1]) == {"text": rows[0]["text"], "label": "math"}
+
+
+def test_an_export_that_fails_part_way_leaves_the_file_as_it_was(tmp_path):
+    """Before: the export wrote in place, so a failure part-way left a truncated file."""
+    out = tmp_path / "review.jsonl"
+    out.write_text('{"request_id": "old", "text": "kept", "label": null}\n')
+    before = out.read_bytes()
+    good = {"request_id": "a", "query_text": "integrate x", "label": "math", "stage": "static", "confidence": 0.5,
+            "escalated": True}  # fmt: skip
+    bad = {**good, "request_id": "b", "query_text": "sort a list", "label": "code", "confidence": object()}
+    with pytest.raises(TypeError):
+        export_for_review([good, bad], out, n=10)
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["review.jsonl"]
 
 
 def test_review_import_into_csv_keeps_it_a_csv(tmp_path):
