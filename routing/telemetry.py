@@ -158,6 +158,7 @@ class TelemetryStore:
         several processes neither lose nor duplicate a row."""
         if not self._migrated:
             self.migrate()
+        row = _fit_columns(row)
         t = events_table
         dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(self.engine.dialect.name)
         with self.engine.begin() as conn:
@@ -195,6 +196,17 @@ class TelemetryStore:
         for r in rows:
             r["ts"] = _aware(r["ts"])
         return rows
+
+
+def _fit_columns(row: dict[str, Any]) -> dict[str, Any]:
+    """`row` with each string cut to its column's length: PostgreSQL refuses a longer one, and the whole row (a
+    long user label, pool name or deployment id) would be lost."""
+    out = dict(row)
+    for column in events_table.columns:
+        length, value = getattr(column.type, "length", None), out.get(column.name)
+        if length and isinstance(value, str) and len(value) > length:
+            out[column.name] = value[:length]
+    return out
 
 
 def _aware(ts: datetime) -> datetime:

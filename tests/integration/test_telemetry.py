@@ -222,6 +222,17 @@ def stored(url: str, rows: list[dict]) -> dict[str, dict]:
     return {r["request_id"]: r for r in found}
 
 
+def test_long_labels_and_names_are_kept_cut_to_their_columns(shared_url):
+    """Before: PostgreSQL refused a row whose label, pool or deployment was longer than its column: the row was
+    lost (counted as failed)."""
+    ((_, row),) = two_rows(1)
+    long = {**row, "label": "l" * 100, "served_pool": "p" * 200, "deployment": "d" * 300, "error_class": "E" * 200}
+    TelemetryStore(shared_url).record(long)
+    (got,) = stored(shared_url, [long]).values()
+    assert (got["label"], got["served_pool"], got["deployment"]) == ("l" * 64, "p" * 128, "d" * 256)
+    assert got["error_class"] == "E" * 128 and got["status"] == row["status"]
+
+
 def test_a_request_written_twice_is_one_unchanged_row(shared_url):
     """Two workers (two stores) writing the same complete row: one row, equal to it (latencies are not summed)."""
     ((_, row),) = two_rows(1)
