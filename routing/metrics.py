@@ -117,12 +117,14 @@ class PrometheusMetrics:
         self.name = name
         self.families = _Families.acquire(registry if registry is not None else REGISTRY, name)
         self.closed = False
+        self._close_lock = threading.Lock()
 
     def close(self) -> None:
         """Stop counting; the `router` label's series are removed when no other open router uses it. Idempotent."""
-        if self.closed:
-            return
-        self.closed = True
+        with self._close_lock:  # two threads closing at once must not release the name twice
+            if self.closed:
+                return
+            self.closed = True
         self.families.release(self.name)
 
     def decided(self, decision: Decision, pool: str) -> None:

@@ -88,6 +88,7 @@ class TaskRouter:
         self._owns_router = router is None
         self.router = router if router is not None else _litellm.build_router(self.config)
         self.closed = False
+        self._close_lock = threading.Lock()
         self._loop: _LoopThread | None = None
         self.metrics: PrometheusMetrics | None = None
         self.telemetry: TelemetryWriter | None = None
@@ -124,18 +125,20 @@ class TaskRouter:
 
         Idempotent. Requests still in flight on other threads when it is called are not waited for.
         """
-        if self.closed:
-            return
-        self.closed = True
-        _litellm.remove_callback(self.attempts)
+        with self._close_lock:  # two threads closing at once: one does the work
+            if self.closed:
+                return
+            self.closed = True
+        steps = [lambda: _litellm.remove_callback(self.attempts)]
         if self.telemetry is not None:
-            self.telemetry.close(timeout)
+            steps.append(lambda: self.telemetry.close(timeout))  # type: ignore[union-attr]
         if self.metrics is not None:
-            self.metrics.close()
+            steps.append(self.metrics.close)
         if self._loop is not None:
-            self._loop.close(timeout)
+            steps.append(lambda: self._loop.close(timeout))  # type: ignore[union-attr]
         if self._owns_router:
-            _litellm.retire_router(self.router)
+            steps.append(lambda: _litellm.retire_router(self.router))
+        _release_all(steps)
 
     def _check_labels(self) -> None:
         """Every label in `taskrouter.pools` must be one the loaded model can give (its fallback label too)."""
@@ -382,6 +385,18 @@ class _StreamEnd:
             return self.router._error(error, self.request.requested_pool, failed)
         self.router.record(self.request.end(_litellm.answer_of_stream(stream, last_chunk), failed=failed))
         return None
+
+
+def _release_all(steps: Sequence) -> None:
+    """Run every step, even after one raised; then raise the first error (a release left half-done leaks the rest)."""
+    first: BaseException | None = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as exc:  # noqa: BLE001 - raised below, after the other steps ran
+            first = first or exc
+    if first is not None:
+        raise first
 
 
 def _switches(alone: Decision, switch_confidence: float) -> bool:

@@ -296,7 +296,8 @@ class TelemetryWriter:
             if item is not None and not isinstance(item, threading.Event):  # a flush waiter times out: not written
                 lost += 1
         if lost:
-            self.dropped += lost
+            with self._lock:  # `handle` counts drops under it too
+                self.dropped += lost
             log.warning("telemetry: %d queued event(s) dropped at close; the database did not answer in time", lost)
 
     def _drain(self) -> None:
