@@ -170,15 +170,12 @@ class TaskRouter:
             raise ConfigError("no LLM classifier pool configured", path="taskrouter.llm_classifier.alias")
 
         def complete(messages: list[Any], timeout_s: float) -> str:
-            r: Any = self.router.completion(
-                model=alias,
-                messages=messages,
-                timeout=timeout_s,
-                num_retries=0,
-                max_tokens=16,
-                temperature=0,
-                metadata={"taskrouter_call": "llm_classifier"},
-            )
+            call: dict[str, Any] = dict(model=alias, messages=messages, timeout=timeout_s, num_retries=0, max_tokens=16,
+                                        temperature=0, metadata={"taskrouter_call": "llm_classifier"})  # fmt: skip
+            if self._loop is not None:  # cost-based routing answers on LiteLLM's async path only (see __init__)
+                r: Any = self._loop.run(self.router.acompletion(**call))
+            else:
+                r = self.router.completion(**call)
             return r.choices[0].message.content or ""
 
         return LLMClassifier(complete, labels, timeout_s=settings.timeout_s)

@@ -94,3 +94,15 @@ def test_evaluate_with_the_configs_llm_closes_the_router_it_opened(provider, tmp
     assert result.exit_code == 0, result.output
     left = [t.name for t in set(threading.enumerate()) - threads if t.is_alive() and t.name.startswith("taskrouter")]
     assert left == [] and litellm.callbacks == callbacks
+
+
+def test_the_llm_stage_answers_under_cost_based_routing(provider, shipped_cascade):
+    """Before: stage 3 called LiteLLM's sync path, which has no deployments under cost-based routing, so it
+    abstained on every query ('error:RouterRateLimitError') and the provider was never asked."""
+    config = make_config(provider, llm_classifier={"alias": "fast", "timeout_s": 2.0},
+                         router_settings={"routing_strategy": "cost-based-routing"})  # fmt: skip
+    with TaskRouter(config, cascade=Cascade(shipped_cascade.classifier, None, 1.0)) as tr:  # escalate everything
+        provider.set(**{"fast-a": {"mode": "ok", "reply": "creative"}})
+        d = tr.cascade.classify(QUERY)
+    assert (d.label, d.stage, d.trail[-1].note) == ("creative", "llm", "answered")
+    assert provider.hits("fast-a") == 1
