@@ -343,7 +343,14 @@ class _LoopThread:
         await self.loop.shutdown_default_executor()  # joins its worker threads (`close` would not wait for them)
 
     def run(self, coro: Any, timeout: float | None = None) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        """Run `coro` on the loop and wait for it; interrupted (Ctrl-C, a timeout), the call is cancelled too, so no
+        provider call goes on unseen after its request was recorded as failed."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except BaseException:
+            future.cancel()
+            raise
 
     def iterate(self, stream: Any) -> _SyncStream:
         return _SyncStream(stream, self)

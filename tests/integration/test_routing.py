@@ -296,3 +296,35 @@ def test_a_cancelled_request_is_recorded(provider, shipped_cascade, tmp_path):
     tr.close()
     (row,) = TelemetryStore(url).events()
     assert (row["status"], row["requested_pool"], row["error_class"]) == ("failure", "math", "CancelledError")
+
+
+def test_an_interrupted_call_on_the_routers_loop_is_cancelled(provider, shipped_cascade):
+    """Before: Ctrl-C while a cost-based request waited on the router's loop left the provider call running there
+    (paid, though the request was recorded as failed)."""
+    import signal
+
+    class Interrupted(BaseException):
+        pass
+
+    def interrupt(*_):
+        raise Interrupted
+
+    tr = TaskRouter(make_config(provider, router_settings={"routing_strategy": "cost-based-routing"}),
+                    cascade=shipped_cascade)  # fmt: skip
+    provider.set(**{"math-a": {"mode": "slow", "delay": 3}})
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(Interrupted):
+            tr.complete(MATH)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+    async def tasks() -> list[str]:
+        await asyncio.sleep(0.2)  # the cancellation lands
+        return [repr(t.get_coro()) for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+
+    left = tr._loop.run(tasks(), timeout=5)
+    tr.close()
+    assert not [t for t in left if "completion" in t], left
