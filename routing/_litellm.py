@@ -1,7 +1,7 @@
 """The one module that imports LiteLLM: build the Router, read who served and what failed, map its exceptions.
 
 LiteLLM keeps its settings, loggers and callback lists process-wide. This module changes them in two places
-only: `configure_litellm` (settings and loggers, called when a Router is built) and `add_callback` /
+only: `configure_litellm` (loggers, called when a Router is built) and `add_callback` /
 `remove_callback` (a callback's owner removes it from every list LiteLLM copied it into). Importing it changes
 nothing: LiteLLM is imported with its bundled price map (see `_import_litellm`) and the environment is left as
 it was.
@@ -18,6 +18,7 @@ import threading
 from collections import OrderedDict
 from datetime import datetime
 from types import ModuleType
+from typing import Any
 
 PRICE_MAP_VARIABLE = "LITELLM_LOCAL_MODEL_COST_MAP"
 
@@ -79,22 +80,28 @@ __all__ = [
 _QUIET_LOGGERS = ("LiteLLM Router", "LiteLLM")
 
 
-def configure_litellm(settings: LiteLLMSettings) -> None:
-    """Set LiteLLM's process-wide state that taskrouter needs; the only function that does.
+def configure_litellm() -> None:
+    """Set LiteLLM's process-wide state that taskrouter needs; the only function that does: LiteLLM's loggers are
+    silenced below CRITICAL (they log every failed attempt at ERROR together with the request's kwargs, messages
+    and API keys; our own errors carry what callers need).
 
-    - LiteLLM's loggers are silenced below CRITICAL: they log every failed attempt at ERROR together with the
-      request's kwargs (messages, API keys); our own errors carry what callers need.
-    - The config's `litellm_settings` (`drop_params`, `request_timeout`) become attributes of the `litellm`
-      module. They are process-wide in LiteLLM: with several routers in one process, the last one built sets
-      them.
-
-    `build_router` calls it; a Router given to `TaskRouter(router=...)` (the LiteLLM Proxy's) is left as its
-    owner configured it.
+    The config's `litellm_settings` are not module attributes: `build_router` gives them to its own Router, so
+    routers in one process keep their own. A Router given to `TaskRouter(router=...)` (the LiteLLM Proxy's) is
+    left as its owner configured it.
     """
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    for key, value in settings.model_dump(exclude_none=True).items():
-        setattr(litellm, key, value)
+
+
+def _router_defaults(settings: LiteLLMSettings, router_settings: dict[str, Any]) -> dict[str, Any]:
+    """`litellm_settings` as this Router's own: `drop_params` for each of its calls, `request_timeout` as its
+    default timeout (unless `router_settings.timeout` names one)."""
+    extra: dict[str, Any] = {}
+    if settings.drop_params is not None:
+        extra["default_litellm_params"] = {"drop_params": settings.drop_params}
+    if settings.request_timeout is not None and "timeout" not in router_settings:
+        extra["timeout"] = settings.request_timeout
+    return extra
 
 
 def build_router(config: Config) -> Router:
@@ -104,8 +111,8 @@ def build_router(config: Config) -> Router:
     groups = settings.pop("routing_groups", None)
     if groups:  # pools no group claims keep the top-level routing_strategy
         settings["routing_groups"] = [RoutingGroup(**g) for g in groups]
-    configure_litellm(config.litellm_settings)
-    return Router(model_list=model_list, **settings)
+    configure_litellm()
+    return Router(model_list=model_list, **settings, **_router_defaults(config.litellm_settings, settings))
 
 
 def retire_router(router: Router) -> None:

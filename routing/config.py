@@ -102,7 +102,8 @@ class RouterSettings(_Strict):
 
 
 class LiteLLMSettings(_Strict):
-    """Module-level LiteLLM settings taskrouter applies."""
+    """LiteLLM settings taskrouter applies to the Router it builds (that Router's own, not LiteLLM's module-wide ones):
+    `drop_params` on each call, `request_timeout` as the default timeout unless `router_settings.timeout` is set."""
 
     drop_params: bool | None = None
     request_timeout: float | None = Field(default=None, gt=0)

@@ -94,3 +94,21 @@ def test_get_router_keys_dicts_by_content_and_closes_the_routers_it_evicts(tmp_p
     assert all(r.closed for r in others)
     assert set(threading.enumerate()) <= threads
     assert registered_callbacks() == callbacks
+
+
+def test_a_routers_litellm_settings_stay_its_own(provider, shipped_cascade):
+    """Before: `litellm_settings` became LiteLLM module attributes, so a router built (or closed) earlier set
+    `drop_params` and the request timeout of every router built after it."""
+    from routing import CompletionTimeout
+    from tests.integration.conftest import make_config
+
+    before = (litellm.drop_params, litellm.request_timeout)
+    strict = make_config(provider)
+    del strict["router_settings"]["timeout"]  # router_settings.timeout would take precedence
+    strict["litellm_settings"] = {"drop_params": True, "request_timeout": 0.5}
+    provider.set(**{"math-a": {"mode": "slow", "delay": 1.5}})
+    with TaskRouter(strict, cascade=shipped_cascade) as a, pytest.raises(CompletionTimeout):
+        a.complete(MATH)  # its own timeout holds for it
+    assert (litellm.drop_params, litellm.request_timeout) == before
+    with TaskRouter(make_config(provider), cascade=shipped_cascade) as b:
+        assert b.complete(MATH).served_pool == "math"  # the other router's 0.5 s is not this one's
