@@ -32,8 +32,9 @@ def get_router(config: str | Path | Config | dict | TaskRouter | None = None) ->
     - A dict or a `Config` gives one router per content: equal configs share a router, however many fresh
       dicts a caller builds. A dict is validated at each call (`load_config`), and a relative
       `classifier.model` is read from the current directory. The `MAX_CONFIG_ROUTERS` most recently used are
-      kept; the one before them is closed (telemetry written, threads stopped), so keep a router that you
-      hold across many other configs yourself: build a `TaskRouter` and close it.
+      kept; the one before them is closed once its requests in flight have returned (telemetry written, threads
+      stopped), so keep a router that you hold across many other configs yourself: build a `TaskRouter` and close
+      it.
     - A `TaskRouter` is returned as it is.
     """
     if isinstance(config, TaskRouter):
@@ -69,7 +70,7 @@ def _router_for_content(config: Config) -> TaskRouter:
         while len(_by_content) > MAX_CONFIG_ROUTERS:
             evicted.append(_by_content.popitem(last=False)[1])
     for old in evicted:
-        old.close()
+        old.close_when_idle()  # a request still running on it finishes, and its telemetry is written
     return router
 
 

@@ -89,6 +89,7 @@ class TaskRouter:
         self.router = router if router is not None else _litellm.build_router(self.config)
         self.closed = False
         self._close_lock = threading.Lock()
+        self._in_flight, self._close_pending = 0, False
         self._loop: _LoopThread | None = None
         self.metrics: PrometheusMetrics | None = None
         self.telemetry: TelemetryWriter | None = None
@@ -234,32 +235,57 @@ class TaskRouter:
     ) -> RoutedCompletion | RoutedStream:
         """Classify and complete; with `stream=True` the chunks come as LiteLLM yields them."""
         self._check_open(litellm_kwargs)
-        decision = self.decide(query, history)
-        request, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
-        pool = request.requested_pool
-        try:
-            if self._loop is not None:
-                response = self._loop.run(self.router.acompletion(model=pool, messages=messages, **kwargs))
-                if kwargs.get("stream"):
-                    response = self._loop.iterate(response)
-            else:
-                response = self.router.completion(model=pool, messages=messages, **kwargs)
-        except BaseException as exc:  # a cancellation or Ctrl-C is recorded too, then raised as it is
-            self._raise_failed(request, exc)
-        return self._finish(request, response, stream=bool(kwargs.get("stream")))
+        with self._busy():
+            decision = self.decide(query, history)
+            request, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
+            pool = request.requested_pool
+            try:
+                if self._loop is not None:
+                    response = self._loop.run(self.router.acompletion(model=pool, messages=messages, **kwargs))
+                    if kwargs.get("stream"):
+                        response = self._loop.iterate(response)
+                else:
+                    response = self.router.completion(model=pool, messages=messages, **kwargs)
+            except BaseException as exc:  # a cancellation or Ctrl-C is recorded too, then raised as it is
+                self._raise_failed(request, exc)
+            return self._finish(request, response, stream=bool(kwargs.get("stream")))
 
     async def acomplete(
         self, query: str, history: Sequence[dict] | None = None, **litellm_kwargs: Any
     ) -> RoutedCompletion | RoutedStream:
         """Async `complete`; classification runs in a worker thread so the event loop is not blocked."""
         self._check_open(litellm_kwargs)
-        decision = await asyncio.to_thread(self.decide, query, history)
-        request, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
+        with self._busy():
+            decision = await asyncio.to_thread(self.decide, query, history)
+            request, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
+            try:
+                response = await self.router.acompletion(model=request.requested_pool, messages=messages, **kwargs)
+            except BaseException as exc:  # asyncio.CancelledError (a timeout, a client gone) is recorded too
+                self._raise_failed(request, exc)
+            return self._finish(request, response, stream=bool(kwargs.get("stream")))
+
+    def close_when_idle(self) -> None:
+        """`close` once no `complete` or `acomplete` call is in flight: now if none is, else on a background
+        thread when the last one returns (a stream counts until it is returned, not until it is read)."""
+        with self._close_lock:
+            if self._in_flight:
+                self._close_pending = True
+                return
+        self.close()
+
+    @contextlib.contextmanager
+    def _busy(self) -> Iterator[None]:
+        """Count a call in flight, so that `close_when_idle` waits for it."""
+        with self._close_lock:
+            self._in_flight += 1
         try:
-            response = await self.router.acompletion(model=request.requested_pool, messages=messages, **kwargs)
-        except BaseException as exc:  # asyncio.CancelledError (a timeout, a client gone) is recorded too
-            self._raise_failed(request, exc)
-        return self._finish(request, response, stream=bool(kwargs.get("stream")))
+            yield
+        finally:
+            with self._close_lock:
+                self._in_flight -= 1
+                close_now = self._close_pending and not self._in_flight
+            if close_now:  # not on the caller's time: closing writes the telemetry
+                threading.Thread(target=self.close, name="taskrouter-close", daemon=True).start()
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _check_open(self, kwargs: dict[str, Any]) -> None:

@@ -112,3 +112,34 @@ def test_a_routers_litellm_settings_stay_its_own(provider, shipped_cascade):
     assert (litellm.drop_params, litellm.request_timeout) == before
     with TaskRouter(make_config(provider), cascade=shipped_cascade) as b:
         assert b.complete(MATH).served_pool == "math"  # the other router's 0.5 s is not this one's
+
+
+def test_a_router_evicted_while_it_serves_a_request_closes_after_it(provider, tmp_path, monkeypatch):
+    """Before: `get_router` closed the least recently used router at once, though a request was still running on
+    it: the answer came back (paid), but its telemetry row was dropped."""
+    import time
+
+    from routing import complete, route_and_complete
+    from tests.integration.conftest import make_config
+
+    close_all()
+    monkeypatch.setattr(complete, "MAX_CONFIG_ROUTERS", 1)
+    busy = make_config(provider, telemetry={"url": f"sqlite:///{tmp_path / 'busy.db'}"})
+    provider.set(**{"math-a": {"mode": "slow", "delay": 1.5}})
+    router = get_router(busy)
+    answers: list = []
+    worker = threading.Thread(target=lambda: answers.append(route_and_complete(MATH, config=busy)))
+    worker.start()
+    time.sleep(0.5)  # the request is on its way
+    get_router(make_config(provider, name="other"))  # evicts `busy`
+    assert not router.closed  # still serving
+    worker.join()
+    deadline = time.monotonic() + 10
+    while not router.closed and time.monotonic() < deadline:  # closed on a thread of its own ...
+        time.sleep(0.05)
+    for t in threading.enumerate():  # ... which writes the telemetry
+        if t.name == "taskrouter-close":
+            t.join(10)
+    assert answers[0].served_pool == "math" and router.closed
+    assert (router.telemetry.written, router.telemetry.dropped) == (1, 0)
+    close_all()
