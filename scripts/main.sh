@@ -29,8 +29,11 @@ else
   say "no public corpus (data/build/build_public.py builds it): thresholds are read out-of-fold only"
 fi
 say "training on data/queries.jsonl -> out/model with the tuned encoder (about 2 min on 2 cores; TUNE=1 tunes it first)"
-# C=1: what `train --select-c 1 --select-c 4 --select-c 16` kept on the corpus's out-of-source folds (README).
-$TR train --data data/queries.jsonl --out out/model --encoder tuned --cv-vectors "$CROSSFIT" "${CALIBRATION[@]}" --c 1
+# C=1 and n-gram weight 2: what `train --select-c 1 --select-c 4 --select-c 16` and then `--c 1
+# --select-lexical-weight 1 --select-lexical-weight 2 --select-lexical-weight 4` kept on the corpus's out-of-source
+# folds (README).
+$TR train --data data/queries.jsonl --out out/model --encoder tuned --cv-vectors "$CROSSFIT" "${CALIBRATION[@]}" \
+  --c 1 --lexical-weight 2
 DEV=../shared/data/dev/dev.jsonl
 if [ -f "$DEV" ]; then
   say "evaluating out/model on the held-out set $DEV (stage 3 off, then the oracle upper bound)"

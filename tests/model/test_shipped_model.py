@@ -39,8 +39,15 @@ def test_a_fresh_training_run_decides_like_the_shipped_model(tmp_path):
     encoder = manifest.params.get("encoder", "base")
     cross_fit = CrossFit.load(ROOT / "data/queries.crossfit.npz") if encoder == "tuned" else None
     calibration = _calibration(manifest.training.get("calibration"))
+    chosen = {k: manifest.params[k] for k in ("C", "lexical_weight") if k in manifest.params}  # by the folds
     fresh, report = train_cascade(
-        data, out=tmp_path / "fresh", progress=False, encoder=encoder, cv_vectors=cross_fit, calibration=calibration
+        data,
+        out=tmp_path / "fresh",
+        progress=False,
+        encoder=encoder,
+        cv_vectors=cross_fit,
+        calibration=calibration,
+        **chosen,
     )
     shipped = Cascade.load()
     probes = [json.loads(line)["text"] for line in PROBES.open(encoding="utf-8") if line.strip()]
