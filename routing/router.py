@@ -7,6 +7,8 @@ import contextlib
 import logging
 import threading
 import uuid
+import warnings
+import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -112,6 +114,10 @@ class TaskRouter:
         except BaseException:
             self.close()  # what was opened before the failure
             raise
+        self._finalizer = weakref.finalize(self, _release_unclosed, *self._resources())
+        """A router dropped without `close` releases what it opened when it is collected (at exit, `close_all` and
+        the telemetry's exit flush do their part as before)."""
+        self._finalizer.atexit = False
 
     def __enter__(self) -> TaskRouter:
         return self
@@ -130,16 +136,14 @@ class TaskRouter:
             if self.closed:
                 return
             self.closed = True
-        steps = [lambda: _litellm.remove_callback(self.attempts)]
-        if self.telemetry is not None:
-            steps.append(lambda: self.telemetry.close(timeout))  # type: ignore[union-attr]
-        if self.metrics is not None:
-            steps.append(self.metrics.close)
-        if self._loop is not None:
-            steps.append(lambda: self._loop.close(timeout))  # type: ignore[union-attr]
-        if self._owns_router:
-            steps.append(lambda: _litellm.retire_router(self.router))
-        _release_all(steps)
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer.detach()  # released here, not again when collected
+        _release(*self._resources(), timeout=timeout)
+
+    def _resources(self) -> tuple[Any, ...]:
+        """What `close` releases; never the router itself, so that a router nobody closed can be collected."""
+        return self.attempts, self.telemetry, self.metrics, self._loop, self.router if self._owns_router else None
 
     def _check_labels(self) -> None:
         """Every label in `taskrouter.pools` must be one the loaded model can give (its fallback label too)."""
@@ -415,6 +419,25 @@ class _StreamEnd:
             return self.router._error(error, self.request.requested_pool, failed)
         self.router.record(self.request.end(_litellm.answer_of_stream(stream, last_chunk), failed=failed))
         return None
+
+
+def _release(attempts: Any, telemetry: Any, metrics: Any, loop: Any, router: Any, *, timeout: float) -> None:
+    """Release a router's resources (see `TaskRouter.close`); each step runs even when one before it raised."""
+    steps = [lambda: _litellm.remove_callback(attempts)]
+    if telemetry is not None:
+        steps.append(lambda: telemetry.close(timeout))
+    if metrics is not None:
+        steps.append(metrics.close)
+    if loop is not None:
+        steps.append(lambda: loop.close(timeout))
+    if router is not None:
+        steps.append(lambda: _litellm.retire_router(router))
+    _release_all(steps)
+
+
+def _release_unclosed(*resources: Any) -> None:
+    warnings.warn("a TaskRouter was collected without close(); closing it now", ResourceWarning, stacklevel=1)
+    _release(*resources, timeout=5.0)
 
 
 def _release_all(steps: Sequence) -> None:

@@ -143,3 +143,20 @@ def test_a_router_evicted_while_it_serves_a_request_closes_after_it(provider, tm
     assert answers[0].served_pool == "math" and router.closed
     assert (router.telemetry.written, router.telemetry.dropped) == (1, 0)
     close_all()
+
+
+def test_a_router_dropped_without_close_releases_what_it_opened(tmp_path, shipped_cascade):
+    """Before: a router nobody closed kept its LiteLLM callback and its threads for good, though it was collected."""
+    threads, callbacks = set(threading.enumerate()), registered_callbacks()
+
+    def build_and_drop() -> None:
+        tr = TaskRouter(demo(tmp_path), cascade=shipped_cascade)  # telemetry, metrics and a loop thread: all opened
+        assert tr.complete(MATH).served_pool == "math"
+
+    with pytest.warns(ResourceWarning, match="without close"):
+        for _ in range(3):
+            build_and_drop()
+            gc.collect()
+    assert {t for t in threading.enumerate() if t.name.startswith("taskrouter")} <= threads
+    assert registered_callbacks() == callbacks
+    assert len(TelemetryStore(f"sqlite:///{tmp_path / 'events.db'}").events()) == 3  # each written on release
