@@ -138,20 +138,26 @@ def test_the_cli_chooses_c_only_with_calibration_rows(tmp_path):
     assert result.exit_code == 1 and "need --calibration-data" in result.output
 
 
-def test_the_cli_prints_the_fold_table_with_each_source(tmp_path):
-    from typer.testing import CliRunner
-
-    from routing.cli import app
-
+def _calibration_file(tmp_path):
+    """`_calibration()`'s rows as a JSONL file with their sources, for the command line."""
     rows = _calibration()
-    calibration = tmp_path / "calibration.jsonl"
-    calibration.write_text(
+    path = tmp_path / "calibration.jsonl"
+    path.write_text(
         "".join(
             json.dumps({"text": t, "label": y, "source": s}) + "\n"
             for t, y, s in zip(rows.texts, rows.labels, rows.sources or (), strict=True)
         ),
         encoding="utf-8",
     )
+    return path
+
+
+def test_the_cli_prints_the_fold_table_with_each_source(tmp_path):
+    from typer.testing import CliRunner
+
+    from routing.cli import app
+
+    calibration = _calibration_file(tmp_path)
     data = str(ROOT / "tests/data/three_labels.csv")
     args = ["train", "--data", data, "--out", str(tmp_path / "m"), "--calibration-data", str(calibration)]
     result = CliRunner().invoke(app, args)
@@ -167,15 +173,7 @@ def test_the_cli_chooses_the_n_gram_weight_on_the_folds(tmp_path):
 
     from routing.cli import app
 
-    rows = _calibration()
-    calibration = tmp_path / "calibration.jsonl"
-    calibration.write_text(
-        "".join(
-            json.dumps({"text": t, "label": y, "source": s}) + "\n"
-            for t, y, s in zip(rows.texts, rows.labels, rows.sources or (), strict=True)
-        ),
-        encoding="utf-8",
-    )
+    calibration = _calibration_file(tmp_path)
     data = str(ROOT / "tests/data/three_labels.csv")
     args = ["train", "--data", data, "--out", str(tmp_path / "m"), "--calibration-data", str(calibration),
             "--c", "2", "--select-lexical-weight", "0", "--select-lexical-weight", "3"]  # fmt: skip
