@@ -142,7 +142,8 @@ class TaskRouter:
         _release(*self._resources(), timeout=timeout)
 
     def _resources(self) -> tuple[Any, ...]:
-        """What `close` releases; never the router itself, so that a router nobody closed can be collected."""
+        """What `close` releases (the LiteLLM Router only when this router built it); never this TaskRouter itself,
+        so that the finalizer holding them lets a router nobody closed be collected."""
         return self.attempts, self.telemetry, self.metrics, self._loop, self.router if self._owns_router else None
 
     def _check_labels(self) -> None:
