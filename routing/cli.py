@@ -205,10 +205,12 @@ def train(
     )
     selection: list[dict] = []
     if (select_c or select_lexical_weight) and calibration is not None:
+        cs: list[float | None] = list(select_c) if select_c else [None]
+        weights: list[float | None] = list(select_lexical_weight) if select_lexical_weight else [None]
         candidates = [
             {**({"C": cc} if cc is not None else {}), **({"lexical_weight": w} if w is not None else {})}
-            for cc in (select_c or [None])
-            for w in (select_lexical_weight or [None])
+            for cc in cs
+            for w in weights
         ]
         _, report, selection = select_by_folds(dataset, calibration=calibration, candidates=candidates, **options)
     else:

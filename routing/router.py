@@ -117,7 +117,7 @@ class TaskRouter:
         self._finalizer = weakref.finalize(self, _release_unclosed, *self._resources())
         """A router dropped without `close` releases what it opened when it is collected (at exit, `close_all` and
         the telemetry's exit flush do their part as before)."""
-        self._finalizer.atexit = False
+        self._finalizer.atexit = False  # type: ignore[misc]  # a documented attribute; typeshed's slots omit it
 
     def __enter__(self) -> TaskRouter:
         return self
