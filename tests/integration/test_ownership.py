@@ -125,12 +125,14 @@ def test_a_router_evicted_while_it_serves_a_request_closes_after_it(provider, tm
     close_all()
     monkeypatch.setattr(complete, "MAX_CONFIG_ROUTERS", 1)
     busy = make_config(provider, telemetry={"url": f"sqlite:///{tmp_path / 'busy.db'}"})
-    provider.set(**{"math-a": {"mode": "slow", "delay": 1.5}})
+    provider.set(**{"math-a": {"mode": "slow", "delay": 2}})
     router = get_router(busy)
     answers: list = []
     worker = threading.Thread(target=lambda: answers.append(route_and_complete(MATH, config=busy)))
     worker.start()
-    time.sleep(0.5)  # the request is on its way
+    deadline = time.monotonic() + 30
+    while provider.hits("math-a") == 0 and time.monotonic() < deadline:  # the request is with the provider
+        time.sleep(0.01)
     get_router(make_config(provider, name="other"))  # evicts `busy`
     assert not router.closed  # still serving
     worker.join()
