@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
-import shutil
-import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from classifier.atomic import replaced
 from classifier.data import MAX_QUERY_CHARS, check_label, check_query, load_dataset, read_jsonl
 from classifier.errors import DataError, LabelError, QueryError
 from classifier.normalize import fold
@@ -46,13 +44,11 @@ def export_for_review(
         raise DataError("holds reviewed labels: import them first (taskrouter review import), or export elsewhere",
                         path=str(out))  # fmt: skip
 
-    def write(f) -> None:
+    with replaced(out) as f:  # the query texts stay private to their owner (0600)
         for e in picked:
             row = {"request_id": e["request_id"], "text": e["query_text"], "predicted": e["label"],
                    "stage": e["stage"], "confidence": e["confidence"], "label": None}  # fmt: skip
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    _replace(out, write)
     return len(picked)
 
 
@@ -62,22 +58,6 @@ def _rows_or_none(path: Path):
         return list(read_jsonl(path))
     except DataError:
         return []
-
-
-def _replace(target: Path, write, *, mode_of: Path | None = None) -> None:
-    """Write `target` whole through `write(file)`: into a file beside it, then renamed over it, so a failure
-    part-way leaves what was there (and no temporary file)."""
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=target.parent, delete=False) as f:
-        tmp = Path(f.name)
-    try:
-        with tmp.open("w", encoding="utf-8", newline="") as f:
-            write(f)
-        if mode_of is not None:
-            shutil.copymode(mode_of, tmp)  # the temporary file is private (0600); keep the original's mode
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -132,7 +112,7 @@ def import_reviewed(
         raise DataError(f"must have the training file's type ({Path(training).suffix})", path=str(target))
     original = Path(training).read_bytes()
 
-    def write(f) -> None:
+    with replaced(target, mode_of=training) as f:  # a failure part-way leaves the training file as it was
         f.write(original.decode("utf-8"))
         if original and not original.endswith((b"\n", b"\r")):
             f.write("\n")
@@ -142,8 +122,6 @@ def import_reviewed(
         else:
             for r in new_rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-    _replace(target, write, mode_of=Path(training))
     summary.added = len(new_rows)
     return summary
 

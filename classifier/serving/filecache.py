@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..atomic import replaced
 from ..errors import ModelFileError
 from ..integrity import bytes_problem
 
@@ -174,7 +175,8 @@ def make_file(path: Path, produce: Callable[[Path], None], kind: str, **record: 
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared by the users of a machine
         _fsync(tmp)
         os.replace(tmp, path)
-        _write_atomic(path.with_name(path.name + ".json"), (json.dumps(full, indent=2) + "\n").encode())
+        with replaced(path.with_name(path.name + ".json"), permissions=0o644) as f:
+            f.write(json.dumps(full, indent=2) + "\n")
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -220,19 +222,6 @@ def run_child(function: Callable[[Path], object], dest: Path, *, what: str, time
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise ModelFileError(f"{what} failed (exit {done.returncode}): {tail[0]}", path=str(dest))
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_name, 0o644)
-        os.replace(tmp_name, path)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
 
 
 def _fsync(path: Path) -> None:
