@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import strict_json
 from .errors import DataError, LabelError, QueryError
 
 __all__ = ["MAX_QUERY_CHARS", "Dataset", "check_label", "check_labels", "check_query", "load_dataset", "read_jsonl"]
@@ -129,9 +130,11 @@ def read_jsonl(p: Path) -> list[tuple[int, dict]]:
         if not raw.strip():
             continue
         try:
-            row = json.loads(raw)
+            row = strict_json.loads(raw)
         except json.JSONDecodeError as exc:
             raise DataError(f"malformed JSON ({exc.msg})", path=str(p), line=line) from None
+        except ValueError as exc:  # a repeated key, or nesting too deep
+            raise DataError(f"malformed JSON ({exc})", path=str(p), line=line) from None
         if not isinstance(row, dict):
             raise DataError("each line must be a JSON object", path=str(p), line=line)
         rows.append((line, row))

@@ -16,7 +16,11 @@ TAIL_CHARS = 500
 
 
 def window(text: str, head: int = HEAD_CHARS, tail: int = TAIL_CHARS) -> str:
-    """`text` itself when short; otherwise its first `head` and last `tail` characters, joined by a newline."""
+    """`text` itself when short; otherwise its first `head` and last `tail` characters, joined by a newline
+    (after spaces at either end are cut, so that padding cannot push the words out of the window)."""
+    if len(text) <= head + tail:
+        return text
+    text = text.strip()
     if len(text) <= head + tail:
         return text
     return text[:head] + "\n" + (text[-tail:] if tail else "")

@@ -9,7 +9,6 @@ upgraded on load (`upgrade`).
 from __future__ import annotations
 
 import io
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
+from .. import strict_json
 from ..errors import ModelFileError
 from ..integrity import check_bytes
 from ..results import EMBEDDING
@@ -60,12 +60,13 @@ def load_manifest(directory: str | Path | None = None) -> tuple[Path, Manifest, 
     mpath = d / MANIFEST
     if not mpath.is_file():
         raise ModelFileError(f"no {MANIFEST}: not a taskrouter model", path=where)
-    raw = mpath.read_bytes()
-    if len(raw) > _MAX_MANIFEST_BYTES:
-        raise ModelFileError(f"{MANIFEST} is implausibly large ({len(raw)} bytes)", path=where)
+    size = mpath.stat().st_size
+    if size > _MAX_MANIFEST_BYTES:  # refused before it is read
+        raise ModelFileError(f"{MANIFEST} is implausibly large ({size} bytes)", path=where)
     try:
-        doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        with mpath.open("rb") as f:
+            doc = strict_json.loads(f.read(_MAX_MANIFEST_BYTES + 1))
+    except ValueError as exc:  # malformed, not UTF-8, a repeated key, or nested too deeply
         raise ModelFileError(f"{MANIFEST} is not valid JSON ({exc})", path=where) from None
     if not isinstance(doc, dict) or doc.get("kind") != KIND:
         raise ModelFileError(f"{MANIFEST} is not a {KIND} manifest", path=where)
@@ -168,15 +169,15 @@ def _exports(
     m: Manifest, arrays: dict[str, dict[str, np.ndarray]], blobs: dict[str, bytes], where: str
 ) -> dict[str, HeadExport]:
     """Each head's arrays, checked against the manifest."""
-    if len(set(m.labels)) != len(m.labels):
-        raise ModelFileError("labels must be distinct", path=where)
+    if list(m.labels) != sorted(set(m.labels)):  # training writes them so; any other order would swap answers
+        raise ModelFileError("labels must be distinct and sorted, as training writes them", path=where)
     idf = arrays.get(m.lexical.file, {}).get("idf")
     if idf is None or idf.shape != (m.lexical.n_features,):
         raise ModelFileError("inconsistent model: idf shape", path=where)
     if not np.all(np.isfinite(idf)):
         raise ModelFileError("lexical: idf holds NaN or infinite numbers", path=where)
     try:
-        ex = json.loads(blobs[m.examples.texts_file].decode("utf-8"))
+        ex = strict_json.loads(blobs[m.examples.texts_file])
         texts, ex_labels = list(ex["texts"]), list(ex["labels"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"examples incomplete ({exc!r})", path=where) from None

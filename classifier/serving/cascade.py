@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 from ..data import check_query
-from ..errors import InvalidParameterError
+from ..errors import ConfigError, InvalidParameterError, ModelFileError, TaskRouterError
 from ..params import COUNT, THRESHOLD, Constraint, validate_params
 from ..results import EMBEDDING, LLM, SCOPE, STATIC, Decision, StageResult
 from ..window import HEAD_CHARS, TAIL_CHARS, window
@@ -153,13 +153,15 @@ class Cascade:
                 key = "threshold" if stage.name == EMBEDDING else f"{stage.name}_threshold"
                 raise ValueError(f"{key} must be in [0, 1], got {stage.threshold}")
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
-            raise ValueError(f"The 'cache_size' parameter of Cascade must be an int >= 0. Got {cache_size!r} instead.")
+            raise InvalidParameterError("cache_size", cache_size, "an int >= 0", caller="Cascade")
         if window is not None and (
             len(window) != 2
             or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in window)
             or window[0] + window[1] == 0
         ):
-            raise ValueError(f"window must be None or (head, tail) characters, ints >= 0, not both 0; got {window!r}")
+            raise InvalidParameterError(
+                "window", window, "None or (head, tail) characters, ints >= 0, not both 0", caller="Cascade"
+            )
         self._fallback = guessing[-1]
         for stage in stages:
             if stage.labels is not None and stage.labels != self._fallback.labels:
@@ -296,7 +298,10 @@ class Cascade:
             kind = REGISTRY[entry.kind]
             files = {name: model.blobs[name] for name in entry.files}
             spec = StageManifest(entry.name, entry.kind, dict(entry.config), files)
-            stage = kind.from_manifest(spec, replace(context, files=files))
+            try:
+                stage = kind.from_manifest(spec, replace(context, files=files))
+            except ConfigError as exc:  # a stored stage's own settings: the model directory is at fault
+                raise ModelFileError(f"stage {entry.name!r}: {exc}", path=str(model.directory)) from None
             if stage is not None:
                 stages.append(stage)
         if fallback_label is not None and not any(s.name == SCOPE for s in stages):
@@ -306,7 +311,12 @@ class Cascade:
                 f"None: {model.directory} has no scope stage (retrain it with this version)",
             )
         manifest = model.manifest.model_dump(mode="json")
-        cascade = cls.from_stages(stages, manifest=manifest, cache_size=cache_size, window=window)
+        try:
+            cascade = cls.from_stages(stages, manifest=manifest, cache_size=cache_size, window=window)
+        except ValueError as exc:
+            if isinstance(exc, TaskRouterError):  # the caller's own arguments (window, cache_size)
+                raise
+            raise ModelFileError(f"inconsistent model: {exc}", path=str(model.directory)) from None
         return cascade if priors is None else cascade.with_priors(priors)
 
     def with_llm(self, llm: LLMStage | None) -> Cascade:

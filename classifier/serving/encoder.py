@@ -5,6 +5,7 @@ chooses among the backends."""
 from __future__ import annotations
 
 import abc
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -96,7 +97,7 @@ class CachedEmbedder(abc.ABC):
     def __init__(self, *, batch_size: int = 64, cache_size: int = 50_000) -> None:
         self.batch_size = batch_size
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache: OrderedDict[str | bytes, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     _transient: tuple[str, ...] = ()
@@ -121,22 +122,23 @@ class CachedEmbedder(abc.ABC):
     def encode(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
         """Embed `texts` in batches; a progress bar shows on long work unless `progress=False`."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
+        keys = [_cache_key(t) for t in texts]
         with self._lock:
-            missing = [i for i, t in enumerate(texts) if t not in self._cache]
-            for i, t in enumerate(texts):
-                if t in self._cache:
-                    out[i] = self._cache[t]
-                    self._cache.move_to_end(t)
+            missing = [i for i, k in enumerate(keys) if k not in self._cache]
+            for i, k in enumerate(keys):
+                if k in self._cache:
+                    out[i] = self._cache[k]
+                    self._cache.move_to_end(k)
         if missing:
-            unique = list(dict.fromkeys(texts[i] for i in missing))
-            vectors = self._encode_uncached(unique, progress)
+            unique = {keys[i]: texts[i] for i in missing}
+            vectors = self._encode_uncached(list(unique.values()), progress)
             found = dict(zip(unique, vectors, strict=True))
             for i in missing:
-                out[i] = found[texts[i]]
+                out[i] = found[keys[i]]
             if self.cache_size > 0:
                 with self._lock:
-                    for t, v in found.items():
-                        self._cache[t] = v
+                    for k, v in found.items():
+                        self._cache[k] = v
                     while len(self._cache) > self.cache_size:
                         self._cache.popitem(last=False)
         return out
@@ -174,3 +176,14 @@ class CachedEmbedder(abc.ABC):
         if current:
             batches.append(current)
         return batches
+
+
+_KEPT_WHOLE_CHARS = 512
+"""Texts up to this long are their own cache key; longer ones are keyed by a digest, so that a full cache of
+pasted documents holds 16-byte keys, not megabytes of text."""
+
+
+def _cache_key(text: str) -> str | bytes:
+    if len(text) <= _KEPT_WHOLE_CHARS:
+        return text
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()

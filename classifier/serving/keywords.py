@@ -67,7 +67,7 @@ def load_rules(path: str | Path | None = None) -> list[Rule]:
     p = Path(path) if path is not None else DEFAULT_RULES_PATH
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read rule file ({exc})", path=str(p)) from None
     items = doc.get("rules") if isinstance(doc, dict) else None
     if not isinstance(items, list):
@@ -98,6 +98,8 @@ def load_rules(path: str | Path | None = None) -> list[Rule]:
             pattern = _phrases_pattern(phrases)
         else:
             pattern = item["pattern"]
+            if not isinstance(pattern, str) or not pattern:  # an empty pattern would match every query
+                raise ConfigError(f"must be a non-empty string, got {pattern!r}", path=f"{where}.pattern")
         veto = None
         if "unless" in item:
             unless = item["unless"]

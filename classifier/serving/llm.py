@@ -10,8 +10,13 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from numbers import Integral, Real
 
+from .. import strict_json
+from ..data import check_label
+from ..errors import InvalidParameterError
+from ..params import Constraint, Interval, validate_params
 from ..results import StageResult
 
 __all__ = ["DEFAULT_DESCRIPTIONS", "LLMClassifier", "LookupClassifier", "parse_label"]
@@ -21,6 +26,12 @@ DEFAULT_DESCRIPTIONS = {
     "code": "write, debug, explain or refactor code; SQL, regex, shell; programming questions",
     "creative": "stories, poems, essays, blog posts, marketing copy, jokes, lyrics, scripts, tone/style rewriting",
     "default": "everything else: factual questions, advice, summaries, extraction, brainstorming, chat, planning",
+}
+
+_MAX_ANSWER_CHARS = 1000
+_LLM_PARAMS: dict[str, list[Constraint]] = {
+    "timeout_s": [Interval(Real, 0, None, closed="neither")],
+    "max_query_chars": [Interval(Integral, 1, None, closed="left")],
 }
 
 Completer = Callable[[list[dict], float], str]
@@ -36,9 +47,11 @@ def parse_label(answer: object, labels: Sequence[str]) -> str | None:
     by_lower = {label.lower(): label for label in labels if lowered[label.lower()] == 1}
     text = answer.strip()
     if text.startswith("{"):
+        if len(text) > _MAX_ANSWER_CHARS:  # a label's answer is short; a long one is not read
+            return None
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError:
+            obj = strict_json.loads(text)
+        except ValueError:  # malformed, a repeated key, or nested too deeply
             return None
         if not isinstance(obj, dict) or set(obj) != {"label"} or not isinstance(obj["label"], str):
             return None
@@ -60,8 +73,14 @@ class LLMClassifier:
         timeout_s: float = 5.0,
         max_query_chars: int = 4000,
     ) -> None:
+        validate_params(_LLM_PARAMS, locals(), caller="LLMClassifier")
+        if isinstance(labels, (str, bytes)) or not isinstance(labels, Iterable):  # a str would be its letters
+            raise InvalidParameterError("labels", labels, "a list of label strings", caller="LLMClassifier")
+        checked = [check_label(label, field=f"labels[{i}]") for i, label in enumerate(labels)]
+        if len(set(checked)) != len(checked) or len(checked) < 2:
+            raise InvalidParameterError("labels", labels, "at least 2 distinct labels", caller="LLMClassifier")
         self.complete = complete
-        self.labels = list(labels)
+        self.labels = checked
         self.descriptions = {k: v for k, v in (descriptions or DEFAULT_DESCRIPTIONS).items() if k in self.labels}
         self.timeout_s = timeout_s
         self.max_query_chars = max_query_chars

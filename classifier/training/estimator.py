@@ -95,7 +95,7 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         texts = [check_query(t, field=f"X[{i}]", max_chars=MAX_QUERY_CHARS) for i, t in enumerate(as_list(X, "X"))]
         labels = check_labels(as_list(y, "y"))
         if len(texts) != len(labels):
-            raise ValueError(f"X and y have different lengths: {len(texts)} != {len(labels)}")
+            raise InvalidParameterError("y", f"{len(labels)} labels", f"one label per text of X ({len(texts)})")
         classes = np.array(sorted(set(labels)))
         y_idx = np.searchsorted(classes, labels)
         static_embedder = None

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
 
-from ..data import Dataset, check_labels
+from ..data import MAX_QUERY_CHARS, Dataset, check_labels, check_query
 from ..errors import InvalidParameterError
 from ..params import SEED, SHARE, Constraint, Interval, validate_params
 from ..results import EMBEDDING, STATIC
@@ -158,9 +158,13 @@ def train_cascade(
     if static_features and not static:
         raise ValueError("static_features needs static=True: the static head's probes check the table at load")
     texts, labels = list(data.texts), list(data.labels)
+    if len(texts) != len(labels):
+        got = f"{len(texts)} texts and {len(labels)} labels"
+        raise InvalidParameterError("data", got, "a Dataset with one label per text", caller="train_cascade")
+    texts = [check_query(t, field=f"data.texts[{i}]", max_chars=MAX_QUERY_CHARS) for i, t in enumerate(texts)]
+    check_labels(labels)  # bad texts and labels fail before the first progress line
     truth = np.array(labels)
     rules = KeywordRules(load_rules(rules_path)).calibrate(texts, labels, precision_floor=precision_floor)
-    check_labels(labels)  # bad labels fail before the first progress line
     extra = [_fit_stage(trainer, texts, labels) for trainer in stages]
     reaches_stage2 = np.array([rules.classify(t).label is None for t in texts]) & _passed_on(extra, texts)
     log.info(

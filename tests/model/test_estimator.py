@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.utils.validation import NotFittedError
 
-from classifier import LabelError, QueryError, TaskClassifier
+from classifier import InvalidParameterError, LabelError, QueryError, TaskClassifier
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_training_is_deterministic(small_data):
         (["a", "  ", "c", "d"], ["x", "x", "y", "y"], QueryError, r"X\[1\]: must not be empty"),
         (["a", 7, "c", "d"], ["x", "x", "y", "y"], QueryError, r"X\[1\]: must be a string"),
         ("abcd", ["x", "x", "y", "y"], TypeError, "X must be a sequence of strings"),
-        (["a", "b", "c", "d"], ["x", "x", "y", "y", "y"], ValueError, "different lengths"),
+        (["a", "b", "c", "d"], ["x", "x", "y", "y", "y"], InvalidParameterError, "one label per text of X"),
     ],
     ids=["rare-label", "one-label", "blank", "non-string", "bare-string", "lengths"],
 )

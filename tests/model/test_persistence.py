@@ -65,6 +65,18 @@ def _edit_head(d, index, **changes):
     (d / "manifest.json").write_text(json.dumps(m))
 
 
+def _edit_rule(d, **changes):
+    m = json.loads((d / "manifest.json").read_text())
+    next(r for r in m["cascade"]["rules"] if r["enabled"]).update(changes)
+    (d / "manifest.json").write_text(json.dumps(m))
+
+
+def _truncate_to(path, size):
+    """A sparse file of `size` bytes: refused by its size, before it is read (the test would need the memory)."""
+    with path.open("r+b") as f:
+        f.truncate(size)
+
+
 def _flip_byte(path):
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -105,6 +117,10 @@ def _flip_byte(path):
             ),
             r"lexical.ngram_range: Value error, ngram_range must be \(low, high\) with 1 <= low <= high",
         ),
+        (lambda d: (d / "manifest.json").write_text('{"a": ' + "[" * 100_000), "not valid JSON.*nested too deeply"),
+        (lambda d: (d / "manifest.json").write_text('{"kind": 1, "kind": 2}'), "not valid JSON.*'kind' is repeated"),
+        (lambda d: _truncate_to(d / "manifest.json", 600 << 20), "implausibly large"),  # sparse: nothing is read
+        (lambda d: _rewrite_manifest(d, labels=["math", "creative", "default", "code"]), "labels must be distinct and"),
     ],
     ids=[
         "flipped-byte",
@@ -124,6 +140,10 @@ def _flip_byte(path):
         "infinite-temperature",
         "infinite-lexical-weight",
         "ngram-range-backwards",
+        "nested-too-deep",
+        "repeated-key",
+        "huge-manifest",
+        "labels-reordered",
     ],
 )
 def test_damaged_model_is_refused(model_dir, damage, match):
@@ -131,6 +151,20 @@ def test_damaged_model_is_refused(model_dir, damage, match):
     with pytest.raises(ModelFileError, match=match):
         TaskClassifier.load(model_dir)
     with pytest.raises(ModelFileError):
+        Cascade.load(model_dir)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"label": "poetry"}, "inconsistent model: keyword rules name labels"),  # a bare ValueError, before
+        ({"pattern": ""}, "stage 'heuristic'.*pattern must be a non-empty string"),  # a ConfigError, before
+    ],
+    ids=["foreign-label", "empty-pattern"],
+)
+def test_a_damaged_keyword_rule_is_a_model_file_error(model_dir, change, match):
+    _edit_rule(model_dir, **change)
+    with pytest.raises(ModelFileError, match=match):
         Cascade.load(model_dir)
 
 

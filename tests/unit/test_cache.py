@@ -7,6 +7,7 @@ import pytest
 
 from classifier.results import StageResult
 from classifier.serving.cascade import CacheInfo, Cascade
+from classifier.serving.encoder import CachedEmbedder
 from classifier.serving.keywords import KeywordRules, Rule
 
 LABELS = ("code", "default", "math")
@@ -194,3 +195,28 @@ def test_spellings_the_stages_read_differently_are_not_one_entry():
     cascade.classify("grüsse aus der strasse")
     assert stage2.seen == ["Grüße aus der Straße", "grüsse aus der strasse"]
     assert cascade.cache_info().hits == 0
+
+
+class LengthEmbedder(CachedEmbedder):
+    """A CachedEmbedder whose vector is the text's length; it records what it was asked to encode."""
+
+    id, dim, backend = "length", 4, "none"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.encoded: list[str] = []
+
+    def _encode_batch(self, texts):
+        self.encoded.extend(texts)
+        return np.array([[len(t), 0, 0, 0] for t in texts], dtype=np.float32)
+
+
+def test_the_vector_cache_keeps_long_texts_by_digest():
+    """Before: a long text was its own key, so a cache of 50,000 pasted documents held gigabytes of keys."""
+    emb = LengthEmbedder(cache_size=10)
+    long_a, long_b, short = "ж" * 99_000, "ж" * 98_999 + "x", "sum 2 and 2"
+    first = emb.encode([long_a, short, long_a, long_b], progress=False)
+    again = emb.encode([long_b, long_a, short], progress=False)
+    assert first[:, 0].tolist() == [99_000, 11, 99_000, 99_000] and again[:, 0].tolist() == [99_000, 99_000, 11]
+    assert len(emb.encoded) == 3  # each distinct text encoded once; the second call came from the cache
+    assert sum(len(k) for k in emb._cache) < 100  # two 16-byte digests and the short text itself

@@ -133,3 +133,18 @@ def test_a_file_that_is_not_utf8_names_its_line(tmp_path, name):
     line = 3 if head else 2
     with pytest.raises(DataError, match=rf"{name}:{line}: not UTF-8 \(byte 0xe9"):
         load_dataset(p)
+
+
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ('{"text": "2+2", "label": "math", "label": "code"}', r"d\.jsonl:2: .*'label' is repeated"),  # json kept "code"
+        ('{"text": ' + "[" * 200_000 + "]" * 200_000 + "}", r"d\.jsonl:2: .*nested too deeply"),  # a RecursionError
+    ],
+    ids=["repeated-key", "nested-too-deeply"],
+)
+def test_a_line_json_cannot_read_whole_is_a_data_error_naming_it(tmp_path, line, match):
+    p = tmp_path / "d.jsonl"
+    p.write_text('{"text": "hello there", "label": "default"}\n' + line + "\n")
+    with pytest.raises(DataError, match=match):
+        load_dataset(p)

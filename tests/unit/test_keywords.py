@@ -101,12 +101,24 @@ def test_calibrate_switches_off_imprecise_and_unproven_rules(tmp_path):
             "rules:\n  - {name: a, label: code, pattern: x, enabled: 'false'}\n",
             r"rules\[0\]\.enabled: must be true or false",
         ),
+        ("rules:\n  - {name: a, label: code, pattern: ''}\n", r"rules\[0\]\.pattern: must be a non-empty string"),
+        ("rules:\n  - {name: a, label: code, pattern: '\xff'}\n", "cannot read rule file.*utf-8"),
     ],
-    ids=["not-list", "no-pattern", "bad-regex", "unknown-key", "duplicate", "bad-yaml", "enabled-a-string"],
+    ids=[
+        "not-list",
+        "no-pattern",
+        "bad-regex",
+        "unknown-key",
+        "duplicate",
+        "bad-yaml",
+        "enabled-a-string",
+        "empty-pattern",
+        "not-utf-8",
+    ],
 )
 def test_bad_rule_files(tmp_path, body, match):
     p = tmp_path / "r.yaml"
-    p.write_text(body)
+    p.write_bytes(body.encode("latin-1"))  # the file holds what the case says, byte for byte
     with pytest.raises(ConfigError, match=match):
         load_rules(p)
 

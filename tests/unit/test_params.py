@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from classifier.data import load_dataset
-from classifier.errors import InvalidParameterError, TaskRouterError
+from classifier.data import Dataset, load_dataset
+from classifier.errors import InvalidParameterError, LabelError, QueryError, TaskRouterError
 from classifier.params import COUNT, SHARE, THRESHOLD, Interval, Options, validate_params
 from classifier.serving.cascade import Cascade
 
@@ -109,6 +109,23 @@ def test_train_cascade_refuses_a_bad_target_before_any_work():
     finally:
         logger.removeHandler(said)
     assert not said.messages  # no training phase began
+
+
+@pytest.mark.parametrize(
+    ("texts", "labels", "error", "match"),
+    [
+        (("a b", "c d", "e f"), ("math", "math", "code", "code"), InvalidParameterError, "one label per text"),
+        (("a b", 5, "e f", "g h"), ("math", "math", "code", "code"), QueryError, r"data\.texts\[1\]: must be a string"),
+        (("a b", "c d", "e f", "g h"), ("math", "math", "code", 3), LabelError, r"label\[3\]"),
+    ],
+    ids=["lengths", "not-a-string", "label-not-a-string"],
+)
+def test_train_cascade_checks_a_dataset_built_by_hand(texts, labels, error, match):
+    """Before: a zip() ValueError and a TypeError from the keyword rules' calibration."""
+    from classifier.training.train import train_cascade
+
+    with pytest.raises(error, match=match):
+        train_cascade(Dataset(texts, labels))
 
 
 class Said(logging.Handler):

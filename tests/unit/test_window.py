@@ -12,3 +12,11 @@ def test_long_text_keeps_head_and_tail():
     assert w == text[:100] + "\n" + text[-30:]
     assert w.startswith("Summarize this:") and w.endswith("What is the main point?")
     assert len(w) == 131
+
+
+def test_padding_cannot_push_the_words_out_of_the_window():
+    """Before: 1,500 spaces, the query, 600 spaces: the window held only spaces, and got a confident label."""
+    query = "integrate x^2 from 0 to 3"
+    assert window(" " * 1_500 + query + "\n" * 600) == query
+    long_query = "q" * 3_000
+    assert window("\t" * 5_000 + long_query + " " * 5_000, 100, 30) == "q" * 100 + "\n" + "q" * 30
