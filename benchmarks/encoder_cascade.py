@@ -25,6 +25,7 @@ from classifier.building import make_assets  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
 from classifier.serving import assets  # noqa: E402
 from classifier.serving.cascade import Cascade  # noqa: E402
+from classifier.serving.embedding import forget_serving_embedders  # noqa: E402
 from classifier.serving.encoder import ENCODERS  # noqa: E402
 from classifier.serving.llm import LookupClassifier  # noqa: E402
 from classifier.training.evaluate import evaluate  # noqa: E402
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     (assets.ASSETS_DIR / name).unlink(missing_ok=True)
             assets.clear_record_cache()
+            forget_serving_embedders()
     for encoder in ("base", "tuned"):
         result.setdefault("mean", {})[encoder] = {
             k: round(sum(f[encoder][k] for f in result["folds"].values()) / len(folds), 4)

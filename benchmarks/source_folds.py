@@ -55,6 +55,18 @@ def join(a: Dataset, b: Dataset) -> Dataset:
     return Dataset(a.texts + b.texts, a.labels + b.labels, None)
 
 
+def write_means(result: dict, settings, path: Path) -> None:
+    """Add each setting's mean over `result`'s folds, print it, and write `result` to `path` as JSON."""
+    folds = result["folds"].values()
+    for setting in settings:
+        result.setdefault("mean", {})[setting] = {
+            k: round(sum(f[setting][k] for f in folds) / len(folds), 4)
+            for k in ("off_macro_f1", "oracle_macro_f1", "escalated", "escalation_recall")
+        }
+        print("mean", setting, result["mean"][setting], flush=True)
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=ROOT / "data/public/corpus.jsonl")
@@ -97,13 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                                  C=args.c)  # fmt: skip
                 fold[setting] = {"train_rows": len(train), **scores}
                 print(name, setting, json.dumps(fold[setting]), flush=True)
-    for setting in args.settings:
-        result.setdefault("mean", {})[setting] = {
-            k: round(sum(f[setting][k] for f in result["folds"].values()) / len(folds), 4)
-            for k in ("off_macro_f1", "oracle_macro_f1", "escalated", "escalation_recall")
-        }
-        print("mean", setting, result["mean"][setting], flush=True)
-    args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_means(result, args.settings, args.json)
     return 0
 
 

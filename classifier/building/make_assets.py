@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..serving import assets
+from ..serving.embedding import forget_serving_embedders
 from ..serving.encoder import ENCODERS, model_dir
 from ..serving.filecache import package_versions
 from . import onnx_export, static_distill
@@ -75,6 +76,7 @@ def build(dest: Path = assets.ASSETS_DIR, *, encoder: str = "base", source: Path
     }
     (dest / assets.RECORD).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     assets.clear_record_cache()
+    forget_serving_embedders()  # a serving embedder made before would go on reading the files it opened
     return record
 
 

@@ -133,3 +133,11 @@ def serving_embedder(encoder: str = "base") -> Embedder:
         return default_embedder()
     backend = os.environ.get(EMBEDDER_ENV, "").strip() or "auto"
     return load_embedder("auto" if backend.lower() == "torch" else backend, encoder)
+
+
+def forget_serving_embedders() -> None:
+    """Drop the process-wide embedders (their sessions and vector caches), so that the next use reads the encoder
+    files installed now: `make_assets.build` calls it after it replaces them."""
+    serving_embedder.cache_clear()
+    default_embedder.cache_clear()
+    reference_embedder.cache_clear()

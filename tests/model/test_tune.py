@@ -85,10 +85,15 @@ def test_the_exported_graph_and_table_serve_the_tuned_vectors(tuned_dir, tmp_pat
     from classifier.serving.encoder import ENCODERS
     from classifier.serving.onnx_embedding import MAX_TOKENS, _head_and_tail
 
+    from classifier.serving.embedding import serving_embedder
+
     dest = tmp_path / "assets"
     dest.mkdir()
     shutil.copyfile(assets.ASSETS_DIR / assets.RECORD, dest / assets.RECORD)
+    before = serving_embedder("tuned")
     record = make_assets.build(dest, encoder="tuned", source=tuned_dir)
+    # Before: the process kept serving (and training on) the graph it had opened, and its cached vectors.
+    assert serving_embedder("tuned") is not before
     tuned = ENCODERS["tuned"]
     assert (
         record["files"][assets.ONNX]
