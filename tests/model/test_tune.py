@@ -82,10 +82,9 @@ def test_the_exported_graph_and_table_serve_the_tuned_vectors(tuned_dir, tmp_pat
     from tokenizers import Tokenizer
 
     from classifier.building import make_assets
+    from classifier.serving.embedding import serving_embedder
     from classifier.serving.encoder import ENCODERS
     from classifier.serving.onnx_embedding import MAX_TOKENS, _head_and_tail
-
-    from classifier.serving.embedding import serving_embedder
 
     dest = tmp_path / "assets"
     dest.mkdir()
