@@ -1,8 +1,11 @@
 import csv
 import json
+import sys
+from unicodedata import category
 
 import pytest
 
+from classifier import data
 from classifier.data import MAX_QUERY_CHARS, check_labels, check_query, load_dataset
 from classifier.errors import DataError, LabelError, QueryError
 
@@ -74,8 +77,22 @@ def test_missing_file_and_wrong_type(tmp_path):
         ("\x00", "has no visible character"),
         ("\u200b\u200b \ufeff", "has no visible character"),
         ("\x7f\x1b\u2028", "has no visible character"),
+        ("\U000e0001\U000e0020 \u2029\u00ad", "has no visible character"),
+        ("\u200b" * 90_000 + "\n", "has no visible character"),
     ],
-    ids=["empty", "whitespace", "none", "bytes", "huge", "lone-surrogate", "nul", "zero-width", "controls"],
+    ids=[
+        "empty",
+        "whitespace",
+        "none",
+        "bytes",
+        "huge",
+        "lone-surrogate",
+        "nul",
+        "zero-width",
+        "controls",
+        "tags",
+        "long-zero-width",
+    ],
 )
 def test_check_query_rejects(value, match):
     with pytest.raises(QueryError, match=match):
@@ -86,6 +103,19 @@ def test_check_query_rejects(value, match):
 def test_one_visible_character_is_enough(text):
     """An emoji, private-use glyph or any visible character among invisible ones makes a query."""
     assert check_query(text) == text
+
+
+def test_one_visible_character_after_a_long_invisible_run_is_enough():
+    text = " \n" * 100_000 + "\u200b\ufeff\x00" * 100_000 + "?"
+    assert check_query(text) is text
+
+
+def test_the_invisible_run_is_exactly_the_invisible_categories():
+    """The pattern that reads long invisible runs holds every code point of those categories and no other."""
+    run = data._invisible_run()
+    every = map(chr, range(sys.maxunicode + 1))
+    wrong = [c for c in every if bool(run.fullmatch(c)) != (category(c) in data._INVISIBLE)]
+    assert wrong == []
 
 
 def test_query_length_limit_is_for_training_data_only(tmp_path):
