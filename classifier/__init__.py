@@ -22,6 +22,7 @@ _LAZY = {  # name -> module; imported on first use so that `import classifier` s
     "StageResult": "results",
     "TaskClassifier": "training.estimator",
     "Dataset": "data",
+    "EscalationBudget": "serving.budget",
     "check_query": "data",
     "load_dataset": "data",
     "LLMClassifier": "serving.llm",
@@ -35,6 +36,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "Decision",
+    "EscalationBudget",
     "InvalidParameterError",
     "KeywordRules",
     "LLMClassifier",
@@ -53,6 +55,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .data import Dataset, check_query, load_dataset
     from .results import Decision, StageResult
+    from .serving.budget import EscalationBudget
     from .serving.cascade import Cascade
     from .serving.keywords import KeywordRules
     from .serving.llm import LLMClassifier

@@ -120,6 +120,11 @@ class ClassifierSettings(_Strict):
     priors: dict[str, float] | None = None
     """The label mix of the traffic (label → share, every label of the model); the heads' probabilities are
     re-weighted to it (`classifier.serving.priors`). `taskrouter priors` estimates it. None: the training mix."""
+    max_escalation: float | None = Field(default=None, gt=0, le=1)
+    """Cap the share of queries passed on to stage 3 at run time (`classifier.serving.budget`): a query below the
+    threshold escalates only while the least confident of recent ones and the cap holds over them. None: off."""
+    escalation_window: int = Field(default=1000, ge=100)
+    """How many recent queries `max_escalation` is held over (this process's own)."""
     fallback_label: str | None = Field(default=None, min_length=1)
     """Queries far from every training example get this label (and its pool, or the default pool) instead of the
     nearest label; the decision's stage is `scope`. Needs a model trained with a scope threshold. None: off."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from classifier.errors import ConfigError, InvalidParameterError
 from classifier.results import Decision
+from classifier.serving.budget import EscalationBudget
 from classifier.serving.cascade import Cascade
 from classifier.serving.llm import LLMClassifier
 
@@ -83,6 +84,9 @@ class TaskRouter:
                 base = base.with_priors(settings.classifier.priors)
             except InvalidParameterError as exc:
                 raise ConfigError(str(exc), path="taskrouter.classifier.priors") from None
+        if settings.classifier.max_escalation is not None:
+            share, window = settings.classifier.max_escalation, settings.classifier.escalation_window
+            base = base.with_budget(EscalationBudget(share, window=window, warmup=window // 10))
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base
         self._check_labels()
         # What follows opens threads, connections and process-wide registrations: `close` releases them, and a

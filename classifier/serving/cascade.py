@@ -18,6 +18,7 @@ from ..errors import ConfigError, InvalidParameterError, ModelFileError, TaskRou
 from ..params import COUNT, THRESHOLD, Constraint, validate_params
 from ..results import EMBEDDING, LLM, SCOPE, STATIC, Decision, StageResult
 from ..window import HEAD_CHARS, TAIL_CHARS, window
+from .budget import EscalationBudget
 from .head import BatchContext, LinearHead
 from .keywords import KeywordRules
 from .priors import check_priors, weights_for
@@ -78,6 +79,8 @@ class Cascade:
     own, and `cache_clear()` empties it.
     `with_priors` (or `load(priors=...)`) re-weights the heads' probabilities to the label mix of the traffic
     (`classifier.serving.priors`); each decision records the mix it was made under.
+    `with_budget` caps the share of queries escalated at run time (`classifier.serving.budget`): a query the
+    budget holds back keeps the MiniLM head's guess, not escalated, its trail noting why.
 
     >>> cascade = Cascade.load()                       # the shipped model, stage 3 off
     >>> cascade.classify("derivative of x^3").label    # doctest: +SKIP
@@ -125,12 +128,14 @@ class Cascade:
         cache_size: int = DEFAULT_CACHE_SIZE,
         window: tuple[int, int] | None = (HEAD_CHARS, TAIL_CHARS),
         priors: dict[str, float] | None = None,
+        budget: EscalationBudget | None = None,
     ) -> Cascade:
         """A cascade of `stages`, run in the order given; `priors` says which mix their head stages are
-        re-weighted to (see `with_priors`)."""
+        re-weighted to (see `with_priors`), `budget` caps escalation (see `with_budget`)."""
         cascade = cls.__new__(cls)
         cascade._setup(list(stages), few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size, window=window)
         cascade.priors = priors
+        cascade.budget = budget
         return cascade
 
     def _setup(
@@ -185,6 +190,7 @@ class Cascade:
         self.cache_size = cache_size
         self.window = None if window is None else (window[0], window[1])
         self.priors: dict[str, float] | None = None
+        self.budget: EscalationBudget | None = None
         self._cache: OrderedDict[bytes, tuple[bytes, Decision]] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._hits = self._misses = 0
@@ -326,6 +332,23 @@ class Cascade:
             stages.append(FewShotLLMStage(llm, self.classifier, self.few_shot_k))
         return self._with(stages, self.priors)
 
+    def with_budget(self, budget: EscalationBudget | None) -> Cascade:
+        """The same cascade escalating under `budget` (None: the threshold alone decides), with an empty cache.
+
+        >>> capped = Cascade.load().with_budget(EscalationBudget(0.10))   # doctest: +SKIP
+        """
+        if budget is not None and not isinstance(budget, EscalationBudget):
+            raise InvalidParameterError("budget", budget, "an EscalationBudget or None", caller="Cascade.with_budget")
+        return Cascade.from_stages(
+            self.stages,
+            few_shot_k=self.few_shot_k,
+            manifest=self.manifest,
+            cache_size=self.cache_size,
+            window=self.window,
+            priors=self.priors,
+            budget=budget,
+        )
+
     @property
     def training_priors(self) -> dict[str, float]:
         """The label mix the heads were trained on (the manifest's label counts; uniform when it has none)."""
@@ -354,6 +377,7 @@ class Cascade:
             cache_size=self.cache_size,
             window=self.window,
             priors=priors,
+            budget=self.budget,
         )
 
     def cache_info(self) -> CacheInfo:
@@ -380,19 +404,21 @@ class Cascade:
             head, tail = self.window
             texts = [window(t, head, tail) for t in texts]
         decided: dict[int, Decision] = {}
+        hits: set[int] = set()
         keys = {i: (_cache_key(t), _exact_digest(t)) for i, t in enumerate(texts)} if self.cache_size else {}
         if keys:  # an exact repeat of a query decided past the rules: they would not fire this time either
-            self._lookup(keys, range(len(texts)), decided, exact=True)
+            hits |= self._lookup(keys, range(len(texts)), decided, exact=True)
         pending = [i for i in range(len(texts)) if i not in decided]
         trails: dict[int, list[StageResult]] = {i: [] for i in pending}
         guesses: dict[int, StageResult] = {}
         mix = tuple(self.priors.items()) if self.priors is not None else None
         ctx = BatchContext([texts[i] for i in pending])
         computed: list[int] | None = None
+        budgeted = self.budget is None
         for stage in self.stages:
             if stage.cached and computed is None and pending:
                 if keys:  # a case or whitespace variant of a query decided past the rules
-                    self._lookup(keys, pending, decided, exact=False)
+                    hits |= self._lookup(keys, pending, decided, exact=False)
                     pending, ctx = _rest(pending, ctx, decided)
                     with self._cache_lock:
                         self._misses += len(pending)
@@ -410,7 +436,12 @@ class Cascade:
                     decided[i] = Decision(r.label, stage.name, r.confidence, i in guesses, tuple(trails[i]), mix)
                 elif stage is self._fallback:
                     guesses[i] = r
+            if stage is self._fallback and not budgeted:
+                self._spend_budget(pending, decided, hits, guesses, trails, mix)
+                budgeted = True
             pending, ctx = _rest(pending, ctx, decided)
+        if not budgeted and self.budget is not None:  # no query reached the head: each counts as a sure one
+            self.budget.admit([1.0] * sum(1 for i in decided if i not in hits))
         for i in pending:  # no stage answered: the fallback's guess stands, escalated
             g = guesses[i]
             if g.label is None:
@@ -420,10 +451,36 @@ class Cascade:
             self._remember((keys[i], decided[i]) for i in computed)
         return [decided[i] for i in range(len(texts))]
 
+    def _spend_budget(
+        self,
+        reached: list[int],
+        decided: dict[int, Decision],
+        hits: set[int],
+        guesses: dict[int, StageResult],
+        trails: dict[int, list[StageResult]],
+        mix: tuple[tuple[str, float], ...] | None,
+    ) -> None:
+        """Let the budget rank this batch's queries: those answered before the head count as sure ones; a query
+        below the head's threshold that it holds back keeps the head's guess, decided there, not escalated."""
+        assert self.budget is not None
+        sure = [i for i in decided if i not in hits and i not in reached]
+        confidences = [1.0] * len(sure) + [_confidence(trails[i][-1]) for i in reached]
+        wants = [False] * len(sure) + [i in guesses for i in reached]
+        admitted = self.budget.admit(confidences, wants)[len(sure) :]
+        for i, escalates in zip(reached, admitted, strict=True):
+            if i in guesses and not escalates:
+                g = replace(guesses.pop(i), note=_HELD_BACK)
+                trails[i][-1] = g
+                if g.label is None:
+                    raise RuntimeError(f"stage {g.stage} guessed no label")
+                decided[i] = Decision(g.label, g.stage, g.confidence, False, tuple(trails[i]), mix)
+
     def _lookup(
         self, keys: dict[int, tuple[bytes, bytes]], indices, decided: dict[int, Decision], *, exact: bool
-    ) -> None:
-        """Fill `decided` from the cache for `indices`; with `exact`, only where the entry's text was the same."""
+    ) -> set[int]:
+        """Fill `decided` from the cache for `indices` (returned: those it filled); with `exact`, only where the
+        entry's text was the same."""
+        found: set[int] = set()
         with self._cache_lock:
             for i in indices:
                 key, digest = keys[i]
@@ -431,17 +488,29 @@ class Cascade:
                 if entry is not None and (not exact or entry[0] == digest):
                     self._cache.move_to_end(key)
                     decided[i] = entry[1]
+                    found.add(i)
                     self._hits += 1
+        return found
 
     def _remember(self, items) -> None:
         with self._cache_lock:
             for (key, digest), decision in items:
                 if decision.trail and decision.trail[-1].stage != decision.stage:
                     continue  # a later stage (the LLM) was asked and gave no usable answer: ask again next time
+                if decision.trail and decision.trail[-1].note == _HELD_BACK:
+                    continue  # the budget may let it escalate next time
                 self._cache[key] = (digest, decision)
                 self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
+
+
+_HELD_BACK = "below threshold; escalation budget spent"
+"""The note on a head's result when the escalation budget kept its guess."""
+
+
+def _confidence(result: StageResult) -> float:
+    return 1.0 if result.confidence is None else float(result.confidence)
 
 
 def _rest(pending: list[int], ctx: BatchContext, decided: dict[int, Decision]) -> tuple[list[int], BatchContext]:

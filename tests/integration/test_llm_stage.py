@@ -106,3 +106,20 @@ def test_the_llm_stage_answers_under_cost_based_routing(provider, shipped_cascad
         d = tr.cascade.classify(QUERY)
     assert (d.label, d.stage, d.trail[-1].note) == ("creative", "llm", "answered")
     assert provider.hits("fast-a") == 1
+
+
+def test_max_escalation_caps_the_calls_to_stage_3(provider, shipped_cascade):
+    """Every query is below the threshold; with `max_escalation` the LLM is asked for the warm-up's ten, then for
+    none until the window's share allows it again: the others keep stage 2's guess."""
+    config = make_config(
+        provider,
+        llm_classifier={"alias": "capable", "timeout_s": 1.0},
+        classifier={"max_escalation": 0.1, "escalation_window": 100},
+    )
+    provider.set(**{"capable-a": {"mode": "ok", "reply": "default"}})
+    tr = TaskRouter(config, cascade=Cascade(shipped_cascade.classifier, None, 1.0))
+    queries = [f"Tell me something about the moon landing, part {n}" for n in range(30)]
+    decisions = [tr.cascade.classify(q) for q in queries]
+    assert [d.escalated for d in decisions] == [True] * 10 + [False] * 20
+    assert provider.hits("capable-a") == 10
+    assert all(d.trail[-1].note == "below threshold; escalation budget spent" for d in decisions[10:])

@@ -96,3 +96,29 @@ def test_threshold_is_validated(cascade):
         InvalidParameterError, match=r"The 'threshold' parameter of Cascade must be a float in \[0, 1\]"
     ):
         Cascade(cascade.classifier, None, 1.5)
+
+
+def test_a_budget_caps_escalation_and_a_held_back_query_keeps_the_heads_guess(cascade):
+    from classifier.serving.budget import EscalationBudget
+
+    topics = ["jazz", "rivers", "tea", "chess", "volcanoes", "bridges", "owls", "maps", "glass", "tides"]
+    queries = [f"Tell me about {a} and {b}" for a in topics for b in topics if a != b][:60]
+    asked = LookupClassifier({q: "default" for q in queries}, cascade.labels, name="oracle")
+    capped = Cascade(cascade.classifier, None, 1.0, llm=asked).with_budget(EscalationBudget(0.1, window=40, warmup=4))
+    decisions = [capped.classify(q) for q in queries]  # every one is below a threshold of 1.0
+    escalated = [d.escalated for d in decisions]
+    assert escalated[:4] == [True] * 4  # warming up: the threshold alone decides
+    assert sum(escalated) <= 4 + 0.1 * 60
+    held = [d for d in decisions if not d.escalated]
+    assert held and all(d.stage == "embedding" and [s.stage for s in d.trail] == ["embedding"] for d in held)
+    assert {d.trail[-1].note for d in held} == {"below threshold; escalation budget spent"}
+    assert all(d.stage == "llm" for d in decisions if d.escalated)
+    misses = capped.cache_info().misses
+    capped.classify(queries[escalated.index(False)])  # held back: not cached, so it may escalate next time
+    assert capped.cache_info().misses == misses + 1
+    assert Cascade(cascade.classifier, None, 1.0).classify(queries[0]).escalated  # no budget: as before
+
+
+def test_with_budget_refuses_what_is_not_a_budget(cascade):
+    with pytest.raises(InvalidParameterError, match="'budget' parameter"):
+        cascade.with_budget(0.1)
