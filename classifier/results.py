@@ -22,6 +22,10 @@ class StageResult:
     note: str = ""
 
 
+BUDGET_SPENT = "below threshold; escalation budget spent"
+"""The note on the MiniLM head's result when the escalation budget kept its guess (`classifier.serving.budget`)."""
+
+
 @dataclass(frozen=True)
 class Decision:
     """The cascade's answer for one query."""
@@ -39,6 +43,11 @@ class Decision:
         """Total time spent in all stages."""
         return sum(s.latency_s for s in self.trail)
 
+    @property
+    def held_back(self) -> bool:
+        """Below the threshold, but the escalation budget was spent: the head's guess stands, not escalated."""
+        return bool(self.trail) and self.trail[-1].note == BUDGET_SPENT
+
     def stage_result(self, stage: str) -> StageResult | None:
         """The trail entry of `stage`, if the query reached it."""
         return next((s for s in self.trail if s.stage == stage), None)
@@ -50,6 +59,7 @@ class Decision:
             "stage": self.stage,
             "confidence": self.confidence,
             "escalated": self.escalated,
+            "held_back": self.held_back,
             "trail": [s.__dict__ for s in self.trail],
             "priors": dict(self.priors) if self.priors is not None else None,
         }

@@ -64,6 +64,7 @@ def compute_metrics(
         "baseline_pool": baseline_pool,
         "baseline_cost_usd": baseline,
         "escalation_rate": sum(bool(e["escalated"]) for e in events) / n if n else 0.0,
+        "held_back_rate": sum(bool(e.get("held_back")) for e in events) / n if n else 0.0,
         "escalation_over_time": {k: sum(v) / len(v) for k, v in sorted(by_period.items())},
         "stage_coverage": {s: c / n for s, c in stages.most_common()} if n else {},
         "error_classes": dict(Counter(e["error_class"] for e in events if e["error_class"])),
@@ -127,6 +128,12 @@ def readings(m: dict[str, Any]) -> dict[str, str]:
         if rate > 0.2
         else "within the expected range."
     )
+    held = m.get("held_back_rate", 0.0)
+    if held:
+        out["held_back_rate"] = (
+            f"{held:.0%} of queries were below the threshold but held back by the escalation budget "
+            "(`max_escalation`): their stage-2 guess was served. Raise the budget, or label them and retrain."
+        )
     coverage = m["stage_coverage"]  # stage name -> share, most common first
     if coverage:
         out["stage_coverage"] = (

@@ -43,6 +43,7 @@ events_table = sa.Table(
     sa.Column("stage", sa.String(16)),
     sa.Column("confidence", sa.Float),
     sa.Column("escalated", sa.Boolean),
+    sa.Column("held_back", sa.Boolean),  # below the threshold, not escalated: the escalation budget was spent
     sa.Column("requested_pool", sa.String(128)),
     sa.Column("served_pool", sa.String(128)),
     sa.Column("deployment", sa.String(256)),
@@ -60,15 +61,27 @@ ts_index = sa.Index("ix_taskrouter_events_ts", events_table.c.ts)
 
 
 # Migrations emit explicit DDL, so each one does exactly its own step whatever the table object holds.
+_LATER_COLUMNS = ("held_back",)  # added by _v3
+
+
 def _v1(conn: sa.Connection) -> None:
-    conn.execute(sa.schema.CreateTable(events_table))
+    columns = [
+        sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+        for c in events_table.columns
+        if c.name not in _LATER_COLUMNS
+    ]
+    conn.execute(sa.schema.CreateTable(sa.Table(events_table.name, sa.MetaData(), *columns)))
 
 
 def _v2(conn: sa.Connection) -> None:
     conn.execute(sa.schema.CreateIndex(ts_index))
 
 
-MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2]
+def _v3(conn: sa.Connection) -> None:
+    conn.execute(sa.text("ALTER TABLE taskrouter_events ADD COLUMN held_back BOOLEAN"))
+
+
+MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _SECRET = re.compile(
@@ -101,6 +114,7 @@ def event_row(event: RequestEvent, *, store_text: bool = False) -> dict[str, Any
         "stage": d.stage,
         "confidence": d.confidence,
         "escalated": d.escalated,
+        "held_back": d.held_back,
         "requested_pool": event.requested_pool,
         "served_pool": event.served_pool,
         "deployment": event.deployment or (last_failed.deployment if last_failed else None),

@@ -16,7 +16,7 @@ from typing import NamedTuple, TypeVar
 from ..data import check_query
 from ..errors import ConfigError, InvalidParameterError, ModelFileError, TaskRouterError
 from ..params import COUNT, THRESHOLD, Constraint, validate_params
-from ..results import EMBEDDING, LLM, SCOPE, STATIC, Decision, StageResult
+from ..results import BUDGET_SPENT, EMBEDDING, LLM, SCOPE, STATIC, Decision, StageResult
 from ..window import HEAD_CHARS, TAIL_CHARS, window
 from .budget import EscalationBudget
 from .head import BatchContext, LinearHead
@@ -469,7 +469,7 @@ class Cascade:
         admitted = self.budget.admit(confidences, wants)[len(sure) :]
         for i, escalates in zip(reached, admitted, strict=True):
             if i in guesses and not escalates:
-                g = replace(guesses.pop(i), note=_HELD_BACK)
+                g = replace(guesses.pop(i), note=BUDGET_SPENT)
                 trails[i][-1] = g
                 if g.label is None:
                     raise RuntimeError(f"stage {g.stage} guessed no label")
@@ -497,16 +497,12 @@ class Cascade:
             for (key, digest), decision in items:
                 if decision.trail and decision.trail[-1].stage != decision.stage:
                     continue  # a later stage (the LLM) was asked and gave no usable answer: ask again next time
-                if decision.trail and decision.trail[-1].note == _HELD_BACK:
+                if decision.held_back:
                     continue  # the budget may let it escalate next time
                 self._cache[key] = (digest, decision)
                 self._cache.move_to_end(key)
             while len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
-
-
-_HELD_BACK = "below threshold; escalation budget spent"
-"""The note on a head's result when the escalation budget kept its guess."""
 
 
 def _confidence(result: StageResult) -> float:

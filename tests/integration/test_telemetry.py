@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from routing import PoolsExhausted, TaskRouter
-from routing.report import compute_metrics
+from routing.report import compute_metrics, readings
 from routing.telemetry import SCHEMA_VERSION, TelemetryStore, redact
 from tests.integration.conftest import make_config
 from tests.integration.servers import postgres_server
@@ -176,10 +176,35 @@ def test_migrations_are_numbered_and_resume(tmp_path):
     assert con.execute("select version from taskrouter_schema").fetchone() == (SCHEMA_VERSION,)
     assert "ix_taskrouter_events_ts" in {r[1] for r in con.execute("pragma index_list('taskrouter_events')")}
     con.execute("drop index ix_taskrouter_events_ts")
+    con.execute("alter table taskrouter_events drop column held_back")
     con.execute("update taskrouter_schema set version = 1")
     con.commit()
     assert TelemetryStore(url).migrate() == 1  # resumes at migration 2
     assert "ix_taskrouter_events_ts" in {r[1] for r in con.execute("pragma index_list('taskrouter_events')")}
+    assert "held_back" in {r[1] for r in con.execute("pragma table_info('taskrouter_events')")}  # migration 3
+
+
+def test_held_back_queries_are_recorded_and_reported(provider, shipped_cascade, tmp_path):
+    """With `max_escalation`, a query the budget keeps from stage 3 is stored as held back, and the report says so."""
+    from classifier.serving.cascade import Cascade
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    cfg = priced_config(
+        provider,
+        url,
+        llm_classifier={"alias": "capable", "timeout_s": 1.0},
+        classifier={"max_escalation": 0.1, "escalation_window": 100},
+    )
+    provider.set(**{"capable-a": {"mode": "ok", "reply": "default"}})
+    tr = TaskRouter(cfg, cascade=Cascade(shipped_cascade.classifier, None, 1.0))  # every query below threshold
+    for n in range(12):
+        tr.complete(f"Tell me something about the moon landing, part {n}")
+    tr.close()
+    events = TelemetryStore(url).events()
+    assert [(e["escalated"], e["held_back"]) for e in events] == [(True, False)] * 10 + [(False, True)] * 2
+    m = compute_metrics(events)
+    assert m["held_back_rate"] == pytest.approx(2 / 12)
+    assert "held back by the escalation budget" in readings(m)["held_back_rate"]
 
 
 def test_redaction():
