@@ -123,8 +123,16 @@ class ClassifierSettings(_Strict):
     max_escalation: float | None = Field(default=None, gt=0, le=1)
     """Cap the share of queries passed on to stage 3 at run time (`classifier.serving.budget`): a query below the
     threshold escalates only while the least confident of recent ones and the cap holds over them. None: off."""
-    escalation_window: int = Field(default=1000, ge=100)
-    """How many recent queries `max_escalation` is held over (this process's own)."""
+    escalation_window: int = Field(default=1000, ge=100, le=100_000)
+    """How many recent cascade runs `max_escalation` is held over (this process's own; a follow-up in a
+    conversation runs the cascade twice: on the turn alone and in context). Only with `max_escalation`."""
+
+    @model_validator(mode="after")
+    def _window_needs_a_budget(self) -> ClassifierSettings:
+        if "escalation_window" in self.model_fields_set and self.max_escalation is None:
+            raise ValueError("escalation_window is read only with max_escalation: set both, or neither")
+        return self
+
     fallback_label: str | None = Field(default=None, min_length=1)
     """Queries far from every training example get this label (and its pool, or the default pool) instead of the
     nearest label; the decision's stage is `scope`. Needs a model trained with a scope threshold. None: off."""

@@ -22,12 +22,17 @@ __all__ = ["ImportSummary", "export_for_review", "import_reviewed"]
 def export_for_review(
     events: Sequence[dict[str, Any]], out: str | Path, *, n: int = 200, low_confidence: float = 0.8, seed: int = 0
 ) -> int:
-    """Write a label-stratified sample of escalated or low-confidence requests (with stored text) as JSONL."""
+    """Write a label-stratified sample of escalated, held-back or low-confidence requests (with stored text) as
+    JSONL."""
     pool: dict[str, list[dict]] = defaultdict(list)
     seen = set()
     for e in events:
         text = e.get("query_text")
-        uncertain = e.get("escalated") or (e.get("confidence") is not None and e["confidence"] < low_confidence)
+        uncertain = (
+            e.get("escalated")
+            or e.get("held_back")
+            or (e.get("confidence") is not None and e["confidence"] < low_confidence)
+        )
         if text and uncertain and fold(text) not in seen:
             seen.add(fold(text))
             pool[str(e.get("label"))].append(e)

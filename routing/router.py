@@ -86,7 +86,7 @@ class TaskRouter:
                 raise ConfigError(str(exc), path="taskrouter.classifier.priors") from None
         if settings.classifier.max_escalation is not None:
             share, window = settings.classifier.max_escalation, settings.classifier.escalation_window
-            base = base.with_budget(EscalationBudget(share, window=window, warmup=window // 10))
+            base = base.with_budget(EscalationBudget(share, window=window))
         self.cascade = base.with_llm(self.llm_stage(base.labels)) if settings.llm_classifier.alias else base
         self._check_labels()
         # What follows opens threads, connections and process-wide registrations: `close` releases them, and a
@@ -459,4 +459,4 @@ def _release_all(steps: Sequence) -> None:
 
 def _switches(alone: Decision, switch_confidence: float) -> bool:
     """Whether a follow-up classified alone is confident enough to leave the conversation's label."""
-    return not alone.escalated and (alone.confidence or 0.0) >= switch_confidence
+    return not (alone.escalated or alone.held_back) and (alone.confidence or 0.0) >= switch_confidence

@@ -77,8 +77,11 @@ def _v2(conn: sa.Connection) -> None:
     conn.execute(sa.schema.CreateIndex(ts_index))
 
 
-def _v3(conn: sa.Connection) -> None:
-    conn.execute(sa.text("ALTER TABLE taskrouter_events ADD COLUMN held_back BOOLEAN"))
+def _v3(conn: sa.Connection) -> None:  # safe to run twice: a worker may add it between our read and our step
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("ALTER TABLE taskrouter_events ADD COLUMN IF NOT EXISTS held_back BOOLEAN"))
+    elif "held_back" not in {c["name"] for c in sa.inspect(conn).get_columns("taskrouter_events")}:
+        conn.execute(sa.text("ALTER TABLE taskrouter_events ADD COLUMN held_back BOOLEAN"))
 
 
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3]

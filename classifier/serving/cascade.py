@@ -80,7 +80,7 @@ class Cascade:
     `with_priors` (or `load(priors=...)`) re-weights the heads' probabilities to the label mix of the traffic
     (`classifier.serving.priors`); each decision records the mix it was made under.
     `with_budget` caps the share of queries escalated at run time (`classifier.serving.budget`): a query the
-    budget holds back keeps the MiniLM head's guess, not escalated, its trail noting why.
+    budget holds back keeps the MiniLM head's guess, not escalated, its trail noting why, and is not cached.
 
     >>> cascade = Cascade.load()                       # the shipped model, stage 3 off
     >>> cascade.classify("derivative of x^3").label    # doctest: +SKIP
@@ -334,6 +334,7 @@ class Cascade:
 
     def with_budget(self, budget: EscalationBudget | None) -> Cascade:
         """The same cascade escalating under `budget` (None: the threshold alone decides), with an empty cache.
+        The budget is shared, not copied: `with_llm` and `with_priors` keep the same one, and its window.
 
         >>> capped = Cascade.load().with_budget(EscalationBudget(0.10))   # doctest: +SKIP
         """

@@ -7,6 +7,7 @@ import pytest
 
 from routing import PoolsExhausted, TaskRouter
 from routing.report import compute_metrics, readings
+from routing.review import export_for_review
 from routing.telemetry import SCHEMA_VERSION, TelemetryStore, redact
 from tests.integration.conftest import make_config
 from tests.integration.servers import postgres_server
@@ -205,6 +206,8 @@ def test_held_back_queries_are_recorded_and_reported(provider, shipped_cascade, 
     m = compute_metrics(events)
     assert m["held_back_rate"] == pytest.approx(2 / 12)
     assert "held back by the escalation budget" in readings(m)["held_back_rate"]
+    out = tmp_path / "review.jsonl"
+    assert export_for_review(events, out, n=50, low_confidence=0.0) == 12  # the held back are reviewed too
 
 
 def test_redaction():

@@ -18,6 +18,7 @@ from classifier.serving.budget import EscalationBudget
         ({"share": 0.1, "window": 0}, "'window' parameter"),
         ({"share": 0.1, "window": 10, "warmup": 11}, "'warmup' parameter"),
         ({"share": 0.1, "warmup": 2.5}, "'warmup' parameter"),
+        ({"share": 0.1, "window": 2.5}, "'window' parameter"),
     ],
 )
 def test_bad_settings_name_the_field(kwargs, field):
@@ -40,6 +41,10 @@ def test_the_cap_holds_in_every_window_and_the_least_confident_go_first():
     assert budget.escalated_share <= 0.1
 
 
+def test_the_warm_up_is_a_tenth_of_the_window_by_default():
+    assert EscalationBudget(0.1, window=200).warmup == 20 and EscalationBudget(0.5, window=5).warmup == 1
+
+
 def test_under_the_budget_every_query_below_the_threshold_escalates():
     rng = np.random.default_rng(1)
     confidence = np.where(rng.uniform(size=5_000) < 0.05, 0.3, 0.99)
@@ -48,7 +53,8 @@ def test_under_the_budget_every_query_below_the_threshold_escalates():
     assert escalated == below.tolist()
 
 
-def test_concurrent_callers_share_one_cap():
+def test_callers_on_several_threads_share_one_window():
+    """Not a race detector: it checks that every call lands in the one window and the cap spans all callers."""
     budget = EscalationBudget(0.1, window=4000, warmup=100)
     results: list[list[bool]] = []
 
@@ -62,4 +68,5 @@ def test_concurrent_callers_share_one_cap():
     for t in threads:
         t.join()
     total = sum(sum(r) for r in results)
-    assert 100 <= total <= 100 + 0.1 * 4000  # the warm-up's, then at most a tenth
+    assert budget.seen == 4000 and budget.escalated_share == total / 4000
+    assert 100 <= total <= 0.1 * 4000  # the warm-up's hundred count against the cap too

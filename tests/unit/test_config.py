@@ -187,6 +187,7 @@ def test_any_group_using_cost_based_routing_counts(monkeypatch):
         ({"taskrouter__classifier": {"max_escalation": 0}}, r"taskrouter\.classifier\.max_escalation"),
         ({"taskrouter__classifier": {"max_escalation": "10%"}}, r"taskrouter\.classifier\.max_escalation"),
         ({"taskrouter__classifier": {"escalation_window": 10}}, r"taskrouter\.classifier\.escalation_window"),
+        ({"taskrouter__classifier": {"escalation_window": 500}}, r"taskrouter\.classifier: .*escalation_window"),
         ({"taskrouter__telemetry": {"store_text": "off"}}, r"taskrouter\.telemetry\.store_text"),
         ({"taskrouter__conversation": {"context_turns": True}}, r"taskrouter\.conversation\.context_turns"),
         ({"router_settings": {"timeout": float("inf")}}, r"router_settings\.timeout: .*finite"),

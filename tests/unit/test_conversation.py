@@ -131,3 +131,13 @@ def test_follow_ups_that_only_refer_back(text):
 )
 def test_follow_ups_that_bring_a_task_or_are_long(text):
     assert not refers_back(text)
+
+
+def test_a_follow_up_held_back_by_the_escalation_budget_does_not_switch_the_label():
+    """Held back means below the threshold: no surer than an escalated guess, so the conversation keeps its label."""
+    from classifier.results import BUDGET_SPENT, Decision, StageResult
+    from routing.router import _switches
+
+    sure = Decision("code", "embedding", 0.95, False, (StageResult("embedding", "code", 0.95, 0.001, "confident"),))
+    held = Decision("code", "embedding", 0.95, False, (StageResult("embedding", "code", 0.95, 0.001, BUDGET_SPENT),))
+    assert _switches(sure, 0.9) and held.held_back and not _switches(held, 0.9)
