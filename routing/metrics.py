@@ -7,6 +7,7 @@ router's `RequestEvent`s (routing/events.py), one per deployment call: a failed 
 fallback counts with `status="failure"`.
 
     taskrouter_decisions_total{router, label, stage, escalated, requested_pool}
+    taskrouter_held_back_total{router, label, requested_pool}            (kept from stage 3 by `max_escalation`)
     taskrouter_decision_seconds{router, stage}                           (histogram: classification time)
     taskrouter_responses_total{router, requested_pool, served_pool, fallback, status}
     taskrouter_cost_usd_total{router, requested_pool, served_pool}
@@ -62,6 +63,12 @@ class _Families:
         decision, response = ["router", "label", "stage", "escalated", "requested_pool"], ["router", "requested_pool"]
         reg = registry
         self.decisions = Counter("taskrouter_decisions", "Routing decisions of the cascade", decision, registry=reg)
+        self.held_back = Counter(
+            "taskrouter_held_back",
+            "Decisions below the threshold kept from stage 3 by the escalation budget",
+            ["router", "label", "requested_pool"],
+            registry=reg,
+        )
         self.decision_seconds = Histogram(
             "taskrouter_decision_seconds",
             "Time the cascade took to decide",
@@ -101,7 +108,15 @@ class _Families:
             if self.users[name] > 0:
                 return
             del self.users[name]
-            for family in (self.decisions, self.decision_seconds, self.responses, self.cost, self.response_seconds):
+            families = (
+                self.decisions,
+                self.held_back,
+                self.decision_seconds,
+                self.responses,
+                self.cost,
+                self.response_seconds,
+            )
+            for family in families:
                 family.remove_by_labels({"router": name})
 
 
@@ -133,6 +148,8 @@ class PrometheusMetrics:
             return
         f = self.families
         f.decisions.labels(self.name, decision.label, decision.stage, _flag(decision.escalated), pool).inc()
+        if decision.held_back:
+            f.held_back.labels(self.name, decision.label, pool).inc()
         f.decision_seconds.labels(self.name, decision.stage).observe(decision.latency_s)
 
     def handle(self, event: RequestEvent) -> None:

@@ -183,3 +183,24 @@ def test_the_proxys_metrics_count_decisions_per_label_and_stage(metrics_proxy):
         if line.startswith(("taskrouter_decisions_total", "taskrouter_responses_total"))
     ]
     print("\n/metrics after 20 requests (taskrouter_ lines):\n" + "\n".join(lines))
+
+
+def test_held_back_decisions_are_counted(provider, shipped_cascade):
+    from classifier.serving.cascade import Cascade
+    from routing import TaskRouter
+
+    config = make_config(
+        provider,
+        metrics="prometheus",
+        name="budgeted",
+        llm_classifier={"alias": "capable", "timeout_s": 1.0},
+        classifier={"max_escalation": 0.1, "escalation_window": 100},
+    )
+    provider.set(**{"capable-a": {"mode": "ok", "reply": "default"}})
+    tr = TaskRouter(config, cascade=Cascade(shipped_cascade.classifier, None, 1.0))  # every query below threshold
+    results = [tr.complete(f"Tell me something about the moon landing, part {n}") for n in range(12)]
+    held = [r.decision for r in results if r.decision.held_back]
+    assert len(held) == 2 and {d.label for d in held} == {"default"}
+    assert value("taskrouter_held_back_total", router="budgeted", label="default", requested_pool="fast") == 2
+    tr.close()
+    assert value("taskrouter_held_back_total", router="budgeted", label="default", requested_pool="fast") == 0
