@@ -464,7 +464,8 @@ class Cascade:
         """Let the budget rank this batch's queries: those answered before the head count as sure ones; a query
         below the head's threshold that it holds back keeps the head's guess, decided there, not escalated."""
         assert self.budget is not None
-        sure = [i for i in decided if i not in hits and i not in reached]
+        at_head = set(reached)
+        sure = [i for i in decided if i not in hits and i not in at_head]
         confidences = [1.0] * len(sure) + [_confidence(trails[i][-1]) for i in reached]
         wants = [False] * len(sure) + [i in guesses for i in reached]
         admitted = self.budget.admit(confidences, wants)[len(sure) :]
