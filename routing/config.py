@@ -122,7 +122,8 @@ class ClassifierSettings(_Strict):
     re-weighted to it (`classifier.serving.priors`). `taskrouter priors` estimates it. None: the training mix."""
     max_escalation: float | None = Field(default=None, gt=0, le=1)
     """Cap the share of queries passed on to stage 3 at run time (`classifier.serving.budget`): a query below the
-    threshold escalates only while the least confident of recent ones and the cap holds over them. None: off."""
+    threshold escalates only if it ranks among the least confident of recent ones and the cap is not yet reached
+    over them. None: off."""
     escalation_window: int = Field(default=1000, ge=100, le=100_000)
     """How many recent cascade runs `max_escalation` is held over (this process's own; a follow-up in a
     conversation runs the cascade twice: on the turn alone and in context). Only with `max_escalation`."""

@@ -340,15 +340,9 @@ class Cascade:
         """
         if budget is not None and not isinstance(budget, EscalationBudget):
             raise InvalidParameterError("budget", budget, "an EscalationBudget or None", caller="Cascade.with_budget")
-        return Cascade.from_stages(
-            self.stages,
-            few_shot_k=self.few_shot_k,
-            manifest=self.manifest,
-            cache_size=self.cache_size,
-            window=self.window,
-            priors=self.priors,
-            budget=budget,
-        )
+        cascade = self._with(self.stages, self.priors)
+        cascade.budget = budget
+        return cascade
 
     @property
     def training_priors(self) -> dict[str, float]:
