@@ -335,28 +335,43 @@ def cross_fit(
     one tuning). `encoder_sha256` names the tuned graph, made from all rows, that these vectors stand in for."""
     import tempfile
 
+    texts, labels = list(texts), check_labels(list(labels))
+    minilm = np.zeros((len(texts), EMBEDDER_DIM), dtype=np.float32)
+    static = np.zeros((len(texts), EMBEDDER_DIM), dtype=np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        for k, (train, held) in enumerate(crossfit_splits(labels, recipe.seed, folds)):
+            log.info("cross-fitting: tuning on fold %d of %d without its held-out rows", k + 1, folds)
+            d = tune_encoder([texts[i] for i in train], [labels[i] for i in train], Path(tmp) / f"fold{k}", recipe,
+                             device=device, progress=progress)  # fmt: skip
+            minilm[held], static[held] = held_out_vectors(d, [texts[i] for i in held], recipe.max_tokens)
+    keys = np.array([CrossFit.key(t) for t in texts])
+    return CrossFit(keys, minilm, static, encoder_sha256)
+
+
+def crossfit_splits(
+    labels: Sequence[str], seed: int, folds: int = CROSSFIT_FOLDS
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(tuning rows, held-out rows) of each cross-fitting fold, stratified by label."""
     from sklearn.model_selection import StratifiedKFold
+
+    return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))
+
+
+def held_out_vectors(directory: str | Path, texts: Sequence[str], max_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """`texts` read by the tuned model in `directory`: its MiniLM vectors, and its distilled static table's (stored
+    as the shipped table is)."""
+    import tempfile
 
     from ..building.static_distill import distill_with_torch
     from ..serving import assets
     from ..serving.static_embedding import StaticMiniLMEmbedder
 
-    texts, labels = list(texts), check_labels(list(labels))
-    minilm = np.zeros((len(texts), EMBEDDER_DIM), dtype=np.float32)
-    static = np.zeros((len(texts), EMBEDDER_DIM), dtype=np.float32)
-    splits = StratifiedKFold(n_splits=folds, shuffle=True, random_state=recipe.seed).split(texts, labels)
+    texts = list(texts)
+    minilm = TorchEncoder(directory, max_tokens=max_tokens).encode(texts, progress=False)
     with tempfile.TemporaryDirectory() as tmp:
-        for k, (train, held) in enumerate(splits):
-            log.info("cross-fitting: tuning on fold %d of %d without its held-out rows", k + 1, folds)
-            d = tune_encoder([texts[i] for i in train], [labels[i] for i in train], Path(tmp) / f"fold{k}", recipe,
-                             device=device, progress=progress)  # fmt: skip
-            held_texts = [texts[i] for i in held]
-            minilm[held] = TorchEncoder(d, max_tokens=recipe.max_tokens).encode(held_texts, progress=False)
-            distill_with_torch(Path(tmp) / f"fold{k}.npz", d)
-            with np.load(Path(tmp) / f"fold{k}.npz", allow_pickle=False) as z:
-                rows, scale = assets.quantize_rows(z["embedding"])  # as the shipped table is stored
-                tokenizer = z["tokenizer"].tobytes().decode("utf-8")
-            table = StaticMiniLMEmbedder.from_table(rows.astype(np.float32) * scale[:, None], tokenizer)
-            static[held] = table.encode(held_texts, progress=False)
-    keys = np.array([CrossFit.key(t) for t in texts])
-    return CrossFit(keys, minilm, static, encoder_sha256)
+        distill_with_torch(Path(tmp) / "table.npz", directory)
+        with np.load(Path(tmp) / "table.npz", allow_pickle=False) as z:
+            rows, scale = assets.quantize_rows(z["embedding"])
+            tokenizer = z["tokenizer"].tobytes().decode("utf-8")
+    table = StaticMiniLMEmbedder.from_table(rows.astype(np.float32) * scale[:, None], tokenizer)
+    return minilm, table.encode(texts, progress=False)
