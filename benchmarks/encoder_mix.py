@@ -8,7 +8,7 @@ the full one is installed as the package's `tuned` encoder for the run (the pack
 afterwards), the halves give the cross-fitted vectors, and `taskrouter train` trains the model exactly as the
 shipped one was trained, scoring the out-of-source folds of the public corpus it calibrates on. s = 1 is the
 shipped recipe. The dev set is not read. Tuned encoders are kept under `.cache/encoder-mix/`, so a rerun only
-re-measures (about 10 min per share on 2 cores; the tuning first, about 18 min).
+re-measures (7 to 16 min per share on 2 cores; the tuning first, about 18 min).
 
     python benchmarks/encoder_mix.py [--corpus data/public/corpus.jsonl] [--shares 1 0.75 0.5] [--json PATH]
 """
