@@ -30,7 +30,7 @@ from benchmarks.encoder_source_folds import make_assets_restored  # noqa: E402
 from classifier.building import make_assets  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
 from classifier.serving import assets  # noqa: E402
-from classifier.serving.encoder import ENCODERS, model_dir  # noqa: E402
+from classifier.serving.encoder import EMBEDDER_DIM, ENCODERS, model_dir  # noqa: E402
 from classifier.training.tune import (  # noqa: E402
     CrossFit,
     TuneRecipe,
@@ -80,8 +80,8 @@ def measure(share: float, dirs: dict[str, Path], texts: list[str], labels: list[
     full = mixed(dirs["full"], share, tmp / "full")
     record = make_assets.build(encoder="tuned", source=full)
     sha = record["files"][ENCODERS["tuned"].onnx_file]["sha256"]
-    minilm = np.zeros((len(texts), 384), dtype=np.float32)
-    static = np.zeros((len(texts), 384), dtype=np.float32)
+    minilm = np.zeros((len(texts), EMBEDDER_DIM), dtype=np.float32)
+    static = np.zeros((len(texts), EMBEDDER_DIM), dtype=np.float32)
     for k, (_, held) in enumerate(crossfit_splits(labels, recipe.seed)):
         half = mixed(dirs[f"fold{k}"], share, tmp / f"fold{k}")
         minilm[held], static[held] = held_out_vectors(half, [texts[i] for i in held], recipe.max_tokens)
