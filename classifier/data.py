@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import json
-import re
-import sys
 import threading
 import unicodedata
 from collections import Counter
@@ -17,16 +14,24 @@ from pathlib import Path
 
 from . import strict_json
 from .errors import DataError, LabelError, QueryError
+from .window import INVISIBLE, invisible_run
 
-__all__ = ["MAX_QUERY_CHARS", "Dataset", "check_label", "check_labels", "check_query", "load_dataset", "read_jsonl"]
+__all__ = [
+    "MAX_QUERY_CHARS",
+    "Dataset",
+    "check_label",
+    "check_labels",
+    "check_query",
+    "check_unicode",
+    "load_dataset",
+    "read_jsonl",
+]
 
 MAX_QUERY_CHARS = 100_000
 """Longest text read whole: training data (a longer row is almost surely a data error) and a head's or
 `TaskClassifier`'s own `predict`. `Cascade.classify` has no limit: it reads a bounded window (`classifier.window`)."""
 
 _CSV_LIMIT_LOCK = threading.Lock()
-_INVISIBLE = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
-"""Unicode categories that show nothing: control, format (zero-width, BOM), and space characters."""
 
 
 def check_query(text: object, *, field: str = "query", max_chars: int | None = None) -> str:
@@ -37,23 +42,22 @@ def check_query(text: object, *, field: str = "query", max_chars: int | None = N
         raise QueryError("must not be empty or whitespace", field=field)
     if max_chars is not None and len(text) > max_chars:
         raise QueryError(f"is {len(text):,} characters; the limit is {max_chars:,}", field=field)
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from a JSON "\ud83d" escape
-            raise QueryError(f"is not valid Unicode (lone surrogate at character {exc.start})", field=field) from None
+    check_unicode(text, field=field)
     rest = text.lstrip()  # whitespace is invisible too, and lstrip skips it at C speed
-    if unicodedata.category(rest[0]) in _INVISIBLE and _invisible_run().fullmatch(rest):
+    if unicodedata.category(rest[0]) in INVISIBLE and invisible_run().fullmatch(rest):
         raise QueryError("has no visible character (only control, format or space characters)", field=field)
     return text
 
 
-@functools.cache
-def _invisible_run() -> re.Pattern[str]:
-    """A run of code points in the `_INVISIBLE` categories, built on first need (about 0.1 s), so that a long run
-    of NULs or zero-width spaces is read by the regex engine rather than looked up one character at a time."""
-    chars = "".join(chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in _INVISIBLE)
-    return re.compile(f"[{re.escape(chars)}]*")
+def check_unicode(text: str, *, field: str) -> str:
+    """Return `text` if it encodes as UTF-8; a lone surrogate (e.g. from a JSON "\\ud83d" escape) is a QueryError
+    here rather than an encoding failure deep in an HTTP client, reported as a provider's fault."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise QueryError(f"is not valid Unicode (lone surrogate at character {exc.start})", field=field) from None
+    return text
 
 
 def check_label(label: object, *, allowed: Collection[str] | None = None, field: str = "label") -> str:
@@ -124,11 +128,12 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
         except QueryError as exc:
             raise DataError(str(exc), path=str(p), line=line, field="text") from None
         try:
-            label = check_label(row["label"], allowed=allowed_set)
+            raw_label = row["label"]  # a label is read without the spaces around it, then checked
+            label = check_label(raw_label.strip() if isinstance(raw_label, str) else raw_label, allowed=allowed_set)
         except LabelError as exc:
             raise DataError(str(exc), path=str(p), line=line, field="label") from None
         texts.append(text)
-        labels.append(label.strip())
+        labels.append(label)
         sources.append(row["source"] if isinstance(row.get("source"), str) else "")
     if not texts:
         raise DataError("no records", path=str(p))

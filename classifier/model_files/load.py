@@ -148,6 +148,7 @@ def load_model(directory: str | Path | None = None, *, skip: Sequence[str] = ())
         probes = arrays.get(spec.probes_file, {}).get("probes") if spec and spec.probes_file else None
         if probes is None or probes.shape != (len(STATIC_PROBES), EMBEDDER_DIM):
             raise ModelFileError("inconsistent model: static head probes", path=where)
+        _check_numbers(probes, "static head probes", where)
         if any(static_id in h.embedders for h in wanted):
             embedders[static_id], why = static_embedder(probes, enc)
             if embedders[static_id] is None:
@@ -159,6 +160,10 @@ def load_model(directory: str | Path | None = None, *, skip: Sequence[str] = ())
                     )
                 log.warning("static stage off: %s", why)
                 wanted = [h for h in wanted if static_id not in h.embedders]
+    for h in wanted:
+        foreign = [e for e in h.embedders if e not in embedders]
+        if foreign:  # listed in the manifest, yet neither the encoder's vectors nor its static table's
+            raise ModelFileError(f"heads[{h.stage}].embedders: {foreign} belong to no installed encoder", path=where)
     order = {e.name: i for i, e in enumerate(m.cascade.stages)}
     wanted.sort(key=lambda h: order.get(h.stage, len(order)))
     heads = {h.stage: LinearHead.from_arrays(exports[h.stage], [embedders[e] for e in h.embedders]) for h in wanted}
@@ -174,16 +179,21 @@ def _exports(
     idf = arrays.get(m.lexical.file, {}).get("idf")
     if idf is None or idf.shape != (m.lexical.n_features,):
         raise ModelFileError("inconsistent model: idf shape", path=where)
-    if not np.all(np.isfinite(idf)):
-        raise ModelFileError("lexical: idf holds NaN or infinite numbers", path=where)
+    _check_numbers(idf, "lexical: idf", where)
     try:
         ex = strict_json.loads(blobs[m.examples.texts_file])
         texts, ex_labels = list(ex["texts"]), list(ex["labels"])
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"examples incomplete ({exc!r})", path=where) from None
+    if not all(isinstance(t, str) and t for t in texts):
+        raise ModelFileError("examples: every text must be a non-empty string", path=where)
+    foreign = sorted({str(label) for label in ex_labels if not isinstance(label, str) or label not in m.labels})
+    if foreign:  # shown to stage 3 as labeled examples: only the model's labels may reach its prompt
+        raise ModelFileError(f"examples: labels not among the model's labels: {foreign[:5]}", path=where)
     vectors = arrays.get(m.examples.vectors_file, {}).get("embeddings")
     if vectors is None or vectors.shape != (len(texts), EMBEDDER_DIM) or len(texts) != len(ex_labels):
         raise ModelFileError("inconsistent model: examples shape", path=where)
+    _check_numbers(vectors, "examples: embeddings", where)
     examples = Examples(texts, ex_labels, vectors)
     dims = {e.id: e.dim for e in m.embedders}
     rows = 1 if len(m.labels) == 2 else len(m.labels)
@@ -206,8 +216,8 @@ def _exports(
             )
         if intercept is None or intercept.shape != (rows,):
             raise ModelFileError(f"inconsistent model: {h.stage} intercept shape", path=where)
-        if not (np.all(np.isfinite(coef)) and np.all(np.isfinite(intercept))):
-            raise ModelFileError(f"heads[{h.stage}]: its weights hold NaN or infinite numbers", path=where)
+        _check_numbers(coef, f"heads[{h.stage}]: its weights", where)
+        _check_numbers(intercept, f"heads[{h.stage}]: its intercept", where)
         exports[h.stage] = HeadExport(
             tuple(m.labels),
             coef,
@@ -220,6 +230,14 @@ def _exports(
             examples if h.stage == EMBEDDING else None,
         )
     return exports
+
+
+def _check_numbers(a: np.ndarray, what: str, where: str) -> None:
+    """Refuse an array that is not of finite floating-point numbers (strings, objects, NaN, infinities)."""
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ModelFileError(f"{what} must be floating-point numbers, not {a.dtype}", path=where)
+    if not np.all(np.isfinite(a)):
+        raise ModelFileError(f"{what} hold NaN or infinite numbers", path=where)
 
 
 def _serving(enc: Encoder) -> Embedder | None:

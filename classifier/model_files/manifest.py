@@ -80,7 +80,8 @@ class LexicalSpec(_Strict):
 
 class Calibration(_Strict):
     method: Literal["temperature"] = "temperature"
-    temperature: float = Field(gt=0, allow_inf_nan=False)
+    temperature: float = Field(ge=0.01, le=100, allow_inf_nan=False)
+    """Training fits it in [0.05, 20]; one near 0 would turn every probability into NaN."""
 
 
 class HeadSpec(_Strict):

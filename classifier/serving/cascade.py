@@ -13,6 +13,8 @@ from os import PathLike
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
+import numpy as np
+
 from ..data import check_query
 from ..errors import ConfigError, InvalidParameterError, ModelFileError, TaskRouterError
 from ..params import COUNT, THRESHOLD, Constraint, validate_params
@@ -318,7 +320,8 @@ class Cascade:
             )
         manifest = model.manifest.model_dump(mode="json")
         try:
-            cascade = cls.from_stages(stages, manifest=manifest, cache_size=cache_size, window=window)
+            k = next((FewShotLLMStage.k_of(e.config) for e in model.manifest.cascade.stages if e.name == LLM), 8)
+            cascade = cls.from_stages(stages, few_shot_k=k, manifest=manifest, cache_size=cache_size, window=window)
         except ValueError as exc:
             if isinstance(exc, TaskRouterError):  # the caller's own arguments (window, cache_size)
                 raise
@@ -386,9 +389,22 @@ class Cascade:
             self._cache.clear()
             self._hits = self._misses = 0
 
+    def read(self, text: str) -> str:
+        """The part of `text` the stages read: its window (`classifier.window`), or all of it with window=None."""
+        return text if self.window is None else window(text, *self.window)
+
+    def head_proba(self, name: str, texts: Sequence[str]) -> np.ndarray:
+        """Head stage `name`'s probabilities for `texts` as serving makes them: over each text's window, re-weighted
+        to the cascade's priors; columns in `labels` order. For every text, also those an earlier stage decides."""
+        stage = self.stage(name)
+        if not isinstance(stage, HeadStage):
+            raise LookupError(f"this cascade has no head stage {name!r}")
+        checked = [self.read(check_query(t, field=f"texts[{i}]")) for i, t in enumerate(texts)]
+        return stage.proba(BatchContext(checked, progress=stage.head.progress))
+
     def classify(self, text: str) -> Decision:
         """Decide one query."""
-        return self.classify_batch([text])[0]
+        return self.classify_batch([check_query(text, field="query")])[0]
 
     def classify_batch(self, texts: Sequence[str]) -> list[Decision]:
         """Decide many queries; each stage reads every query that reaches it in one batch."""

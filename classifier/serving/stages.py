@@ -107,7 +107,8 @@ class Stage(abc.ABC):
         if kind is None:
             return
         known = REGISTRY.get(kind)
-        if known is not None and known.__qualname__ != cls.__qualname__:
+        same = known is not None and (known.__module__, known.__qualname__) == (cls.__module__, cls.__qualname__)
+        if known is not None and not same:  # the same class again (a module reloaded) takes its place
             raise TypeError(f"stage kind {kind!r} is taken by {known.__module__}.{known.__qualname__}")
         REGISTRY[kind] = cls
 
@@ -240,11 +241,14 @@ class HeadStage(Stage):
         """The same head and threshold, its probabilities re-weighted by `weights` (None: as trained)."""
         return HeadStage(self.name, self.head, self.threshold, prior_weights=weights)
 
+    def proba(self, ctx: BatchContext) -> np.ndarray:
+        """The head's probabilities for the context's texts, re-weighted by `prior_weights` as served."""
+        proba = self.head.proba(ctx)
+        return proba if self.prior_weights is None else adjust(proba, self.prior_weights)
+
     def classify_batch(self, texts: Sequence[str], ctx: BatchContext) -> list[StageResult]:
         start = time.perf_counter()
-        proba = self.head.proba(ctx)
-        if self.prior_weights is not None:
-            proba = adjust(proba, self.prior_weights)
+        proba = self.proba(ctx)
         per_query = (time.perf_counter() - start) / max(1, len(texts))
         out = []
         for row in proba:
@@ -263,6 +267,8 @@ class FewShotLLMStage(Stage):
     labels: list[str]
 
     def __init__(self, llm: LLMStage, head: LinearHead, k: int = 8) -> None:
+        if not callable(getattr(llm, "classify", None)):
+            raise InvalidParameterError("llm", llm, "a stage 3 with a classify(text, examples) method, or None")
         self.llm, self.head, self.k = llm, head, k
         self.labels = head.classes_.tolist()
 
@@ -278,14 +284,33 @@ class FewShotLLMStage(Stage):
     def from_manifest(cls, entry: StageManifest, context: LoadContext) -> FewShotLLMStage | None:
         if context.llm is None:
             return None
-        k = entry.config.get("k", 8)
+        return cls(context.llm, _head_of(entry, context), cls.k_of(entry.config, entry.name))
+
+    @staticmethod
+    def k_of(config: Mapping[str, Any], name: str = LLM) -> int:
+        """How many examples a stage entry's prompts show (its `config.k`, default 8)."""
+        k = config.get("k", 8)
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-            raise ModelFileError(f"cascade.stages[{entry.name}].config.k must be an int >= 0", path="manifest.json")
-        return cls(context.llm, _head_of(entry, context), k)
+            raise ModelFileError(f"cascade.stages[{name}].config.k must be an int >= 0", path="manifest.json")
+        return k
 
     def classify_batch(self, texts: Sequence[str], ctx: BatchContext) -> list[StageResult]:
         vectors = ctx.vectors(self.head.embedders[0], progress=self.head.progress)
-        return [self.llm.classify(t, self.head.nearest_examples(vectors[j], self.k)) for j, t in enumerate(texts)]
+        return [self._ask(t, self.head.nearest_examples(vectors[j], self.k)) for j, t in enumerate(texts)]
+
+    def _ask(self, text: str, examples: Sequence[tuple[str, str]]) -> StageResult:
+        """The LLM's answer. One that raises, or answers with something other than a StageResult, abstains with a
+        note naming the fault's type (never its message, which may quote the query), so the query keeps its head's
+        guess, escalated, and the rest of the batch is decided."""
+        start = time.perf_counter()
+        try:
+            result = self.llm.classify(text, examples)
+        except Exception as exc:  # noqa: BLE001 - anyone's stage 3: its fault must not lose the batch
+            return StageResult(self.name, None, None, time.perf_counter() - start, f"error:{type(exc).__name__}")
+        if not isinstance(result, StageResult):
+            note = f"error:answered a {type(result).__name__}, not a StageResult"
+            return StageResult(self.name, None, None, time.perf_counter() - start, note)
+        return result
 
     def accepts(self, result: StageResult) -> bool:
         return result.label is not None and result.label in self.labels

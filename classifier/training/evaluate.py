@@ -22,7 +22,7 @@ from ..data import Dataset
 from ..errors import InvalidParameterError
 from ..params import Constraint, Options, validate_params
 from ..progress import progress_bar
-from ..results import Decision
+from ..results import EMBEDDING, Decision
 from ..serving.cascade import Cascade
 from ..serving.llm import LookupClassifier
 from ..serving.stages import FewShotLLMStage
@@ -95,12 +95,12 @@ def evaluate(
     lat = np.array([d.latency_s for d in decisions]) * 1000
     metrics["latency_ms"] = {"p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95))}
 
-    proba = cascade.classifier.predict_proba(texts)  # MiniLM on every query, also those decided earlier
+    proba = cascade.head_proba(EMBEDDING, texts)  # MiniLM on every query, also those decided earlier
     stage2_all = [cascade.labels[i] for i in proba.argmax(axis=1)]
     alone = _classification(truth, stage2_all, labels)
     metrics["embedding_only"] = {"accuracy": alone["accuracy"], "macro_f1": alone["macro_f1"]}
     if cascade.static is not None:
-        fast = cascade.static.predict_proba(texts)
+        fast = cascade.head_proba(_static_name(cascade), texts)
         alone = _classification(truth, [cascade.labels[i] for i in fast.argmax(axis=1)], labels)
         metrics["static_only"] = {"accuracy": alone["accuracy"], "macro_f1": alone["macro_f1"]}
 
@@ -179,7 +179,8 @@ def evaluate_cascade(
         answers = dict(zip(data.texts, data.labels, strict=True))
     if llm_mode in ("oracle", "labels"):
         assert answers is not None  # given, or the true labels
-        cascade = cascade.with_llm(LookupClassifier(answers, cascade.labels, name=llm_mode))
+        served = {cascade.read(t): a for t, a in answers.items()}  # stage 3 reads a long query's window
+        cascade = cascade.with_llm(LookupClassifier(served, cascade.labels, name=llm_mode))
     metrics, decisions, proba = evaluate(cascade, data, llm_mode=llm_mode, progress=progress)
     names, fallback = _order(cascade)
     if llm_mode == "config":  # what the real stage 3 answered, for the sweep
@@ -254,11 +255,11 @@ def static_sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision],
         return []
     truth, texts = list(data.labels), list(data.texts)
     labels = sorted(set(cascade.labels) | set(truth))
-    fast = cascade.static.predict_proba(texts)
+    static = _static_name(cascade)
+    fast = cascade.head_proba(static, texts)
     f_label = [cascade.labels[i] for i in fast.argmax(axis=1)]
     minilm = [cascade.labels[i] for i in proba.argmax(axis=1)]
     names, _ = _order(cascade)
-    static = next(s.name for s in cascade.stages if getattr(s, "head", None) is cascade.static)
     past_rules = np.array([d.stage in names[names.index(static) :] for d in decisions])  # reached the static stage
 
     def predict(takes: np.ndarray) -> list[str]:
@@ -281,6 +282,11 @@ def static_sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision],
     ]
 
 
+def _static_name(cascade: Cascade) -> str:
+    """The name of the stage whose head is the cascade's static head."""
+    return next(s.name for s in cascade.stages if getattr(s, "head", None) is cascade.static)
+
+
 def write_csv(rows: list[dict], path: str | Path) -> Path:
     """Rows of one shape as a CSV file."""
     out = Path(path)
@@ -297,7 +303,8 @@ def write_sweep(rows: list[dict], out_prefix: str | Path, *, title: str, chosen:
     from matplotlib.figure import Figure  # no pyplot: the host program's backend stays as it is
 
     prefix = Path(out_prefix)
-    csv_path, png_path = write_csv(rows, prefix.with_suffix(".csv")), prefix.with_suffix(".png")
+    csv_path = write_csv(rows, prefix.with_name(prefix.name + ".csv"))
+    png_path = prefix.with_name(prefix.name + ".png")
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     ax.plot([r["escalation_rate"] * 100 for r in rows], [r["macro_f1"] for r in rows], marker=".")

@@ -55,6 +55,54 @@ def test_escalation_goes_to_stage_three_and_keeps_stage_two_on_abstain(cascade):
     assert d2.label == d2.trail[0].label
 
 
+class _Raising:
+    def classify(self, text, examples=()):
+        raise TimeoutError(f"provider timed out on {text!r}")
+
+
+class _AnsweringAString:
+    def classify(self, text, examples=()):
+        return "math"
+
+
+@pytest.mark.parametrize(
+    ("llm", "note"),
+    [(_Raising(), "error:TimeoutError"), (_AnsweringAString(), "error:answered a str, not a StageResult")],
+    ids=["raises", "answers-a-string"],
+)
+def test_a_faulty_stage_three_abstains_and_the_batch_is_decided(cascade, llm, note):
+    """One bad stage-3 call used to lose the whole batch, queries the rules had decided included."""
+    with_rules = Cascade(cascade.classifier, KeywordRules(load_rules()), 1.0, llm=llm)
+    traceback = "Traceback (most recent call last):\n  File \"app.py\", line 3\nKeyError: 'id'"
+    ruled, escalated = with_rules.classify_batch([traceback, "Tell me about the history of jazz"])
+    assert (ruled.stage, ruled.label) == ("heuristic", "code")
+    assert escalated.escalated and escalated.stage == "embedding" and escalated.label == escalated.trail[-2].label
+    assert escalated.trail[-1].note == note and "jazz" not in escalated.trail[-1].note
+
+
+@pytest.mark.parametrize("llm", ["gpt-4o", 3, object()], ids=["str", "int", "object"])
+def test_a_stage_three_without_classify_is_refused_at_the_door(cascade, llm):
+    with pytest.raises(InvalidParameterError, match="'llm' parameter"):
+        cascade.with_llm(llm)
+    with pytest.raises(InvalidParameterError, match="'llm' parameter"):
+        Cascade.load(llm=llm)
+
+
+def test_the_manifests_few_shot_k_is_kept_after_load(small_model_dir, tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(small_model_dir, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    llm_entry = next(s for s in manifest["cascade"]["stages"] if s["name"] == "llm")
+    llm_entry["config"]["k"] = 3
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    loaded = Cascade.load(copy)
+    assert loaded.few_shot_k == 3
+    assert loaded.with_llm(LookupClassifier({}, loaded.labels, name="x")).stage("llm").k == 3
+
+
 def test_stage_three_is_off_by_default(cascade):
     d = Cascade(cascade.classifier, None, 1.0).classify("hello there")
     assert d.escalated and d.stage == "embedding" and [s.stage for s in d.trail] == ["embedding"]
@@ -66,8 +114,10 @@ def test_stage_three_is_off_by_default(cascade):
     ids=["empty", "blank", "int", "lone-surrogate"],
 )
 def test_bad_queries(cascade, value, error):
-    with pytest.raises(error):
+    with pytest.raises(error, match=r"^query: "):  # one query is `query`, not `texts[0]`
         cascade.classify(value)
+    with pytest.raises(error, match=r"^texts\[1\]: "):
+        cascade.classify_batch(["fine", value])
 
 
 def test_a_million_characters_classify_as_their_window(cascade):

@@ -42,3 +42,33 @@ def test_the_report_counts_every_stage_of_the_cascade_in_order(cascade, rows, tm
 def test_bad_arguments_are_refused_before_any_work(cascade, rows, kwargs, match):
     with pytest.raises(InvalidParameterError, match=match):
         evaluate_cascade(cascade, rows, **kwargs)
+
+
+def test_the_oracle_answers_a_long_query_by_the_window_stage_3_reads():
+    """Stage 3 reads a long query's window; the oracle's answers were keyed by the whole text, so a long escalated
+    query got no answer in the report while the sweep counted it as answered."""
+    long_query = "Tell me about the history of the Roman roads and who built them. " * 60  # 3,900 characters
+    data = Dataset((long_query, "what is the capital of peru"), ("default", "default"), None)
+    everything_escalates = Cascade.load(threshold=1.0, static=False, cache_size=0)
+    report = evaluate_cascade(everything_escalates, data, llm_mode="oracle", progress=False)
+    assert [d.stage for d in report.decisions] == ["llm", "llm"]
+    assert [d.label for d in report.decisions] == ["default", "default"]
+    assert report.metrics["accuracy"] == 1.0
+
+
+def test_the_sweeps_read_the_probabilities_as_served(cascade, rows):
+    """The sweep's and the head-alone figures use each query's window and the cascade's priors, as serving does."""
+    skewed = cascade.with_priors({"default": 0.85, "code": 0.05, "creative": 0.05, "math": 0.05})
+    texts = list(rows.texts) + [" " * 3_000 + "how do I sort a list in python" + "\u200b" * 3_000]
+    served = [d.confidence for d in (skewed.classify(t) for t in texts) if d.stage == "embedding"]
+    proba = skewed.head_proba("embedding", texts).max(axis=1)
+    stages = [skewed.classify(t).stage for t in texts]
+    assert served == pytest.approx([p for p, s in zip(proba, stages, strict=True) if s == "embedding"])
+    assert not (proba == pytest.approx(cascade.head_proba("embedding", texts).max(axis=1)))  # the priors count
+
+
+def test_sweep_files_keep_every_dot_of_their_name(cascade, rows, tmp_path):
+    report = evaluate_cascade(cascade, rows, progress=False)
+    saved = save_sweeps(report, tmp_path / "eval.v2")
+    assert saved.metrics["sweep"]["csv"] == str(tmp_path / "eval.v2.csv")
+    assert saved.metrics["sweep"]["png"] == str(tmp_path / "eval.v2.png")

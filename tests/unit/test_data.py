@@ -5,9 +5,9 @@ from unicodedata import category
 
 import pytest
 
-from classifier import data
 from classifier.data import MAX_QUERY_CHARS, check_labels, check_query, load_dataset
 from classifier.errors import DataError, LabelError, QueryError
+from classifier.window import INVISIBLE, invisible_run
 
 
 def write(tmp_path, name, text):
@@ -54,6 +54,12 @@ def test_unknown_label_is_reported_with_line(tmp_path):
     with pytest.raises(DataError, match=r":2: label: unknown label 'poetry'") as info:
         load_dataset(p, allowed_labels=["math", "code"])
     assert info.value.line == 2 and info.value.field == "label"
+
+
+def test_a_label_with_spaces_around_it_reads_the_same_with_and_without_allowed_labels(tmp_path):
+    p = write(tmp_path, "q.jsonl", '{"text": "a", "label": " math"}\n{"text": "b", "label": "code "}\n')
+    assert load_dataset(p).labels == ("math", "code")
+    assert load_dataset(p, allowed_labels=["math", "code"]).labels == ("math", "code")
 
 
 def test_missing_file_and_wrong_type(tmp_path):
@@ -112,9 +118,9 @@ def test_one_visible_character_after_a_long_invisible_run_is_enough():
 
 def test_the_invisible_run_is_exactly_the_invisible_categories():
     """The pattern that reads long invisible runs holds every code point of those categories and no other."""
-    run = data._invisible_run()
+    run = invisible_run()
     every = map(chr, range(sys.maxunicode + 1))
-    wrong = [c for c in every if bool(run.fullmatch(c)) != (category(c) in data._INVISIBLE)]
+    wrong = [c for c in every if bool(run.fullmatch(c)) != (category(c) in INVISIBLE)]
     assert wrong == []
 
 

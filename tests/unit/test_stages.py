@@ -66,6 +66,19 @@ def test_a_kind_is_taken_once():
                 return []
 
 
+def test_a_class_of_the_same_name_elsewhere_cannot_take_a_kind():
+    """The clash check compared class names only: a `HeadStage` of any other module replaced the built-in one."""
+    with pytest.raises(TypeError, match="stage kind 'head' is taken by classifier.serving.stages.HeadStage"):
+
+        class HeadStage(Stage):
+            kind = "head"
+
+            def classify_batch(self, texts, ctx):
+                return []
+
+    assert REGISTRY["head"].__module__ == "classifier.serving.stages"
+
+
 def test_a_cascade_is_a_loop_over_its_stages():
     expert = Expert()
     cascade = Cascade.from_stages([Guess(), expert], cache_size=0)
