@@ -112,7 +112,24 @@ def build_router(config: Config) -> Router:
     if groups:  # pools no group claims keep the top-level routing_strategy
         settings["routing_groups"] = [RoutingGroup(**g) for g in groups]
     configure_litellm()
+    for i, deployment in enumerate(model_list):
+        _check_provider(deployment["litellm_params"], f"model_list[{i}].litellm_params.model")
     return Router(model_list=model_list, **settings, **_router_defaults(config.litellm_settings, settings))
+
+
+def _check_provider(params: dict[str, Any], where: str) -> None:
+    """A ConfigError naming the field when LiteLLM can tell no provider from a deployment's model (a typo such as
+    `gpt4o-mini`), instead of LiteLLM's own error when the Router is built."""
+    try:
+        litellm.get_llm_provider(
+            params["model"], custom_llm_provider=params.get("custom_llm_provider"), api_base=params.get("api_base")
+        )
+    except Exception as exc:  # noqa: BLE001 - LiteLLM raises BadRequestError, ValueError, ...: the type is named
+        raise errors.ConfigError(
+            f"LiteLLM knows no provider for model {params['model']!r} ({type(exc).__name__}); write it as "
+            "provider/model, e.g. openai/gpt-4o-mini, or set custom_llm_provider",
+            path=where,
+        ) from None
 
 
 def retire_router(router: Router) -> None:

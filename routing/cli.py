@@ -372,19 +372,17 @@ def priors(
     _check_options(ctx, _PRIORS_OPTIONS, locals())
     import numpy as np
 
+    from classifier.results import EMBEDDING
     from classifier.serving.cascade import Cascade
     from classifier.serving.priors import bounded, estimate_priors
-    from classifier.window import window
 
     if (data is None) == (from_telemetry is None):
         raise TaskRouterError("give one of --data FILE and --from-telemetry URL")
     texts = _texts_from_file(data) if data is not None else _texts_from_telemetry(str(from_telemetry))
-    cascade = Cascade.load(model)
-    if cascade.window is not None:  # what the cascade reads of each query (and no query is too long then)
-        texts = [window(t, *cascade.window) for t in texts]
+    cascade = Cascade.load(model)  # as trained: EM reads the head's probabilities under the training mix
     labels = cascade.labels
     train = np.array([cascade.training_priors[label] for label in labels])
-    estimate = estimate_priors(cascade.classifier.predict_proba(texts), train)
+    estimate = estimate_priors(cascade.head_proba(EMBEDDING, texts), train)  # each query's window, as served
     held = bounded(estimate, train, n=len(texts), pseudo_count=pseudo_count, max_ratio=max_ratio)
     typer.echo(f"{len(texts)} queries; label mix (training -> estimated -> bounded):")
     for i, label in enumerate(labels):

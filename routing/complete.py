@@ -10,7 +10,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from .config import Config, config_from_env, load_config
+from .config import Config, config_from_env, load_config, resolve_secrets
 from .results import RoutedCompletion, RoutedStream
 from .router import TaskRouter
 
@@ -57,10 +57,18 @@ def _router_for_path(path: str | Path | None) -> TaskRouter:
         return router
 
 
+def _content_key(config: Config) -> str:
+    """A digest of the config as a router would run it: `os.environ/NAME` values as they are now (a rotated key
+    gets a new router, not the one holding the old key) and a relative `classifier.model` read from the current
+    directory. Only the digest is kept: a config can hold API keys."""
+    model = config.taskrouter.classifier.model
+    here = str(Path.cwd()) if model is not None and not Path(model).is_absolute() and not config.source else None
+    canonical = json.dumps([config.source, resolve_secrets(config.model_dump(mode="json")), here], sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _router_for_content(config: Config) -> TaskRouter:
-    # The hash, not the text, is kept: a config can hold literal API keys.
-    canonical = json.dumps([config.source, config.model_dump(mode="json")], sort_keys=True)
-    key = hashlib.sha256(canonical.encode()).hexdigest()
+    key = _content_key(config)
     evicted: list[TaskRouter] = []
     with _lock:
         router = _by_content.get(key)

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from classifier.errors import ConfigError
 
@@ -75,6 +84,21 @@ class RoutingGroup(_Strict):
     routing_strategy_args: dict[str, Any] | None = None
 
 
+RETRY_POLICY_KEYS = (
+    "BadRequestErrorRetries", "AuthenticationErrorRetries", "TimeoutErrorRetries", "RateLimitErrorRetries",
+    "ContentPolicyViolationErrorRetries", "InternalServerErrorRetries", "ServiceUnavailableErrorRetries",
+    "NotFoundErrorRetries", "DefaultRetries",
+)  # fmt: skip
+"""LiteLLM's `RetryPolicy` fields (a test compares them with the installed LiteLLM's): LiteLLM drops a key it does
+not know, so a misspelt one would leave the policy empty without a word."""
+ALLOWED_FAILS_POLICY_KEYS = (
+    "BadRequestErrorAllowedFails", "AuthenticationErrorAllowedFails", "TimeoutErrorAllowedFails",
+    "RateLimitErrorAllowedFails", "ContentPolicyViolationErrorAllowedFails", "InternalServerErrorAllowedFails",
+    "ServiceUnavailableErrorAllowedFails", "BadGatewayErrorAllowedFails", "NotFoundErrorAllowedFails",
+)  # fmt: skip
+"""LiteLLM's `AllowedFailsPolicy` fields, as `RETRY_POLICY_KEYS`."""
+
+
 class RouterSettings(_Strict):
     """The LiteLLM Router arguments taskrouter passes through (anything else is rejected)."""
 
@@ -99,6 +123,22 @@ class RouterSettings(_Strict):
     redis_password: str | None = None
     redis_url: str | None = None
     cache_responses: bool = False
+
+    @field_validator("retry_policy", "allowed_fails_policy")
+    @classmethod
+    def _known_keys(cls, policy: dict[str, int] | None, info: ValidationInfo) -> dict[str, int] | None:
+        known = RETRY_POLICY_KEYS if info.field_name == "retry_policy" else ALLOWED_FAILS_POLICY_KEYS
+        unknown = sorted(set(policy or {}) - set(known))
+        if unknown:
+            raise ValueError(f"unknown keys {unknown}; LiteLLM reads {list(known)}")
+        return policy
+
+    @field_validator("redis_port")
+    @classmethod
+    def _port_or_secret(cls, port: int | str | None) -> int | str | None:
+        if isinstance(port, str) and not port.startswith(ENV_PREFIX):
+            raise ValueError(f"must be a port number or {ENV_PREFIX}NAME")
+        return port
 
 
 class LiteLLMSettings(_Strict):

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from classifier.data import check_query
+from classifier.data import check_query, check_unicode
 from classifier.errors import QueryError
 from classifier.window import HEAD_CHARS, TAIL_CHARS, window
 
@@ -112,7 +112,7 @@ def read_history(history: object, query: object, *, field: str = "history") -> C
     """The conversation of `route_and_complete(query, history=...)`: `query` follows the history's user turns."""
     if not isinstance(query, str):
         raise QueryError(f"must be a string, got {type(query).__name__}", field="query")
-    check_query(window(query), field="query")
+    check_query(query, field="query")  # the whole text: all of it goes to the provider
     return Conversation(query, tuple(_user_texts(history, field)) if history is not None else ())
 
 
@@ -133,9 +133,9 @@ def _user_texts(messages: object, field: str) -> list[str]:
         role = m.get("role")
         if not isinstance(role, str) or role not in _ROLES:
             raise QueryError(f"unknown role {role!r}; expected one of {sorted(_ROLES)}", field=f"{where}.role")
-        text = message_text(m.get("content"), field=f"{where}.content")
+        text = check_unicode(message_text(m.get("content"), field=f"{where}.content"), field=f"{where}.content")
         if role == "user" and text.strip():
-            check_query(window(text), field=f"{where}.content")  # type and Unicode; length is bounded by the window
+            check_query(text, field=f"{where}.content")  # every message goes to the provider whole
             texts.append(text)
     return texts
 

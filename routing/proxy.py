@@ -42,7 +42,7 @@ from .config import CONFIG_ENV, Config, config_from_env, load_config, read_yaml
 from .conversation import Conversation, read_history, read_messages
 from .events import Answer, DecisionRecord, RoutedRequest
 from .metrics import available, prometheus
-from .router import TaskRouter
+from .router import TaskRouter, check_settings_apply_to
 
 __all__ = ["DEFAULT_MODEL", "HEADER_PREFIX", "TaskRouterHook", "decision_headers", "load_routing_config"]
 
@@ -107,7 +107,9 @@ class TaskRouterHook(CustomLogger):
     ) -> None:
         """`prometheus`: count decisions on the proxy's `/metrics` (routing/metrics.py); None = when installed."""
         super().__init__()
-        self.config = config
+        self.config = load_routing_config(config)  # at the door: a bad config fails the proxy's start, not a request
+        if cascade is not None:
+            check_settings_apply_to(self.config.taskrouter.classifier)
         self.model = model
         self.cascade = cascade
         self.prometheus = prometheus
@@ -218,9 +220,7 @@ class TaskRouterHook(CustomLogger):
             if self._decider is None:
                 # Inside the proxy, its own Router serves the request and stage 3: taskrouter only decides.
                 # Outside it (tests, scripts) TaskRouter builds a Router from the config's model_list.
-                self._decider = TaskRouter(
-                    load_routing_config(self.config), cascade=self.cascade, router=_litellm.proxy_router()
-                )
+                self._decider = TaskRouter(self.config, cascade=self.cascade, router=_litellm.proxy_router())
                 decider = self._decider
                 if decider.metrics is None and (self.prometheus or (self.prometheus is None and available())):
                     decider.metrics = prometheus(decider.id, decider.config.taskrouter.name)

@@ -20,7 +20,7 @@ from classifier.serving.cascade import Cascade
 from classifier.serving.llm import LLMClassifier
 
 from . import _litellm
-from .config import Config, load_config, resolve_secrets
+from .config import ClassifierSettings, Config, load_config, resolve_secrets
 from .conversation import Conversation, classifier_text, earlier_text, read_history, refers_back
 from .events import Attempt, DecisionRecord, EventSink, RequestEvent, RoutedRequest
 from .results import RoutedCompletion, RoutedStream, raise_instead
@@ -67,6 +67,8 @@ class TaskRouter:
         """The failed deployment calls of this router's requests, until each request ends (a LiteLLM callback)."""
         self.config = load_config(config)
         settings = self.config.taskrouter
+        if cascade is not None:
+            check_settings_apply_to(settings.classifier)
         try:
             base = cascade or Cascade.load(
                 self._model_path(),
@@ -112,7 +114,8 @@ class TaskRouter:
                 from .telemetry import TelemetryStore, TelemetryWriter
 
                 url = resolve_secrets(settings.telemetry.url, "taskrouter.telemetry.url")  # os.environ/NAME too
-                self.telemetry = TelemetryWriter(TelemetryStore(url), store_text=settings.telemetry.store_text)
+                store = TelemetryStore(url).open()  # a permanent fault fails the build, not every event later
+                self.telemetry = TelemetryWriter(store, store_text=settings.telemetry.store_text)
             if self.sinks:  # only the failed attempts need LiteLLM's callbacks: the rest is read from the response
                 _litellm.add_callback(self.attempts)
         except BaseException:
@@ -438,6 +441,25 @@ def _release(attempts: Any, telemetry: Any, metrics: Any, loop: Any, router: Any
     if router is not None:
         steps.append(lambda: _litellm.retire_router(router))
     _release_all(steps)
+
+
+def check_settings_apply_to(classifier: ClassifierSettings) -> None:
+    """A cascade given to TaskRouter is used as it is: settings that only loading a model applies are refused, not
+    silently dropped (priors and max_escalation still apply: they wrap any cascade)."""
+    load_only = {
+        "model": classifier.model is not None,
+        "threshold": classifier.threshold is not None,
+        "static": classifier.static is False,
+        "static_threshold": classifier.static_threshold is not None,
+        "fallback_label": classifier.fallback_label is not None,
+    }
+    for name, is_set in load_only.items():
+        if is_set:
+            raise ConfigError(
+                "applies when taskrouter loads the model, but a cascade was given: set it on that cascade "
+                "(Cascade.load(...)) or leave it out of the config",
+                path=f"taskrouter.classifier.{name}",
+            )
 
 
 def _release_unclosed(*resources: Any) -> None:

@@ -162,12 +162,34 @@ class TelemetryStore:
                 conn.execute(version_table.insert().values(version=0))
                 current = 0
             if current > SCHEMA_VERSION:
-                raise ConfigError(f"telemetry schema {current} is newer than this taskrouter ({SCHEMA_VERSION})")
-            for step in MIGRATIONS[current:]:
-                step(conn)
-            conn.execute(version_table.update().values(version=SCHEMA_VERSION))
+                raise ConfigError(
+                    f"telemetry schema {current} is newer than this taskrouter ({SCHEMA_VERSION})",
+                    path="taskrouter.telemetry.url",
+                )
+            if current < SCHEMA_VERSION:  # a schema already up to date is only read: readers may be read-only
+                for step in MIGRATIONS[current:]:
+                    step(conn)
+                conn.execute(version_table.update().values(version=SCHEMA_VERSION))
         self._migrated = True
         return current
+
+    def open(self) -> TelemetryStore:
+        """Bring the schema up to date now, for a router being built: a fault that will not pass (a SQLite file
+        that cannot be opened or written, a newer schema) is a ConfigError; a server that does not answer yet only
+        warns, and each event tries again."""
+        try:
+            self.migrate()
+            if self.engine.dialect.name == "sqlite":  # a file that can be read but not written
+                with self.engine.connect() as conn, conn.begin() as transaction:
+                    conn.execute(version_table.update().values(version=SCHEMA_VERSION))
+                    transaction.rollback()
+        except sa.exc.DBAPIError as exc:
+            if self.engine.dialect.name == "sqlite":
+                raise ConfigError(
+                    f"telemetry database unusable ({type(exc).__name__})", path="taskrouter.telemetry.url"
+                ) from None
+            log.warning("telemetry: the database does not answer yet (%s); each event tries again", type(exc).__name__)
+        return self
 
     def record(self, row: dict[str, Any]) -> None:
         """Write one request's row (see `event_row`) in one statement: inserted, or replacing the row of the same
@@ -202,14 +224,18 @@ class TelemetryStore:
             conn.execute(t.update().where(t.c.request_id == row["request_id"], keep_success).values(**row))
 
     def events(self, since: datetime | None = None) -> list[dict[str, Any]]:
-        """All events (oldest first), optionally since a time."""
-        if not self._migrated:
-            self.migrate()
+        """All events (oldest first), optionally since a time. Reading writes nothing unless the schema is older
+        than this taskrouter's; a database that cannot be read is a ConfigError naming the fault's type."""
         q = sa.select(events_table).order_by(events_table.c.ts)
         if since is not None:
             q = q.where(events_table.c.ts >= since)
-        with self.engine.connect() as conn:
-            rows = [dict(r) for r in conn.execute(q).mappings()]
+        try:
+            if not self._migrated:
+                self.migrate()
+            with self.engine.connect() as conn:
+                rows = [dict(r) for r in conn.execute(q).mappings()]
+        except sa.exc.DBAPIError as exc:  # the type only: a driver's message may carry the URL and its password
+            raise ConfigError(f"telemetry database unusable ({type(exc).__name__})", path="db") from None
         for r in rows:
             r["ts"] = _aware(r["ts"])
         return rows

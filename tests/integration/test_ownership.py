@@ -96,6 +96,21 @@ def test_get_router_keys_dicts_by_content_and_closes_the_routers_it_evicts(tmp_p
     assert registered_callbacks() == callbacks
 
 
+def test_get_router_builds_a_new_router_when_a_secret_it_reads_changes(tmp_path, monkeypatch):
+    """The key hashed the literal `os.environ/NAME`: after a key rotation the router holding the old key served on."""
+    close_all()
+    config = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    config["model_list"][0]["litellm_params"]["api_key"] = "os.environ/TR_ROTATED_KEY"
+    monkeypatch.setenv("TR_ROTATED_KEY", "old-key")
+    before = get_router(config)
+    assert get_router(config) is before
+    monkeypatch.setenv("TR_ROTATED_KEY", "new-key")
+    after = get_router(config)
+    assert after is not before
+    assert after.router.model_list[0]["litellm_params"]["api_key"] == "new-key"
+    close_all()
+
+
 def test_a_routers_litellm_settings_stay_its_own(provider, shipped_cascade):
     """Before: `litellm_settings` became LiteLLM module attributes, so a router built (or closed) earlier set
     `drop_params` and the request timeout of every router built after it."""

@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+from classifier.errors import ConfigError
 from routing import PoolsExhausted, TaskRouter
 from routing.report import compute_metrics, readings
 from routing.review import export_for_review
@@ -95,20 +96,55 @@ def test_sqlite_and_postgres_give_the_same_report(provider, shipped_cascade, tmp
     assert m_sqlite["baseline_cost_usd"] == pytest.approx(m_pg["baseline_cost_usd"])
 
 
-@pytest.mark.parametrize("kind", ["down", "read-only"])
-def test_a_broken_store_never_fails_a_completion(provider, shipped_cascade, tmp_path, kind):
-    if kind == "down":
-        url = "postgresql://postgres@127.0.0.1:9/nowhere"  # nothing listens on port 9
-    else:
-        db = tmp_path / "ro.db"
-        store = TelemetryStore(f"sqlite:///{db}")
-        store.migrate()
-        url = f"sqlite:///file:{db}?mode=ro&uri=true"
+def test_a_store_that_is_down_never_fails_a_completion(provider, shipped_cascade):
+    url = "postgresql://postgres@127.0.0.1:9/nowhere"  # nothing listens on port 9: it may come up later
     tr = TaskRouter(priced_config(provider, url), cascade=shipped_cascade)
     results = [tr.complete(q) for q in ("Solve 2x = 10.", "Name three rivers in Africa.")]
     tr.close()
     assert [r.served_pool for r in results] == ["math", "fast"]
     assert tr.telemetry.failed == 2 and tr.telemetry.written == 0
+
+
+def _read_only(tmp_path):
+    db = tmp_path / "ro.db"
+    TelemetryStore(f"sqlite:///{db}").migrate()
+    return f"sqlite:///file:{db}?mode=ro&uri=true"
+
+
+def _newer(tmp_path):
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    TelemetryStore(url).migrate()
+    con = sqlite3.connect(tmp_path / "newer.db")
+    con.execute("update taskrouter_schema set version = ?", (SCHEMA_VERSION + 1,))
+    con.commit()
+    return url
+
+
+@pytest.mark.parametrize(
+    "make_url",
+    [lambda tmp: f"sqlite:///{tmp / 'no-such-dir' / 'events.db'}", _read_only, _newer],
+    ids=["no-such-directory", "read-only", "newer-schema"],
+)
+def test_a_store_that_can_never_take_an_event_fails_the_build(provider, shipped_cascade, tmp_path, make_url):
+    """Such a store used to be accepted and every event lost, one warning each."""
+    with pytest.raises(ConfigError) as info:
+        TaskRouter(priced_config(provider, make_url(tmp_path)), cascade=shipped_cascade)
+    assert info.value.path == "taskrouter.telemetry.url"
+
+
+def test_reading_an_up_to_date_store_writes_nothing(provider, shipped_cascade, tmp_path):
+    """The report, the review export and `priors --from-telemetry` read with read-only credentials too."""
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    tr = TaskRouter(priced_config(provider, url), cascade=shipped_cascade)
+    tr.complete("Solve 2x = 10.")
+    tr.close()
+    (event,) = TelemetryStore(f"sqlite:///file:{tmp_path / 'e.db'}?mode=ro&uri=true").events()
+    assert event["served_pool"] == "math"
+
+
+def test_a_store_that_cannot_be_read_is_a_config_error_without_the_password():
+    with pytest.raises(ConfigError, match=r"^db: telemetry database unusable \(OperationalError\)$"):
+        TelemetryStore("postgresql://postgres:hunter2-secret@127.0.0.1:9/nowhere", create=False).events()
 
 
 def test_text_is_not_stored_unless_asked(provider, shipped_cascade, tmp_path):

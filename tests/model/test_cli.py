@@ -318,6 +318,20 @@ def test_priors_names_a_file_that_is_not_utf8(tmp_path):
     assert result.stderr.strip() == f"error: {queries}: not UTF-8 (byte 0xe9 at offset 3)"
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["report", "--out", "r.html"], ["review", "export", "--out", "r.csv"], ["priors"]],
+    ids=["report", "review-export", "priors"],
+)
+def test_a_telemetry_database_that_does_not_answer_is_a_one_line_error(tmp_path, command):
+    """It was a SQLAlchemy traceback; the password in the URL stays out of the message."""
+    url = "postgresql://u:pw-secret@127.0.0.1:9/nowhere"  # nothing listens on port 9
+    db = ["--from-telemetry", url] if command == ["priors"] else ["--db", url]
+    result = run(*command, *db, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "pw-secret" not in result.stderr
+    assert result.stderr.strip() == "error: db: telemetry database unusable (OperationalError)"
+
+
 def test_priors_reads_a_long_query_as_the_cascade_does(tmp_path):
     """A routed query of any length is classified (through its window); estimating priors from it must not fail."""
     queries = tmp_path / "queries.jsonl"

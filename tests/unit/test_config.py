@@ -247,3 +247,72 @@ def test_a_proxy_config_error_keeps_the_field_and_names_the_file(tmp_path, monke
         load_routing_config(path)
     assert info.value.path == "taskrouter.default_pool"
     assert "unknown pool 'nope'" in str(info.value) and str(path) in str(info.value)
+
+
+def test_the_proxy_hook_checks_its_config_when_it_is_built(monkeypatch):
+    """The hook used to keep the config unread until the first `auto` request: a bad one became a 500 on every
+    request instead of failing the proxy's start."""
+    from routing.proxy import TaskRouterHook
+
+    monkeypatch.setenv("TR_KEY", "k")
+    with pytest.raises(ConfigError, match=r"taskrouter\.default_pool: unknown pool 'nope'"):
+        TaskRouterHook(with_(taskrouter__default_pool="nope"))
+    assert TaskRouterHook(BASE).config.taskrouter.default_pool == "fast"  # checked, not yet loaded: no cascade
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("model", "some/dir"), ("threshold", 0.9), ("static", False), ("static_threshold", 0.95),
+     ("fallback_label", "default")],
+)  # fmt: skip
+def test_settings_that_only_a_model_load_applies_are_refused_with_a_given_cascade(monkeypatch, setting, value):
+    """With `cascade=`, these were silently dropped (priors and max_escalation apply to any cascade)."""
+    from classifier import Cascade
+    from routing.proxy import TaskRouterHook
+    from routing.router import TaskRouter
+
+    monkeypatch.setenv("TR_KEY", "k")
+    config = with_(**{f"taskrouter__classifier__{setting}": value})
+    cascade = Cascade.load()
+    with pytest.raises(ConfigError, match=rf"^taskrouter\.classifier\.{setting}: applies when taskrouter loads"):
+        TaskRouter(config, cascade=cascade)
+    with pytest.raises(ConfigError, match=rf"^taskrouter\.classifier\.{setting}: "):
+        TaskRouterHook(config, cascade=cascade)
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"router_settings__retry_policy": {"RateLimitErrorRetry": 5}}, r"router_settings\.retry_policy"),
+        ({"router_settings__allowed_fails_policy": {"TimeoutErrors": 2}}, r"router_settings\.allowed_fails_policy"),
+        ({"router_settings__redis_port": "not-a-port"}, r"router_settings\.redis_port"),
+    ],
+    ids=["retry-policy-typo", "allowed-fails-typo", "port-word"],
+)
+def test_router_settings_litellm_would_drop_or_misread_are_refused(monkeypatch, changes, field):
+    """LiteLLM drops a policy key it does not know (the policy then holds nothing) and took any string as a port."""
+    monkeypatch.setenv("TR_KEY", "k")
+    with pytest.raises(ConfigError, match=field):
+        load_config(with_(**changes))
+    assert load_config(with_(router_settings__redis_port="os.environ/TR_KEY")).router_settings.redis_port
+
+
+def test_the_policy_keys_are_the_installed_litellms():
+    from litellm.types.router import AllowedFailsPolicy, RetryPolicy
+
+    from routing.config import ALLOWED_FAILS_POLICY_KEYS, RETRY_POLICY_KEYS
+
+    assert set(RETRY_POLICY_KEYS) == set(RetryPolicy.model_fields)
+    assert set(ALLOWED_FAILS_POLICY_KEYS) == set(AllowedFailsPolicy.model_fields)
+
+
+def test_a_model_no_provider_serves_is_a_config_error_naming_the_deployment(monkeypatch):
+    """It was LiteLLM's BadRequestError from inside the Router's constructor (a traceback in `taskrouter route`)."""
+    from classifier import Cascade
+    from routing.router import TaskRouter
+
+    monkeypatch.setenv("TR_KEY", "k")
+    config = with_()
+    config["model_list"][1]["litellm_params"]["model"] = "gpt4o-mini-typo"
+    with pytest.raises(ConfigError, match=r"^model_list\[1\]\.litellm_params\.model: LiteLLM knows no provider"):
+        TaskRouter(config, cascade=Cascade.load())

@@ -50,8 +50,25 @@ def test_every_message_shape_is_read():
         ([{"role": "user", "content": {"text": "x"}}], r"messages\[0\].content"),
         ([{"role": "user", "content": [3]}], r"messages\[0\].content\[0\]"),
         ([{"role": "user", "content": "\ud83d lone"}], r"messages\[0\].content"),
+        ([{"role": "user", "content": "x" * 1_700 + "\ud83d" + "y" * 1_000}], r"messages\[0\].content: is not valid"),
+        (
+            [{"role": "system", "content": "be \ud83d brief"}, {"role": "user", "content": "hi"}],
+            r"messages\[0\].content",
+        ),
     ],
-    ids=["none", "string", "empty", "no-user", "not-object", "role-int", "content-dict", "part-int", "surrogate"],
+    ids=[
+        "none",
+        "string",
+        "empty",
+        "no-user",
+        "not-object",
+        "role-int",
+        "content-dict",
+        "part-int",
+        "surrogate",
+        "surrogate-outside-the-window",
+        "surrogate-in-a-system-message",
+    ],  # fmt: skip
 )
 def test_malformed_requests_name_the_field(messages, field):
     with pytest.raises(QueryError, match=field):
@@ -65,6 +82,8 @@ def test_history_and_query():
         read_history(None, "  ")
     with pytest.raises(QueryError, match="query: must be a string"):
         read_history(None, b"bytes")
+    with pytest.raises(QueryError, match="query: is not valid Unicode"):  # all of it goes to the provider
+        read_history(None, "x" * 1_700 + "\ud83d" + "y" * 1_000)
 
 
 def test_window_reads_head_and_tail_of_long_text_only():
