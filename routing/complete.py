@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
 import threading
@@ -37,13 +38,19 @@ def get_router(config: str | Path | Config | dict | TaskRouter | None = None) ->
       it.
     - A `TaskRouter` is returned as it is.
     """
+    return _router(config, None)
+
+
+def _router(config: str | Path | Config | dict | TaskRouter | None, hold: contextlib.ExitStack | None) -> TaskRouter:
+    """`get_router`; with `hold`, the router is counted in flight from the moment it is picked until `hold` closes,
+    so that another thread evicting it meanwhile closes it only after this call (`close_when_idle`)."""
     if isinstance(config, TaskRouter):
         return config
     if config is None:
         config = config_from_env()
     if config is None or isinstance(config, (str, Path)):
         return _router_for_path(config)
-    return _router_for_content(load_config(config))
+    return _router_for_content(load_config(config), hold)
 
 
 def _router_for_path(path: str | Path | None) -> TaskRouter:
@@ -67,13 +74,15 @@ def _content_key(config: Config) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _router_for_content(config: Config) -> TaskRouter:
+def _router_for_content(config: Config, hold: contextlib.ExitStack | None = None) -> TaskRouter:
     key = _content_key(config)
     evicted: list[TaskRouter] = []
     with _lock:
         router = _by_content.get(key)
         if router is None or router.closed:
             router = _by_content[key] = TaskRouter(config)
+        if hold is not None:  # under the lock: no eviction can come between picking it and counting the call
+            hold.enter_context(router.busy())
         _by_content.move_to_end(key)
         while len(_by_content) > MAX_CONFIG_ROUTERS:
             evicted.append(_by_content.popitem(last=False)[1])
@@ -106,7 +115,8 @@ def route_and_complete(
     >>> r.decision.label, r.served_pool                                              # doctest: +SKIP
     ('math', 'math')
     """
-    return get_router(config).complete(query, history, **litellm_kwargs)
+    with contextlib.ExitStack() as hold:
+        return _router(config, hold).complete(query, history, **litellm_kwargs)
 
 
 async def aroute_and_complete(
@@ -117,4 +127,5 @@ async def aroute_and_complete(
     **litellm_kwargs: Any,
 ) -> RoutedCompletion | RoutedStream:
     """Async `route_and_complete`."""
-    return await get_router(config).acomplete(query, history, **litellm_kwargs)
+    with contextlib.ExitStack() as hold:
+        return await _router(config, hold).acomplete(query, history, **litellm_kwargs)

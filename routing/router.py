@@ -247,7 +247,7 @@ class TaskRouter:
     ) -> RoutedCompletion | RoutedStream:
         """Classify and complete; with `stream=True` the chunks come as LiteLLM yields them."""
         self._check_open(litellm_kwargs)
-        with self._busy():
+        with self.busy():
             decision = self.decide(query, history)
             request, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
             pool = request.requested_pool
@@ -267,7 +267,7 @@ class TaskRouter:
     ) -> RoutedCompletion | RoutedStream:
         """Async `complete`; classification runs in a worker thread so the event loop is not blocked."""
         self._check_open(litellm_kwargs)
-        with self._busy():
+        with self.busy():
             decision = await asyncio.to_thread(self.decide, query, history)
             request, messages, kwargs = self._request(decision, query, history, litellm_kwargs)
             try:
@@ -286,7 +286,7 @@ class TaskRouter:
         self.close()
 
     @contextlib.contextmanager
-    def _busy(self) -> Iterator[None]:
+    def busy(self) -> Iterator[None]:
         """Count a call in flight, so that `close_when_idle` waits for it."""
         with self._close_lock:
             self._in_flight += 1

@@ -11,6 +11,7 @@ import ctypes
 import gc
 import sys
 import threading
+import time
 
 import pytest
 import yaml
@@ -94,6 +95,24 @@ def test_get_router_keys_dicts_by_content_and_closes_the_routers_it_evicts(tmp_p
     assert all(r.closed for r in others)
     assert set(threading.enumerate()) <= threads
     assert registered_callbacks() == callbacks
+
+
+def test_a_router_picked_for_a_call_is_not_closed_by_an_eviction_before_the_call_runs(tmp_path):
+    """`route_and_complete` picks its router and then calls it; another thread's eviction in between closed it, and
+    the call failed with "this TaskRouter is closed". The pick now counts the call in flight at once."""
+    from routing.complete import _router
+
+    close_all()
+    with contextlib.ExitStack() as hold:
+        picked = _router(demo(tmp_path), hold)
+        others = [get_router(demo(tmp_path, name=f"r{i}")) for i in range(MAX_CONFIG_ROUTERS)]  # evicts `picked`
+        assert not picked.closed
+        assert picked.complete(MATH).served_pool == "math"
+    deadline = time.monotonic() + 10
+    while not picked.closed and time.monotonic() < deadline:  # closed on a background thread once idle
+        time.sleep(0.05)
+    assert picked.closed and not any(r.closed for r in others)
+    close_all()
 
 
 def test_get_router_builds_a_new_router_when_a_secret_it_reads_changes(tmp_path, monkeypatch):
