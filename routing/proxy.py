@@ -115,6 +115,8 @@ class TaskRouterHook(CustomLogger):
         self.prometheus = prometheus
         self._lock = threading.Lock()
         self._decider: TaskRouter | None = None
+        self._proxy_loop: asyncio.AbstractEventLoop | None = None
+        """The proxy's event loop, seen by the first `auto` request: stage 3 asks the proxy's router on it."""
         self._open: OrderedDict[str, RoutedRequest] = OrderedDict()  # request id -> request, until it ends
         self._open_lock = threading.Lock()  # not `_lock`, which a first request holds while the cascade loads
 
@@ -129,6 +131,7 @@ class TaskRouterHook(CustomLogger):
             if isinstance(metadata, dict) and not isinstance(metadata.get("taskrouter"), DecisionRecord):
                 metadata.pop("taskrouter", None)  # reserved for decisions made in this process (headers, telemetry)
             return data
+        self._proxy_loop = self._proxy_loop or asyncio.get_running_loop()
         try:
             conversation = read_messages(data.get("messages"))
             pool, record = await asyncio.to_thread(self.decide_conversation, conversation)
@@ -220,7 +223,9 @@ class TaskRouterHook(CustomLogger):
             if self._decider is None:
                 # Inside the proxy, its own Router serves the request and stage 3: taskrouter only decides.
                 # Outside it (tests, scripts) TaskRouter builds a Router from the config's model_list.
-                self._decider = TaskRouter(self.config, cascade=self.cascade, router=_litellm.proxy_router())
+                router = _litellm.proxy_router()
+                loop = self._proxy_loop if router is not None else None
+                self._decider = TaskRouter(self.config, cascade=self.cascade, router=router, router_loop=loop)
                 decider = self._decider
                 if decider.metrics is None and (self.prometheus or (self.prometheus is None and available())):
                     decider.metrics = prometheus(decider.id, decider.config.taskrouter.name)

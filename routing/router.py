@@ -59,8 +59,12 @@ class TaskRouter:
         *,
         cascade: Cascade | None = None,
         router: _litellm.Router | None = None,
+        router_loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
-        """`router`: an existing LiteLLM Router to use (e.g. the LiteLLM Proxy's); by default one is built."""
+        """`router`: an existing LiteLLM Router to use (e.g. the LiteLLM Proxy's); by default one is built.
+        `router_loop`: the event loop, running in another thread, that serves `router` (the proxy's): stage 3 then
+        asks through `router.acompletion` on it, the path every routing strategy answers on, from the thread that
+        classifies."""
         self.id = uuid.uuid4().hex
         """Tells this router's requests apart in LiteLLM's process-wide callbacks (`metadata["taskrouter"]`)."""
         self.attempts = _litellm.FailedAttempts(self.id)
@@ -94,6 +98,7 @@ class TaskRouter:
         # What follows opens threads, connections and process-wide registrations: `close` releases them, and a
         # failure half-way releases those opened before it.
         self._owns_router = router is None
+        self._router_loop = router_loop if router is not None else None
         self.router = router if router is not None else _litellm.build_router(self.config)
         self.closed = False
         self._close_lock = threading.Lock()
@@ -185,8 +190,10 @@ class TaskRouter:
         def complete(messages: list[Any], timeout_s: float) -> str:
             call: dict[str, Any] = dict(model=alias, messages=messages, timeout=timeout_s, num_retries=0, max_tokens=16,
                                         temperature=0, metadata={"taskrouter_call": "llm_classifier"})  # fmt: skip
-            if self._loop is not None:  # cost-based routing answers on LiteLLM's async path only (see __init__)
-                r: Any = self._loop.run(self.router.acompletion(**call))
+            if self._router_loop is not None:  # the proxy's loop, which this thread must not be running
+                r: Any = run_on(self._router_loop, self.router.acompletion(**call))
+            elif self._loop is not None:  # cost-based routing answers on LiteLLM's async path only (see __init__)
+                r = self._loop.run(self.router.acompletion(**call))
             else:
                 r = self.router.completion(**call)
             return r.choices[0].message.content or ""
@@ -352,6 +359,24 @@ class TaskRouter:
         return _litellm.map_exception(exc, pool=pool, fallbacks_configured=has_fallbacks, deployment=deployment)
 
 
+def run_on(loop: asyncio.AbstractEventLoop, coro: Any, timeout: float | None = None) -> Any:
+    """Run `coro` on `loop`, which another thread runs, and wait for it; interrupted (Ctrl-C, a timeout), the call
+    is cancelled too, so no provider call goes on unseen after its request was recorded as failed."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        coro.close()
+        raise RuntimeError("run_on waits for the loop it would run on: call it from another thread")
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result(timeout)
+    except BaseException:
+        future.cancel()
+        raise
+
+
 class _LoopThread:
     """An event loop in a daemon thread, for running LiteLLM's async-only paths from sync code."""
 
@@ -381,14 +406,8 @@ class _LoopThread:
         await self.loop.shutdown_default_executor()  # joins its worker threads (`close` would not wait for them)
 
     def run(self, coro: Any, timeout: float | None = None) -> Any:
-        """Run `coro` on the loop and wait for it; interrupted (Ctrl-C, a timeout), the call is cancelled too, so no
-        provider call goes on unseen after its request was recorded as failed."""
-        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        try:
-            return future.result(timeout)
-        except BaseException:
-            future.cancel()
-            raise
+        """Run `coro` on the loop and wait for it (`run_on`)."""
+        return run_on(self.loop, coro, timeout)
 
     def iterate(self, stream: Any) -> _SyncStream:
         return _SyncStream(stream, self)

@@ -98,6 +98,11 @@ def proxy(upstream, tmp_path_factory):
             "classifier": {"threshold": 1.0, "static": False},
         },
     }
+    # The judge pool routes by cost: LiteLLM 1.110 answers that strategy on its async path only, so stage 3 must
+    # ask the proxy's router through `acompletion` on the proxy's loop (the sync call answered "No deployments").
+    config["router_settings"]["routing_groups"] = [
+        {"group_name": "by-cost", "models": ["judge"], "routing_strategy": "cost-based-routing"}
+    ]
     upstream.set(**{"judge-a": {"reply": "code"}})
     (tmp / "config.yaml").write_text(yaml.safe_dump(config))
     (tmp / "judge.yaml").write_text(yaml.safe_dump(judge))
