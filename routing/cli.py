@@ -486,10 +486,14 @@ def evaluate(
             given = load_dataset(answers)
             recorded = dict(zip(given.texts, given.labels, strict=True))
         elif llm is LLMMode.config:
-            from routing.config import load_config
+            from routing.config import ClassifierSettings, load_config
             from routing.router import TaskRouter
 
-            router = opened.enter_context(TaskRouter(load_config(config), cascade=cascade))  # closed after the run
+            routing = load_config(config)  # its stage-3 pool only: the cascade is the one given here, as given
+            routing = routing.model_copy(
+                update={"taskrouter": routing.taskrouter.model_copy(update={"classifier": ClassifierSettings()})}
+            )
+            router = opened.enter_context(TaskRouter(routing, cascade=cascade))  # closed after the run
             cascade = cascade.with_llm(router.llm_stage(cascade.labels))
         report = evaluate_cascade(cascade, dataset, llm_mode=llm.value, answers=recorded, by=by)
     # The sweep goes where the user said (--sweep, --out-dir, next to --json), never into the current folder.

@@ -136,6 +136,8 @@ class RouterSettings(_Strict):
     @field_validator("redis_port")
     @classmethod
     def _port_or_secret(cls, port: int | str | None) -> int | str | None:
+        if isinstance(port, str) and port.strip().isdigit() and 1 <= int(port) <= 65535:
+            return int(port)  # "6379", as templated YAML often writes it
         if isinstance(port, str) and not port.startswith(ENV_PREFIX):
             raise ValueError(f"must be a port number or {ENV_PREFIX}NAME")
         return port

@@ -133,10 +133,11 @@ def _user_texts(messages: object, field: str) -> list[str]:
         role = m.get("role")
         if not isinstance(role, str) or role not in _ROLES:
             raise QueryError(f"unknown role {role!r}; expected one of {sorted(_ROLES)}", field=f"{where}.role")
-        text = check_unicode(message_text(m.get("content"), field=f"{where}.content"), field=f"{where}.content")
+        text = message_text(m.get("content"), field=f"{where}.content")
         if role == "user" and text.strip():
-            check_query(text, field=f"{where}.content")  # every message goes to the provider whole
-            texts.append(text)
+            texts.append(check_query(text, field=f"{where}.content"))  # every message goes to the provider whole
+        else:
+            check_unicode(text, field=f"{where}.content")
     return texts
 
 

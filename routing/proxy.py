@@ -28,6 +28,7 @@ import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,9 @@ class TaskRouterHook(CustomLogger):
         self._decider: TaskRouter | None = None
         self._proxy_loop: asyncio.AbstractEventLoop | None = None
         """The proxy's event loop, seen by the first `auto` request: stage 3 asks the proxy's router on it."""
+        self._pool = ThreadPoolExecutor(thread_name_prefix="taskrouter-decide")
+        """The threads decisions run on. Not the loop's default pool: stage 3 waits there for the proxy's router,
+        whose `acompletion` itself needs a thread of that pool, so enough waiting decisions would starve it."""
         self._open: OrderedDict[str, RoutedRequest] = OrderedDict()  # request id -> request, until it ends
         self._open_lock = threading.Lock()  # not `_lock`, which a first request holds while the cascade loads
 
@@ -131,10 +135,10 @@ class TaskRouterHook(CustomLogger):
             if isinstance(metadata, dict) and not isinstance(metadata.get("taskrouter"), DecisionRecord):
                 metadata.pop("taskrouter", None)  # reserved for decisions made in this process (headers, telemetry)
             return data
-        self._proxy_loop = self._proxy_loop or asyncio.get_running_loop()
-        try:
-            conversation = read_messages(data.get("messages"))
-            pool, record = await asyncio.to_thread(self.decide_conversation, conversation)
+        loop = asyncio.get_running_loop()
+        self._proxy_loop = self._proxy_loop or loop  # the proxy runs one loop for its lifetime
+        try:  # on the hook's own threads: stage 3's `acompletion` needs the loop's default pool free (see __init__)
+            pool, record = await loop.run_in_executor(self._pool, self._decide_messages, data.get("messages"))
         except QueryError as exc:
             raise HTTPException(status_code=400, detail=f"model {self.model!r}: {exc}") from None
         if not isinstance(metadata, dict):
@@ -212,6 +216,10 @@ class TaskRouterHook(CustomLogger):
     def decide(self, query: str, history: list[dict] | None = None) -> tuple[str, DecisionRecord]:
         """(pool, `metadata["taskrouter"]` record) for a query after `history`; loads the cascade on first use."""
         return self.decide_conversation(read_history(history, query))
+
+    def _decide_messages(self, messages: object) -> tuple[str, DecisionRecord]:
+        """`decide_conversation` for a request's messages (read here, off the loop: they may be long)."""
+        return self.decide_conversation(read_messages(messages))
 
     def decide_conversation(self, conversation: Conversation) -> tuple[str, DecisionRecord]:
         """(pool, `metadata["taskrouter"]` record) for a conversation. Blocking: run it in a worker thread."""

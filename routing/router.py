@@ -119,7 +119,9 @@ class TaskRouter:
                 from .telemetry import TelemetryStore, TelemetryWriter
 
                 url = resolve_secrets(settings.telemetry.url, "taskrouter.telemetry.url")  # os.environ/NAME too
-                store = TelemetryStore(url).open()  # a permanent fault fails the build, not every event later
+                store = TelemetryStore(url)
+                if store.engine.dialect.name == "sqlite":  # a file: a fault that never passes fails the build, at once
+                    store.open()  # (a server is not waited for here: the writer's thread meets it at the first event)
                 self.telemetry = TelemetryWriter(store, store_text=settings.telemetry.store_text)
             if self.sinks:  # only the failed attempts need LiteLLM's callbacks: the rest is read from the response
                 _litellm.add_callback(self.attempts)
@@ -191,7 +193,7 @@ class TaskRouter:
             call: dict[str, Any] = dict(model=alias, messages=messages, timeout=timeout_s, num_retries=0, max_tokens=16,
                                         temperature=0, metadata={"taskrouter_call": "llm_classifier"})  # fmt: skip
             if self._router_loop is not None:  # the proxy's loop, which this thread must not be running
-                r: Any = run_on(self._router_loop, self.router.acompletion(**call))
+                r: Any = run_on(self._router_loop, self.router.acompletion(**call), timeout_s + RUN_ON_MARGIN_S)
             elif self._loop is not None:  # cost-based routing answers on LiteLLM's async path only (see __init__)
                 r = self._loop.run(self.router.acompletion(**call))
             else:
@@ -357,6 +359,10 @@ class TaskRouter:
         has_fallbacks = bool(rs.default_fallbacks) or any(pool in entry for entry in rs.fallbacks)
         deployment = next((a.deployment for a in reversed(failed) if a.deployment), None)
         return _litellm.map_exception(exc, pool=pool, fallbacks_configured=has_fallbacks, deployment=deployment)
+
+
+RUN_ON_MARGIN_S = 5.0
+"""How much longer than its own timeout a call sent to another thread's loop is waited for (it may queue there)."""
 
 
 def run_on(loop: asyncio.AbstractEventLoop, coro: Any, timeout: float | None = None) -> Any:

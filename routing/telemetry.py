@@ -33,6 +33,9 @@ __all__ = ["SCHEMA_VERSION", "TelemetryStore", "TelemetryWriter", "event_row", "
 
 log = logging.getLogger("taskrouter.telemetry")
 
+CONNECT_TIMEOUT_S = 10
+"""Seconds a PostgreSQL connection may take before the attempt fails (and the event is counted failed)."""
+
 metadata = sa.MetaData()
 events_table = sa.Table(
     "taskrouter_events",
@@ -143,10 +146,13 @@ class TelemetryStore:
             file = Path(url[len("sqlite:///") :].split("?", 1)[0])
             if not file.is_file():
                 raise ConfigError(f"no telemetry database at {str(file)!r}", path="db")
+        connect: dict[str, Any] = {}
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://") :]
+        if url.startswith("postgresql"):
+            connect["connect_timeout"] = CONNECT_TIMEOUT_S  # libpq's default waits for the OS (minutes)
         try:
-            self.engine = sa.create_engine(url, pool_pre_ping=True)
+            self.engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise ConfigError(
                 f"unusable database URL ({type(exc).__name__})", path="taskrouter.telemetry.url"
@@ -174,9 +180,9 @@ class TelemetryStore:
         return current
 
     def open(self) -> TelemetryStore:
-        """Bring the schema up to date now, for a router being built: a fault that will not pass (a SQLite file
-        that cannot be opened or written, a newer schema) is a ConfigError; a server that does not answer yet only
-        warns, and each event tries again."""
+        """Bring the schema up to date now: a fault that will not pass (a SQLite file that cannot be opened or
+        written, a newer schema) is a ConfigError; a server that does not answer yet only warns, and each event tries
+        again."""
         try:
             self.migrate()
             if self.engine.dialect.name == "sqlite":  # a file that can be read but not written

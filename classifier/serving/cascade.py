@@ -404,13 +404,16 @@ class Cascade:
 
     def classify(self, text: str) -> Decision:
         """Decide one query."""
-        return self.classify_batch([check_query(text, field="query")])[0]
+        return self._decide([check_query(text, field="query")])[0]
 
     def classify_batch(self, texts: Sequence[str]) -> list[Decision]:
         """Decide many queries; each stage reads every query that reaches it in one batch."""
         if isinstance(texts, str):
             raise TypeError("classify_batch takes a sequence of strings; use classify() for one query")
-        texts = [check_query(t, field=f"texts[{i}]") for i, t in enumerate(texts)]
+        return self._decide([check_query(t, field=f"texts[{i}]") for i, t in enumerate(texts)])
+
+    def _decide(self, texts: list[str]) -> list[Decision]:
+        """`classify_batch` for texts already checked."""
         if self.window is not None:
             head, tail = self.window
             texts = [window(t, head, tail) for t in texts]

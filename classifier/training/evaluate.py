@@ -205,6 +205,8 @@ def save_sweeps(report: EvaluationReport, prefix: str | Path) -> EvaluationRepor
     """Write the sweep (PREFIX.csv, PREFIX.png) and the static-stage sweep (PREFIX-static.csv); the report with
     their paths in its metrics."""
     prefix = Path(prefix)
+    if prefix.suffix in (".csv", ".png"):
+        prefix = prefix.with_suffix("")
     title = f"threshold sweep, stage 3 = {report.llm_mode}" + (" (upper bound)" if report.llm_mode == "oracle" else "")
     csv_path, png_path = write_sweep(list(report.sweep), prefix, chosen=report.threshold, title=title)
     metrics = {**report.metrics, "sweep": {**report.metrics["sweep"], "csv": str(csv_path), "png": str(png_path)}}
@@ -303,6 +305,8 @@ def write_sweep(rows: list[dict], out_prefix: str | Path, *, title: str, chosen:
     from matplotlib.figure import Figure  # no pyplot: the host program's backend stays as it is
 
     prefix = Path(out_prefix)
+    if prefix.suffix in (".csv", ".png"):  # `--sweep out/sweep.csv` names the CSV itself
+        prefix = prefix.with_suffix("")
     csv_path = write_csv(rows, prefix.with_name(prefix.name + ".csv"))
     png_path = prefix.with_name(prefix.name + ".png")
     fig = Figure(figsize=(6, 4))

@@ -84,7 +84,10 @@ def test_evaluate_with_the_configs_llm_closes_the_router_it_opened(provider, tmp
 
     provider.set(**{"fast-a": {"mode": "ok", "reply": "default"}})
     config = make_config(provider, llm_classifier={"alias": "fast", "timeout_s": 1.0},
-                         telemetry={"url": f"sqlite:///{tmp_path / 'e.db'}"})  # fmt: skip
+                         telemetry={"url": f"sqlite:///{tmp_path / 'e.db'}"},
+                         classifier={"static": False, "static_threshold": 0.99})  # fmt: skip
+    # the serving settings of a routing config do not stop evaluate from reading its stage-3 pool: the cascade
+    # evaluated is the one the command line gives (they were refused as settings a given cascade cannot take)
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     rows = [{"text": QUERY, "label": "default"}, {"text": "Write a haiku about rain", "label": "creative"}]
     (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -123,3 +126,35 @@ def test_max_escalation_caps_the_calls_to_stage_3(provider, shipped_cascade):
     assert [d.escalated for d in decisions] == [True] * 10 + [False] * 20
     assert provider.hits("capable-a") == 10
     assert all(d.trail[-1].note == "below threshold; escalation budget spent" for d in decisions[10:])
+
+
+def test_many_stage_3_decisions_at_once_in_the_proxy_do_not_starve_its_loop(provider, shipped_cascade, monkeypatch):
+    """In the proxy, stage 3 waits on the proxy's loop for `acompletion`, which needs a thread of the loop's default
+    pool. Decisions that ran on that very pool (`asyncio.to_thread`) filled it and waited forever: 4 threads and 4
+    concurrent decisions hung the proxy. The hook decides on threads of its own."""
+    import asyncio
+    import concurrent.futures
+
+    from litellm.proxy import proxy_server
+
+    from routing import _litellm
+    from routing.config import load_config
+    from routing.proxy import TaskRouterHook
+
+    provider.reset()
+    provider.set(**{"fast-a": {"mode": "ok", "reply": "math"}})
+    config = make_config(provider, llm_classifier={"alias": "fast", "timeout_s": 5.0})
+    monkeypatch.setattr(proxy_server, "llm_router", _litellm.build_router(load_config(config)))  # as the proxy does
+    hook = TaskRouterHook(config, cascade=Cascade(shipped_cascade.classifier, None, 1.0), prometheus=False)
+
+    async def eight_requests_on_a_four_thread_pool() -> list[dict]:
+        asyncio.get_running_loop().set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=4))
+        requests = [{"model": "auto", "messages": [{"role": "user", "content": f"tell me something nice, {i}"}]}
+                    for i in range(8)]  # fmt: skip
+        return await asyncio.wait_for(
+            asyncio.gather(*(hook.async_pre_call_hook(None, None, r, "acompletion") for r in requests)), 60
+        )
+
+    done = asyncio.run(eight_requests_on_a_four_thread_pool())
+    records = [d["metadata"]["taskrouter"] for d in done]
+    assert [(r["stage"], r["label"]) for r in records] == [("llm", "math")] * 8

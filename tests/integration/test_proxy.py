@@ -286,6 +286,10 @@ def test_classification_does_not_block_the_event_loop(example_env, shipped_casca
     classified_on: set[int] = set()
 
     class RecordingCascade(Cascade):  # notes the thread each classification runs on
+        def classify(self, text):
+            classified_on.add(threading.get_ident())
+            return super().classify(text)
+
         def classify_batch(self, texts):
             classified_on.add(threading.get_ident())
             return super().classify_batch(texts)

@@ -72,3 +72,6 @@ def test_sweep_files_keep_every_dot_of_their_name(cascade, rows, tmp_path):
     saved = save_sweeps(report, tmp_path / "eval.v2")
     assert saved.metrics["sweep"]["csv"] == str(tmp_path / "eval.v2.csv")
     assert saved.metrics["sweep"]["png"] == str(tmp_path / "eval.v2.png")
+    named = save_sweeps(report, tmp_path / "named.csv")  # `--sweep out/sweep.csv` names the CSV itself
+    assert named.metrics["sweep"]["csv"] == str(tmp_path / "named.csv")
+    assert named.metrics["sweep"]["png"] == str(tmp_path / "named.png")

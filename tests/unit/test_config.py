@@ -295,6 +295,7 @@ def test_router_settings_litellm_would_drop_or_misread_are_refused(monkeypatch, 
     with pytest.raises(ConfigError, match=field):
         load_config(with_(**changes))
     assert load_config(with_(router_settings__redis_port="os.environ/TR_KEY")).router_settings.redis_port
+    assert load_config(with_(router_settings__redis_port="6379")).router_settings.redis_port == 6379  # templated
 
 
 def test_the_policy_keys_are_the_installed_litellms():
