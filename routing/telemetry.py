@@ -89,6 +89,14 @@ def _v3(conn: sa.Connection) -> None:  # safe to run twice: a worker may add it 
 
 MIGRATIONS: list[Callable[[sa.Connection], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
+OLDEST_WRITER = 1
+"""The oldest schema version whose taskrouter still writes and reads this schema correctly: each migration so far
+only added an index or a nullable column. A migration that older code cannot live with raises it to its own
+version. The database keeps it (`taskrouter_schema_compat`), so that during a rolling upgrade a worker of an older
+taskrouter that meets a newer schema goes on writing when that schema allows it, instead of refusing."""
+compat_table = sa.Table(
+    "taskrouter_schema_compat", metadata, sa.Column("oldest_writer", sa.Integer, nullable=False)
+)  # a table of its own, outside the versions: a worker of schema 3 or older never looks at it
 
 _SECRET = re.compile(
     r"\b(?:sk|pk|rk|api|key|token|gh[pousr]|xox[abp])[-_][A-Za-z0-9_\-]{12,}\b"
@@ -159,8 +167,10 @@ class TelemetryStore:
             ) from None
         self._migrated = False
 
-    def migrate(self) -> int:
-        """Bring the schema to SCHEMA_VERSION; returns the version found before."""
+    def migrate(self, *, reader: bool = False) -> int:
+        """Bring the schema to SCHEMA_VERSION; returns the version found before. A newer schema is used as it is
+        when its `oldest_writer` is this version or older, else refused. A schema already up to date is only read
+        by a `reader` (read-only credentials do); a writer also marks which versions may write it."""
         with self.engine.begin() as conn:
             version_table.create(conn, checkfirst=True)
             current = conn.execute(sa.select(version_table.c.version)).scalar()
@@ -168,14 +178,20 @@ class TelemetryStore:
                 conn.execute(version_table.insert().values(version=0))
                 current = 0
             if current > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"telemetry schema {current} is newer than this taskrouter ({SCHEMA_VERSION})",
-                    path="taskrouter.telemetry.url",
-                )
-            if current < SCHEMA_VERSION:  # a schema already up to date is only read: readers may be read-only
+                oldest = _oldest_writer(conn)
+                if oldest is None or oldest > SCHEMA_VERSION:
+                    raise ConfigError(
+                        f"telemetry schema {current} is newer than this taskrouter ({SCHEMA_VERSION}) and "
+                        f"needs writers of schema {oldest if oldest is not None else current} or later",
+                        path="taskrouter.telemetry.url",
+                    )
+            elif current < SCHEMA_VERSION:
                 for step in MIGRATIONS[current:]:
                     step(conn)
                 conn.execute(version_table.update().values(version=SCHEMA_VERSION))
+                _mark_oldest_writer(conn)
+            elif not reader and _oldest_writer(conn) is None:  # migrated by a taskrouter that kept no mark
+                _mark_oldest_writer(conn)
         self._migrated = True
         return current
 
@@ -237,7 +253,7 @@ class TelemetryStore:
             q = q.where(events_table.c.ts >= since)
         try:
             if not self._migrated:
-                self.migrate()
+                self.migrate(reader=True)
             with self.engine.connect() as conn:
                 rows = [dict(r) for r in conn.execute(q).mappings()]
         except sa.exc.DBAPIError as exc:  # the type only: a driver's message may carry the URL and its password
@@ -245,6 +261,20 @@ class TelemetryStore:
         for r in rows:
             r["ts"] = _aware(r["ts"])
         return rows
+
+
+def _oldest_writer(conn: sa.Connection) -> int | None:
+    """The schema's mark of the oldest version that may write it (None: no mark)."""
+    if not sa.inspect(conn).has_table(compat_table.name):
+        return None
+    return conn.execute(sa.select(compat_table.c.oldest_writer)).scalar()
+
+
+def _mark_oldest_writer(conn: sa.Connection) -> None:
+    """Record OLDEST_WRITER for the schema this version brought the database to."""
+    conn.execute(sa.schema.CreateTable(compat_table, if_not_exists=True))  # workers may race to it
+    conn.execute(compat_table.delete())
+    conn.execute(compat_table.insert().values(oldest_writer=OLDEST_WRITER))
 
 
 def _fit_columns(row: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from classifier.errors import ConfigError
 from routing import PoolsExhausted, TaskRouter
 from routing.report import compute_metrics, readings
 from routing.review import export_for_review
-from routing.telemetry import SCHEMA_VERSION, TelemetryStore, redact
+from routing.telemetry import OLDEST_WRITER, SCHEMA_VERSION, TelemetryStore, redact
 from tests.integration.conftest import make_config
 from tests.integration.servers import postgres_server
 
@@ -111,11 +111,14 @@ def _read_only(tmp_path):
     return f"sqlite:///file:{db}?mode=ro&uri=true"
 
 
-def _newer(tmp_path):
+def _newer(tmp_path, oldest_writer=SCHEMA_VERSION + 1):
+    """A database a later taskrouter migrated: one more nullable column, and its mark of the oldest writer."""
     url = f"sqlite:///{tmp_path / 'newer.db'}"
     TelemetryStore(url).migrate()
     con = sqlite3.connect(tmp_path / "newer.db")
+    con.execute("alter table taskrouter_events add column added_later text")
     con.execute("update taskrouter_schema set version = ?", (SCHEMA_VERSION + 1,))
+    con.execute("update taskrouter_schema_compat set oldest_writer = ?", (oldest_writer,))
     con.commit()
     return url
 
@@ -130,6 +133,33 @@ def test_a_store_that_can_never_take_an_event_fails_the_build(provider, shipped_
     with pytest.raises(ConfigError) as info:
         TaskRouter(priced_config(provider, make_url(tmp_path)), cascade=shipped_cascade)
     assert info.value.path == "taskrouter.telemetry.url"
+
+
+def test_a_newer_schema_that_allows_older_writers_is_written_and_read(provider, shipped_cascade, tmp_path):
+    """A rolling upgrade: a worker of the new version migrated the database; the workers of this version still
+    serve until they are replaced, and their events are kept, since the new schema says they may write it."""
+    url = _newer(tmp_path, oldest_writer=SCHEMA_VERSION)
+    tr = TaskRouter(priced_config(provider, url), cascade=shipped_cascade)
+    tr.complete("Solve 2x = 10.")
+    tr.close()
+    assert tr.telemetry.written == 1 and tr.telemetry.failed == 0
+    (event,) = TelemetryStore(url).events()
+    assert event["served_pool"] == "math" and "added_later" not in event
+
+
+def test_a_schema_is_marked_by_writers_never_by_readers(tmp_path):
+    """A database a taskrouter without the mark migrated gets it from the first writer; a reader adds nothing."""
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    TelemetryStore(url).migrate()
+    con = sqlite3.connect(tmp_path / "m.db")
+    assert con.execute("select oldest_writer from taskrouter_schema_compat").fetchall() == [(OLDEST_WRITER,)]
+    con.execute("drop table taskrouter_schema_compat")
+    con.commit()
+    TelemetryStore(url).events()
+    tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+    assert "taskrouter_schema_compat" not in tables
+    TelemetryStore(url).migrate()
+    assert con.execute("select oldest_writer from taskrouter_schema_compat").fetchall() == [(OLDEST_WRITER,)]
 
 
 def test_reading_an_up_to_date_store_writes_nothing(provider, shipped_cascade, tmp_path):
