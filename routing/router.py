@@ -119,9 +119,7 @@ class TaskRouter:
                 from .telemetry import TelemetryStore, TelemetryWriter
 
                 url = resolve_secrets(settings.telemetry.url, "taskrouter.telemetry.url")  # os.environ/NAME too
-                store = TelemetryStore(url)
-                if store.engine.dialect.name == "sqlite":  # a file: a fault that never passes fails the build, at once
-                    store.open()  # (a server is not waited for here: the writer's thread meets it at the first event)
+                store = TelemetryStore(url).open()  # a file that can never take an event fails the build
                 self.telemetry = TelemetryWriter(store, store_text=settings.telemetry.store_text)
             if self.sinks:  # only the failed attempts need LiteLLM's callbacks: the rest is read from the response
                 _litellm.add_callback(self.attempts)

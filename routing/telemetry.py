@@ -196,21 +196,20 @@ class TelemetryStore:
         return current
 
     def open(self) -> TelemetryStore:
-        """Bring the schema up to date now: a fault that will not pass (a SQLite file that cannot be opened or
-        written, a newer schema) is a ConfigError; a server that does not answer yet only warns, and each event tries
-        again."""
+        """For a router being built: a SQLite file that can never take an event (it cannot be opened or written, or
+        its schema is newer and does not allow this version) is a ConfigError now. A server is not waited for here:
+        the writer's thread meets it at the first event."""
+        if self.engine.dialect.name != "sqlite":
+            return self
         try:
             self.migrate()
-            if self.engine.dialect.name == "sqlite":  # a file that can be read but not written
-                with self.engine.connect() as conn, conn.begin() as transaction:
-                    conn.execute(version_table.update().values(version=SCHEMA_VERSION))
-                    transaction.rollback()
+            with self.engine.connect() as conn, conn.begin() as transaction:  # a file that reads but will not write
+                conn.execute(version_table.update().values(version=SCHEMA_VERSION))
+                transaction.rollback()
         except sa.exc.DBAPIError as exc:
-            if self.engine.dialect.name == "sqlite":
-                raise ConfigError(
-                    f"telemetry database unusable ({type(exc).__name__})", path="taskrouter.telemetry.url"
-                ) from None
-            log.warning("telemetry: the database does not answer yet (%s); each event tries again", type(exc).__name__)
+            raise ConfigError(
+                f"telemetry database unusable ({type(exc).__name__})", path="taskrouter.telemetry.url"
+            ) from None
         return self
 
     def record(self, row: dict[str, Any]) -> None:
