@@ -1,14 +1,16 @@
 """A model as a directory on disk: `manifest.json` plus arrays, never pickle.
 
-manifest   the manifest's schema (format 3) and the built-in stages of one that lists none
+manifest   the manifest's schema (format 3)
 save       save_model; convert (an older format rewritten in this one)
-load       load_manifest (every file hashed before anything is parsed), load_model (the served heads)
+load       load_manifest (every file hashed before anything is parsed), load_model (the served heads),
+           built_in_stages (the stages of a manifest that lists none)
+loaded     LoadedModel, what load_model returns and every stage's from_manifest reads
 probes     the static table's probe vectors, which tell at load whether it is the one the heads were trained on
 upgrade    manifests of format 1 and 2 read as format 3
 """
 
 # boilerplate: re-exports of the modules' public names (the same lists as their imports and `__all__`).
-from .load import DEFAULT_MODEL_DIR, LoadedModel, load_manifest, load_model
+from .load import DEFAULT_MODEL_DIR, LoadedModel, built_in_stages, load_manifest, load_model
 from .manifest import (
     FORMAT_VERSION,
     KIND,
@@ -24,7 +26,6 @@ from .manifest import (
     Manifest,
     ScopeSpec,
     StageEntry,
-    built_in_stages,
 )
 from .probes import MIN_PROBE_COSINE, STATIC_PROBES
 from .save import convert, save_model

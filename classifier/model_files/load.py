@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,35 +19,42 @@ from pydantic import ValidationError
 from .. import strict_json
 from ..errors import ModelFileError
 from ..integrity import check_bytes
-from ..results import EMBEDDING
+from ..results import EMBEDDING, STAGES
 from ..serving import assets
 from ..serving.embedding import EMBEDDER_DIM, Embedder
 from ..serving.encoder import ENCODERS, Encoder, encoder_of
 from ..serving.head import Examples, HeadExport, LinearHead
-from ..serving.stages import REGISTRY
-from .manifest import KIND, MANIFEST, READABLE_VERSIONS, EmbedderSpec, Manifest, built_in_stages, is_plain_file_name
+from ..serving.stages import REGISTRY, FewShotLLMStage, HeadStage, RulesStage, ScopeStage, StageManifest
+from .loaded import LoadedModel
+from .manifest import (
+    KIND,
+    MANIFEST,
+    READABLE_VERSIONS,
+    CascadeSpec,
+    EmbedderSpec,
+    HeadSpec,
+    Manifest,
+    StageEntry,
+    is_plain_file_name,
+)
 from .probes import STATIC_PROBES, static_embedder
 from .upgrade import upgrade_manifest
 
-__all__ = ["DEFAULT_MODEL_DIR", "LoadedModel", "installed_sha256", "load_manifest", "load_model"]
+__all__ = ["DEFAULT_MODEL_DIR", "LoadedModel", "built_in_stages", "installed_sha256", "load_manifest", "load_model"]
 
 DEFAULT_MODEL_DIR = Path(__file__).parents[1] / "model"
 _MAX_MANIFEST_BYTES = 20_000_000
 log = logging.getLogger("taskrouter.embedding")
 
 
-@dataclass(frozen=True)
-class LoadedModel:
-    """A verified model: its manifest, the exports it stores, the served heads by stage (cascade order), and the
-    verified bytes of every file (which stages that keep files of their own read)."""
-
-    directory: Path
-    manifest: Manifest
-    exports: dict[str, HeadExport]
-    heads: dict[str, LinearHead]
-    thresholds: dict[str, float]
-    embedders: dict[str, Embedder | None]
-    blobs: dict[str, bytes]
+def built_in_stages(cascade: CascadeSpec, heads: Sequence[HeadSpec]) -> list[StageEntry]:
+    """The stages of a model with no `cascade.stages`: rules, scope, the heads (static before MiniLM), the LLM."""
+    order = {name: i for i, name in enumerate(STAGES)}
+    names = sorted((h.stage for h in heads), key=lambda name: order.get(name, len(order)))
+    entries = [StageManifest(RulesStage.name, RulesStage.kind or "")] if cascade.rules else []
+    entries += [ScopeStage.entry(), *(StageManifest(name, HeadStage.kind or "") for name in names)]
+    entries.append(FewShotLLMStage.entry())
+    return [StageEntry(name=e.name, kind=e.kind, config=e.config) for e in entries]
 
 
 def load_manifest(directory: str | Path | None = None) -> tuple[Path, Manifest, dict[str, bytes]]:

@@ -1,15 +1,10 @@
-"""`manifest.json` of a model directory: its pydantic schema (format 3, extra keys refused) and the stages a
-manifest that lists none gets (`built_in_stages`)."""
+"""`manifest.json` of a model directory: its pydantic schema (format 3, extra keys refused)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from ..results import STAGES
-from ..serving.stages import FewShotLLMStage, HeadStage, RulesStage, ScopeStage, StageManifest
 
 __all__ = [
     "FORMAT_VERSION",
@@ -26,7 +21,6 @@ __all__ = [
     "Manifest",
     "ScopeSpec",
     "StageEntry",
-    "built_in_stages",
     "is_plain_file_name",
 ]
 
@@ -172,13 +166,3 @@ class Manifest(_Strict):
 
     def head(self, stage: str) -> HeadSpec | None:
         return next((h for h in self.heads if h.stage == stage), None)
-
-
-def built_in_stages(cascade: CascadeSpec, heads: Sequence[HeadSpec]) -> list[StageEntry]:
-    """The stages of a model with no `cascade.stages`: rules, scope, the heads (static before MiniLM), the LLM."""
-    order = {name: i for i, name in enumerate(STAGES)}
-    names = sorted((h.stage for h in heads), key=lambda name: order.get(name, len(order)))
-    entries = [StageManifest(RulesStage.name, RulesStage.kind or "")] if cascade.rules else []
-    entries += [ScopeStage.entry(), *(StageManifest(name, HeadStage.kind or "") for name in names)]
-    entries.append(FewShotLLMStage.entry())
-    return [StageEntry(name=e.name, kind=e.kind, config=e.config) for e in entries]

@@ -22,7 +22,7 @@ from ..serving.embedding import EMBEDDER_DIM
 from ..serving.encoder import encoder_of
 from ..serving.head import Examples, HeadExport
 from ..serving.stages import StageManifest
-from .load import installed_sha256, load_manifest
+from .load import built_in_stages, installed_sha256, load_manifest
 from .manifest import (
     MANIFEST,
     CascadeSpec,
@@ -33,7 +33,6 @@ from .manifest import (
     LexicalSpec,
     Manifest,
     StageEntry,
-    built_in_stages,
     is_plain_file_name,
 )
 from .probes import probe_vectors

@@ -33,7 +33,7 @@ from .priors import adjust
 from .scope import Scope
 
 if TYPE_CHECKING:
-    from ..model_files.load import LoadedModel
+    from ..model_files.loaded import LoadedModel
 
 __all__ = [
     "REGISTRY",
