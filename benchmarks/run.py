@@ -5,16 +5,18 @@
 
 What it measures, all on this machine at run time (nothing is hard-coded):
 
-* single-query latency p50/p95/p99 per path: a keyword-rule hit; stage 2 with the torch, ONNX fp32 and ONNX
-  int8 embedders, and with the static stage in front of ONNX (the shipped default), split by the stage that
-  decided; a decision-cache hit. Paths are timed round-robin, query by query, so background load on a shared
-  machine falls on all of them alike. Stage-2 queries come from the dev set when it exists: the static stage
+* single-query latency p50/p95/p99 per path: a keyword-rule hit; stage 2 with the ONNX fp32 and ONNX int8
+  graphs of the encoder the shipped model reads (and sentence-transformers on torch, for a base-encoder model),
+  and with the static stage in front of ONNX (the shipped default), split by the stage that decided; a
+  decision-cache hit. Paths are timed round-robin, query by query, so background load on a shared machine falls
+  on all of them alike. Stage-2 queries come from the dev set when it exists: the static stage
   is more confident on the queries it was trained on, so training queries would flatter it;
 * batch throughput (queries/s) of `classify_batch` at batch sizes 1, 32 and 256, per embedder;
 * cold start in a fresh process: interpreter start → imports → model load → first decision, with and without
   torch, and the peak RSS of that process after a few hundred decisions;
 * accuracy of the shipped cascade on ../shared/data/dev/dev.jsonl with each embedder (macro-F1, agreement with
-  torch), skipped with a note when the file is missing;
+  the reference path: torch for a base-encoder model, the fp32 graph for a tuned one), skipped with a note when
+  the file is missing;
 * route_and_complete overhead: the same requests through a bare LiteLLM Router and through TaskRouter against
   the local fake provider (tests/fake_provider.py), with classification timed on its own, so the "added beyond
   classification" figure is what routing itself costs.
@@ -48,8 +50,8 @@ PATHS = {
     "static@0.95+onnx": ("onnx", 0.95),
 }
 """Path name -> (MiniLM backend, static stage: off, on, or on at this threshold instead of the trained one).
-"static+onnx" is what `Cascade.load()` serves by default; "static@0.95" is the speed/accuracy trade the README's
-static sweep shows on the dev set."""
+"static+onnx" is what `Cascade.load()` serves by default; "static@0.95" is a lower static threshold, for its
+speed/accuracy trade. The torch path exists for a base-encoder model only: a tuned encoder ships as ONNX alone."""
 FIRST_QUERY = "Tell me about the history of jazz"
 
 
@@ -83,6 +85,23 @@ def _spread(items: list, n: int) -> list:
     return items[::step][:n]
 
 
+def _encoder() -> str:
+    """The encoder the shipped model was trained with ("base" or "tuned"): every path serves that one."""
+    from classifier.model_files import load_manifest
+
+    return str(load_manifest()[1].params.get("encoder", "base"))
+
+
+def _paths() -> list[str]:
+    """The paths this model can be served on (torch only for the base encoder)."""
+    return [p for p, (backend, _) in PATHS.items() if backend != "torch" or _encoder() == "base"]
+
+
+def _reference() -> str:
+    """The path the others are compared with: sentence-transformers for the base encoder, else its fp32 graph."""
+    return "torch" if "torch" in _paths() else "onnx"
+
+
 def _cascade(path: str, *, cache_size: int = 0):
     """The shipped cascade on `path` with its own MiniLM embedder (text cache off, so nothing is reused)."""
     from classifier.serving.cascade import Cascade
@@ -90,6 +109,9 @@ def _cascade(path: str, *, cache_size: int = 0):
     from classifier.serving.onnx_embedding import OnnxMiniLMEmbedder
 
     backend, static = PATHS[path]
+    encoder = _encoder()
+    if backend == "torch" and encoder != "base":
+        raise SystemExit(f"path {path!r}: the {encoder} encoder ships as ONNX only")
     cascade = Cascade.load(
         cache_size=cache_size, static=bool(static), static_threshold=static if isinstance(static, float) else None
     )
@@ -98,8 +120,10 @@ def _cascade(path: str, *, cache_size: int = 0):
     embedder = (
         MiniLMEmbedder(cache_size=0)
         if backend == "torch"
-        else OnnxMiniLMEmbedder(quantize=backend == "onnx-int8", cache_size=0).load()
+        else OnnxMiniLMEmbedder(encoder=encoder, quantize=backend == "onnx-int8", cache_size=0).load()
     )
+    if embedder.id != cascade.classifier.embedder.id:
+        raise SystemExit(f"path {path!r} would read {embedder.id}, the model reads {cascade.classifier.embedder.id}")
     cascade.classifier.embedder = embedder
     cascade.classifier.progress = False
     return cascade
@@ -172,15 +196,15 @@ def single_query_latency(n: int) -> dict:
     heuristic = _spread([t for t in _queries() if rules.classify(t).label is not None], n)
     stage2 = _spread([t for t in unseen if rules.classify(t).label is None], n)
 
-    paths = {p: _cascade(p) for p in PATHS}
+    paths = {p: _cascade(p) for p in _paths()}
     cached = _cascade("static+onnx", cache_size=len(stage2) + 10)
     for cascade in (*paths.values(), cached):
         cascade.classify_batch(stage2[:8])  # warm up: first-call allocations, lazy loads
     cached.classify_batch(stage2)  # fills the decision cache
 
-    wall: dict[str, list[float]] = {f"stage2_{p}": [] for p in PATHS}
-    stage: dict[str, list[float]] = {f"stage2_{p}": [] for p in PATHS}
-    decided_by: dict[str, list[str]] = {f"stage2_{p}": [] for p in PATHS}
+    wall: dict[str, list[float]] = {f"stage2_{p}": [] for p in paths}
+    stage: dict[str, list[float]] = {f"stage2_{p}": [] for p in paths}
+    decided_by: dict[str, list[str]] = {f"stage2_{p}": [] for p in paths}
     wall["heuristic_hit"], wall["cache_hit"], wall["cache_hit_interleaved"] = [], [], []
     for q in stage2:
         for p, cascade in paths.items():
@@ -219,7 +243,7 @@ def batch_throughput(n: int, sizes=(1, 32, 256)) -> dict:
     unseen, source = _unseen_queries()
     texts = _spread(unseen, n)
     out: dict = {"n_queries": len(texts), "note": f"a spread of {source}, rule hits included"}
-    for b in PATHS:
+    for b in _paths():
         cascade = _cascade(b)
         cascade.classify_batch(texts[:32])
         out[b] = {}
@@ -247,11 +271,11 @@ def _cold_start_child(n_after: int) -> None:
     """Runs in a fresh interpreter: print when each step ended, and the peak RSS."""
     t_main = time.time()
     from classifier.serving.cascade import Cascade
-    from classifier.serving.embedding import default_embedder
+    from classifier.serving.embedding import serving_embedder
 
     t_imported = time.time()
     cascade = Cascade.load(cache_size=0, static=os.environ.get("TASKROUTER_BENCH_STATIC") == "1")
-    embedder = default_embedder()
+    embedder = serving_embedder(cascade.manifest.get("params", {}).get("encoder", "base"))  # the one it reads
     getattr(embedder, "load", lambda: None)()
     t_loaded = time.time()
     cascade.classify(FIRST_QUERY)
@@ -284,7 +308,7 @@ def cold_start(repeats: int, n_after: int) -> dict:
         "files are in the page cache after the first run"
     }
     for b, (backend, static) in PATHS.items():
-        if isinstance(static, float):
+        if isinstance(static, float) or b not in _paths():
             continue  # starts like the same path at its trained threshold
         runs = []
         for _ in range(repeats):
@@ -338,7 +362,7 @@ def dev_accuracy() -> dict:
     texts, truth = [r["text"] for r in rows], [r["label"] for r in rows]
     out: dict = {"file": str(DEV), "n": len(texts)}
     decisions = {}
-    for b in PATHS:
+    for b in _paths():
         cascade = _cascade(b)
         t = time.perf_counter()
         decisions[b] = cascade.classify_batch(texts)
@@ -351,10 +375,13 @@ def dev_accuracy() -> dict:
             "static_coverage": sum(d.stage == "static" for d in decisions[b]) / len(texts),
             "seconds": time.perf_counter() - t,
         }
-    for b in list(PATHS)[1:]:
-        pairs = list(zip(decisions["torch"], decisions[b], strict=True))
-        out[b]["label_agreement_with_torch"] = sum(x.label == y.label for x, y in pairs) / len(pairs)
-        out[b]["decision_agreement_with_torch"] = sum(
+    ref = out["reference"] = _reference()
+    for b in _paths():
+        if b == ref:
+            continue
+        pairs = list(zip(decisions[ref], decisions[b], strict=True))
+        out[b]["label_agreement_with_reference"] = sum(x.label == y.label for x, y in pairs) / len(pairs)
+        out[b]["decision_agreement_with_reference"] = sum(
             (x.label, x.stage, x.escalated) == (y.label, y.stage, y.escalated) for x, y in pairs
         ) / len(pairs)
     return out
@@ -403,6 +430,8 @@ def routing_overhead(n: int) -> dict:
             ("torch", "torch", 0),
             ("static+onnx_cache_hits", "static+onnx", 10_000),
         ):
+            if path not in _paths():
+                continue
             tr = TaskRouter(config, cascade=_cascade(path, cache_size=cache_size))
             pool = {t: tr.pool_for(tr.decide(t).label) for t in texts}  # warm-up; fills the cache if it is on
             for t in texts[:5]:
@@ -476,8 +505,8 @@ def to_markdown(res: dict) -> str:
             + " |"
         )
     thr = res["batch_throughput"]
-    sizes = [k for k in thr["torch"]]
     paths = [p for p in PATHS if p in thr]
+    sizes = list(thr[paths[0]])
     lines += [
         "",
         f"## Batch throughput (queries/s, `classify_batch`, {thr['n_queries']} queries; {thr['note']})",
@@ -511,15 +540,15 @@ def to_markdown(res: dict) -> str:
         lines += [
             f"`{dev['file']}`, n = {dev['n']}.",
             "",
-            "| path | macro-F1 | accuracy | escalated | decided by static | label agreement with torch | "
-            "decision agreement with torch |",
+            f"| path | macro-F1 | accuracy | escalated | decided by static | label agreement with {dev['reference']} "
+            f"| decision agreement with {dev['reference']} |",
             "|---|---|---|---|---|---|---|",
         ]
         for b in [p for p in PATHS if p in dev]:
             r = dev[b]
             agree = (
-                f"{r['label_agreement_with_torch']:.4f} | {r['decision_agreement_with_torch']:.4f}"
-                if "label_agreement_with_torch" in r
+                f"{r['label_agreement_with_reference']:.4f} | {r['decision_agreement_with_reference']:.4f}"
+                if "label_agreement_with_reference" in r
                 else "— | —"
             )
             lines.append(

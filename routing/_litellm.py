@@ -10,6 +10,7 @@ it was.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import os
@@ -64,6 +65,7 @@ __all__ = [
     "answer_of_log",
     "answer_of_stream",
     "build_router",
+    "close_loop_clients",
     "configure_litellm",
     "error_type",
     "finish_logging",
@@ -171,6 +173,33 @@ async def finish_logging(timeout: float) -> None:
     except TimeoutError:
         pass
     await GLOBAL_LOGGING_WORKER.stop(discard_pending=True, timeout=timeout)
+
+
+async def close_loop_clients() -> int:
+    """Close the async HTTP clients LiteLLM built and cached for the running event loop, and forget them; the
+    number closed.
+
+    Run on a private event loop before it closes. LiteLLM caches an async client per loop for 10 minutes (the
+    key ends in the loop's token), so each closed router would leave one client, its keep-alive connections and
+    a cache entry (of 200) behind. Clients LiteLLM did not build (a session the caller set) stay open.
+    """
+    from litellm.caching.evicted_client_closer import running_loop_token
+
+    token = running_loop_token()
+    cache = litellm.in_memory_llm_clients_cache
+    if token is None:
+        return 0
+    closed = 0
+    for key in [k for k in list(cache.cache_dict) if isinstance(k, str) and k.endswith(f"-{token}")]:
+        client = cache.cache_dict.get(key)
+        owned = cache.evicted_client_closer._is_owned(client)  # noqa: SLF001 - LiteLLM's record of what it built
+        cache.delete_cache(key)
+        close = getattr(client, "aclose", None) or getattr(client, "close", None)
+        if owned and close is not None and asyncio.iscoroutinefunction(close):
+            with contextlib.suppress(Exception):  # a client that fails to close is forgotten all the same
+                await close()
+                closed += 1
+    return closed
 
 
 def answer_of(response: object) -> Answer:

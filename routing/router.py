@@ -406,6 +406,7 @@ class _LoopThread:
             task.cancel()
         if rest:
             await asyncio.wait(rest, timeout=timeout)
+        await _litellm.close_loop_clients()  # LiteLLM would keep them, and their connections, 10 minutes
         await self.loop.shutdown_asyncgens()
         await self.loop.shutdown_default_executor()  # joins its worker threads (`close` would not wait for them)
 
