@@ -4,6 +4,7 @@ First turns are public queries (the dev set, read where it lies and never copied
 are written for this test (`benchmarks/data/follow_ups.json`). A *keep* follow-up only refers back ("make it
 shorter"): it must get the label the first turn was routed to. A *switch* follow-up starts a new task of a stated
 label ("now write a poem about this"): it must get that label (pairs whose first turn already has it are skipped).
+Several minutes on 2 cores (every follow-up decided after each first turn).
 
     python benchmarks/conversation.py [--dev ../shared/data/dev/dev.jsonl] [--per-label 25] [--json out.json]
 """
@@ -14,14 +15,16 @@ import argparse
 import json
 import os
 import random
+import sys
 from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-from routing import TaskRouter  # noqa: E402
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import DEV, GET_DEV, require_file  # noqa: E402
+from routing import TaskRouter  # noqa: E402
 
 
 def first_turns(dev: Path, per_label: int, seed: int = 0) -> list[str]:
@@ -68,7 +71,7 @@ def measure(tr: TaskRouter, firsts: list[str], follow_ups: dict) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--dev", type=Path, default=ROOT.parent / "shared" / "data" / "dev" / "dev.jsonl")
+    ap.add_argument("--dev", type=Path, default=DEV)
     ap.add_argument("--per-label", type=int, default=25)
     ap.add_argument("--config", type=Path, default=ROOT / "routing" / "configs" / "demo.yaml")
     ap.add_argument(
@@ -79,6 +82,9 @@ def main() -> None:
     )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    require_file(args.dev, GET_DEV)
+    require_file(args.follow_ups, "follow_ups.json and follow_ups_heldout.json are in benchmarks/data/")
+    require_file(args.config, "the routing configs are in routing/configs/")
     follow_ups = json.loads(args.follow_ups.read_text())
     with TaskRouter(args.config) as tr:
         result = measure(tr, first_turns(args.dev, args.per_label), follow_ups)

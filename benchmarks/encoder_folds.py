@@ -7,9 +7,13 @@ Each fold tunes the encoder on its training sources only and tests on sources it
 
 For each encoder (base, tuned per objective) it reports the macro-F1 of a logistic regression over the vectors
 alone (C=4) and of the stage-2 classifier (`TaskClassifier`: vectors ‖ char n-grams). The dev set is not read.
-Tuned encoders are kept under `.cache/encoder-folds/` so a rerun only re-measures. Needs `taskrouter[train]`.
+Tuned encoders are kept under `.cache/encoder-folds/` so a rerun only re-measures; one whose taskrouter-tune.json
+names other rows or another recipe is tuned again. Each fold records its training rows and their sha256 (as
+`tune_encoder` hashes them). Needs `taskrouter[train]`. About 35 min on 2 cores with both objectives and nothing
+kept (each tuned encoder's `minutes` in encoder_folds.json, tuning and scoring, add up to 35.4; the base
+encoder's scoring comes on top).
 
-    python benchmarks/encoder_folds.py [--objective softmax contrastive] [--epochs 2] [--json PATH]
+    python benchmarks/encoder_folds.py [--objective softmax contrastive] [--epochs 2] [--corpus PATH] [--json PATH]
 """
 
 from __future__ import annotations
@@ -27,25 +31,10 @@ from sklearn.metrics import f1_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from classifier.data import read_jsonl  # noqa: E402
+from benchmarks._common import DATA, folds_cache, require_corpus, rows_of, rows_sha256, tuned_encoder  # noqa: E402
 from classifier.serving.encoder import model_dir  # noqa: E402
 from classifier.training.estimator import TaskClassifier  # noqa: E402
-from classifier.training.tune import TorchEncoder, TuneRecipe, tune_encoder  # noqa: E402
-
-CORPUS = (ROOT / "data/public/corpus.jsonl", ROOT.parent / "shared/data/public/corpus.jsonl")
-
-
-def find_corpus(given: Path | None) -> Path | None:
-    """`given`, else the first built corpus of CORPUS; None (and a line saying how to build one) when there is none."""
-    corpus = given or next((p for p in CORPUS if p.is_file()), None)
-    if corpus is None:
-        print("no public corpus (data/public/ or ../shared/data/public/): build it with data/build/build_public.py")
-    return corpus
-
-
-def rows_of(path: Path) -> tuple[list[str], list[str]]:
-    rows = [row for _, row in read_jsonl(path)]
-    return [r["text"] for r in rows], [r["label"] for r in rows]
+from classifier.training.tune import TorchEncoder, TuneRecipe  # noqa: E402
 
 
 def scores(encoder, train: tuple[list[str], list[str]], test: tuple[list[str], list[str]]) -> dict[str, float]:
@@ -65,23 +54,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/encoder_folds.json")
     parser.add_argument("--corpus", type=Path, help="the public corpus (default: data/public/, else ../shared)")
     args = parser.parse_args(argv)
-    corpus = find_corpus(args.corpus)
-    if corpus is None:
-        return 2
-    own, public = rows_of(ROOT / "data/queries.jsonl"), rows_of(corpus)
+    corpus = require_corpus(args.corpus)
+    own, public = rows_of(DATA), rows_of(corpus)
     folds = {"own→public": (own, public), "public→own": (public, own)}
     base = TorchEncoder(model_dir())
     result: dict = {"corpus": str(corpus), "epochs": args.epochs, "folds": {}}
     for name, (train, test) in folds.items():
-        fold = result["folds"][name] = {"train_rows": len(train[0]), "test_rows": len(test[0])}
+        fold = result["folds"][name] = {"train_rows": len(train[0]), "train_sha256": rows_sha256(*train),
+                                        "test_rows": len(test[0])}  # fmt: skip
         fold["base"] = scores(base, train, test)
         print(name, "base", fold["base"], flush=True)
         for objective in args.objective:
-            where = ROOT / ".cache/encoder-folds" / f"{name.replace('→', '-to-')}-{objective}-{args.epochs}ep"
+            where = folds_cache(name, objective, args.epochs)
             started = time.perf_counter()
-            if not (where / "model.safetensors").is_file():
-                tune_encoder(*train, where, TuneRecipe(objective=objective, epochs=args.epochs))
-            tuned = TorchEncoder(where)
+            tuned = TorchEncoder(tuned_encoder(where, *train, TuneRecipe(objective=objective, epochs=args.epochs)))
             fold[objective] = {**scores(tuned, train, test), "minutes": round((time.perf_counter() - started) / 60, 1)}
             print(name, objective, fold[objective], flush=True)
     for enc in ["base", *args.objective]:

@@ -8,7 +8,8 @@ the full one is installed as the package's `tuned` encoder for the run (the pack
 afterwards), the halves give the cross-fitted vectors, and `taskrouter train` trains the model exactly as the
 shipped one was trained, scoring the out-of-source folds of the public corpus it calibrates on. s = 1 is the
 shipped recipe. The dev set is not read. Tuned encoders are kept under `.cache/encoder-mix/`, so a rerun only
-re-measures (7 to 16 min per share on 2 cores; the tuning first, about 18 min).
+re-measures (7 to 16 min per share on 2 cores; the tuning first, about 18 min); one whose taskrouter-tune.json
+names other rows or another recipe is tuned again. The result records the rows tuned on and their sha256.
 
     python benchmarks/encoder_mix.py [--corpus data/public/corpus.jsonl] [--shares 1 0.75 0.5] [--json PATH]
 """
@@ -26,33 +27,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.encoder_source_folds import make_assets_restored  # noqa: E402
+from benchmarks._common import DATA, GET_CORPUS, assets_restored, require_file, rows_sha256, tuned_encoder  # noqa: E402
 from classifier.building import make_assets  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
-from classifier.serving import assets  # noqa: E402
 from classifier.serving.encoder import EMBEDDER_DIM, ENCODERS, model_dir  # noqa: E402
 from classifier.training.tune import (  # noqa: E402
     CrossFit,
     TuneRecipe,
     crossfit_splits,
     held_out_vectors,
-    tune_encoder,
 )
 
-DATA = ROOT / "data/queries.jsonl"
 CACHE = ROOT / ".cache/encoder-mix"
 TRAIN = ["--c", "1"] + [a for w in ("1", "2", "4") for a in ("--select-lexical-weight", w)]  # as shipped
 
 
 def tuned(texts: list[str], labels: list[str], recipe: TuneRecipe) -> dict[str, Path]:
-    """The full encoder and the cross-fitting halves, tuned once and kept."""
-    dirs = {"full": CACHE / "full"}
-    if not (dirs["full"] / "taskrouter-tune.json").is_file():
-        tune_encoder(texts, labels, dirs["full"], recipe)
+    """The full encoder and the cross-fitting halves, tuned once and kept (tuned again when stale)."""
+    dirs = {"full": tuned_encoder(CACHE / "full", texts, labels, recipe)}
     for k, (train, _) in enumerate(crossfit_splits(labels, recipe.seed)):
-        dirs[f"fold{k}"] = CACHE / f"fold{k}"
-        if not (dirs[f"fold{k}"] / "taskrouter-tune.json").is_file():
-            tune_encoder([texts[i] for i in train], [labels[i] for i in train], dirs[f"fold{k}"], recipe)
+        half = [texts[i] for i in train], [labels[i] for i in train]
+        dirs[f"fold{k}"] = tuned_encoder(CACHE / f"fold{k}", *half, recipe)
     return dirs
 
 
@@ -117,27 +112,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shares", type=float, nargs="+", default=[1.0, 0.75, 0.5])
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/encoder_mix.json")
     args = parser.parse_args(argv)
+    require_file(args.corpus, GET_CORPUS)
     dataset = load_dataset(DATA)
     texts, labels = list(dataset.texts), list(dataset.labels)
     dirs = tuned(texts, labels, TuneRecipe())
     result: dict = {
         "data": str(DATA.relative_to(ROOT)),
+        "rows": len(texts),
+        "data_sha256": rows_sha256(texts, labels),
         "corpus_rows": sum(1 for _ in args.corpus.open()),
         "shares": {},
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        backup = Path(tmp) / "backup"
-        backup.mkdir()
-        for name in (ENCODERS["tuned"].onnx_file, ENCODERS["tuned"].static_file, assets.TOKENIZER, assets.RECORD):
-            shutil.copyfile(assets.ASSETS_DIR / name, backup / name)
-        try:
-            for share in args.shares:
-                work = Path(tmp) / f"share-{share}"
-                work.mkdir()
-                result["shares"][str(share)] = r = measure(share, dirs, texts, labels, args.corpus, work)
-                print(f"tuned share {share}: folds mean {r['folds_macro_f1']} {r['folds']}", flush=True)
-        finally:
-            make_assets_restored(backup)
+    with tempfile.TemporaryDirectory() as tmp, assets_restored():
+        for share in args.shares:
+            work = Path(tmp) / f"share-{share}"
+            work.mkdir()
+            result["shares"][str(share)] = r = measure(share, dirs, texts, labels, args.corpus, work)
+            print(f"tuned share {share}: folds mean {r['folds_macro_f1']} {r['folds']}", flush=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return 0
 

@@ -13,7 +13,11 @@ is trained as `benchmarks/source_folds.py` trains it:
     own+corpus   heads on our rows plus the capped kept sources; thresholds out-of-fold
 
 and scored on the held-out sources. Compare with `benchmarks/source_folds.json` (the shipped encoder, same folds).
-The dev set is not read. Tuned encoders are kept under `.cache/encoder-source-folds/`, so a rerun only re-measures.
+The dev set is not read. Tuned encoders are kept under `.cache/encoder-source-folds/`, so a rerun only re-measures;
+one whose taskrouter-tune.json names other rows or another recipe is tuned again. Each fold records the rows its
+encoder was tuned on and their sha256 (as `tune_encoder` hashes them). Tuning takes about 15 min a fold on 2 cores
+(`tune_minutes` in encoder_source_folds.json: 14.9 and 12.5); each fold then builds the tuned serving files and
+trains four cascades, several minutes more.
 
     python benchmarks/encoder_source_folds.py [--corpus data/public/corpus.jsonl] [--cap 500] [--c 1] [--json PATH]
 """
@@ -22,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -31,25 +34,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.encoder_cascade import measure  # noqa: E402
-from benchmarks.source_folds import join, subset, write_means  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    DATA,
+    GET_CORPUS,
+    assets_restored,
+    join,
+    measure_cascade,
+    require_file,
+    rows_sha256,
+    subset,
+    tuned_encoder,
+    write_means,
+)
 from classifier.building import make_assets  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
-from classifier.serving import assets  # noqa: E402
-from classifier.serving.embedding import forget_serving_embedders  # noqa: E402
-from classifier.serving.encoder import ENCODERS  # noqa: E402
 from classifier.training.source_folds import group_sources  # noqa: E402
-from classifier.training.tune import CrossFit, TuneRecipe, tune_encoder  # noqa: E402
+from classifier.training.tune import CrossFit, TuneRecipe  # noqa: E402
 
 SETTINGS = ("shipped encoder, own", "shipped encoder, own, no cross-fit", "own", "own+corpus")
-
-
-def make_assets_restored(backup: Path) -> None:
-    """Put the package's own tuned-encoder files back (from `backup`)."""
-    for f in backup.iterdir():
-        shutil.copyfile(f, assets.ASSETS_DIR / f.name)
-    assets.clear_record_cache()
-    forget_serving_embedders()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,51 +62,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lexical-weight", type=float, default=2.0, help="the shipped model's n-gram weight")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/encoder_source_folds.json")
     args = parser.parse_args(argv)
-    if not args.corpus.is_file():
-        print(f"no public corpus at {args.corpus}: build it with data/build/build_public.py")
-        return 2
-    own, corpus = load_dataset(ROOT / "data/queries.jsonl"), load_dataset(args.corpus)
+    require_file(args.corpus, GET_CORPUS)
+    own, corpus = load_dataset(DATA), load_dataset(args.corpus)
     assert corpus.sources is not None
     recipe = TuneRecipe()
     cross_fit = CrossFit.load(ROOT / "data/queries.crossfit.npz")
     result: dict = {"corpus": str(args.corpus), "corpus_sha256": corpus.sha256(), "cap": args.cap, "C": args.c,
                     "lexical_weight": args.lexical_weight, "recipe": recipe.__dict__, "folds": {}}  # fmt: skip
-    tuned = ENCODERS["tuned"]
-    kept_files = [assets.RECORD, tuned.onnx_file, tuned.static_file]
-    with tempfile.TemporaryDirectory() as tmp:
-        backup = Path(tmp) / "assets"
-        backup.mkdir()
-        for name in kept_files:
-            shutil.copyfile(assets.ASSETS_DIR / name, backup / name)
-        try:
-            for i, held_sources in enumerate(group_sources(corpus.sources, corpus.labels)):
-                name = chr(ord("A") + i)
-                held = subset(corpus, lambda s, h=held_sources: s in h)
-                kept = subset(corpus, lambda s, h=held_sources: s not in h)
-                capped = subset(kept, lambda s: True, args.cap)
-                tune_on = join(own, capped)
-                where = ROOT / ".cache/encoder-source-folds" / f"{name}-cap{args.cap}"
-                started = time.perf_counter()
-                if not (where / "model.safetensors").is_file():
-                    tune_encoder(list(tune_on.texts), list(tune_on.labels), where, recipe)
-                minutes = round((time.perf_counter() - started) / 60, 1)
-                fold = result["folds"][name] = {"held_out": list(held_sources), "n": len(held),
-                                                "tuned_on_rows": len(tune_on), "tune_minutes": minutes}  # fmt: skip
-                make_assets_restored(backup)  # the shipped encoder first: the baseline, on the same folds
-                for setting, cv in zip(SETTINGS[:2], (cross_fit, None), strict=True):
-                    scores = measure(own, held, "tuned", Path(tmp) / "m", cv_vectors=cv, calibration=kept, C=args.c,
-                                     lexical_weight=args.lexical_weight)  # fmt: skip
-                    fold[setting] = {"train_rows": len(own), **scores}
-                    print(name, setting, json.dumps(fold[setting]), flush=True)
-                make_assets.build(encoder="tuned", source=where)
-                assets.clear_record_cache()
-                for setting, train, calibration in (("own", own, kept), ("own+corpus", join(own, capped), None)):
-                    scores = measure(train, held, "tuned", Path(tmp) / "m", calibration=calibration, C=args.c,
-                                     lexical_weight=args.lexical_weight)  # fmt: skip
-                    fold[setting] = {"train_rows": len(train), **scores}
-                    print(name, setting, json.dumps(fold[setting]), flush=True)
-        finally:
-            make_assets_restored(backup)
+    with tempfile.TemporaryDirectory() as tmp, assets_restored() as restore:
+        for i, held_sources in enumerate(group_sources(corpus.sources, corpus.labels)):
+            name = chr(ord("A") + i)
+            held = subset(corpus, lambda s, h=held_sources: s in h)
+            kept = subset(corpus, lambda s, h=held_sources: s not in h)
+            capped = subset(kept, lambda s: True, args.cap)
+            tune_on = join(own, capped)
+            started = time.perf_counter()
+            where = tuned_encoder(ROOT / ".cache/encoder-source-folds" / f"{name}-cap{args.cap}",
+                                  tune_on.texts, tune_on.labels, recipe)  # fmt: skip
+            minutes = round((time.perf_counter() - started) / 60, 1)
+            fold = result["folds"][name] = {"held_out": list(held_sources), "n": len(held),
+                                            "tuned_on_rows": len(tune_on), "tune_minutes": minutes,
+                                            "tuned_on_sha256": rows_sha256(tune_on.texts, tune_on.labels)}  # fmt: skip
+            restore()  # the shipped encoder first: the baseline, on the same folds
+            for setting, cv in zip(SETTINGS[:2], (cross_fit, None), strict=True):
+                scores = measure_cascade(own, held, "tuned", Path(tmp) / "m", cv_vectors=cv, calibration=kept,
+                                         C=args.c, lexical_weight=args.lexical_weight)  # fmt: skip
+                fold[setting] = {"train_rows": len(own), **scores}
+                print(name, setting, json.dumps(fold[setting]), flush=True)
+            make_assets.build(encoder="tuned", source=where)
+            for setting, train, calibration in (("own", own, kept), ("own+corpus", join(own, capped), None)):
+                scores = measure_cascade(train, held, "tuned", Path(tmp) / "m", calibration=calibration, C=args.c,
+                                         lexical_weight=args.lexical_weight)  # fmt: skip
+                fold[setting] = {"train_rows": len(train), **scores}
+                print(name, setting, json.dumps(fold[setting]), flush=True)
     write_means(result, SETTINGS, args.json)
     return 0
 

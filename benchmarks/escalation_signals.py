@@ -9,9 +9,10 @@ agreement and confidence, and cosine to the nearest training example of the pred
 
 With the tuned encoder (tuned on `data/queries.jsonl`), only the fold own→public is clean, and its
 out-of-fold signals come from the cross-fitted vectors (`data/queries.crossfit.npz`), as `train` picks its
-thresholds; with the base encoder both folds run.
+thresholds; with the base encoder both folds run. Several minutes on 2 cores (per fold, two heads trained with
+cross-validation and the held-out sources embedded).
 
-    python benchmarks/escalation_signals.py [--encoder tuned|base] [--budget 0.10] [--json PATH]
+    python benchmarks/escalation_signals.py [--encoder tuned|base] [--budget 0.10 0.20] [--corpus PATH] [--json PATH]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sklearn.model_selection import StratifiedKFold
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.encoder_folds import find_corpus  # noqa: E402
+from benchmarks._common import DATA, require_corpus  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
 from classifier.serving.static_embedding import StaticMiniLMEmbedder  # noqa: E402
 from classifier.training.estimator import TaskClassifier  # noqa: E402
@@ -69,10 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/escalation_signals.json")
     parser.add_argument("--corpus", type=Path, help="the public corpus (default: data/public/, else ../shared)")
     args = parser.parse_args(argv)
-    corpus = find_corpus(args.corpus)
-    if corpus is None:
-        return 2
-    own, public = load_dataset(ROOT / "data/queries.jsonl"), load_dataset(corpus)
+    corpus = require_corpus(args.corpus)
+    own, public = load_dataset(DATA), load_dataset(corpus)
     result: dict = {"encoder": args.encoder, "folds": {}}
     folds = {"own→public": (own, public), "public→own": (public, own)}
     if args.encoder == "tuned":  # the tuned encoder saw every own row: public→own would test on its training rows

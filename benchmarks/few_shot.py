@@ -46,8 +46,7 @@ from sklearn.metrics import f1_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.encoder_folds import find_corpus, rows_of  # noqa: E402
-from benchmarks.encoder_forgetting import read_clinc, sample  # noqa: E402
+from benchmarks._common import DATA, find_corpus, read_clinc, require_clinc, rows_of, sample  # noqa: E402
 from classifier.serving.embedding import EMBEDDER_DIM, EMBEDDER_ID, serving_embedder  # noqa: E402
 from classifier.training.estimator import TaskClassifier  # noqa: E402
 
@@ -159,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/few_shot.json")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache/few-shot-vectors.npz", help="vectors kept here")
     args = parser.parse_args(argv)
+    require_clinc(args.clinc)
+    corpus = find_corpus(args.corpus)
+    if corpus is None:
+        print("no public corpus (data/public/ or ../shared/data/public/): own-to-public skipped", flush=True)
     started = time.perf_counter()
 
     data = json.loads(read_clinc(args.clinc, "data/data_full.json"))
@@ -171,9 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.no_intents:
         sets["clinc-intents"] = (clinc_train, clinc_test)
-    corpus = find_corpus(args.corpus)
     if corpus is not None:
-        own, public = rows_of(ROOT / "data/queries.jsonl"), rows_of(corpus)
+        own, public = rows_of(DATA), rows_of(corpus)
         sets["own-to-public"] = (list(zip(*own, strict=True)), list(zip(*public, strict=True)))
 
     table = VectorTable([t for train, test in sets.values() for t, _ in train + test], args.cache)

@@ -8,6 +8,7 @@ an escalated query counts as right).
 
 Then the same mix as traffic: `--stream` queries drawn by weight (seeded), decided one at a time, as trained and
 under the estimated priors, with and without an escalation budget of `--budget` (`Cascade.with_budget`).
+Several minutes on 2 cores.
 
     python benchmarks/priors_mix.py --data ../shared/data/dev/dev.jsonl [--model DIR] [--json PATH]
 """
@@ -25,6 +26,7 @@ from sklearn.metrics import f1_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._common import GET_DEV, require_file  # noqa: E402
 from classifier.data import load_dataset  # noqa: E402
 from classifier.serving.budget import EscalationBudget  # noqa: E402
 from classifier.serving.cascade import Cascade  # noqa: E402
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=0.10, help="escalation budget: share of queries")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    require_file(args.data, GET_DEV)
     data = load_dataset(args.data)
     texts, truth = list(data.texts), np.array(data.labels)
     cascade = Cascade.load(args.model, cache_size=0)

@@ -13,7 +13,7 @@ train` trains it, in one of three settings:
 
 Reported per fold and setting: macro-F1 with stage 3 off and with the oracle, the share escalated and escalation
 recall, the static stage's coverage and accuracy, and each label's recall; then each setting's mean. The dev set is
-not read.
+not read. Several minutes on 2 cores (a cascade trained and scored per fold and setting).
 
     python benchmarks/source_folds.py [--corpus data/public/corpus.jsonl] [--encoder tuned] [--c 1] [--cap 250]
                                       [--json PATH]
@@ -30,41 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.encoder_cascade import measure  # noqa: E402
-from classifier.data import Dataset, load_dataset  # noqa: E402
+from benchmarks._common import DATA, GET_CORPUS, join, measure_cascade, require_file, subset, write_means  # noqa: E402
+from classifier.data import load_dataset  # noqa: E402
 from classifier.training.source_folds import group_sources  # noqa: E402
 
 SETTINGS = ("own", "own+corpus", "own+corpus≤N")
-
-
-def subset(data: Dataset, keep, cap: int | None = None) -> Dataset:
-    """The rows whose source `keep` accepts; with `cap`, the first `cap` rows of each source and label (the
-    corpus is shuffled once when built, so the first rows are a random sample)."""
-    assert data.sources is not None
-    taken: dict[tuple[str, str], int] = {}
-    rows = []
-    for i, (s, label) in enumerate(zip(data.sources, data.labels, strict=True)):
-        if keep(s) and (cap is None or taken.get((s, label), 0) < cap):
-            taken[(s, label)] = taken.get((s, label), 0) + 1
-            rows.append(i)
-    return Dataset(tuple(data.texts[i] for i in rows), tuple(data.labels[i] for i in rows), data.path,
-                   tuple(data.sources[i] for i in rows))  # fmt: skip
-
-
-def join(a: Dataset, b: Dataset) -> Dataset:
-    return Dataset(a.texts + b.texts, a.labels + b.labels, None)
-
-
-def write_means(result: dict, settings, path: Path) -> None:
-    """Add each setting's mean over `result`'s folds, print it, and write `result` to `path` as JSON."""
-    folds = result["folds"].values()
-    for setting in settings:
-        result.setdefault("mean", {})[setting] = {
-            k: round(sum(f[setting][k] for f in folds) / len(folds), 4)
-            for k in ("off_macro_f1", "oracle_macro_f1", "escalated", "escalation_recall")
-        }
-        print("mean", setting, result["mean"][setting], flush=True)
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,12 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cap", type=int, default=250, help="rows per source and label in own+corpus≤N")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/source_folds.json")
     args = parser.parse_args(argv)
-    if not args.corpus.is_file():
-        print(f"no public corpus at {args.corpus}: build it with data/build/build_public.py")
-        return 2
+    require_file(args.corpus, GET_CORPUS)
     from classifier.training.tune import CrossFit
 
-    own, corpus = load_dataset(ROOT / "data/queries.jsonl"), load_dataset(args.corpus)
+    own, corpus = load_dataset(DATA), load_dataset(args.corpus)
     cv = CrossFit.load(args.cv_vectors) if args.encoder == "tuned" and args.cv_vectors.is_file() else None
     result: dict = {"corpus": str(args.corpus), "corpus_sha256": corpus.sha256(), "encoder": args.encoder,
                     "cross_fit": cv is not None, "C": args.c, "cap": args.cap, "folds": {}}  # fmt: skip
@@ -105,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     cap = args.cap if setting == "own+corpus≤N" else None
                     train, calibration = join(own, subset(kept, lambda s: True, cap)), None
-                scores = measure(train, held, args.encoder, Path(tmp) / "m", cv_vectors=cv, calibration=calibration,
-                                 C=args.c)  # fmt: skip
+                scores = measure_cascade(train, held, args.encoder, Path(tmp) / "m", cv_vectors=cv,
+                                         calibration=calibration, C=args.c)  # fmt: skip
                 fold[setting] = {"train_rows": len(train), **scores}
                 print(name, setting, json.dumps(fold[setting]), flush=True)
     write_means(result, args.settings, args.json)
