@@ -15,6 +15,8 @@ CROSSFIT=data/queries.crossfit.npz  # the shipped tuned encoder's cross-fitted v
 if [ "${TUNE:-0}" = 1 ]; then
   say "TUNE=1: tuning MiniLM on data/queries.jsonl, installing it as the 'tuned' encoder, then cross-fitting two" \
       "half-data encoders for its thresholds (about 10 min on 2 cores)"
+  say "this replaces the installed tuned encoder: the shipped model (classifier/model) is refused until the old files" \
+      "are back (git checkout classifier/assets); out/model, trained below, reads the new one"
   $TR tune-encoder --data data/queries.jsonl --out out/encoder
   CROSSFIT=out/encoder/crossfit.npz
 fi
