@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import threading
 import unicodedata
 from collections import Counter
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from . import strict_json
 from .errors import DataError, LabelError, QueryError
+from .normalize import fold
 from .window import INVISIBLE, invisible_run
 
 __all__ = [
@@ -32,6 +34,8 @@ MAX_QUERY_CHARS = 100_000
 `TaskClassifier`'s own `predict`. `Cascade.classify` has no limit: it reads a bounded window (`classifier.window`)."""
 
 _CSV_LIMIT_LOCK = threading.Lock()
+
+log = logging.getLogger("taskrouter.data")
 
 
 def check_query(text: object, *, field: str = "query", max_chars: int | None = None) -> str:
@@ -70,16 +74,21 @@ def check_label(label: object, *, allowed: Collection[str] | None = None, field:
     return label
 
 
-def check_labels(labels: Sequence[object], *, allowed: Iterable[str] | None = None) -> list[str]:
-    """Validate labels for training: strings, in `allowed` if given, each with at least 2 examples."""
+def check_labels(
+    labels: Sequence[object], *, allowed: Iterable[str] | None = None, path: str | None = None
+) -> list[str]:
+    """Validate labels for training: strings, in `allowed` if given, each with at least 2 examples.
+
+    `path`, the file the labels were read from, starts the message of a label set that cannot be trained."""
     allowed_set = set(allowed) if allowed is not None else None
     out = [check_label(label, allowed=allowed_set, field=f"label[{i}]") for i, label in enumerate(labels)]
     counts = Counter(out)
+    where = f"{path}: " if path else ""
     if len(counts) < 2:
-        raise LabelError(f"need at least 2 distinct labels, got {sorted(counts)}")
+        raise LabelError(f"{where}need at least 2 distinct labels, got {sorted(counts)}")
     rare = sorted(k for k, v in counts.items() if v < 2)
     if rare:
-        raise LabelError(f"labels with fewer than 2 examples: {rare}")
+        raise LabelError(f"{where}labels with fewer than 2 examples: {rare}")
     return out
 
 
@@ -106,7 +115,10 @@ class Dataset:
 
 
 def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = None) -> Dataset:
-    """Load `{"text", "label"}` records from a .jsonl or .csv file (header row `text,label`)."""
+    """Load `{"text", "label"}` records from a .jsonl or .csv file (header row `text,label`).
+
+    A text given two labels (compared as `normalize.fold` folds it: case and spacing aside) is a DataError naming
+    both lines; a row repeating an earlier one's exact text and label is dropped, with a warning."""
     p = Path(path)
     if not p.is_file():
         raise DataError("file not found", path=str(p))
@@ -117,7 +129,7 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
         rows = _read_csv(p)
     else:
         raise DataError(f"unsupported file type {suffix!r}; use .jsonl or .csv", path=str(p))
-    texts, labels, sources = [], [], []
+    texts, labels, sources, lines = [], [], [], []
     allowed_set = set(allowed_labels) if allowed_labels is not None else None
     for line, row in rows:
         for key in ("text", "label"):
@@ -135,9 +147,43 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
         texts.append(text)
         labels.append(label)
         sources.append(row["source"] if isinstance(row.get("source"), str) else "")
+        lines.append(line)
     if not texts:
         raise DataError("no records", path=str(p))
+    keep = _unique_rows(str(p), texts, labels, lines)
+    texts, labels, sources = [texts[i] for i in keep], [labels[i] for i in keep], [sources[i] for i in keep]
     return Dataset(tuple(texts), tuple(labels), str(p), tuple(sources) if any(sources) else None)
+
+
+def _unique_rows(path: str, texts: list[str], labels: list[str], lines: list[int]) -> list[int]:
+    """Indices of the rows to keep: all but exact repeats of an earlier (text, label). Repeats would sit on both
+    sides of a cross-validation split and inflate its scores; a folded text with two labels is a DataError."""
+    first: dict[str, int] = {}  # folded text -> index of its first row
+    seen: set[str] = set()
+    keep, repeats = [], []
+    for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
+        j = first.setdefault(fold(text), i)
+        if labels[j] != label:
+            raise DataError(
+                f"the same text (case and spacing aside) as line {lines[j]} has label {label!r} here and "
+                f"{labels[j]!r} there",
+                path=path,
+                line=lines[i],
+                field="label",
+            )
+        if text in seen:
+            repeats.append(lines[i])
+        else:
+            seen.add(text)
+            keep.append(i)
+    if repeats:
+        log.warning(
+            "%s: dropped %d duplicate row(s), each the same text and label as an earlier row (the first at line %d)",
+            path,
+            len(repeats),
+            repeats[0],
+        )
+    return keep
 
 
 def read_jsonl(p: Path) -> list[tuple[int, dict]]:

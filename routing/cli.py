@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from enum import StrEnum
 from numbers import Integral, Real
@@ -23,7 +25,11 @@ from classifier.errors import TaskRouterError
 from classifier.params import SEED, SHARE, Constraint, Interval, Options, validate_params
 
 if TYPE_CHECKING:
+    from classifier.data import Dataset
     from classifier.training.source_folds import FoldScore
+
+DEBUG_VARIABLE = "TASKROUTER_DEBUG"
+"""Set (to anything), an unexpected error's message and traceback are shown as Python shows them."""
 
 app = typer.Typer(
     add_completion=False,
@@ -99,8 +105,8 @@ def train(
     ] = 0.98,
     static: Annotated[bool, typer.Option(help="Also train the fast static-embedding stage.")] = True,
     static_features: Annotated[
-        bool, typer.Option(help="The MiniLM head reads the static vectors too (needs --static).")
-    ] = True,
+        bool | None, typer.Option(help="The MiniLM head reads the static vectors too (needs --static; default: on).")
+    ] = None,
     static_max_error: Annotated[
         float, typer.Option(help="Static stage target: max held-out error on what it accepts.")
     ] = 0.01,
@@ -174,18 +180,24 @@ def train(
     if (select_c or select_lexical_weight) and calibration_data is None:
         _fail("--select-c and --select-lexical-weight need --calibration-data: the choice is made on its "
               "out-of-source folds")  # fmt: skip
-    if select_c and not all(c > 0 for c in select_c):
-        _fail(f"--select-c: every C must be > 0, got {select_c}")
+    if select_c and not all(0 < c < float("inf") for c in select_c):
+        _fail(f"--select-c: every C must be finite and > 0, got {select_c}")
+    if static_features and not static:
+        _fail("--static-features needs the static stage: drop --no-static, or pass --no-static-features")
     if select_lexical_weight and not all(0 <= w < float("inf") for w in select_lexical_weight):
         _fail(f"--select-lexical-weight: every weight must be finite and >= 0, got {select_lexical_weight}")
     _require("train", "sklearn", "scipy", "matplotlib", extra="train")
     from classifier.data import load_dataset
+    from classifier.model_files import check_model_out
     from classifier.training.train import select_by_folds, train_cascade
     from classifier.training.tune import CrossFit
 
+    check_model_out(out)  # before training: a folder a save would empty is refused now, not after the work
     dataset = load_dataset(data)
     chosen, why = _encoder_for(encoder, dataset.labels)
-    calibration = load_dataset(calibration_data) if calibration_data is not None else None
+    calibration = load_dataset(calibration_data, allowed_labels=dataset.labels) if calibration_data else None
+    if calibration is not None:
+        _check_calibration(calibration, dataset, calibration_data)
     options: dict[str, Any] = dict(
         out=out,
         rules_path=rules,
@@ -193,7 +205,7 @@ def train(
         max_escalation=max_escalation,
         max_error=max_error,
         static=static,
-        static_features=static and static_features,
+        static_features=static if static_features is None else static_features,
         static_max_error=static_max_error,
         random_state=seed,
         encoder=chosen,
@@ -277,6 +289,18 @@ def _by_source(folds: Sequence[FoldScore]) -> list[str]:
     return [f"{source} {acc:.3f}" for f in folds for source, acc in f.accuracy_by_source.items()]
 
 
+def _check_calibration(calibration: Dataset, dataset: Dataset, path: Path | None) -> None:
+    """Name calibration rows that are in the training data too (they are read as calibration all the same)."""
+    trained = {t.strip().lower() for t in dataset.texts}
+    shared = [i for i, t in enumerate(calibration.texts) if t.strip().lower() in trained]
+    if shared:
+        typer.echo(
+            f"warning: {len(shared)} rows of {path} are in the training data too (the first: row {shared[0] + 1}); "
+            "thresholds read on them look better than new traffic",
+            err=True,
+        )
+
+
 def _encoder_for(choice: EncoderChoice, labels: Sequence[str]) -> tuple[str, str]:
     """The encoder to train with, and why. `auto`: the tuned encoder for the labels it was tuned on; the base one
     for anyone else's labels, which the tuned encoder serves worse (benchmarks/encoder_forgetting.py)."""
@@ -325,6 +349,7 @@ def tune_encoder(
     from classifier.training.tune import tune_encoder as tune
 
     recipe = TuneRecipe(objective=objective.value, epochs=epochs, seed=seed).check()
+    _check_tune_out(out)
     dataset = load_dataset(data)
     tune(dataset.texts, dataset.labels, out, recipe, device=device)
     typer.echo(f"tuned encoder saved to {out}")
@@ -345,6 +370,16 @@ def tune_encoder(
             typer.echo(f"cross-fitted vectors: {path} (taskrouter train --encoder tuned --cv-vectors {path})")
     elif cross_fit:  # the vectors are made for an installed graph (its sha256 is in them)
         typer.echo("no cross-fitted vectors: they are made for the installed graph (run without --no-install)")
+
+
+def _check_tune_out(out: Path) -> None:
+    """Before tuning: `out` is new, empty, or an earlier tuned encoder (tuning writes its files into it)."""
+    from classifier.training.tune import RECORD
+
+    if out.exists() and not out.is_dir():
+        _fail(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / RECORD).is_file():
+        _fail(f"--out {out}: holds files and is no tuned encoder (no {RECORD}); choose a new or empty folder")
 
 
 _PRIORS_OPTIONS: dict[str, list[Constraint]] = {
@@ -474,6 +509,16 @@ def evaluate(
 
     if llm is LLMMode.labels and answers is None:
         raise TaskRouterError("--llm labels needs --answers FILE")
+    for option, value, mode in (("--answers", answers, LLMMode.labels), ("--config", config, LLMMode.config)):
+        if value is not None and llm is not mode:
+            _fail(f"{option} is read only with --llm {mode.value}")
+    if static_threshold is not None and not static:
+        _fail("--static-threshold needs the static stage: drop --no-static")
+    if sweep_out is not None and out_dir is not None:
+        _fail("--sweep and --out-dir both name where the sweep goes: pass one")
+    _check_outputs({"--json": json_out, "--errors": errors, "--sweep": sweep_out}, [data, answers, config, model])
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        _fail(f"--out-dir {out_dir}: exists and is not a folder")
     dataset = load_dataset(data)
     cascade = Cascade.load(model, threshold=threshold, static=static, static_threshold=static_threshold)
     _check_eval_labels(dataset.labels, cascade.labels, data)
@@ -522,6 +567,22 @@ def evaluate(
         typer.echo(f"metrics: {json_out}")
 
 
+def _check_outputs(outputs: Mapping[str, Path | None], inputs: Sequence[Path | None]) -> None:
+    """Before any work: each output file (option: path) is no folder, its folder exists (the sweep's is made),
+    and it is none of the command's inputs, which writing it would replace."""
+    read = {p.resolve() for p in inputs if p is not None}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        if path.is_dir():
+            _fail(f"{option} {path}: is a folder; name a file")
+        if option != "--sweep" and not path.parent.is_dir():
+            _fail(f"{option} {path}: {path.parent} is not a folder")
+        written = [path.with_suffix(s) for s in (".csv", ".png")] if option == "--sweep" else [path]
+        if any(w.resolve() in read for w in written):
+            _fail(f"{option} {path}: is an input of this command; writing it would replace it")
+
+
 def _check_eval_labels(truth: Sequence[str], model_labels: Sequence[str], data: Path) -> None:
     """Refuse data none of whose labels the model has; warn about the labels it lacks."""
     from classifier.errors import LabelError
@@ -550,8 +611,12 @@ def compare(
     from classifier.training.evaluate import dump_json
     from classifier.training.evaluate import evaluate as run_eval
 
+    _check_outputs({"--json": json_out}, [data, old, new])
     dataset = load_dataset(data)
-    runs = {name: run_eval(Cascade.load(path), dataset) for name, path in (("old", old), ("new", new))}
+    cascades = {"old": Cascade.load(old), "new": Cascade.load(new)}  # both before either is evaluated
+    for cascade in cascades.values():
+        _check_eval_labels(dataset.labels, cascade.labels, data)
+    runs = {name: run_eval(cascade, dataset) for name, cascade in cascades.items()}
     truth = dataset.labels
     old_pred = [d.label for d in runs["old"][1]]
     new_pred = [d.label for d in runs["new"][1]]
@@ -932,7 +997,16 @@ def main(args: Sequence[str] | None = None) -> None:
         if callable(show) and isinstance(code, int):
             show()
             sys.exit(code)
-        raise
+        if os.environ.get(DEBUG_VARIABLE):
+            raise
+        # A bug: where it happened, but not its message, which may quote a secret from the config or a URL.
+        frames = "".join(traceback.format_tb(exc.__traceback__))
+        typer.echo(
+            f"Traceback (most recent call last):\n{frames}{type(exc).__module__}.{type(exc).__qualname__} "
+            f"(message withheld: it may quote a secret; {DEBUG_VARIABLE}=1 shows it)",
+            err=True,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":

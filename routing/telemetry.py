@@ -161,7 +161,7 @@ class TelemetryStore:
             connect["connect_timeout"] = CONNECT_TIMEOUT_S  # libpq's default waits for the OS (minutes)
         try:
             self.engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect)
-        except (sa.exc.ArgumentError, ImportError) as exc:
+        except (sa.exc.ArgumentError, ImportError, ValueError) as exc:  # ValueError: e.g. a password read as the port
             raise ConfigError(
                 f"unusable database URL ({type(exc).__name__})", path="taskrouter.telemetry.url"
             ) from None

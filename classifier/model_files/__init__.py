@@ -1,7 +1,7 @@
 """A model as a directory on disk: `manifest.json` plus arrays, never pickle.
 
 manifest   the manifest's schema (format 3)
-save       save_model; convert (an older format rewritten in this one)
+save       save_model; check_model_out (where a model may be written); convert (an older format rewritten)
 load       load_manifest (every file hashed before anything is parsed), load_model (the served heads),
            built_in_stages (the stages of a manifest that lists none)
 loaded     LoadedModel, what load_model returns and every stage's from_manifest reads
@@ -28,7 +28,7 @@ from .manifest import (
     StageEntry,
 )
 from .probes import MIN_PROBE_COSINE, STATIC_PROBES
-from .save import convert, save_model
+from .save import check_model_out, convert, save_model
 from .upgrade import upgrade_manifest
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "ScopeSpec",
     "StageEntry",
     "built_in_stages",
+    "check_model_out",
     "convert",
     "load_manifest",
     "load_model",

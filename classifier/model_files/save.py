@@ -37,7 +37,7 @@ from .manifest import (
 )
 from .probes import probe_vectors
 
-__all__ = ["convert", "save_model"]
+__all__ = ["check_model_out", "convert", "save_model"]
 
 
 def save_model(
@@ -51,14 +51,15 @@ def save_model(
     metrics: dict | None = None,
     stages: Sequence[StageManifest] | None = None,
 ) -> Path:
-    """Write a model directory from explicit exports (created if needed); files of an earlier save are removed.
+    """Write a model directory from explicit exports (created if needed; `check_model_out` says where a model may
+    go), replacing the model that was there.
 
     `heads` pairs each head's manifest entry (its `file`, `embedders`, threshold...) with its arrays. The
     lexical IDF and the examples' vectors go with the MiniLM ("embedding") head's file and `examples.*`.
     `stages`: the cascade's stages in order, each entry with its own files (None: the built-in stages the
     heads, rules and scope make).
     """
-    out = Path(directory)
+    out = check_model_out(directory)
     specs = [spec for spec, _ in heads]
     by_stage = {spec.stage: export for spec, export in heads}
     if EMBEDDING not in by_stage:
@@ -122,25 +123,68 @@ def _file_of(specs: Sequence[HeadSpec], stage: str) -> str:
     return next(s.file for s in specs if s.stage == stage)
 
 
+def check_model_out(directory: str | Path) -> Path:
+    """`directory`, when a model may be written there: a new folder, an empty one, or a model folder holding only
+    the files its manifest lists. Anything else is refused (`ModelFileError`), since a save replaces the folder's
+    files: call it before training, so that a wrong `--out` costs nothing."""
+    out = Path(directory)
+    where = str(out)
+    if out.exists() and not out.is_dir():
+        raise ModelFileError("exists and is not a directory", path=where)
+    resolved = out.resolve()
+    if resolved == Path.cwd() or resolved in Path.cwd().parents:
+        raise ModelFileError(
+            "is the folder this process runs in, or holds it: a model is written beside its folder and swapped "
+            "in; name a folder of its own (e.g. --out model)",
+            path=where,
+        )
+    existing = next((p for p in resolved.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ModelFileError(f"cannot be made: {existing} is not a directory", path=where)
+    if not out.is_dir():
+        return out
+    files = sorted(p.name for p in out.iterdir() if not p.is_dir() or p.is_symlink())
+    if files and MANIFEST not in files:
+        raise ModelFileError(
+            f"holds files and no {MANIFEST}: it is not a model folder, and saving would delete "
+            f"{', '.join(files[:3])}{', ...' if len(files) > 3 else ''}; choose a new or empty folder",
+            path=where,
+        )
+    unlisted = sorted(set(files) - {MANIFEST} - _listed(out / MANIFEST))
+    if unlisted:
+        raise ModelFileError(
+            f"holds files its model does not list, which saving would delete: {', '.join(unlisted[:3])}"
+            f"{', ...' if len(unlisted) > 3 else ''}; move them, or choose a new or empty folder",
+            path=where,
+        )
+    return out
+
+
+def _listed(manifest: Path) -> set[str]:
+    """The file names a manifest lists (none when it cannot be read)."""
+    try:
+        files = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {name for name in files if isinstance(name, str)} if isinstance(files, dict) else set()
+
+
 def _write(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
-    """Write the model into a fresh folder beside `out`, then put it in `out`'s place: a save that fails or is
-    killed half-way leaves the model that was there whole. Files of an earlier save go; folders inside stay."""
+    """Write the model into a fresh folder beside `out`, read it back, then put it in `out`'s place: a save that
+    fails or is killed half-way leaves the model that was there whole. Folders inside `out` stay."""
     bad = sorted(name for name in blobs if not is_plain_file_name(name))
     if bad:  # a stage's own file names: `../x` or `/etc/x` would be written outside the model directory
         raise ValueError(f"model file names must be plain names inside the model directory, got {bad}")
-    if out.exists() and not out.is_dir():
-        raise ModelFileError("exists and is not a directory", path=str(out))
     out = out.resolve()  # a link: replace the folder it points to and keep the link
-    if out.is_dir() and (Path.cwd() == out or out in Path.cwd().parents):
-        _write_in_place(out, manifest, blobs)  # a folder this process stands in cannot be swapped away
-        return
     out.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
         _put(fresh, manifest, blobs)
+        load_manifest(fresh)  # every file as recorded, before the old model goes
         if not out.exists():
             os.chmod(fresh, 0o755)  # mkdtemp's folder is private (0700)
             os.rename(fresh, out)
+            _sync(out.parent)
             return
         shutil.copymode(out, fresh)
         retired = out.parent / f".{out.name}.old-{fresh.name.rsplit('-', 1)[-1]}"
@@ -150,6 +194,7 @@ def _write(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
         except OSError:
             os.rename(retired, out)
             raise
+        _sync(out.parent)
         for p in retired.iterdir():  # a user's folders inside the model directory stay in it
             if p.is_dir() and not p.is_symlink():
                 os.rename(p, out / p.name)
@@ -159,20 +204,24 @@ def _write(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
             shutil.rmtree(fresh, ignore_errors=True)
 
 
-def _write_in_place(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
-    """Replace the files of `out` one by one (the folder the process stands in: it cannot be swapped)."""
-    for p in out.iterdir():  # e.g. static.npz of an earlier save: unlisted files are refused at load
-        if p.is_file() and p.name != MANIFEST and p.name not in blobs:
-            p.unlink()
-    _put(out, manifest, blobs)
-
-
 def _put(folder: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
-    """Write the files into `folder`, the manifest last."""
-    for name, b in blobs.items():
-        (folder / name).write_bytes(b)
+    """Write the files into `folder`, the manifest last, each flushed to disk (then the folder itself)."""
     text = json.dumps(manifest.model_dump(mode="json", exclude_none=True), indent=2, ensure_ascii=False)
-    (folder / MANIFEST).write_text(text + "\n", encoding="utf-8")
+    for name, b in [*blobs.items(), (MANIFEST, (text + "\n").encode("utf-8"))]:
+        with open(folder / name, "wb") as f:
+            f.write(b)
+            f.flush()
+            os.fsync(f.fileno())
+    _sync(folder)
+
+
+def _sync(folder: Path) -> None:
+    """Flush a folder's entries (new names, renames) to disk."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def convert(directory: str | Path) -> Path:

@@ -3,10 +3,10 @@ temperature-calibrated."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -18,13 +18,13 @@ from ..params import COUNT, SEED, Constraint, Interval, Options, validate_params
 from ..results import EMBEDDING, STATIC
 from ..serving.embedding import Embedder
 from ..serving.encoder import ENCODERS
-from ..serving.features import LexicalFeatures, combine
+from ..serving.features import LexicalFeatures, SparseRows, combine
 from ..serving.head import Examples, HeadExport, LinearHead, as_list, binary_to_two, softmax
 
 if TYPE_CHECKING:
     from ..serving.stages import StageManifest
 
-__all__ = ["TaskClassifier"]
+__all__ = ["ClassifierParams", "TaskClassifier", "check_classifier_params"]
 
 TEMPERATURE_PRIOR_ERRORS = 10
 """`fit` shrinks the fitted log-temperature toward 0 by errors / (errors + this): 300 held-out errors keep 97 %."""
@@ -41,6 +41,31 @@ _CONSTRAINTS: dict[str, list[Constraint]] = {
     "encoder": [Options(tuple(ENCODERS))],
 }
 """What `fit` accepts for each parameter (checked there, scikit-learn style, not in `__init__`)."""
+
+
+class ClassifierParams(TypedDict, total=False):
+    """The `TaskClassifier` parameters that `train_cascade` passes on to its heads as given."""
+
+    C: float
+    lexical_weight: float
+    n_features: int
+    cv: int
+    max_iter: int
+    encoder: str
+
+
+def check_classifier_params(params: Mapping[str, object], *, caller: str) -> None:
+    """Raise InvalidParameterError for a key of `params` that is not one of `ClassifierParams`, or a value out of
+    its range: before any work, where `TaskClassifier.fit` would find it only after the rules and embeddings."""
+    allowed = ClassifierParams.__annotations__
+    for key, value in params.items():
+        if key not in allowed:
+            expected = (
+                f"left out: {caller} passes on only TaskClassifier's {', '.join(allowed)} (it sets embedder, "
+                "random_state, progress and static_features itself)"
+            )
+            raise InvalidParameterError(key, value, expected, caller=caller)
+    validate_params({k: _CONSTRAINTS[k] for k in params}, params, caller=caller)
 
 
 class TaskClassifier(ClassifierMixin, BaseEstimator):
@@ -185,8 +210,11 @@ class TaskClassifier(ClassifierMixin, BaseEstimator):
         return self.head_.export
 
     # -- serving (the fitted `head_`) ------------------------------------------------------------------------------
-    def predict_proba(self, X: Sequence[str], *, embeddings: np.ndarray | None = None, lexical=None) -> np.ndarray:
-        """Calibrated class probabilities, columns in `classes_` order."""
+    def predict_proba(
+        self, X: Sequence[str], *, embeddings: np.ndarray | None = None, lexical: SparseRows | None = None
+    ) -> np.ndarray:
+        """Calibrated class probabilities, columns in `classes_` order (`embeddings` and `lexical`: as
+        `LinearHead.predict_proba` takes them, when already made)."""
         check_is_fitted(self, "head_")
         return self.head_.predict_proba(X, embeddings=embeddings, lexical=lexical)
 

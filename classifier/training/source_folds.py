@@ -17,15 +17,24 @@ import numpy as np
 from sklearn.metrics import f1_score, recall_score
 
 from ..data import Dataset
+from ..errors import DataError
 from ..serving.cascade import Cascade
 
-__all__ = ["MIN_ROWS_PER_SOURCE", "MIN_SOURCES_PER_LABEL", "FoldScore", "group_sources", "score_folds"]
+__all__ = [
+    "MAX_SOURCES",
+    "MIN_ROWS_PER_SOURCE",
+    "MIN_SOURCES_PER_LABEL",
+    "FoldScore",
+    "check_source_count",
+    "group_sources",
+    "score_folds",
+]
 
 MIN_SOURCES_PER_LABEL = 2
 MIN_ROWS_PER_SOURCE = 20
 """A source counts toward a fold's label only with at least this many rows of it."""
 MAX_FOLDS = 3
-_MAX_SOURCES = 12
+MAX_SOURCES = 12
 """Sources beyond this many are too many to try every grouping of (3^12 = 531,441 splits)."""
 
 
@@ -49,6 +58,18 @@ class FoldScore:
         return {**asdict(self), "sources": list(self.sources)}
 
 
+def check_source_count(sources: Sequence[str], *, path: str | None = None) -> None:
+    """Raise DataError when the rows (of the file `path`) hold more distinct sources than `group_sources` groups."""
+    n = len(set(sources))
+    if n > MAX_SOURCES:
+        raise DataError(
+            f"the rows have {n} distinct sources, too many to group into out-of-source folds (at most "
+            f"{MAX_SOURCES}); merge some in the 'source' field",
+            path=path,
+            field="source",
+        )
+
+
 def group_sources(
     sources: Sequence[str],
     labels: Sequence[str],
@@ -59,12 +80,12 @@ def group_sources(
 ) -> list[tuple[str, ...]]:
     """The most groups (at most `max_folds`) the sources split into such that each group holds every label from
     at least `min_sources` of its sources (each with `min_rows` rows of that label); among such splits, the one
-    whose groups are the most even in rows. [] when even all sources together do not (e.g. one source a label)."""
+    whose groups are the most even in rows. [] when even all sources together do not (e.g. one source a label).
+    More than MAX_SOURCES sources are a DataError (`check_source_count`)."""
+    check_source_count(sources)
     rows = Counter(zip(sources, labels, strict=True))
     names = sorted(set(sources))
     every = sorted(set(labels))
-    if len(names) > _MAX_SOURCES:
-        raise ValueError(f"{len(names)} sources are too many to group (at most {_MAX_SOURCES})")
     size = Counter(sources)
 
     def holds_every_label(group: Sequence[str]) -> bool:

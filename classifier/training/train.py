@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from numbers import Real
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score
@@ -22,13 +22,20 @@ from ..serving.head import BatchContext
 from ..serving.keywords import KeywordRules, load_rules
 from ..serving.scope import Scope
 from ..serving.stages import FewShotLLMStage, HeadStage, RulesStage, ScopeStage, Stage, StageTrainer
-from .estimator import TaskClassifier
+from .estimator import ClassifierParams, TaskClassifier, check_classifier_params
 from .fit_scope import DEFAULT_MAX_FALLBACK, fit_scope
-from .source_folds import FoldScore, group_sources, score_folds
+from .source_folds import FoldScore, check_source_count, group_sources, score_folds
 from .threshold import choose_threshold, threshold_curve
 from .tune import CrossFit
 
-__all__ = ["DEFAULT_MAX_ESCALATION", "DEFAULT_STATIC_MAX_ERROR", "TrainingReport", "select_by_folds", "train_cascade"]
+__all__ = [
+    "DEFAULT_MAX_ESCALATION",
+    "DEFAULT_STATIC_MAX_ERROR",
+    "TrainParams",
+    "TrainingReport",
+    "select_by_folds",
+    "train_cascade",
+]
 
 log = logging.getLogger("taskrouter.train")
 
@@ -108,6 +115,25 @@ _TRAIN_PARAMS: dict[str, list[Constraint]] = {
 }
 
 
+class TrainParams(ClassifierParams, total=False):
+    """The keyword parameters of `train_cascade` that `select_by_folds` passes on (it sets `out`, `calibration`
+    and `selection` itself), and the `TaskClassifier` ones."""
+
+    rules_path: str | PathLike | None
+    precision_floor: float
+    max_escalation: float | None
+    max_error: float | None
+    static: bool
+    static_features: bool | None
+    static_max_error: float
+    random_state: int
+    progress: bool | None
+    cv_vectors: CrossFit | None
+    scope_max_fallback: float
+    static_max_error_out_of_source: float
+    stages: Sequence[StageTrainer]
+
+
 def train_cascade(
     data: Dataset,
     *,
@@ -127,7 +153,7 @@ def train_cascade(
     static_max_error_out_of_source: float = DEFAULT_STATIC_MAX_ERROR_OUT_OF_SOURCE,
     stages: Sequence[StageTrainer] = (),
     selection: list[dict] | None = None,
-    **classifier_params,
+    **classifier_params: Unpack[ClassifierParams],
 ) -> tuple[Cascade, TrainingReport]:
     """Train on `data`; save to `out` when given. The threshold target defaults to DEFAULT_MAX_ESCALATION.
 
@@ -149,9 +175,12 @@ def train_cascade(
     given after the rules; the rows they answer are left out of the heads' thresholds, as in serving.
     With `calibration` rows that carry their source, the cascade is also scored on out-of-source folds of them
     (`classifier.training.source_folds`; `TrainingReport.folds`, and the manifest). `selection`: the candidates
-    `select_by_folds` compared, kept in the manifest.
+    `select_by_folds` compared, kept in the manifest. `classifier_params`: the heads' `ClassifierParams`.
     """
     validate_params(_TRAIN_PARAMS, locals(), caller="train_cascade", exclusive=[("max_escalation", "max_error")])
+    check_classifier_params(classifier_params, caller="train_cascade")
+    if calibration is not None and calibration.sources is not None:  # its folds are made after all training
+        check_source_count(calibration.sources, path=calibration.path)
     if max_escalation is None and max_error is None:
         max_escalation = DEFAULT_MAX_ESCALATION
     static_features = static if static_features is None else static_features
@@ -162,7 +191,7 @@ def train_cascade(
         got = f"{len(texts)} texts and {len(labels)} labels"
         raise InvalidParameterError("data", got, "a Dataset with one label per text", caller="train_cascade")
     texts = [check_query(t, field=f"data.texts[{i}]", max_chars=MAX_QUERY_CHARS) for i, t in enumerate(texts)]
-    check_labels(labels)  # bad texts and labels fail before the first progress line
+    check_labels(labels, path=data.path)  # bad texts and labels fail before the first progress line
     truth = np.array(labels)
     rules = KeywordRules(load_rules(rules_path)).calibrate(texts, labels, precision_floor=precision_floor)
     extra = [_fit_stage(trainer, texts, labels) for trainer in stages]
@@ -297,13 +326,17 @@ def select_by_folds(
     calibration: Dataset,
     candidates: Sequence[dict],
     out: str | Path | None = None,
-    **params,
+    **params: Unpack[TrainParams],
 ) -> tuple[Cascade, TrainingReport, list[dict]]:
-    """Train once per candidate (classifier parameters such as `{"C": 1.0}` or `{"static_features": False}`,
-    over `params`), keep the one with the best mean macro-F1 on the out-of-source folds of `calibration`, and
+    """Train once per candidate (`TrainParams` such as `{"C": 1.0}` or `{"static_features": False}`, over
+    `params`), keep the one with the best mean macro-F1 on the out-of-source folds of `calibration`, and
     save it to `out`. Returns the kept cascade and report, and each candidate's fold scores."""
-    if not candidates:
+    if not candidates or not all(isinstance(c, Mapping) for c in candidates):
         raise InvalidParameterError("candidates", candidates, "a non-empty list of parameter dicts")
+    for candidate in candidates:  # every candidate is checked before the first is trained
+        _check_train_params({**params, **candidate}, caller="select_by_folds")
+    if calibration.sources is not None:
+        check_source_count(calibration.sources, path=calibration.path)
     if calibration.sources is None or not group_sources(calibration.sources, calibration.labels):
         raise InvalidParameterError(
             "calibration", _name(calibration), "rows from sources that group into folds holding every label twice"
@@ -390,6 +423,21 @@ class _Calibration:
         return choose_threshold(p.max(axis=1), correct, max_escalation=share)
 
 
+def _check_train_params(params: Mapping[str, Any], *, caller: str) -> None:
+    """Raise InvalidParameterError for a key of `params` that is not one of `TrainParams`, or a value out of range."""
+    for key, value in params.items():
+        if key not in TrainParams.__optional_keys__:
+            expected = (
+                f"left out: {caller} passes on only train_cascade's keyword parameters (but out, calibration and "
+                f"selection, which it sets) and TaskClassifier's {', '.join(ClassifierParams.__annotations__)}"
+            )
+            raise InvalidParameterError(key, value, expected, caller=caller)
+    given = {"max_escalation": None, "max_error": None, **params}
+    table = {k: v for k, v in _TRAIN_PARAMS.items() if k in given}
+    validate_params(table, given, caller=caller, exclusive=[("max_escalation", "max_error")])
+    check_classifier_params({k: v for k, v in params.items() if k in ClassifierParams.__optional_keys__}, caller=caller)
+
+
 def _fit_stage(trainer: StageTrainer, texts: list[str], labels: list[str]) -> Stage:
     """A stage of the user's own, fitted on all rows; it must be saveable (a registered `kind`)."""
     stage = trainer.fit(texts, labels)
@@ -423,7 +471,7 @@ def _learning_curve(
     labels: list[str],
     seed: int,
     static_features: bool,
-    params: dict,
+    params: ClassifierParams,
     cv_main: np.ndarray | None,
 ) -> dict[str, float]:
     """Cross-validated macro-F1 of the MiniLM head refitted on each share of LEARNING_CURVE of the rows

@@ -20,8 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import time
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -264,6 +267,7 @@ class TorchEncoder(CachedEmbedder):
 
 # -- cross-fitting: vectors of the tuning rows from encoders that did not see them ------------------------------
 CROSSFIT_FOLDS = 2
+_CROSSFIT_ARRAYS = ("keys", "minilm", "static", "encoder_sha256")
 
 
 @dataclass(frozen=True, eq=False)
@@ -308,17 +312,44 @@ class CrossFit:
 
     @classmethod
     def load(cls, path: str | Path) -> CrossFit:
+        """Read what `save` wrote; anything else (not an .npz, an array missing or of the wrong shape, NaN
+        vectors) is a ModelFileError naming the file."""
         from ..errors import ModelFileError
 
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                out = cls(z["keys"], z["minilm"], z["static"], str(z["encoder_sha256"]))
-        except (OSError, KeyError, ValueError) as exc:
-            why = f"not a cross-fit vectors file ({type(exc).__name__}: {exc})"
-            raise ModelFileError(why, path=str(path)) from None
-        if not (len(out.keys) == len(out.minilm) == len(out.static)):
-            raise ModelFileError("keys and vectors differ in length", path=str(path))
-        return out
+        def bad(why: str) -> ModelFileError:
+            return ModelFileError(f"not a cross-fit vectors file (tune-encoder's crossfit.npz): {why}", path=str(path))
+
+        if not Path(path).is_file():
+            raise ModelFileError("file not found", path=str(path))
+        unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+        try:  # not a zip archive (numpy would take it for a pickle), a damaged one, or one of object arrays
+            z = np.load(path, allow_pickle=False)
+        except unreadable as exc:
+            raise bad(f"not an .npz archive ({type(exc).__name__})") from None
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise bad("a single .npy array, not an .npz archive")
+        with z:
+            missing = [k for k in _CROSSFIT_ARRAYS if k not in z.files]
+            if missing:
+                raise bad(f"no array {missing[0]!r}")
+            try:
+                arrays = {k: z[k] for k in _CROSSFIT_ARRAYS}
+            except unreadable as exc:
+                raise bad(f"an unreadable array ({type(exc).__name__})") from None
+        keys, sha = arrays["keys"], arrays["encoder_sha256"]
+        if keys.ndim != 1 or keys.dtype.kind != "U":
+            raise bad(f"'keys' must be a 1-D array of strings, got shape {keys.shape} of {keys.dtype}")
+        for name in ("minilm", "static"):
+            v = arrays[name]
+            if v.ndim != 2 or v.dtype.kind != "f" or v.shape[1] != EMBEDDER_DIM:
+                raise bad(f"{name!r} must be float vectors of shape (n, {EMBEDDER_DIM}), got {v.shape} of {v.dtype}")
+            if not np.isfinite(v).all():
+                raise bad(f"{name!r} holds NaN or infinite numbers")
+            if len(v) != len(keys):
+                raise bad(f"{len(keys)} keys but {len(v)} {name!r} vectors")
+        if sha.ndim != 0 or sha.dtype.kind != "U" or not re.fullmatch(r"[0-9a-f]{64}", str(sha)):
+            raise bad(f"'encoder_sha256' must be 64 hexadecimal digits, got {' '.join(str(sha).split())[:80]!r}")
+        return cls(keys, arrays["minilm"], arrays["static"], str(sha))
 
 
 def cross_fit(

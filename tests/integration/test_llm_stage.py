@@ -13,7 +13,8 @@ QUERY = "Tell me something about the moon landing"
 def router(provider, shipped_cascade):
     config = make_config(provider, llm_classifier={"alias": "fast", "timeout_s": 1.0})
     tr = TaskRouter(config, cascade=Cascade(shipped_cascade.classifier, None, 1.0))  # escalate everything
-    return tr
+    yield tr
+    tr.close()  # idempotent: a test that closed it already is fine
 
 
 @pytest.mark.parametrize(

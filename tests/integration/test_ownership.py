@@ -83,8 +83,15 @@ def test_routers_built_and_closed_from_fresh_dicts_leave_nothing_behind(tmp_path
     assert len(TelemetryStore(f"sqlite:///{tmp_path / 'events.db'}").events()) == WARM_UP + ROUTERS
 
 
-def test_get_router_keys_dicts_by_content_and_closes_the_routers_it_evicts(tmp_path):
+@pytest.fixture
+def router_cache():
+    """`get_router`'s cache starts empty and is emptied (its routers closed) at teardown, pass or fail."""
     close_all()
+    yield
+    close_all()
+
+
+def test_get_router_keys_dicts_by_content_and_closes_the_routers_it_evicts(tmp_path, router_cache):
     threads, callbacks = set(threading.enumerate()), registered_callbacks()
     first = get_router(demo(tmp_path))
     assert all(get_router(demo(tmp_path)) is first for _ in range(ROUTERS))  # equal fresh dicts: one router
@@ -97,12 +104,11 @@ def test_get_router_keys_dicts_by_content_and_closes_the_routers_it_evicts(tmp_p
     assert registered_callbacks() == callbacks
 
 
-def test_a_router_picked_for_a_call_is_not_closed_by_an_eviction_before_the_call_runs(tmp_path):
+def test_a_router_picked_for_a_call_is_not_closed_by_an_eviction_before_the_call_runs(tmp_path, router_cache):
     """`route_and_complete` picks its router and then calls it; another thread's eviction in between closed it, and
     the call failed with "this TaskRouter is closed". The pick now counts the call in flight at once."""
     from routing.complete import _router
 
-    close_all()
     with contextlib.ExitStack() as hold:
         picked = _router(demo(tmp_path), hold)
         others = [get_router(demo(tmp_path, name=f"r{i}")) for i in range(MAX_CONFIG_ROUTERS)]  # evicts `picked`
@@ -112,12 +118,10 @@ def test_a_router_picked_for_a_call_is_not_closed_by_an_eviction_before_the_call
     while not picked.closed and time.monotonic() < deadline:  # closed on a background thread once idle
         time.sleep(0.05)
     assert picked.closed and not any(r.closed for r in others)
-    close_all()
 
 
-def test_get_router_builds_a_new_router_when_a_secret_it_reads_changes(tmp_path, monkeypatch):
+def test_get_router_builds_a_new_router_when_a_secret_it_reads_changes(tmp_path, monkeypatch, router_cache):
     """The key hashed the literal `os.environ/NAME`: after a key rotation the router holding the old key served on."""
-    close_all()
     config = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
     config["model_list"][0]["litellm_params"]["api_key"] = "os.environ/TR_ROTATED_KEY"
     monkeypatch.setenv("TR_ROTATED_KEY", "old-key")
@@ -127,7 +131,6 @@ def test_get_router_builds_a_new_router_when_a_secret_it_reads_changes(tmp_path,
     after = get_router(config)
     assert after is not before
     assert after.router.model_list[0]["litellm_params"]["api_key"] == "new-key"
-    close_all()
 
 
 def test_a_routers_litellm_settings_stay_its_own(provider, shipped_cascade):
@@ -148,7 +151,7 @@ def test_a_routers_litellm_settings_stay_its_own(provider, shipped_cascade):
         assert b.complete(MATH).served_pool == "math"  # the other router's 0.5 s is not this one's
 
 
-def test_a_router_evicted_while_it_serves_a_request_closes_after_it(provider, tmp_path, monkeypatch):
+def test_a_router_evicted_while_it_serves_a_request_closes_after_it(provider, tmp_path, router_cache, monkeypatch):
     """Before: `get_router` closed the least recently used router at once, though a request was still running on
     it: the answer came back (paid), but its telemetry row was dropped."""
     import time
@@ -156,7 +159,6 @@ def test_a_router_evicted_while_it_serves_a_request_closes_after_it(provider, tm
     from routing import complete, route_and_complete
     from tests.integration.conftest import make_config
 
-    close_all()
     monkeypatch.setattr(complete, "MAX_CONFIG_ROUTERS", 1)
     busy = make_config(provider, telemetry={"url": f"sqlite:///{tmp_path / 'busy.db'}"})
     provider.set(**{"math-a": {"mode": "slow", "delay": 2}})
@@ -178,7 +180,6 @@ def test_a_router_evicted_while_it_serves_a_request_closes_after_it(provider, tm
             t.join(10)
     assert answers[0].served_pool == "math" and router.closed
     assert (router.telemetry.written, router.telemetry.dropped) == (1, 0)
-    close_all()
 
 
 def test_a_router_dropped_without_close_releases_what_it_opened(tmp_path, shipped_cascade):

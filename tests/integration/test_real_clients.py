@@ -52,8 +52,29 @@ def write_config(path, cfg) -> str:
     return str(path)
 
 
-def test_every_openai_message_shape_is_routed(provider, shipped_cascade):
-    tr = TaskRouter(make_config(provider), cascade=shipped_cascade)
+@pytest.fixture
+def build(shipped_cascade):
+    """Builds routers on a config with the shipped model; each is closed at teardown, pass or fail."""
+    built: list[TaskRouter] = []
+
+    def _build(cfg):
+        built.append(TaskRouter(cfg, cascade=shipped_cascade))
+        return built[-1]
+
+    yield _build
+    for tr in built:
+        tr.close()
+
+
+@pytest.fixture
+def router_cache():
+    """`get_router`'s routers are closed at teardown, pass or fail."""
+    yield
+    close_all()
+
+
+def test_every_openai_message_shape_is_routed(provider, build):
+    tr = build(make_config(provider))
     r = tr.complete("Now run it again and show me the output.", TOOL_HISTORY)
     assert (r.decision.label, r.served_pool) == ("code", "code")
     assert provider.requests[-1]["roles"] == ["system", "user", "assistant", "tool", "assistant", "user"]
@@ -70,8 +91,8 @@ def test_every_openai_message_shape_is_routed(provider, shipped_cascade):
     ],
     ids=["int-content", "int-text-part", "unknown-role", "no-role", "string-history"],
 )
-def test_malformed_history_names_the_field(provider, shipped_cascade, history, field):
-    tr = TaskRouter(make_config(provider), cascade=shipped_cascade)
+def test_malformed_history_names_the_field(provider, build, history, field):
+    tr = build(make_config(provider))
     with pytest.raises(QueryError, match=field):
         tr.complete(CODE, history)
 
@@ -83,7 +104,7 @@ def test_a_300k_character_prompt_is_classified_and_goes_to_long_context_demo():
     assert (r.requested_pool, r.served_pool, r.fallback) == ("fast", "long-context", True)
 
 
-def test_a_300k_character_prompt_is_classified_and_goes_to_long_context_fake(provider, shipped_cascade):
+def test_a_300k_character_prompt_is_classified_and_goes_to_long_context_fake(provider, build):
     deployments = [deployment(provider, p, f"{p}-a") for p in ("fast", "capable", "math", "code", "creative")]
     deployments.append(deployment(provider, "long-context", "long-a"))
     provider.set(
@@ -95,7 +116,7 @@ def test_a_300k_character_prompt_is_classified_and_goes_to_long_context_fake(pro
         router_settings={"context_window_fallbacks": [{"fast": ["long-context"]}, {"code": ["long-context"]}]},
     )
     cfg["taskrouter"]["pools"] = {"code": "code"}
-    tr = TaskRouter(cfg, cascade=shipped_cascade)
+    tr = build(cfg)
     r = tr.complete(
         "Find the bug in this log processing script:\n"
         + "for line in open('x.log'): print(line)\n" * 8000
@@ -111,11 +132,9 @@ def test_program_errors_propagate_unchanged(build_demo):
     assert not isinstance(info.value, PoolsExhausted)
 
 
-def test_provider_errors_keep_their_cause(provider, shipped_cascade):
+def test_provider_errors_keep_their_cause(provider, build):
     provider.set(**{"math-a": {"mode": "500"}, "capable-a": {"mode": "500"}})
-    tr = TaskRouter(
-        make_config(provider, router_settings={"fallbacks": [{"math": ["capable"]}]}), cascade=shipped_cascade
-    )
+    tr = build(make_config(provider, router_settings={"fallbacks": [{"math": ["capable"]}]}))
     with pytest.raises(PoolsExhausted) as info:
         tr.complete("Solve for x: 3x + 7 = 22")
     assert info.value.__cause__ is not None and "InternalServerError" in type(info.value.__cause__).__name__
@@ -134,13 +153,12 @@ def test_a_pool_key_that_is_not_a_model_label_is_a_config_error(provider, shippe
         TaskRouter(cfg, cascade=shipped_cascade)
 
 
-def test_route_and_complete_then_close_writes_the_event(tmp_path, provider):
+def test_route_and_complete_then_close_writes_the_event(tmp_path, provider, router_cache):
     db = tmp_path / "events.db"
     path = write_config(tmp_path / "c.yaml", make_config(provider, telemetry={"url": f"sqlite:///{db}"}))
     route_and_complete(CODE, config=path)
     get_router(path).close()  # no sleep: close waits for LiteLLM's callback, which runs after the call returns
     assert rows(db) == 1
-    close_all()
 
 
 def test_five_cli_runs_write_five_events(tmp_path, provider):
@@ -200,10 +218,8 @@ def test_with_block_leaves_no_thread_of_its_own(tmp_path, provider, shipped_casc
         ("Now calculate the probability that two of them fail.", "math"),
     ],
 )
-def test_a_follow_up_keeps_the_conversation_label_unless_it_starts_a_new_task(
-    provider, shipped_cascade, follow_up, label
-):
-    tr = TaskRouter(make_config(provider), cascade=shipped_cascade)
+def test_a_follow_up_keeps_the_conversation_label_unless_it_starts_a_new_task(provider, build, follow_up, label):
+    tr = build(make_config(provider))
     history = [
         {
             "role": "user",

@@ -22,10 +22,16 @@ POEM = "Write a short poem about the sea at night."
 
 @pytest.fixture
 def build(provider, shipped_cascade):
-    def _build(**kw):
-        return TaskRouter(make_config(provider, **kw), cascade=shipped_cascade)
+    """Builds routers on the fake provider; each is closed at teardown, whether the test passed or not."""
+    built: list[TaskRouter] = []
 
-    return _build
+    def _build(**kw):
+        built.append(TaskRouter(make_config(provider, **kw), cascade=shipped_cascade))
+        return built[-1]
+
+    yield _build
+    for tr in built:
+        tr.close()
 
 
 def test_label_picks_the_pool_and_the_result_says_who_served(build, provider):
@@ -311,7 +317,7 @@ def test_an_interrupted_call_on_the_routers_loop_is_cancelled(provider, shipped_
 
     tr = TaskRouter(make_config(provider, router_settings={"routing_strategy": "cost-based-routing"}),
                     cascade=shipped_cascade)  # fmt: skip
-    provider.set(**{"math-a": {"mode": "slow", "delay": 3}})
+    provider.set(**{"math-a": {"mode": "slow", "delay": 30}})  # far longer than the poll below waits
     previous = signal.signal(signal.SIGALRM, interrupt)
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.5)
@@ -321,10 +327,18 @@ def test_an_interrupted_call_on_the_routers_loop_is_cancelled(provider, shipped_
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
-    async def tasks() -> list[str]:
-        await asyncio.sleep(0.2)  # the cancellation lands
-        return [repr(t.get_coro()) for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    async def tasks_once_cancelled(within_s: float) -> list[str]:
+        """The loop's other tasks once no completion is left among them, or when `within_s` has passed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within_s
+        while True:
+            left = [repr(t.get_coro()) for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if not any("completion" in t for t in left) or loop.time() >= deadline:
+                return left
+            await asyncio.sleep(0.01)  # a bounded poll: until the cancellation lands
 
-    left = tr._loop.run(tasks(), timeout=5)
-    tr.close()
+    try:
+        left = tr._loop.run(tasks_once_cancelled(10), timeout=20)
+    finally:
+        tr.close()
     assert not [t for t in left if "completion" in t], left

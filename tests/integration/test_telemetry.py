@@ -11,7 +11,7 @@ from routing.report import compute_metrics, readings
 from routing.review import export_for_review
 from routing.telemetry import OLDEST_WRITER, SCHEMA_VERSION, TelemetryStore, redact
 from tests.integration.conftest import make_config
-from tests.integration.servers import postgres_server
+from tests.integration.servers import free_port, postgres_server
 
 PRICED = {"capable": (3e-6, 1.2e-5), "math": (1e-6, 4e-6), "fast": (1e-7, 4e-7), "creative": (2e-6, 8e-6)}
 
@@ -76,6 +76,11 @@ def check(events, m):
     assert "sk-live" not in texts and "a@b.io" not in texts and "[secret]" in texts and "[email]" in texts
 
 
+def test_sqlite_gives_the_expected_report(provider, shipped_cascade, tmp_path):
+    """Runs without PostgreSQL: fallback rate, pool shares, cost, redaction and the failed row."""
+    check(*metrics_for(provider, shipped_cascade, f"sqlite:///{tmp_path / 'events.db'}"))
+
+
 def test_sqlite_and_postgres_give_the_same_report(provider, shipped_cascade, tmp_path, postgres_url):
     ev_sqlite, m_sqlite = metrics_for(provider, shipped_cascade, f"sqlite:///{tmp_path / 'events.db'}")
     ev_pg, m_pg = metrics_for(provider, shipped_cascade, postgres_url)
@@ -97,7 +102,7 @@ def test_sqlite_and_postgres_give_the_same_report(provider, shipped_cascade, tmp
 
 
 def test_a_store_that_is_down_never_fails_a_completion(provider, shipped_cascade):
-    url = "postgresql://postgres@127.0.0.1:9/nowhere"  # nothing listens on port 9: it may come up later
+    url = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"  # nothing listens there: it may come up later
     tr = TaskRouter(priced_config(provider, url), cascade=shipped_cascade)
     results = [tr.complete(q) for q in ("Solve 2x = 10.", "Name three rivers in Africa.")]
     tr.close()
@@ -174,7 +179,7 @@ def test_reading_an_up_to_date_store_writes_nothing(provider, shipped_cascade, t
 
 def test_a_store_that_cannot_be_read_is_a_config_error_without_the_password():
     with pytest.raises(ConfigError, match=r"^db: telemetry database unusable \(OperationalError\)$"):
-        TelemetryStore("postgresql://postgres:hunter2-secret@127.0.0.1:9/nowhere", create=False).events()
+        TelemetryStore(f"postgresql://postgres:hunter2-secret@127.0.0.1:{free_port()}/nowhere", create=False).events()
 
 
 def test_text_is_not_stored_unless_asked(provider, shipped_cascade, tmp_path):

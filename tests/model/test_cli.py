@@ -9,6 +9,7 @@ import tomllib
 import pytest
 
 from tests.conftest import ROOT
+from tests.integration.servers import free_port
 
 
 def run(*args, cwd=ROOT, stdin=""):
@@ -325,7 +326,7 @@ def test_priors_names_a_file_that_is_not_utf8(tmp_path):
 )
 def test_a_telemetry_database_that_does_not_answer_is_a_one_line_error(tmp_path, command):
     """It was a SQLAlchemy traceback; the password in the URL stays out of the message."""
-    url = "postgresql://u:pw-secret@127.0.0.1:9/nowhere"  # nothing listens on port 9
+    url = f"postgresql://u:pw-secret@127.0.0.1:{free_port()}/nowhere"  # nothing listens there
     db = ["--from-telemetry", url] if command == ["priors"] else ["--db", url]
     result = run(*command, *db, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr and "pw-secret" not in result.stderr

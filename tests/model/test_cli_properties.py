@@ -268,4 +268,4 @@ def test_a_bad_option_is_one_line_and_exit_1(workdir, args, message):
 def test_a_file_that_cannot_be_written_is_one_line_and_exit_1(workdir):
     code, out, err = run(["evaluate", "--data", "few.jsonl", "--json", "empty.jsonl/m.json"], "")  # under a file
     assert code == 1 and "Traceback" not in err, err
-    assert err.strip().splitlines() == ["error: empty.jsonl: File exists"]
+    assert err.strip().splitlines() == ["error: --json empty.jsonl/m.json: empty.jsonl is not a folder"]

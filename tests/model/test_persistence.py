@@ -179,13 +179,18 @@ class Payload:
 
 def _replace_weights_keeping_hashes_valid(model_dir, **arrays):
     """Swap weights.npz and update the manifest to match, as an attacker with write access could."""
-    import hashlib
-
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    (model_dir / "weights.npz").write_bytes(buf.getvalue())
+    _replace_weights_bytes_keeping_hashes_valid(model_dir, buf.getvalue())
+
+
+def _replace_weights_bytes_keeping_hashes_valid(model_dir, data: bytes):
+    """Write `data` as weights.npz and record its size and sha256 in the manifest."""
+    import hashlib
+
+    (model_dir / "weights.npz").write_bytes(data)
     m = json.loads((model_dir / "manifest.json").read_text())
-    m["files"]["weights.npz"] = {"sha256": hashlib.sha256(buf.getvalue()).hexdigest(), "bytes": len(buf.getvalue())}
+    m["files"]["weights.npz"] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
     (model_dir / "manifest.json").write_text(json.dumps(m))
 
 
@@ -279,8 +284,15 @@ def test_a_head_reading_an_unknown_encoders_vectors_is_refused(model_dir):
 
 
 def test_not_a_zip_is_refused(model_dir):
-    assert zipfile.is_zipfile(model_dir / "weights.npz")
-    with pytest.raises(ModelFileError):
+    """Recorded size and sha256 match, so only reading the array file can refuse it."""
+    _replace_weights_bytes_keeping_hashes_valid(model_dir, b"this is not a zip archive\n" * 8)
+    assert not zipfile.is_zipfile(model_dir / "weights.npz")
+    with pytest.raises(ModelFileError, match=r"weights\.npz: unreadable array file \("):
+        TaskClassifier.load(model_dir)
+
+
+def test_a_missing_directory_is_refused(model_dir):
+    with pytest.raises(ModelFileError, match="not a model directory"):
         TaskClassifier.load(model_dir / "nowhere")
 
 

@@ -1,5 +1,7 @@
 """The machine-wide file cache: a reader never takes a build in progress for a broken file."""
 
+import linecache
+import sys
 import threading
 import time
 
@@ -11,6 +13,16 @@ from classifier.serving.filecache import get_or_build, locked, make_file
 
 def _write(text):
     return lambda tmp: tmp.write_text(text)
+
+
+def _waits_for_the_lock(thread):
+    """Whether `thread` is in `locked`'s exclusive flock call (a C call: its frame stays on that line)."""
+    frame = sys._current_frames().get(thread.ident)
+    return (
+        frame is not None
+        and frame.f_code.co_name == "locked"
+        and "LOCK_EX" in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    )
 
 
 def test_a_reader_waits_for_a_build_between_its_two_renames(tmp_path):
@@ -32,8 +44,10 @@ def test_a_reader_waits_for_a_build_between_its_two_renames(tmp_path):
         (tmp_path / "table.bin.json").write_bytes(record)
         reader = threading.Thread(target=read)
         reader.start()
-        time.sleep(0.3)
-        assert not results  # it waits for the lock instead of failing
+        deadline = time.monotonic() + 30
+        while not (results or _waits_for_the_lock(reader)) and time.monotonic() < deadline:
+            time.sleep(0.005)  # a bounded poll: until the reader blocks in flock (or, wrongly, answers)
+        assert not results and _waits_for_the_lock(reader)  # it waits for the lock instead of failing
         (tmp_path / "table.bin.json").write_bytes(new_record)
     reader.join(5)
     assert results == [b"new"]

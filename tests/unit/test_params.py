@@ -95,7 +95,9 @@ def test_train_cascade_refuses_a_bad_target_before_any_work():
 
     data, said = load_dataset(DATA), Said()
     logger = logging.getLogger("taskrouter.train")  # its own handler: the CLI may have stopped propagation
+    level = logger.level
     logger.addHandler(said)
+    logger.setLevel(logging.DEBUG)  # the effective level is WARNING: the phases' info lines would not reach `said`
     try:
         for kwargs, name in [
             ({"max_error": 1.5}, "max_error"),
@@ -108,6 +110,7 @@ def test_train_cascade_refuses_a_bad_target_before_any_work():
                 train_cascade(data, **kwargs)
     finally:
         logger.removeHandler(said)
+        logger.setLevel(level)
     assert not said.messages  # no training phase began
 
 

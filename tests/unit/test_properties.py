@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from classifier.data import check_query, load_dataset
 from classifier.errors import ConfigError, DataError, QueryError
-from routing.config import load_config
+from routing.config import Config, load_config
 from routing.conversation import Conversation, read_history, read_messages
 
 MAX_EXAMPLES = 400
@@ -70,9 +70,12 @@ def test_read_messages_gives_a_conversation_or_a_query_error(value):
 @given(messages | json_values, st.text(max_size=60) | json_scalars)
 def test_read_history_gives_a_conversation_or_a_query_error(history, query):
     try:
-        read_history(history, query)
+        conv = read_history(history, query)
     except QueryError as exc:
         assert str(exc).startswith(("history", "query"))
+    else:
+        assert isinstance(conv, Conversation) and conv.query == query and conv.query.strip()
+        assert all(isinstance(t, str) and t.strip() for t in conv.earlier)
 
 
 @SETTINGS
@@ -100,9 +103,11 @@ def test_jsonl_rows_of_any_shape(tmp_path_factory, rows):
     p = tmp_path_factory.mktemp("prop") / "q.jsonl"
     p.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
     try:
-        load_dataset(p)
+        ds = load_dataset(p)
     except DataError:
-        pass
+        return
+    kept = list(dict.fromkeys((r["text"], r["label"].strip()) for r in rows))  # a repeated row is dropped
+    assert kept and list(zip(ds.texts, ds.labels, strict=True)) == kept  # one record per distinct row, in order
 
 
 config_sections = st.fixed_dictionaries(
@@ -139,9 +144,17 @@ config_sections = st.fixed_dictionaries(
 @given(config_sections | json_values)
 def test_config_loading_gives_a_config_or_a_config_error(raw):
     try:
-        load_config(raw)
+        config = load_config(raw)
     except ConfigError:
-        pass
+        return
+    _check_references_hold(config)
+
+
+def _check_references_hold(config):
+    """What a loaded config promises: deployments, and every pool it names among them."""
+    assert isinstance(config, Config) and config.model_list
+    assert config.taskrouter.default_pool in config.pool_names
+    assert set(config.taskrouter.pools.values()) <= set(config.pool_names)
 
 
 def test_a_config_path_with_a_nul_byte_is_a_config_error():
@@ -164,9 +177,11 @@ def test_config_files_of_any_text(tmp_path_factory, text):
     p = tmp_path_factory.mktemp("prop") / "c.yaml"
     p.write_text(text, encoding="utf-8")
     try:
-        load_config(p)
+        config = load_config(p)
     except ConfigError:
-        pass
+        return
+    _check_references_hold(config)
+    assert config.source == str(p)
 
 
 def test_yaml_is_parsed_safely(tmp_path):

@@ -91,25 +91,27 @@ class HangingStore:
     def __init__(self):
         import threading
 
+        self.entered = threading.Event()  # a write began
         self.release = threading.Event()
+        self.left = threading.Event()  # a write returned
         self.engine = type("Engine", (), {"dispose": lambda self: None})()
 
     def record(self, row):
+        self.entered.set()
         self.release.wait(30)
+        self.left.set()
 
 
 def test_close_returns_in_time_when_the_database_hangs():
-    import time
-
     store = HangingStore()
     writer = TelemetryWriter(store, max_queue=2)  # type: ignore[arg-type]
-    for _ in range(5):
-        writer.handle(fell_back())  # one blocks in the write, two wait in the queue, two find it full
-    time.sleep(0.05)
-    start = time.monotonic()
     try:
+        writer.handle(fell_back())
+        assert store.entered.wait(30)  # the first event blocks in the write
+        for _ in range(4):
+            writer.handle(fell_back())  # two wait in the queue, two find it full
         assert writer.close(timeout=0.5) is False
-        assert time.monotonic() - start < 2.0
+        assert not store.left.is_set() and not store.release.is_set()  # returned while the write still hangs
         assert writer.written == 0 and writer.dropped == 4  # 2 on a full queue, 2 given up at close
         writer.handle(fell_back())
         assert writer.dropped == 5  # handed over after close: counted, never queued

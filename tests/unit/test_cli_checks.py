@@ -1,0 +1,207 @@
+"""What the CLI checks before any work: where a model, an encoder or an output may be written, options that only
+one mode reads, calibration rows; and an unexpected error never prints its message (it may quote a secret)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from classifier.errors import ModelFileError
+from classifier.model_files import check_model_out
+from routing import cli
+
+ROWS = [
+    {"text": t, "label": label}
+    for label, texts in {
+        "math": ["integrate x^2", "solve 2x = 4", "what is 7 times 8"],
+        "code": ["reverse a list in python", "fix my sql join", "write a bash loop"],
+    }.items()
+    for t in texts
+]
+
+
+def run(args: list[str]) -> tuple[int, str]:
+    """`taskrouter ARGS` in this process: (exit status, stderr)."""
+    with CliRunner().isolation(env={"TASKROUTER_CONFIG": None}) as (_, err, _):
+        try:
+            cli.main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        return code, err.getvalue().decode()
+
+
+@pytest.fixture
+def data(tmp_path):
+    path = tmp_path / "queries.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    return path
+
+
+def model_folder(path, files):
+    """A new folder holding `files` (one byte each)."""
+    path.mkdir()
+    for name in files:
+        (path / name).write_bytes(b"x")
+    return path
+
+
+# -- where a model may be written ------------------------------------------------------------------------------
+def test_a_new_or_empty_folder_or_a_model_folder_takes_a_model(tmp_path):
+    assert check_model_out(tmp_path / "new") == tmp_path / "new"
+    assert check_model_out(tmp_path / "a" / "b")  # made when saved
+    (tmp_path / "empty").mkdir()
+    assert check_model_out(tmp_path / "empty")
+    model = model_folder(tmp_path / "model", ["weights.npz"])
+    (model / "manifest.json").write_text(json.dumps({"files": {"weights.npz": {}}}))
+    (model / "notes").mkdir()  # folders inside a model folder stay in it
+    assert check_model_out(model) == model
+
+
+@pytest.mark.parametrize(
+    ("files", "manifest", "message"),
+    [
+        (["queries.jsonl", "NOTES.md"], None, "holds files and no manifest.json"),
+        (["weights.npz", "queries.jsonl"], {"files": {"weights.npz": {}}}, "does not list.*queries.jsonl"),
+        (["weights.npz"], "{not json", "does not list.*weights.npz"),
+    ],
+)
+def test_a_folder_whose_files_a_save_would_delete_is_refused(tmp_path, files, manifest, message):
+    folder = model_folder(tmp_path / "work", files)
+    if manifest is not None:
+        (folder / "manifest.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    with pytest.raises(ModelFileError, match=message):
+        check_model_out(folder)
+    assert sorted(p.name for p in folder.iterdir()) == sorted({*files, *(["manifest.json"] if manifest else [])})
+
+
+def test_a_file_the_current_folder_or_a_path_under_a_file_is_refused(tmp_path, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ModelFileError, match="not a directory"):
+        check_model_out(tmp_path / "afile")
+    with pytest.raises(ModelFileError, match="cannot be made"):
+        check_model_out(tmp_path / "afile" / "sub")
+    monkeypatch.chdir(tmp_path)
+    for where in (".", str(tmp_path), str(tmp_path.parent)):
+        with pytest.raises(ModelFileError, match="folder this process runs in"):
+            check_model_out(where)
+
+
+def test_train_refuses_a_folder_of_other_files_before_reading_the_data(tmp_path, data):
+    (tmp_path / "NOTES.md").write_text("mine")
+    code, err = run(["train", "--data", str(data), "--out", str(tmp_path)])
+    assert code == 1 and "holds files and no manifest.json" in err
+    assert (tmp_path / "NOTES.md").read_text() == "mine" and data.is_file()
+
+
+def test_tune_encoder_refuses_a_folder_that_is_no_tuned_encoder(tmp_path, data):
+    pytest.importorskip("torch")
+    model = model_folder(tmp_path / "model", ["weights.npz", "manifest.json"])
+    code, err = run(["tune-encoder", "--data", str(data), "--out", str(model), "--no-install", "--epochs", "1"])
+    assert code == 1 and "is no tuned encoder" in err
+    assert sorted(p.name for p in model.iterdir()) == ["manifest.json", "weights.npz"]
+
+
+# -- options and outputs, before any work ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--answers", "{data}"], "--answers is read only with --llm labels"),
+        (["--config", "{data}"], "--config is read only with --llm config"),
+        (["--no-static", "--static-threshold", "0.5"], "--static-threshold needs the static stage"),
+        (["--sweep", "{tmp}/s", "--out-dir", "{tmp}/d"], "--sweep and --out-dir"),
+        (["--errors", "{data}"], "--errors .*is an input of this command"),
+        (["--json", "{tmp}"], "--json .*is a folder"),
+        (["--json", "{tmp}/no-such-folder/m.json"], "--json .*no-such-folder is not a folder"),
+        (["--sweep", "{tmp}/queries"], "--sweep .*is an input"),  # queries.csv would replace a CSV input
+    ],
+)
+def test_evaluate_refuses_before_it_reads_anything(tmp_path, data, extra, message):
+    pytest.importorskip("sklearn")
+    if "{tmp}/queries" in extra:
+        data = data.rename(tmp_path / "queries.csv")
+        data.write_text("text,label\nintegrate x^2,math\nreverse a list,code\n")
+    args = [a.format(data=data, tmp=tmp_path) for a in extra]
+    before = data.read_bytes()
+    code, err = run(["evaluate", "--data", str(data), "--model", str(tmp_path / "no-model"), *args])
+    assert code == 1, err
+    assert err.strip().splitlines()[-1].startswith("error: ") and re.search(message, err), err
+    assert data.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--select-c", "1", "--select-c", "inf"], "every C must be finite"),
+        (["--no-static", "--static-features"], "--static-features needs the static stage"),
+    ],
+)
+def test_train_refuses_conflicting_or_infinite_options(tmp_path, data, args, message):
+    pytest.importorskip("sklearn")
+    calibration = ["--calibration-data", str(data)] if "--select-c" in args else []
+    code, err = run(["train", "--data", str(data), "--out", str(tmp_path / "m"), *calibration, *args])
+    assert code == 1 and message in err, err
+
+
+# -- calibration rows ------------------------------------------------------------------------------------------------
+def calibration_file(tmp_path, rows):
+    path = tmp_path / "calibration.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_calibration_rows_must_share_the_training_labels(tmp_path, data):
+    pytest.importorskip("sklearn")
+    path = calibration_file(tmp_path, [{"text": "what is love", "label": "zzz"}])
+    code, err = run(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--calibration-data", str(path)])
+    assert code == 1 and "unknown label 'zzz'" in err, err
+    assert not (tmp_path / "m").exists()
+
+
+def test_calibration_from_more_sources_than_folds_can_group_is_refused_before_training(tmp_path, data):
+    pytest.importorskip("sklearn")
+    rows = [{"text": f"query {i}", "label": "math", "source": f"s{i}"} for i in range(13)]
+    path = calibration_file(tmp_path, rows)
+    code, err = run(["train", "--data", str(data), "--out", str(tmp_path / "m"), "--calibration-data", str(path)])
+    assert code == 1 and "13 distinct sources" in err and "at most 12" in err, err
+    assert not (tmp_path / "m").exists()
+
+
+def test_calibration_rows_seen_in_training_are_named(tmp_path, data, capsys):
+    from classifier.data import load_dataset
+
+    path = calibration_file(tmp_path, [{"text": "Integrate x^2 ", "label": "math"}, {"text": "new", "label": "code"}])
+    cli._check_calibration(load_dataset(path), load_dataset(data), path)
+    assert "1 rows of" in capsys.readouterr().err
+
+
+# -- an unexpected error -----------------------------------------------------------------------------------------
+def test_an_unexpected_error_shows_where_but_not_its_message(monkeypatch):
+    broken = typer.Typer()
+
+    @broken.command()
+    def connect() -> None:
+        password = os.environ["TR_TEST_PASSWORD"]  # a secret is a value at run time, never in the source
+        raise ValueError(f"invalid literal for int() with base 10: {password!r}")
+
+    monkeypatch.setenv("TR_TEST_PASSWORD", "s3cretPW")
+    monkeypatch.setattr(cli, "app", broken)
+    monkeypatch.delenv(cli.DEBUG_VARIABLE, raising=False)
+    code, err = run([])
+    assert code == 1 and "s3cretPW" not in err
+    assert "builtins.ValueError (message withheld" in err and "in connect" in err
+    monkeypatch.setenv(cli.DEBUG_VARIABLE, "1")
+    with pytest.raises(ValueError, match="s3cretPW"):
+        run([])
+
+
+def test_a_database_url_with_a_password_where_the_port_goes_is_one_line_without_it():
+    pytest.importorskip("sqlalchemy")
+    code, err = run(["report", "--db", "postgresql://admin:s3cretPW/appdb"])
+    assert code == 1 and "s3cretPW" not in err
+    assert err.strip().splitlines()[-1].startswith("error: "), err
