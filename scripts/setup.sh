@@ -6,6 +6,8 @@
 #   bash scripts/setup.sh --browser    # also Debian's Chromium for the report's browser test (root, apt-get)
 #
 # VENV=path picks another venv folder (default .venv); PYTHON=python3.x the interpreter that creates it.
+# TORCH_INDEX_URL=url takes torch from that index: pip's configured one gives the CPU build on this project's
+# machines, but PyPI's Linux torch brings the CUDA packages; https://download.pytorch.org/whl/cpu has CPU builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BROWSER=0
@@ -33,7 +35,7 @@ else
   say "upgrading pip (a few seconds)"
   pip_install -q --upgrade pip
   say "installing torch 2.13.0, CPU build (about 200 MB; about a minute, the last 40 s silent while pip unpacks it)"
-  pip_install "torch==2.13.0"
+  pip_install "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
   say "installing taskrouter -e .[train,test,proxy] and about 150 dependencies (about 2 min from a local index, more" \
       "when downloading; the last step, 'Installing collected packages', is silent for 1-2 min)"
   pip_install -e ".[train,test,proxy]"
