@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -244,7 +245,7 @@ def require_tuned(
 @contextmanager
 def assets_restored() -> Iterator[Callable[[], None]]:
     """Keep a copy of every shipped serving file (`assets.FILES`) and `assets.json`; on leaving, also on an
-    exception or Ctrl-C, put them back as they were, remove those that were not there, and drop the serving
+    exception, Ctrl-C or SIGTERM, put them back as they were, remove those that were not there, and drop the serving
     embedders that read them. Yields the restoring function, to put the package's own files back mid-run."""
     names = (*assets.FILES, assets.RECORD)
     with tempfile.TemporaryDirectory(prefix="taskrouter-assets-") as tmp:
@@ -262,7 +263,12 @@ def assets_restored() -> Iterator[Callable[[], None]]:
             assets.clear_record_cache()
             forget_serving_embedders()
 
+        def stop_on_sigterm(signum: int, frame: object) -> None:
+            raise SystemExit(128 + signum)  # a `timeout` or a CI kill unwinds through the restore below
+
+        before = signal.signal(signal.SIGTERM, stop_on_sigterm)
         try:
             yield restore
         finally:
+            signal.signal(signal.SIGTERM, before)
             restore()

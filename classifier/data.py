@@ -114,11 +114,13 @@ class Dataset:
         return h.hexdigest()
 
 
-def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = None) -> Dataset:
+def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = None, unique: bool = True) -> Dataset:
     """Load `{"text", "label"}` records from a .jsonl or .csv file (header row `text,label`).
 
-    A text given two labels (compared as `normalize.fold` folds it: case and spacing aside) is a DataError naming
-    both lines; a row repeating an earlier one's exact text and label is dropped, with a warning."""
+    `unique` (for training): a text given two labels (compared as `normalize.fold` folds it: case and spacing
+    aside) is a DataError naming both lines, and a row repeating an earlier one's exact text and label is dropped,
+    with a warning. Evaluation sets and recorded answers pass False: traffic repeats itself, and annotators
+    disagree."""
     p = Path(path)
     if not p.is_file():
         raise DataError("file not found", path=str(p))
@@ -150,7 +152,7 @@ def load_dataset(path: str | Path, *, allowed_labels: Iterable[str] | None = Non
         lines.append(line)
     if not texts:
         raise DataError("no records", path=str(p))
-    keep = _unique_rows(str(p), texts, labels, lines)
+    keep = _unique_rows(str(p), texts, labels, lines) if unique else range(len(texts))
     texts, labels, sources = [texts[i] for i in keep], [labels[i] for i in keep], [sources[i] for i in keep]
     return Dataset(tuple(texts), tuple(labels), str(p), tuple(sources) if any(sources) else None)
 

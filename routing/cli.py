@@ -379,7 +379,10 @@ def _check_tune_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         _fail(f"--out {out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not (out / RECORD).is_file():
-        _fail(f"--out {out}: holds files and is no tuned encoder (no {RECORD}); choose a new or empty folder")
+        _fail(
+            f"--out {out}: holds files and is no tuned encoder (no {RECORD}, which a tune writes last: an "
+            "interrupted one leaves a folder without it); delete it, or choose a new or empty folder"
+        )
 
 
 _PRIORS_OPTIONS: dict[str, list[Constraint]] = {
@@ -516,10 +519,16 @@ def evaluate(
         _fail("--static-threshold needs the static stage: drop --no-static")
     if sweep_out is not None and out_dir is not None:
         _fail("--sweep and --out-dir both name where the sweep goes: pass one")
-    _check_outputs({"--json": json_out, "--errors": errors, "--sweep": sweep_out}, [data, answers, config, model])
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         _fail(f"--out-dir {out_dir}: exists and is not a folder")
-    dataset = load_dataset(data)
+    # The sweep goes where the user said (--sweep, --out-dir, next to --json), never into the current folder.
+    prefix = (
+        sweep_out
+        or (out_dir / "sweep" if out_dir else None)
+        or (json_out.with_name(json_out.stem + "-sweep") if json_out else None)
+    )
+    _check_outputs({"--json": json_out, "--errors": errors}, prefix, [data, answers, config, model])
+    dataset = load_dataset(data, unique=False)
     cascade = Cascade.load(model, threshold=threshold, static=static, static_threshold=static_threshold)
     _check_eval_labels(dataset.labels, cascade.labels, data)
     if by == "source" and dataset.sources is None:
@@ -528,7 +537,7 @@ def evaluate(
     with contextlib.ExitStack() as opened:
         if llm is LLMMode.labels:
             assert answers is not None  # checked above
-            given = load_dataset(answers)
+            given = load_dataset(answers, unique=False)
             recorded = dict(zip(given.texts, given.labels, strict=True))
         elif llm is LLMMode.config:
             from routing.config import ClassifierSettings, load_config
@@ -541,12 +550,6 @@ def evaluate(
             router = opened.enter_context(TaskRouter(routing, cascade=cascade))  # closed after the run
             cascade = cascade.with_llm(router.llm_stage(cascade.labels))
         report = evaluate_cascade(cascade, dataset, llm_mode=llm.value, answers=recorded, by=by)
-    # The sweep goes where the user said (--sweep, --out-dir, next to --json), never into the current folder.
-    prefix = (
-        sweep_out
-        or (out_dir / "sweep" if out_dir else None)
-        or (json_out.with_name(json_out.stem + "-sweep") if json_out else None)
-    )
     if prefix is not None:
         report = save_sweeps(report, prefix)
     metrics = report.metrics
@@ -567,20 +570,30 @@ def evaluate(
         typer.echo(f"metrics: {json_out}")
 
 
-def _check_outputs(outputs: Mapping[str, Path | None], inputs: Sequence[Path | None]) -> None:
-    """Before any work: each output file (option: path) is no folder, its folder exists (the sweep's is made),
-    and it is none of the command's inputs, which writing it would replace."""
-    read = {p.resolve() for p in inputs if p is not None}
+def _check_outputs(outputs: Mapping[str, Path | None], sweep: Path | None, inputs: Sequence[Path | None]) -> None:
+    """Before any work: each output file (option: path) is no folder and its folder exists; no file written (the
+    sweep's three from its prefix too) is one of the command's inputs or another output."""
+    from classifier.training.evaluate import sweep_files
+
+    written: dict[Path, str] = {}
     for option, path in outputs.items():
         if path is None:
             continue
         if path.is_dir():
             _fail(f"{option} {path}: is a folder; name a file")
-        if option != "--sweep" and not path.parent.is_dir():
+        if not path.parent.is_dir():
             _fail(f"{option} {path}: {path.parent} is not a folder")
-        written = [path.with_suffix(s) for s in (".csv", ".png")] if option == "--sweep" else [path]
-        if any(w.resolve() in read for w in written):
-            _fail(f"{option} {path}: is an input of this command; writing it would replace it")
+        written.setdefault(path.resolve(), f"{option} {path}")
+    for path in sweep_files(sweep) if sweep is not None else ():
+        if path.is_dir():
+            _fail(f"the sweep's {path}: is a folder")
+        written.setdefault(path.resolve(), f"the sweep's {path}")
+    if len(written) < sum(p is not None for p in outputs.values()) + (3 if sweep is not None else 0):
+        _fail("two outputs name the same file: " + ", ".join(sorted(written.values())))
+    read = {p.resolve() for p in inputs if p is not None}
+    for path, what in written.items():
+        if path in read:
+            _fail(f"{what}: is an input of this command; writing it would replace it")
 
 
 def _check_eval_labels(truth: Sequence[str], model_labels: Sequence[str], data: Path) -> None:
@@ -611,8 +624,8 @@ def compare(
     from classifier.training.evaluate import dump_json
     from classifier.training.evaluate import evaluate as run_eval
 
-    _check_outputs({"--json": json_out}, [data, old, new])
-    dataset = load_dataset(data)
+    _check_outputs({"--json": json_out}, None, [data, old, new])
+    dataset = load_dataset(data, unique=False)
     cascades = {"old": Cascade.load(old), "new": Cascade.load(new)}  # both before either is evaluated
     for cascade in cascades.values():
         _check_eval_labels(dataset.labels, cascade.labels, data)
@@ -984,8 +997,8 @@ def main(args: Sequence[str] | None = None) -> None:
     except TaskRouterError as exc:
         _fail(str(exc))
     except OSError as exc:
-        if exc.filename is None:
-            raise
+        if exc.filename is None:  # e.g. a ConnectionError, whose message may hold a URL with its password
+            _unexpected(exc)
         _fail(f"{exc.filename}: {exc.strerror or exc}")
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -997,16 +1010,21 @@ def main(args: Sequence[str] | None = None) -> None:
         if callable(show) and isinstance(code, int):
             show()
             sys.exit(code)
-        if os.environ.get(DEBUG_VARIABLE):
-            raise
-        # A bug: where it happened, but not its message, which may quote a secret from the config or a URL.
-        frames = "".join(traceback.format_tb(exc.__traceback__))
-        typer.echo(
-            f"Traceback (most recent call last):\n{frames}{type(exc).__module__}.{type(exc).__qualname__} "
-            f"(message withheld: it may quote a secret; {DEBUG_VARIABLE}=1 shows it)",
-            err=True,
-        )
-        sys.exit(1)
+        _unexpected(exc)
+
+
+def _unexpected(exc: BaseException) -> NoReturn:
+    """A bug, or a fault nothing names: where it happened, but not its message, which may quote a secret from the
+    config or a URL (raised as it is when DEBUG_VARIABLE is set)."""
+    if os.environ.get(DEBUG_VARIABLE):
+        raise exc
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    typer.echo(
+        f"Traceback (most recent call last):\n{frames}{type(exc).__module__}.{type(exc).__qualname__} "
+        f"(message withheld: it may quote a secret; {DEBUG_VARIABLE}=1 shows it)",
+        err=True,
+    )
+    sys.exit(1)
 
 
 if __name__ == "__main__":

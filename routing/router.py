@@ -406,7 +406,8 @@ class _LoopThread:
             task.cancel()
         if rest:
             await asyncio.wait(rest, timeout=timeout)
-        await _litellm.close_loop_clients()  # LiteLLM would keep them, and their connections, 10 minutes
+        with contextlib.suppress(Exception):  # the loop's own shutdown below runs regardless
+            await _litellm.close_loop_clients()  # LiteLLM would keep them, and their connections, 10 minutes
         await self.loop.shutdown_asyncgens()
         await self.loop.shutdown_default_executor()  # joins its worker threads (`close` would not wait for them)
 

@@ -24,6 +24,7 @@ from ..serving.head import Examples, HeadExport
 from ..serving.stages import StageManifest
 from .load import built_in_stages, installed_sha256, load_manifest
 from .manifest import (
+    KIND,
     MANIFEST,
     CascadeSpec,
     EmbedderSpec,
@@ -131,26 +132,21 @@ def check_model_out(directory: str | Path) -> Path:
     where = str(out)
     if out.exists() and not out.is_dir():
         raise ModelFileError("exists and is not a directory", path=where)
-    resolved = out.resolve()
-    if resolved == Path.cwd() or resolved in Path.cwd().parents:
-        raise ModelFileError(
-            "is the folder this process runs in, or holds it: a model is written beside its folder and swapped "
-            "in; name a folder of its own (e.g. --out model)",
-            path=where,
-        )
+    resolved = _not_the_working_folder(out)
     existing = next((p for p in resolved.parents if p.exists()), None)
     if existing is not None and not existing.is_dir():
         raise ModelFileError(f"cannot be made: {existing} is not a directory", path=where)
     if not out.is_dir():
         return out
     files = sorted(p.name for p in out.iterdir() if not p.is_dir() or p.is_symlink())
-    if files and MANIFEST not in files:
+    listed = _listed(out / MANIFEST)
+    if files and listed is None:
         raise ModelFileError(
-            f"holds files and no {MANIFEST}: it is not a model folder, and saving would delete "
+            f"holds files and no taskrouter {MANIFEST}: it is not a model folder, and saving would delete "
             f"{', '.join(files[:3])}{', ...' if len(files) > 3 else ''}; choose a new or empty folder",
             path=where,
         )
-    unlisted = sorted(set(files) - {MANIFEST} - _listed(out / MANIFEST))
+    unlisted = sorted(set(files) - {MANIFEST} - (listed or set()))
     if unlisted:
         raise ModelFileError(
             f"holds files its model does not list, which saving would delete: {', '.join(unlisted[:3])}"
@@ -160,13 +156,30 @@ def check_model_out(directory: str | Path) -> Path:
     return out
 
 
-def _listed(manifest: Path) -> set[str]:
-    """The file names a manifest lists (none when it cannot be read)."""
+def _listed(manifest: Path) -> set[str] | None:
+    """The file names a taskrouter manifest lists; None when `manifest` is missing or no taskrouter manifest (a
+    web app's manifest.json is a file like any other)."""
     try:
-        files = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
-    except (OSError, ValueError, AttributeError):
-        return set()
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("kind") != KIND:
+        return None
+    files = doc.get("files")
     return {name for name in files if isinstance(name, str)} if isinstance(files, dict) else set()
+
+
+def _not_the_working_folder(out: Path) -> Path:
+    """`out` resolved, unless it is the folder this process runs in or one above it, which a swap would pull out
+    from under it."""
+    resolved = out.resolve()
+    if resolved == Path.cwd() or resolved in Path.cwd().parents:
+        raise ModelFileError(
+            "is the folder this process runs in, or holds it: a model is written beside its folder and swapped "
+            "in; name a folder of its own (e.g. --out model), or run from elsewhere",
+            path=str(out),
+        )
+    return resolved
 
 
 def _write(out: Path, manifest: Manifest, blobs: dict[str, bytes]) -> None:
@@ -227,6 +240,7 @@ def _sync(folder: Path) -> None:
 def convert(directory: str | Path) -> Path:
     """Rewrite a model directory's manifest in format 3 after loading it (no retraining, same array files)."""
     d, manifest, blobs = load_manifest(directory)
+    d = check_model_out(d).resolve()  # no link or other entry beside the files that the rewrite would drop
     _write(d, manifest, blobs)
     load_manifest(d)
     return d

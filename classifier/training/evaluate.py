@@ -37,6 +37,7 @@ __all__ = [
     "save_sweeps",
     "static_sweep",
     "sweep",
+    "sweep_files",
     "write_csv",
     "write_sweep",
 ]
@@ -201,17 +202,24 @@ def evaluate_cascade(
     )
 
 
-def save_sweeps(report: EvaluationReport, prefix: str | Path) -> EvaluationReport:
-    """Write the sweep (PREFIX.csv, PREFIX.png) and the static-stage sweep (PREFIX-static.csv); the report with
-    their paths in its metrics."""
+def sweep_files(prefix: str | Path) -> tuple[Path, Path, Path]:
+    """The files a sweep with this prefix writes: PREFIX.csv, PREFIX.png and PREFIX-static.csv (a prefix ending
+    in .csv or .png names the CSV or the plot itself)."""
     prefix = Path(prefix)
     if prefix.suffix in (".csv", ".png"):
         prefix = prefix.with_suffix("")
+    csv, png, static = (prefix.with_name(prefix.name + end) for end in (".csv", ".png", "-static.csv"))
+    return csv, png, static
+
+
+def save_sweeps(report: EvaluationReport, prefix: str | Path) -> EvaluationReport:
+    """Write the sweep (PREFIX.csv, PREFIX.png) and the static-stage sweep (PREFIX-static.csv); the report with
+    their paths in its metrics."""
     title = f"threshold sweep, stage 3 = {report.llm_mode}" + (" (upper bound)" if report.llm_mode == "oracle" else "")
     csv_path, png_path = write_sweep(list(report.sweep), prefix, chosen=report.threshold, title=title)
     metrics = {**report.metrics, "sweep": {**report.metrics["sweep"], "csv": str(csv_path), "png": str(png_path)}}
     if report.static_sweep:
-        static_csv = write_csv(list(report.static_sweep), prefix.with_name(prefix.name + "-static.csv"))
+        static_csv = write_csv(list(report.static_sweep), sweep_files(prefix)[2])
         metrics["static_sweep"] = {**report.metrics["static_sweep"], "csv": str(static_csv)}
     return dataclasses.replace(report, metrics=metrics)
 
@@ -304,11 +312,8 @@ def write_sweep(rows: list[dict], out_prefix: str | Path, *, title: str, chosen:
     """Save the sweep as CSV and as a PNG plot (escalation rate vs macro-F1)."""
     from matplotlib.figure import Figure  # no pyplot: the host program's backend stays as it is
 
-    prefix = Path(out_prefix)
-    if prefix.suffix in (".csv", ".png"):  # `--sweep out/sweep.csv` names the CSV itself
-        prefix = prefix.with_suffix("")
-    csv_path = write_csv(rows, prefix.with_name(prefix.name + ".csv"))
-    png_path = prefix.with_name(prefix.name + ".png")
+    csv_name, png_path, _ = sweep_files(out_prefix)  # `--sweep out/sweep.csv` names the CSV itself
+    csv_path = write_csv(rows, csv_name)
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     ax.plot([r["escalation_rate"] * 100 for r in rows], [r["macro_f1"] for r in rows], marker=".")

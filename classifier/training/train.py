@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from ..data import MAX_QUERY_CHARS, Dataset, check_labels, check_query
 from ..errors import InvalidParameterError
+from ..model_files import check_model_out
 from ..params import SEED, SHARE, Constraint, Interval, validate_params
 from ..results import EMBEDDING, STATIC
 from ..serving.cascade import Cascade
@@ -179,6 +180,8 @@ def train_cascade(
     """
     validate_params(_TRAIN_PARAMS, locals(), caller="train_cascade", exclusive=[("max_escalation", "max_error")])
     check_classifier_params(classifier_params, caller="train_cascade")
+    if out is not None:
+        check_model_out(out)  # a folder a save would empty is refused before the training, not after it
     if calibration is not None and calibration.sources is not None:  # its folds are made after all training
         check_source_count(calibration.sources, path=calibration.path)
     if max_escalation is None and max_error is None:
@@ -337,6 +340,8 @@ def select_by_folds(
         _check_train_params({**params, **candidate}, caller="select_by_folds")
     if calibration.sources is not None:
         check_source_count(calibration.sources, path=calibration.path)
+    if out is not None:
+        check_model_out(out)
     if calibration.sources is None or not group_sources(calibration.sources, calibration.labels):
         raise InvalidParameterError(
             "calibration", _name(calibration), "rows from sources that group into folds holding every label twice"

@@ -65,20 +65,16 @@ def test_slow_deployment_times_out_and_falls_back(build, provider):
     assert provider.hits("math-a") == 1 and provider.hits("capable-a") == 1  # timed out once, not retried
 
 
-def test_cooldown_after_allowed_fails(provider, shipped_cascade):
+def test_cooldown_after_allowed_fails(build, provider):
     deployments = [
         deployment(provider, "fast", "fast-bad"),
         deployment(provider, "fast", "fast-good"),
         deployment(provider, "capable", "capable-a"),
     ]
     provider.set(**{"fast-bad": {"mode": "500"}})
-    tr = TaskRouter(
-        make_config(
-            provider,
-            deployments=deployments,
-            router_settings={"allowed_fails": 1, "cooldown_time": 60, "fallbacks": [{"fast": ["capable"]}]},
-        ),
-        cascade=shipped_cascade,
+    tr = build(
+        deployments=deployments,
+        router_settings={"allowed_fails": 1, "cooldown_time": 60, "fallbacks": [{"fast": ["capable"]}]},
     )
     results = [
         tr.complete(f"Recommend a good book about {topic}")
@@ -127,15 +123,12 @@ def test_context_window_without_fallback_is_a_typed_error(build, provider):
     assert info.value.pool == "code"
 
 
-def test_cost_based_routing_picks_the_cheaper_deployment(provider, shipped_cascade):
+def test_cost_based_routing_picks_the_cheaper_deployment(build, provider):
     deployments = [
         deployment(provider, "fast", "fast-pricey", input_cost_per_token=1e-5, output_cost_per_token=1e-5),
         deployment(provider, "fast", "fast-cheap", input_cost_per_token=1e-7, output_cost_per_token=2e-7),
     ]
-    tr = TaskRouter(
-        make_config(provider, deployments=deployments, router_settings={"routing_strategy": "cost-based-routing"}),
-        cascade=shipped_cascade,
-    )
+    tr = build(deployments=deployments, router_settings={"routing_strategy": "cost-based-routing"})
     results = [tr.complete(f"Any tips for visiting {city}?") for city in ["Oslo", "Lima", "Cairo", "Hanoi", "Quito"]]
     results.append(asyncio.run(tr.acomplete("Any tips for visiting Perth?")))
     streamed = tr.complete("Any tips for visiting Accra?", stream=True)
@@ -157,16 +150,12 @@ def test_every_pool_down_is_one_typed_error_and_no_hang(build, provider):
     assert "sk-fake" not in str(info.value)
 
 
-def test_no_request_lost_under_concurrency_with_a_flaky_deployment(provider, shipped_cascade):
+def test_no_request_lost_under_concurrency_with_a_flaky_deployment(build, provider):
     deployments = [deployment(provider, "fast", "fast-flaky"), deployment(provider, "capable", "capable-a")]
     provider.set(**{"fast-flaky": {"mode": "flaky", "fail_every": 2}})
-    tr = TaskRouter(
-        make_config(
-            provider,
-            deployments=deployments,
-            router_settings={"fallbacks": [{"fast": ["capable"]}], "disable_cooldowns": True, "timeout": 600},
-        ),
-        cascade=shipped_cascade,
+    tr = build(
+        deployments=deployments,
+        router_settings={"fallbacks": [{"fast": ["capable"]}], "disable_cooldowns": True, "timeout": 600},
     )  # 200 at once on 2 shared cores: slow is not lost (on a loaded machine some wait over a minute for a
     # connection; with a short timeout they would fall back to `capable` before ever trying `fast`)
     queries = [
@@ -260,8 +249,8 @@ def test_classifier_model_path_is_read_relative_to_the_config(tmp_path, provider
     shutil.copytree(small_model_dir, tmp_path / "models" / "mine")
     cfg = make_config(provider, classifier={"model": "models/mine", "threshold": 0.5})
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
-    tr = TaskRouter(str(tmp_path / "c.yaml"))
-    assert tr.cascade.threshold == 0.5 and len(tr.cascade.classifier.example_texts_) == 240
+    with TaskRouter(str(tmp_path / "c.yaml")) as tr:
+        assert tr.cascade.threshold == 0.5 and len(tr.cascade.classifier.example_texts_) == 240
 
 
 def test_a_provider_error_names_the_deployment_that_failed(build, provider):
@@ -278,10 +267,9 @@ def test_metadata_that_is_not_a_mapping_is_refused_before_classifying(build, pro
     assert provider.requests == []
 
 
-def test_the_decision_record_callbacks_read_holds_no_query_text(provider, shipped_cascade):
+def test_the_decision_record_callbacks_read_holds_no_query_text(build):
     """LiteLLM hands metadata to every callback (Langfuse, spend logs): the unredacted query must not ride in it."""
-    config = make_config(provider, telemetry={"store_text": True})
-    tr = TaskRouter(config, cascade=shipped_cascade)
+    tr = build(telemetry={"store_text": True})
     _, record = tr.plan(tr.decide(MATH), 'my key is api_key="sk-proj-abcdefghijklmnop1234"')
     assert "query" not in record and "sk-proj" not in repr(dict(record))
 

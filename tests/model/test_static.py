@@ -277,21 +277,23 @@ def test_a_save_that_fails_half_way_leaves_the_model_that_was_there(small_model_
     (d / "notes" / "why.txt").write_text("trained for the demo")
     before = {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()}
     clf = TaskClassifier(cv=0).fit(small_data.texts, small_data.labels)
-    real_rename, real_write = os.rename, Path.write_text
+    real_rename, real_fsync = os.rename, os.fsync
+    written: list[int] = []
 
     def rename(src, dst):
         if fails_at == "swapping" and Path(src).name.startswith(".m.new-"):
             raise OSError("disk full")
         return real_rename(src, dst)
 
-    def write_text(self, *args, **kwargs):
-        if fails_at == "writing" and self.name == "manifest.json":
+    def fsync(fd):  # each file is flushed to disk as it is written: the third one fails
+        written.append(fd)
+        if fails_at == "writing" and len(written) == 3:
             raise OSError("disk full")
-        return real_write(self, *args, **kwargs)
+        return real_fsync(fd)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(save.os, "rename", rename)
-        mp.setattr(Path, "write_text", write_text)
+        mp.setattr(save.os, "fsync", fsync)
         with pytest.raises(OSError, match="disk full"):
             clf.save(d)
     assert {p.name: p.read_bytes() for p in d.iterdir() if p.is_file()} == before

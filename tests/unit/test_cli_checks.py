@@ -12,7 +12,7 @@ import typer
 from typer.testing import CliRunner
 
 from classifier.errors import ModelFileError
-from classifier.model_files import check_model_out
+from classifier.model_files import KIND, check_model_out
 from routing import cli
 
 ROWS = [
@@ -58,7 +58,7 @@ def test_a_new_or_empty_folder_or_a_model_folder_takes_a_model(tmp_path):
     (tmp_path / "empty").mkdir()
     assert check_model_out(tmp_path / "empty")
     model = model_folder(tmp_path / "model", ["weights.npz"])
-    (model / "manifest.json").write_text(json.dumps({"files": {"weights.npz": {}}}))
+    (model / "manifest.json").write_text(json.dumps({"kind": KIND, "files": {"weights.npz": {}}}))
     (model / "notes").mkdir()  # folders inside a model folder stay in it
     assert check_model_out(model) == model
 
@@ -66,9 +66,13 @@ def test_a_new_or_empty_folder_or_a_model_folder_takes_a_model(tmp_path):
 @pytest.mark.parametrize(
     ("files", "manifest", "message"),
     [
-        (["queries.jsonl", "NOTES.md"], None, "holds files and no manifest.json"),
-        (["weights.npz", "queries.jsonl"], {"files": {"weights.npz": {}}}, "does not list.*queries.jsonl"),
-        (["weights.npz"], "{not json", "does not list.*weights.npz"),
+        (["queries.jsonl", "NOTES.md"], None, "holds files and no taskrouter manifest.json"),
+        (
+            ["weights.npz", "queries.jsonl"],
+            {"kind": KIND, "files": {"weights.npz": {}}},
+            "does not list.*queries.jsonl",
+        ),
+        (["weights.npz"], "{not json", "no taskrouter manifest.json.*manifest.json, weights.npz"),
     ],
 )
 def test_a_folder_whose_files_a_save_would_delete_is_refused(tmp_path, files, manifest, message):
@@ -95,7 +99,7 @@ def test_a_file_the_current_folder_or_a_path_under_a_file_is_refused(tmp_path, m
 def test_train_refuses_a_folder_of_other_files_before_reading_the_data(tmp_path, data):
     (tmp_path / "NOTES.md").write_text("mine")
     code, err = run(["train", "--data", str(data), "--out", str(tmp_path)])
-    assert code == 1 and "holds files and no manifest.json" in err
+    assert code == 1 and "holds files and no taskrouter manifest.json" in err
     assert (tmp_path / "NOTES.md").read_text() == "mine" and data.is_file()
 
 
@@ -118,7 +122,7 @@ def test_tune_encoder_refuses_a_folder_that_is_no_tuned_encoder(tmp_path, data):
         (["--errors", "{data}"], "--errors .*is an input of this command"),
         (["--json", "{tmp}"], "--json .*is a folder"),
         (["--json", "{tmp}/no-such-folder/m.json"], "--json .*no-such-folder is not a folder"),
-        (["--sweep", "{tmp}/queries"], "--sweep .*is an input"),  # queries.csv would replace a CSV input
+        (["--sweep", "{tmp}/queries"], "the sweep's .*queries.csv: is an input"),  # it would replace the data
     ],
 )
 def test_evaluate_refuses_before_it_reads_anything(tmp_path, data, extra, message):
@@ -205,3 +209,87 @@ def test_a_database_url_with_a_password_where_the_port_goes_is_one_line_without_
     code, err = run(["report", "--db", "postgresql://admin:s3cretPW/appdb"])
     assert code == 1 and "s3cretPW" not in err
     assert err.strip().splitlines()[-1].startswith("error: "), err
+
+
+def test_a_folder_with_another_programs_manifest_is_no_model_folder(tmp_path):
+    folder = model_folder(tmp_path / "app", ["notes.txt"])
+    (folder / "manifest.json").write_text(json.dumps({"name": "my app", "files": {"notes.txt": 1}}))
+    with pytest.raises(ModelFileError, match="no taskrouter manifest.json.*manifest.json, notes.txt"):
+        check_model_out(folder)
+
+
+def test_train_cascade_checks_out_before_training(tmp_path):
+    pytest.importorskip("sklearn")
+    from classifier.data import Dataset
+    from classifier.training.train import train_cascade
+
+    (tmp_path / "notes.txt").write_text("mine")
+    texts = tuple(r["text"] for r in ROWS)
+    with pytest.raises(ModelFileError, match="holds files"):
+        train_cascade(Dataset(texts, tuple(r["label"] for r in ROWS), "rows"), out=tmp_path)
+
+
+def test_convert_refuses_what_its_rewrite_would_drop(tmp_path, monkeypatch):
+    import shutil
+
+    from classifier.model_files import convert
+    from tests.conftest import ROOT
+
+    model = tmp_path / "m"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "model-2026-11", model)
+    (model / "data-link").symlink_to(tmp_path)
+    with pytest.raises(ModelFileError, match="does not list.*data-link"):
+        convert(model)
+    (model / "data-link").unlink()
+    monkeypatch.chdir(model)
+    with pytest.raises(ModelFileError, match="folder this process runs in"):
+        convert(".")
+    assert sorted(p.name for p in model.iterdir()) == sorted(
+        p.name for p in (ROOT / "tests" / "fixtures" / "model-2026-11").iterdir()
+    )
+
+
+def test_evaluation_data_keeps_its_repeats_and_disagreements(tmp_path):
+    from classifier.data import load_dataset
+
+    path = tmp_path / "traffic.jsonl"
+    rows = [("what is 2+2?", "math"), ("what is 2+2?", "math"), ("What is 2+2?", "default")]
+    path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows))
+    kept = load_dataset(path, unique=False)
+    assert list(zip(kept.texts, kept.labels, strict=True)) == rows
+    with pytest.raises(Exception, match="line 1 has label 'default' here and 'math' there"):
+        load_dataset(path)
+
+
+@pytest.mark.parametrize(
+    ("files", "args", "message"),
+    [
+        (["held.v2.csv"], ["--sweep", "{tmp}/held.v2"], "the sweep's .*held.v2.csv: is an input"),
+        ([], ["--json", "{tmp}/a.json", "--errors", "{tmp}/a.json"], "two outputs name the same file"),
+        ([], ["--json", "{tmp}/m.csv", "--sweep", "{tmp}/m"], "two outputs name the same file"),
+    ],
+)
+def test_sweep_files_and_outputs_are_checked_by_the_names_written(tmp_path, files, args, message):
+    pytest.importorskip("sklearn")
+    data = tmp_path / (files[0] if files else "data.csv")
+    data.write_text("text,label\nintegrate x^2,math\nreverse a list,code\n")
+    code, err = run(
+        ["evaluate", "--data", str(data), "--model", str(tmp_path / "no-model")]
+        + [a.format(tmp=tmp_path) for a in args]
+    )
+    assert code == 1 and re.search(message, err), err
+
+
+def test_a_fault_with_no_file_name_is_withheld_too(monkeypatch):
+    broken = typer.Typer()
+
+    @broken.command()
+    def connect() -> None:
+        url = os.environ["TR_TEST_URL"]
+        raise ConnectionError(f"cannot reach {url}")
+
+    monkeypatch.setenv("TR_TEST_URL", "https://user:s3cretPW@telemetry.example/db")
+    monkeypatch.setattr(cli, "app", broken)
+    monkeypatch.delenv(cli.DEBUG_VARIABLE, raising=False)
+    code, err = run([])
+    assert code == 1 and "s3cretPW" not in err and "builtins.ConnectionError (message withheld" in err
