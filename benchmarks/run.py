@@ -25,6 +25,7 @@ What it measures, all on this machine at run time (nothing is hard-coded):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -85,8 +86,10 @@ def _spread(items: list, n: int) -> list:
     return items[::step][:n]
 
 
+@functools.cache
 def _encoder() -> str:
-    """The encoder the shipped model was trained with ("base" or "tuned"): every path serves that one."""
+    """The encoder the shipped model was trained with ("base" or "tuned"): every path serves that one (read once:
+    `load_manifest` hashes every model file)."""
     from classifier.model_files import load_manifest
 
     return str(load_manifest()[1].params.get("encoder", "base"))
