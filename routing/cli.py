@@ -158,7 +158,7 @@ def train(
     lexical_weight: Annotated[
         float | None,
         typer.Option(
-            help="How much the heads weigh the word n-grams against the embeddings (default 1; 0: embeddings "
+            help="How much the heads weigh the character n-grams against the embeddings (default 1; 0: embeddings "
             "only); --select-lexical-weight chooses it."
         ),
     ] = None,
@@ -256,7 +256,10 @@ def train(
             params = " ".join(f"{'C' if k == 'C' else 'lexical_weight'}={v:<6g}" for k, v in row["params"].items())
             typer.echo(f"  {params:<16} {row['folds_macro_f1']:.4f} ({folds}){mark}")
     if report.folds:
-        typer.echo(f"out-of-source folds of {calibration_data} (stage 3 off; never trained on):")
+        typer.echo(
+            f"out-of-source folds of {calibration_data} (stage 3 off; never trained on; each scored with thresholds "
+            "read on the other folds' rows):"
+        )
         typer.echo(f"  {'fold':<5} {'rows':>6} {'macro-F1':>8} {'escalated':>9} {'static':>7}  sources")
         for f in report.folds:
             static_share = "-" if f.static_coverage is None else f"{f.static_coverage:.1%}"
@@ -512,6 +515,10 @@ def evaluate(
 
     if llm is LLMMode.labels and answers is None:
         raise TaskRouterError("--llm labels needs --answers FILE")
+    from routing.config import CONFIG_ENV
+
+    if llm is LLMMode.config and config is None and not os.environ.get(CONFIG_ENV):
+        raise TaskRouterError(f"--llm config needs --config FILE (or {CONFIG_ENV} naming one)")
     for option, value, mode in (("--answers", answers, LLMMode.labels), ("--config", config, LLMMode.config)):
         if value is not None and llm is not mode:
             _fail(f"{option} is read only with --llm {mode.value}")
@@ -617,7 +624,8 @@ def compare(
     data: Annotated[Path, typer.Option(help="Labeled queries to compare them on.")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the comparison as JSON here.")] = None,
 ) -> None:
-    """Show what a retrain changed on labeled queries: metrics old vs new, predictions fixed and broken."""
+    """Show what a retrain changed on labeled queries: metrics old vs new, and the queries it fixed and broke
+    (the first ten of each here, all of them in --json), with McNemar's exact p for fixed against broken."""
     _require("compare", "sklearn", extra="train")
     from classifier.data import load_dataset
     from classifier.serving.cascade import Cascade
@@ -633,8 +641,14 @@ def compare(
     truth = dataset.labels
     old_pred = [d.label for d in runs["old"][1]]
     new_pred = [d.label for d in runs["new"][1]]
-    fixed = sum(o != y and n == y for o, n, y in zip(old_pred, new_pred, truth, strict=True))
-    broken = sum(o == y and n != y for o, n, y in zip(old_pred, new_pred, truth, strict=True))
+    changed = [
+        {"text": t, "label": y, "old": o, "new": n, "change": "fixed" if n == y else "broken" if o == y else "wrong"}
+        for t, y, o, n in zip(dataset.texts, truth, old_pred, new_pred, strict=True)
+        if o != n
+    ]
+    fixed = sum(c["change"] == "fixed" for c in changed)
+    broken = sum(c["change"] == "broken" for c in changed)
+    p_value = _mcnemar(fixed, broken)
     m_old, m_new = runs["old"][0], runs["new"][0]
     typer.echo(f"{'':<22}{'old':>10}{'new':>10}{'change':>10}")
     for key in ("accuracy", "macro_f1", "escalation_rate"):
@@ -643,9 +657,19 @@ def compare(
         before = m_old["per_label"].get(label, {}).get("f1", 0.0)
         typer.echo(f"{'f1 ' + label:<22}{before:>10.4f}{v['f1']:>10.4f}{v['f1'] - before:>+10.4f}")
     typer.echo(
-        f"\n{sum(o != n for o, n in zip(old_pred, new_pred, strict=True))} predictions changed: "
-        f"{fixed} fixed, {broken} broken"
+        f"\n{len(changed)} predictions changed: {fixed} fixed, {broken} broken, {len(changed) - fixed - broken} "
+        f"wrong both times; fixed against broken: McNemar exact p = {p_value:.3g} "
+        f"({'more than' if p_value < 0.05 else 'within'} what chance gives, at the 0.05 level)"
     )
+    for kind in ("fixed", "broken"):
+        rows = [c for c in changed if c["change"] == kind]
+        for c in rows[:10]:
+            text = " ".join(c["text"].split())
+            typer.echo(
+                f"  {kind:<7}{c['label']:>10}: {c['old']} -> {c['new']}  {text[:70]}{'…' if len(text) > 70 else ''}"
+            )
+        if len(rows) > 10:
+            typer.echo(f"  ... and {len(rows) - 10} more {kind}" + (" (all in --json)" if json_out else ""))
     if json_out:
         dump_json(
             {
@@ -653,9 +677,18 @@ def compare(
                 "new": {k: m_new[k] for k in ("accuracy", "macro_f1", "escalation_rate", "per_label")},
                 "fixed": fixed,
                 "broken": broken,
+                "mcnemar_p": p_value,
+                "changed": changed,
             },
             json_out,
         )
+
+
+def _mcnemar(fixed: int, broken: int) -> float:
+    """McNemar's exact test: how likely a split at least this uneven is when each change is a coin toss."""
+    from scipy.stats import binomtest
+
+    return float(binomtest(fixed, fixed + broken).pvalue) if fixed + broken else 1.0
 
 
 @app.command()
@@ -829,13 +862,16 @@ def classify(
 ) -> None:
     """Classify queries with the cascade (stage 3 off) and print each decision."""
     texts = _read_queries(queries or [], file or [])
+    from classifier.data import check_query
     from classifier.serving.cascade import Cascade
 
+    texts = [check_query(t, field="query" if len(texts) == 1 else f"query {i + 1}") for i, t in enumerate(texts)]
     cascade = Cascade.load(model)
+    width = max(9, *(len(label) for label in cascade.labels))  # labels of one's own can be longer than ours
     for q, d in zip(texts, cascade.classify_batch(texts), strict=True):
         conf = "" if d.confidence is None else f" {d.confidence:.2f}"
         shown = " ".join(q[:70].split())  # a query read from a file may span lines: one output line each
-        typer.echo(f"{d.label:<9} {d.stage:<10}{conf}{' escalated' if d.escalated else ''}  {shown}")
+        typer.echo(f"{d.label:<{width}} {d.stage:<10}{conf}{' escalated' if d.escalated else ''}  {shown}")
 
 
 @app.command()
@@ -853,7 +889,12 @@ def route(
     tr = get_router(_config_path(config))
     d = tr.decide(text)
     conf = "n/a" if d.confidence is None else f"{d.confidence:.3f}"
-    typer.echo(f"label={d.label} stage={d.stage} confidence={conf} escalated={d.escalated} pool={tr.pool_for(d.label)}")
+    why = ""
+    if d.escalated and not tr.config.taskrouter.llm_classifier.alias:
+        why = " (below the threshold; no stage 3 is configured, so this label stands)"
+    typer.echo(
+        f"label={d.label} stage={d.stage} confidence={conf} escalated={d.escalated}{why} pool={tr.pool_for(d.label)}"
+    )
 
 
 @app.command()

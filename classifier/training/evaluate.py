@@ -54,7 +54,9 @@ def _classification(truth: Sequence[str], pred: Sequence[str], labels: list[str]
     p, r, f, s = precision_recall_fscore_support(truth, pred, labels=labels, zero_division=0)
     return {
         "accuracy": float(accuracy_score(truth, pred)),
-        "macro_f1": float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0)),
+        # over the labels in the data or predicted (sklearn's own): a label of the model's that the data lacks and
+        # nothing predicts would count as an F1 of 0 in the average; the per-label table still lists it
+        "macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
         "per_label": {
             lab: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
             for i, lab in enumerate(labels)
@@ -252,7 +254,7 @@ def sweep(
         return out
 
     conf = np.where(before_minilm, np.inf, proba.max(axis=1))
-    rows = threshold_sweep(conf, np.round(np.arange(0.3, 1.0001, 0.01), 2), predict=predict, truth=truth, labels=labels)
+    rows = threshold_sweep(conf, np.round(np.arange(0.3, 1.0001, 0.01), 2), predict=predict, truth=truth)
     return [{k: r[k] for k in ("threshold", "escalation_rate", "accuracy", "macro_f1")} for r in rows]
 
 
@@ -264,7 +266,6 @@ def static_sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision],
     if cascade.static is None:
         return []
     truth, texts = list(data.labels), list(data.texts)
-    labels = sorted(set(cascade.labels) | set(truth))
     static = _static_name(cascade)
     fast = cascade.head_proba(static, texts)
     f_label = [cascade.labels[i] for i in fast.argmax(axis=1)]
@@ -278,9 +279,7 @@ def static_sweep(cascade: Cascade, data: Dataset, decisions: Sequence[Decision],
         ]
 
     conf = np.where(past_rules, fast.max(axis=1), -np.inf)
-    rows = threshold_sweep(
-        conf, np.round(np.arange(0.80, 1.0001, 0.01), 2), predict=predict, truth=truth, labels=labels
-    )
+    rows = threshold_sweep(conf, np.round(np.arange(0.80, 1.0001, 0.01), 2), predict=predict, truth=truth)
     return [
         {
             "static_threshold": r["threshold"],

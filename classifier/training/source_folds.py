@@ -53,6 +53,9 @@ class FoldScore:
     accuracy_by_source: dict[str, float]
     """Accuracy on each source's rows: a gain that shows in one source only is a gain on that source's style (data
     written for the kinds a fold missed raises that fold's score without saying anything about new traffic)."""
+    static_threshold: float | None = None
+    escalation_threshold: float | None = None
+    """The thresholds the fold was scored with (`train_cascade` reads them on the other folds' rows)."""
 
     def to_dict(self) -> dict:
         return {**asdict(self), "sources": list(self.sources)}

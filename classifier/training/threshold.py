@@ -23,13 +23,13 @@ def sweep(
     correct: np.ndarray | None = None,
     predict: Callable[[np.ndarray], Sequence[str]] | None = None,
     truth: Sequence[str] | None = None,
-    labels: Sequence[str] | None = None,
 ) -> list[dict]:
     """One row per threshold t of a stage that accepts a query when its confidence is at least t.
 
     Each row has `threshold`, `escalation_rate` (the share passed on, confidence < t) and `accepted_rate`; with
     `correct` (whether each query's label is right), `accepted_error` among the accepted; with `predict`
-    (accepted mask -> every query's final label) and `truth`, the `accuracy` and `macro_f1` of those labels.
+    (accepted mask -> every query's final label) and `truth`, the `accuracy` and `macro_f1` of those labels (over
+    the labels in `truth` or predicted: one the data lacks and nothing predicts is not averaged in as a zero).
     Queries the stage never sees can be given confidence -inf (never accepted) or +inf (always kept).
     """
     conf = np.asarray(confidence, dtype=float)
@@ -49,7 +49,7 @@ def sweep(
 
             pred = list(predict(accepted))
             row["accuracy"] = float(accuracy_score(truth, pred))
-            row["macro_f1"] = float(f1_score(truth, pred, labels=labels, average="macro", zero_division=0))
+            row["macro_f1"] = float(f1_score(truth, pred, average="macro", zero_division=0))
         rows.append(row)
     return rows
 

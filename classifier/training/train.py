@@ -212,8 +212,8 @@ def train_cascade(
     ).fit(texts, labels, cv_embeddings=cv_main)
 
     heads: dict[str, dict] = {}  # stage -> threshold, target and curve, chosen by `_pick` alike
-    held = _Calibration(calibration, rules) if calibration is not None else None
-    fast, passed_on, static_coverage = None, reaches_stage2, None
+    held = _Calibration(calibration, rules, extra) if calibration is not None else None
+    fast, passed_on, static_coverage, static_in_fold = None, reaches_stage2, None, None
     if static:
         from ..serving.static_embedding import StaticMiniLMEmbedder
 
@@ -223,10 +223,11 @@ def train_cascade(
         fast.fit(texts, labels, cv_embeddings=cv_static)
         heads[STATIC] = _pick(fast, truth, reaches_stage2, {"max_error": static_max_error})
         passed_on = reaches_stage2 & (_cv_proba(fast).max(axis=1) < heads[STATIC]["threshold"])
+        static_in_fold = heads[STATIC]["threshold"]  # read on the training rows alone (out-of-fold)
         if held is not None:
-            heads[STATIC]["threshold"] = max(
-                heads[STATIC]["threshold"], held.static_threshold(fast, static_max_error_out_of_source)
-            )
+            read = held.static_threshold(fast, static_max_error_out_of_source)
+            if read["threshold"] > heads[STATIC]["threshold"]:  # the calibration rows bind: keep their curve
+                heads[STATIC].update(read)
             heads[STATIC]["target"]["max_error_out_of_source"] = static_max_error_out_of_source
             passed_on = reaches_stage2 & (_cv_proba(fast).max(axis=1) < heads[STATIC]["threshold"])
         static_coverage = float(1 - passed_on.sum() / max(1, reaches_stage2.sum()))
@@ -243,7 +244,7 @@ def train_cascade(
     heads[EMBEDDING]["threshold"] = _shrunk(heads[EMBEDDING]["threshold"], int(passed_on.sum()), len(clf.classes_))
     if held is not None and max_escalation is not None:
         static_threshold = heads[STATIC]["threshold"] if fast is not None else None
-        heads[EMBEDDING]["threshold"] = held.escalation_threshold(clf, fast, static_threshold, max_escalation)
+        heads[EMBEDDING].update(held.escalation_threshold(clf, fast, static_threshold, max_escalation))
         heads[EMBEDDING]["target"] = {"max_escalation_out_of_source": max_escalation}
     threshold, target = heads[EMBEDDING]["threshold"], heads[EMBEDDING]["target"]
     oof_pred = clf.classes_[_cv_proba(clf).argmax(axis=1)]
@@ -272,7 +273,8 @@ def train_cascade(
             ", ".join(f"{k} has {report.label_counts[k]}, add {more}" for k, more in report.few_rows.items()),
             MIN_ROWS_PER_LABEL,
         )
-    served: list[Stage] = [RulesStage(rules), *extra]
+    before_heads: list[Stage] = [RulesStage(rules), *extra]
+    served = list(before_heads)
     if fast is not None:
         served.append(HeadStage(STATIC, fast.head_, heads[STATIC]["threshold"]))
     served.append(HeadStage(EMBEDDING, clf.head_, threshold))
@@ -281,7 +283,9 @@ def train_cascade(
         folds = held.folds()
         if folds:
             log.info("scoring the cascade on %d out-of-source folds of the calibration rows", len(folds))
-            report = replace(report, folds=score_folds(cascade, calibration, folds))
+            refit = _FoldThresholds(held, fast, clf, static_in_fold, static_max_error_out_of_source, max_escalation)
+            scores = [refit.score(before_heads, calibration, g, i, threshold) for i, g in enumerate(folds)]
+            report = replace(report, folds=scores)
     if out is not None:
         entries = [s.to_manifest() for s in served]
         entries.insert(1 + len(extra), ScopeStage.entry())
@@ -372,10 +376,11 @@ def select_by_folds(
 class _Calibration:
     """Labeled rows from other sources than the training data, which thresholds are read on as well."""
 
-    def __init__(self, data: Dataset, rules: KeywordRules) -> None:
+    def __init__(self, data: Dataset, rules: KeywordRules, extra: Sequence[Stage] = ()) -> None:
         self.texts = list(data.texts)
         self.truth = np.array(data.labels)
         self.reaches_stage2 = np.array([rules.classify(t).label is None for t in self.texts])
+        self.reaches_stage2 &= _passed_on(extra, self.texts)  # as on the training rows: what the stages answer
         self.sha256 = data.sha256()
         self.sources = data.sources
         self._proba: dict[int, np.ndarray] = {}
@@ -407,25 +412,82 @@ class _Calibration:
             self._proba[id(clf)] = clf.predict_proba(self.texts)
         return self._proba[id(clf)]
 
-    def static_threshold(self, fast: TaskClassifier, max_error: float) -> float:
-        """The lowest static threshold whose error on the calibration rows reaching stage 2 is within `max_error`."""
-        p = self.proba(fast)[self.reaches_stage2]
-        correct = fast.classes_[p.argmax(axis=1)] == self.truth[self.reaches_stage2]
-        return choose_threshold(p.max(axis=1), correct, max_error=max_error)
+    def static_threshold(self, fast: TaskClassifier, max_error: float, rows: np.ndarray | None = None) -> dict:
+        """The lowest static threshold whose error on the calibration rows reaching stage 2 (of `rows`, a mask;
+        all when None) is within `max_error`, with the curve it was read from (`_pick`'s keys)."""
+        reach = self.reaches_stage2 if rows is None else self.reaches_stage2 & rows
+        p = self.proba(fast)[reach]
+        correct = fast.classes_[p.argmax(axis=1)] == self.truth[reach]
+        conf = p.max(axis=1)
+        return {
+            "threshold": choose_threshold(conf, correct, max_error=max_error),
+            "curve": threshold_curve(conf, correct),
+        }
 
     def escalation_threshold(
-        self, clf: TaskClassifier, fast: TaskClassifier | None, static_threshold: float | None, budget: float
-    ) -> float:
-        """The MiniLM threshold escalating at most `budget` of the calibration rows reaching stage 2."""
-        passed_on = self.reaches_stage2.copy()
+        self,
+        clf: TaskClassifier,
+        fast: TaskClassifier | None,
+        static_threshold: float | None,
+        budget: float,
+        rows: np.ndarray | None = None,
+    ) -> dict:
+        """The MiniLM threshold escalating at most `budget` of the calibration rows reaching stage 2 (of `rows`),
+        with the curve it was read from (over the rows the static stage passes on)."""
+        reach = self.reaches_stage2 if rows is None else self.reaches_stage2 & rows
+        passed_on = reach.copy()
         if fast is not None and static_threshold is not None:
             passed_on &= self.proba(fast).max(axis=1) < static_threshold
         if not passed_on.any():
-            return 0.0
-        share = min(1.0, budget * self.reaches_stage2.sum() / passed_on.sum())
+            return {"threshold": 0.0, "curve": []}
+        share = min(1.0, budget * reach.sum() / passed_on.sum())
         p = self.proba(clf)[passed_on]
         correct = clf.classes_[p.argmax(axis=1)] == self.truth[passed_on]
-        return choose_threshold(p.max(axis=1), correct, max_escalation=share)
+        conf = p.max(axis=1)
+        return {
+            "threshold": choose_threshold(conf, correct, max_escalation=share),
+            "curve": threshold_curve(conf, correct),
+        }
+
+
+@dataclass(frozen=True)
+class _FoldThresholds:
+    """Scores a fold of the calibration rows with thresholds read as training reads them, but on the other folds'
+    rows only: a fold's score then says what the thresholds do on sources they were not read on."""
+
+    held: _Calibration
+    fast: TaskClassifier | None
+    clf: TaskClassifier
+    static_in_fold: float | None
+    """The static threshold read on the training rows (the one read on calibration rows can only raise it)."""
+    static_max_error: float
+    max_escalation: float | None
+    """None: the MiniLM threshold was chosen for an error target on the training rows, and stays as trained."""
+
+    def score(
+        self, first: Sequence[Stage], data: Dataset, group: Sequence[str], index: int, trained_threshold: float
+    ) -> FoldScore:
+        """The cascade `first` + the heads, with thresholds read off this fold, scored on fold `index` (`group`)."""
+        assert self.held.sources is not None  # only calibration rows with sources are grouped into folds
+        in_fold = np.isin(np.array(self.held.sources), list(group))
+        stages, static = list(first), None
+        if self.fast is not None and self.static_in_fold is not None:
+            read = self.held.static_threshold(self.fast, self.static_max_error, ~in_fold)
+            static = max(self.static_in_fold, read["threshold"])
+            stages.append(HeadStage(STATIC, self.fast.head_, static))
+        threshold = trained_threshold
+        if self.max_escalation is not None:
+            threshold = self.held.escalation_threshold(self.clf, self.fast, static, self.max_escalation, ~in_fold)[
+                "threshold"
+            ]
+        stages.append(HeadStage(EMBEDDING, self.clf.head_, threshold))
+        keep = np.flatnonzero(in_fold).tolist()
+        rows = Dataset(
+            tuple(data.texts[i] for i in keep), tuple(data.labels[i] for i in keep), data.path,
+            tuple(self.held.sources[i] for i in keep),
+        )  # fmt: skip
+        (fold,) = score_folds(Cascade.from_stages(stages), rows, [tuple(group)])
+        return replace(fold, fold=chr(ord("A") + index), static_threshold=static, escalation_threshold=threshold)
 
 
 def _check_train_params(params: Mapping[str, Any], *, caller: str) -> None:

@@ -164,7 +164,11 @@ class GitReader:
 
     @staticmethod
     def _git(gdir: Path, *args: str, stdin: bytes | None = None) -> bytes:
-        return subprocess.run(["git", f"--git-dir={gdir}", *args], input=stdin, capture_output=True, check=True).stdout
+        done = subprocess.run(["git", f"--git-dir={gdir}", *args], input=stdin, capture_output=True)
+        if done.returncode != 0:  # git's own words say what is missing: a mirror, a commit, a path
+            said = done.stderr.decode("utf-8", "replace").strip()
+            raise SystemExit(f"error: git {' '.join(args)} in {gdir} failed: {said} (fetch the mirror again?)")
+        return done.stdout
 
     def __call__(self, path: str) -> str:
         gdir, spec = self._locate(path)
@@ -927,10 +931,13 @@ def main(argv: list[str] | None = None) -> int:
     res = build(args.mirrors, args.reserved, dev, args.out)
     print(f"reserved-source check: {len(SOURCES)} sources checked, {res['refused_sources']} refused")
     d = res["dropped"]
-    print(
-        f"dev overlap check: dropped {d['dev_exact']} exact duplicates and {d['dev_8gram']} rows sharing an "
-        f"{NGRAM}-word run; in the final file: {res['final_dev_exact']} exact, {res['final_dev_8gram']} 8-word"
-    )
+    if dev is None:
+        print(f"dev overlap check: SKIPPED (no dev file at {args.dev}): rows shared with the dev set are kept")
+    else:
+        print(
+            f"dev overlap check: dropped {d['dev_exact']} exact duplicates and {d['dev_8gram']} rows sharing an "
+            f"{NGRAM}-word run; in the final file: {res['final_dev_exact']} exact, {res['final_dev_8gram']} 8-word"
+        )
     print(f"within-corpus duplicates dropped: {d['dup_within_corpus']}")
     for k in sorted(d):
         if ":" in k:

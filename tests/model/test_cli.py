@@ -195,8 +195,16 @@ def test_compare_shows_what_a_retrain_changed(small_model_dir, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "predictions changed" in r.stdout and "macro_f1" in r.stdout
     m = json.loads(out.read_text())
-    assert set(m) == {"old", "new", "fixed", "broken"} and m["fixed"] >= 0 and m["broken"] >= 0
+    assert set(m) == {"old", "new", "fixed", "broken", "mcnemar_p", "changed"}
     assert m["new"]["accuracy"] - m["old"]["accuracy"] == pytest.approx((m["fixed"] - m["broken"]) / 40)
+    assert [c["change"] for c in m["changed"]].count("fixed") == m["fixed"] and 0 < m["mcnemar_p"] <= 1
+    texts = {r["text"]: r["label"] for r in rows}
+    for c in m["changed"]:  # each names the query, its label, and both models' answers
+        assert c["old"] != c["new"] and texts[c["text"]] == c["label"]
+        assert (c["change"] == "fixed") == (c["new"] == c["label"])
+    for kind in ("fixed", "broken"):  # the first ten of each are printed
+        for c in [c for c in m["changed"] if c["change"] == kind][:10]:
+            assert f"{c['old']} -> {c['new']}" in r.stdout
 
 
 def test_route_and_complete_commands_with_the_demo_config():
@@ -341,3 +349,11 @@ def test_priors_reads_a_long_query_as_the_cascade_does(tmp_path):
     result = run("priors", "--data", queries)
     assert result.returncode == 0, result.stderr
     assert "2 queries; label mix" in result.stdout
+
+
+def test_route_says_an_escalated_label_stands_when_no_stage_3_is_configured():
+    demo = ROOT / "routing" / "configs" / "demo.yaml"  # it configures no stage 3
+    outputs = [run("route", "--config", demo, q).stdout for q in ("hello there", "ok", "Prove that 2 + 2 = 4.")]
+    note = "escalated=True (below the threshold; no stage 3 is configured, so this label stands)"
+    assert all(("escalated=True" in out) == (note in out) for out in outputs), outputs
+    assert any(note in out for out in outputs), outputs  # the premise: one of them is below the threshold

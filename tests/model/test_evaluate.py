@@ -75,3 +75,13 @@ def test_sweep_files_keep_every_dot_of_their_name(cascade, rows, tmp_path):
     named = save_sweeps(report, tmp_path / "named.csv")  # `--sweep out/sweep.csv` names the CSV itself
     assert named.metrics["sweep"]["csv"] == str(tmp_path / "named.csv")
     assert named.metrics["sweep"]["png"] == str(tmp_path / "named.png")
+
+
+def test_macro_f1_averages_only_the_labels_the_data_has_or_the_model_predicts(cascade):
+    """Rows of two labels, all right: macro-F1 1.0, not 0.5 from two labels the data lacks counted as zeros."""
+    texts = ("integrate x^2 from 0 to 3", "what is 17 times 23", "fix this python KeyError", "write a SQL join query")
+    rows = Dataset(texts, ("math", "math", "code", "code"), None)
+    report = evaluate_cascade(cascade, rows, llm_mode="off", progress=False)
+    assert [d.label for d in report.decisions] == list(rows.labels)  # the premise: every row right
+    assert report.metrics["macro_f1"] == 1.0
+    assert set(report.metrics["per_label"]) == set(cascade.labels)  # the table still lists every label

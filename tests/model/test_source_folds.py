@@ -9,6 +9,7 @@ import pytest
 from classifier import Cascade
 from classifier.data import Dataset, load_dataset
 from classifier.errors import InvalidParameterError
+from classifier.serving.stages import HeadStage
 from classifier.training.source_folds import group_sources, score_folds
 from classifier.training.train import select_by_folds, train_cascade
 from tests.conftest import ROOT
@@ -186,3 +187,43 @@ def test_the_cli_chooses_the_n_gram_weight_on_the_folds(tmp_path):
     assert kept["folds_macro_f1"] == max(row["folds_macro_f1"] for row in selection)
     head = Cascade.load(tmp_path / "m").classifier
     assert head.lexical_weight == kept["params"]["lexical_weight"]
+
+
+def _sources(data: Dataset, keep) -> Dataset:
+    rows = [i for i, s in enumerate(data.sources or ()) if keep(s)]
+    return Dataset(tuple(data.texts[i] for i in rows), tuple(data.labels[i] for i in rows), None,
+                   tuple((data.sources or ())[i] for i in rows))  # fmt: skip
+
+
+def _thresholds(cascade: Cascade) -> dict[str, float]:
+    return {s.name: s.threshold for s in cascade.stages if isinstance(s, HeadStage)}
+
+
+def test_each_fold_is_scored_with_thresholds_read_on_the_other_folds_only(three_labels):
+    """A fold's score must say what the thresholds do on sources they were not read on: the same as training with
+    the other folds' rows as calibration data and scoring this fold with that cascade."""
+    clean = _calibration()
+    noisy = {"s3", "s4"}  # in these, 6 rows of each label carry the next label: thresholds read there are stricter
+    every = sorted(set(clean.labels))
+    labels = tuple(
+        every[(every.index(y) + 1) % len(every)] if s in noisy and int(t.rsplit(" ", 1)[1][:-1]) < 6 else y
+        for t, y, s in zip(clean.texts, clean.labels, clean.sources or (), strict=True)
+    )
+    calibration = Dataset(clean.texts, labels, None, clean.sources)
+    cascade, report = train_cascade(three_labels, calibration=calibration, progress=False)
+    assert report.folds and len(report.folds) == 2
+    for fold in report.folds:
+        alone, _ = train_cascade(
+            three_labels, calibration=_sources(calibration, lambda s, f=fold: s not in f.sources), progress=False
+        )
+        (again,) = score_folds(alone, _sources(calibration, lambda s, f=fold: s in f.sources), [fold.sources])
+        read_elsewhere = _thresholds(alone)
+        assert (fold.static_threshold, fold.escalation_threshold) == (read_elsewhere["static"],
+                                                                      read_elsewhere["embedding"])  # fmt: skip
+        assert (fold.macro_f1, fold.escalated, fold.static_coverage) == (
+            again.macro_f1, again.escalated, again.static_coverage
+        )  # fmt: skip
+    # the shipped thresholds are read on every calibration row, so the folds' differ from them
+    shipped = _thresholds(cascade)
+    assert all((f.static_threshold, f.escalation_threshold) != (shipped["static"], shipped["embedding"])
+               for f in report.folds)  # fmt: skip

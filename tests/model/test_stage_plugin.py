@@ -108,3 +108,19 @@ def test_a_stage_file_named_outside_the_model_directory_is_refused_at_save(tmp_p
     with pytest.raises(ValueError, match=r"plain names inside the model directory, got \['\.\./escaped\.json'\]"):
         train_cascade(data, out=tmp_path / "m", progress=False, stages=[EscapingRule("chitchat")])
     assert not (tmp_path / "escaped.json").exists()
+
+
+def test_calibration_rows_a_stage_answers_are_left_out_of_the_thresholds():
+    """As on the training rows: the heads' thresholds are read on what reaches them, so calibration rows the user's
+    stage answers move no threshold."""
+    rows = load_dataset(ROOT / "tests/data/three_labels.csv")
+    data = Dataset(rows.texts + SHORT, rows.labels + ("chitchat",) * len(SHORT), None)
+    calibration = Dataset(rows.texts[::2], rows.labels[::2], None)
+    short = tuple(f"ok{i}" for i in range(40))  # the length stage answers these; the heads would pass them on
+    padded = Dataset(calibration.texts + short, calibration.labels + ("sql",) * len(short), None)
+    thresholds = []
+    for held in (calibration, padded):
+        cascade, _ = train_cascade(data, calibration=held, progress=False, stages=[LengthRule("chitchat")])
+        assert {d.stage for d in cascade.classify_batch(list(short))} == {"length"}
+        thresholds.append([(s.name, getattr(s, "threshold", None)) for s in cascade.stages])
+    assert thresholds[0] == thresholds[1]

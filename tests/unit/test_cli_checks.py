@@ -123,6 +123,7 @@ def test_tune_encoder_refuses_a_folder_that_is_no_tuned_encoder(tmp_path, data):
         (["--json", "{tmp}"], "--json .*is a folder"),
         (["--json", "{tmp}/no-such-folder/m.json"], "--json .*no-such-folder is not a folder"),
         (["--sweep", "{tmp}/queries"], "the sweep's .*queries.csv: is an input"),  # it would replace the data
+        (["--llm", "config"], "--llm config needs --config FILE"),  # run() unsets TASKROUTER_CONFIG
     ],
 )
 def test_evaluate_refuses_before_it_reads_anything(tmp_path, data, extra, message):
@@ -293,3 +294,10 @@ def test_a_fault_with_no_file_name_is_withheld_too(monkeypatch):
     monkeypatch.delenv(cli.DEBUG_VARIABLE, raising=False)
     code, err = run([])
     assert code == 1 and "s3cretPW" not in err and "builtins.ConnectionError (message withheld" in err
+
+
+def test_classify_names_the_empty_query_by_its_place():
+    code, err = run(["classify", "integrate x^2", ""])
+    assert code == 1 and "error: query 2: must not be empty" in err, err
+    code, err = run(["classify", " "])
+    assert code == 1 and "error: query: must not be empty" in err, err
