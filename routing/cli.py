@@ -279,11 +279,19 @@ def train(
     if foreign:
         labels = sorted({r["label"] for r in foreign})
         typer.echo(f"  {len(foreign)} off because their labels are not in the data: {', '.join(labels)}")
+    from classifier.serving.keywords import MIN_RULE_HITS
+
     for r in off:
         if r in foreign:
             continue
         prec = "n/a" if r["precision"] is None else f"{r['precision']:.3f}"
-        typer.echo(f"  off: {r['name']:<32} label={r['label']:<9} hits={r['hits']:<4} precision={prec}")
+        if r["hits"] < MIN_RULE_HITS:
+            why = f"fewer than {MIN_RULE_HITS} hits"
+        elif r["precision"] is not None and r["precision"] < precision_floor:
+            why = f"precision below {precision_floor}"
+        else:
+            why = "off in the rules file"
+        typer.echo(f"  off: {r['name']:<32} label={r['label']:<9} hits={r['hits']:<4} precision={prec}  ({why})")
     typer.echo(f"saved to {out}")
 
 

@@ -357,6 +357,17 @@ def load_config(source: str | Path | dict | Config | None = None) -> Config:
         raw = source
     if not isinstance(raw, dict):
         raise ConfigError("a config must be a mapping", path=where)
+    try:
+        return _checked(raw, where)
+    except ConfigError as exc:
+        if where is None:
+            raise
+        message = str(exc).removeprefix(f"{exc.path}: ") if exc.path else str(exc)
+        raise ConfigError(f"{message} (in {where})", path=exc.path) from None  # `path` stays the field
+
+
+def _checked(raw: dict, where: str | None) -> Config:
+    """`raw` validated: its environment references, its fields, and the pools it names."""
     _check_env(raw)
     try:
         config = Config.model_validate({**raw, "source": where})

@@ -118,6 +118,10 @@ def load_rules(path: str | Path | None = None) -> list[Rule]:
     return rules
 
 
+MIN_RULE_HITS = 3
+"""A rule that fires on fewer training rows than this is switched off: its precision there says too little."""
+
+
 class KeywordRules:
     """Stage 1: answers only when enabled rules fire and all agree on one label."""
 
@@ -142,7 +146,12 @@ class KeywordRules:
         return StageResult(self.stage, None, None, elapsed, note)
 
     def calibrate(
-        self, texts: Sequence[str], labels: Sequence[str], *, precision_floor: float = 0.98, min_hits: int = 3
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        *,
+        precision_floor: float = 0.98,
+        min_hits: int = MIN_RULE_HITS,
     ) -> KeywordRules:
         """Measure every rule on labeled data; switch off those below the floor or with fewer than `min_hits`."""
         measured = []

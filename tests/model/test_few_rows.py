@@ -144,3 +144,24 @@ def test_thresholds_read_on_rows_from_other_sources(trained, tmp_path):
     assert report.target == {"max_escalation_out_of_source": 0.25}
     decisions = cascade.classify_batch([t for t, _ in CALIBRATION_ROWS])
     assert sum(d.escalated for d in decisions) <= 0.25 * len(decisions)  # the budget holds on those rows
+
+
+def test_train_says_why_each_rule_of_the_datas_labels_is_off(tmp_path):
+    """A rule switched off at precision 1.000 looked like a bug: the line says it had too few hits."""
+    from typer.testing import CliRunner
+
+    from routing.cli import app
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - {name: california, label: legal, phrases: [california]}\n"  # one hit, right: too few
+        "  - {name: the_word_the, label: legal, phrases: [the]}\n",  # many hits, most of them not legal
+        encoding="utf-8",
+    )
+    data = ROOT / "tests/data/three_labels.csv"
+    out = CliRunner().invoke(app, ["train", "--data", str(data), "--out", str(tmp_path / "m"), "--rules", str(rules)])
+    assert out.exit_code == 0, out.output
+    lines = {line.split()[1]: line for line in out.output.splitlines() if line.strip().startswith("off: ")}
+    assert "precision=1.000" in lines["california"] and "(fewer than 3 hits)" in lines["california"]
+    assert "(precision below 0.98)" in lines["the_word_the"]

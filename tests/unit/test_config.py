@@ -318,3 +318,18 @@ def test_a_model_no_provider_serves_is_a_config_error_naming_the_deployment(monk
     config["model_list"][1]["litellm_params"]["model"] = "gpt4o-mini-typo"
     with pytest.raises(ConfigError, match=r"^model_list\[1\]\.litellm_params\.model: LiteLLM knows no provider"):
         TaskRouter(config, cascade=Cascade.load())
+
+
+def test_a_config_file_error_names_the_file_as_well_as_the_field(tmp_path, monkeypatch):
+    """A config named by $TASKROUTER_CONFIG, long forgotten, must say which file is wrong."""
+    import yaml
+
+    monkeypatch.setenv("TR_KEY", "k")
+    path = tmp_path / "routing.yaml"
+    path.write_text(yaml.safe_dump(with_(taskrouter__default_pool="nope")))
+    monkeypatch.setenv("TASKROUTER_CONFIG", str(path))
+    with pytest.raises(ConfigError) as info:
+        load_config()
+    assert info.value.path == "taskrouter.default_pool"
+    message = str(info.value)
+    assert message.startswith("taskrouter.default_pool: unknown pool 'nope'") and message.endswith(f"(in {path})")
