@@ -256,10 +256,10 @@ def train(
             params = " ".join(f"{'C' if k == 'C' else 'lexical_weight'}={v:<6g}" for k, v in row["params"].items())
             typer.echo(f"  {params:<16} {row['folds_macro_f1']:.4f} ({folds}){mark}")
     if report.folds:
-        typer.echo(
-            f"out-of-source folds of {calibration_data} (stage 3 off; never trained on; each scored with thresholds "
-            "read on the other folds' rows):"
-        )
+        read = "each scored with thresholds read on the other folds' rows" if len(report.folds) > 1 else (
+            "one fold only: scored with the thresholds read on its own rows"
+        )  # fmt: skip
+        typer.echo(f"out-of-source folds of {calibration_data} (stage 3 off; never trained on; {read}):")
         typer.echo(f"  {'fold':<5} {'rows':>6} {'macro-F1':>8} {'escalated':>9} {'static':>7}  sources")
         for f in report.folds:
             static_share = "-" if f.static_coverage is None else f"{f.static_coverage:.1%}"
@@ -279,18 +279,21 @@ def train(
     if foreign:
         labels = sorted({r["label"] for r in foreign})
         typer.echo(f"  {len(foreign)} off because their labels are not in the data: {', '.join(labels)}")
-    from classifier.serving.keywords import MIN_RULE_HITS
+    from classifier.serving.keywords import MIN_RULE_HITS, load_rules
 
+    in_file = {r.name: r.enabled for r in load_rules(rules)}  # as the rules file has them, before measuring
     for r in off:
         if r in foreign:
             continue
         prec = "n/a" if r["precision"] is None else f"{r['precision']:.3f}"
-        if r["hits"] < MIN_RULE_HITS:
+        if not in_file.get(r["name"], True):
+            why = "off in the rules file"
+        elif r["hits"] < MIN_RULE_HITS:
             why = f"fewer than {MIN_RULE_HITS} hits"
         elif r["precision"] is not None and r["precision"] < precision_floor:
             why = f"precision below {precision_floor}"
         else:
-            why = "off in the rules file"
+            why = "switched off"
         typer.echo(f"  off: {r['name']:<32} label={r['label']:<9} hits={r['hits']:<4} precision={prec}  ({why})")
     typer.echo(f"saved to {out}")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from numbers import Real
 from os import PathLike
@@ -283,8 +283,31 @@ def train_cascade(
         folds = held.folds()
         if folds:
             log.info("scoring the cascade on %d out-of-source folds of the calibration rows", len(folds))
-            refit = _FoldThresholds(held, fast, clf, static_in_fold, static_max_error_out_of_source, max_escalation)
-            scores = [refit.score(before_heads, calibration, g, i, threshold) for i, g in enumerate(folds)]
+            if len(folds) == 1:  # no other rows to read thresholds on: the model's own, read on these rows
+                static_threshold = heads[STATIC]["threshold"] if fast is not None else None
+                scores = [replace(score_folds(cascade, calibration, folds)[0], static_threshold=static_threshold,
+                                  escalation_threshold=threshold)]  # fmt: skip
+            else:
+
+                def static_for(rows: np.ndarray) -> float | None:
+                    if fast is None or static_in_fold is None:
+                        return None
+                    read = held.static_threshold(fast, static_max_error_out_of_source, rows)["threshold"]
+                    return max(static_in_fold, read)
+
+                def minilm_for(static_threshold: float | None, rows: np.ndarray) -> float:
+                    if max_escalation is not None:
+                        return held.escalation_threshold(clf, fast, static_threshold, max_escalation, rows)["threshold"]
+                    assert max_error is not None  # one of the two targets is set (above)
+                    passed = reaches_stage2
+                    if fast is not None and static_threshold is not None:
+                        passed = reaches_stage2 & (_cv_proba(fast).max(axis=1) < static_threshold)
+                        passed = passed if passed.any() else reaches_stage2
+                    picked = _pick(clf, truth, passed, {"max_error": max_error})["threshold"]
+                    return _shrunk(picked, int(passed.sum()), len(clf.classes_))
+
+                refit = _FoldThresholds(held, fast, clf, static_for, minilm_for)
+                scores = [refit.score(before_heads, calibration, g, i) for i, g in enumerate(folds)]
             report = replace(report, folds=scores)
     if out is not None:
         entries = [s.to_manifest() for s in served]
@@ -458,28 +481,21 @@ class _FoldThresholds:
     held: _Calibration
     fast: TaskClassifier | None
     clf: TaskClassifier
-    static_in_fold: float | None
-    """The static threshold read on the training rows (the one read on calibration rows can only raise it)."""
-    static_max_error: float
-    max_escalation: float | None
-    """None: the MiniLM threshold was chosen for an error target on the training rows, and stays as trained."""
+    static: Callable[[np.ndarray], float | None]
+    """The static threshold training reads when given only these calibration rows (a mask); None: no static stage."""
+    minilm: Callable[[float | None, np.ndarray], float]
+    """The MiniLM threshold training reads with that static threshold and those calibration rows."""
 
-    def score(
-        self, first: Sequence[Stage], data: Dataset, group: Sequence[str], index: int, trained_threshold: float
-    ) -> FoldScore:
+    def score(self, first: Sequence[Stage], data: Dataset, group: Sequence[str], index: int) -> FoldScore:
         """The cascade `first` + the heads, with thresholds read off this fold, scored on fold `index` (`group`)."""
         assert self.held.sources is not None  # only calibration rows with sources are grouped into folds
         in_fold = np.isin(np.array(self.held.sources), list(group))
-        stages, static = list(first), None
-        if self.fast is not None and self.static_in_fold is not None:
-            read = self.held.static_threshold(self.fast, self.static_max_error, ~in_fold)
-            static = max(self.static_in_fold, read["threshold"])
+        assert (~in_fold).any(), "one fold holds every row: it is scored with the model's own thresholds"
+        stages = list(first)
+        static = self.static(~in_fold)
+        if self.fast is not None and static is not None:
             stages.append(HeadStage(STATIC, self.fast.head_, static))
-        threshold = trained_threshold
-        if self.max_escalation is not None:
-            threshold = self.held.escalation_threshold(self.clf, self.fast, static, self.max_escalation, ~in_fold)[
-                "threshold"
-            ]
+        threshold = self.minilm(static, ~in_fold)
         stages.append(HeadStage(EMBEDDING, self.clf.head_, threshold))
         keep = np.flatnonzero(in_fold).tolist()
         rows = Dataset(

@@ -117,6 +117,10 @@ def word_ngrams(text: str, n: int = NGRAM) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
+class MirrorError(RuntimeError):
+    """A pinned file cannot be read from its mirror (no mirror, no such commit or path)."""
+
+
 class DevIndex:
     """Texts (up to case and punctuation) and 8-word runs of the dev set, to drop training rows that repeat them."""
 
@@ -167,7 +171,7 @@ class GitReader:
         done = subprocess.run(["git", f"--git-dir={gdir}", *args], input=stdin, capture_output=True)
         if done.returncode != 0:  # git's own words say what is missing: a mirror, a commit, a path
             said = done.stderr.decode("utf-8", "replace").strip()
-            raise SystemExit(f"error: git {' '.join(args)} in {gdir} failed: {said} (fetch the mirror again?)")
+            raise MirrorError(f"git {' '.join(args)} in {gdir} failed: {said} (fetch the mirror again?)")
         return done.stdout
 
     def __call__(self, path: str) -> str:
@@ -928,7 +932,11 @@ def main(argv: list[str] | None = None) -> int:
     dev = args.dev if args.dev.is_file() else None
     if dev is None:
         print(f"warning: no dev file at {args.dev}; the dev overlap check is skipped", file=sys.stderr)
-    res = build(args.mirrors, args.reserved, dev, args.out)
+    try:
+        res = build(args.mirrors, args.reserved, dev, args.out)
+    except MirrorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print(f"reserved-source check: {len(SOURCES)} sources checked, {res['refused_sources']} refused")
     d = res["dropped"]
     if dev is None:

@@ -156,7 +156,8 @@ def test_train_says_why_each_rule_of_the_datas_labels_is_off(tmp_path):
     rules.write_text(
         "rules:\n"
         "  - {name: california, label: legal, phrases: [california]}\n"  # one hit, right: too few
-        "  - {name: the_word_the, label: legal, phrases: [the]}\n",  # many hits, most of them not legal
+        "  - {name: the_word_the, label: legal, phrases: [the]}\n"  # many hits, most of them not legal
+        "  - {name: sql_off, label: sql, phrases: [sql], enabled: false}\n",  # right every time, but off by hand
         encoding="utf-8",
     )
     data = ROOT / "tests/data/three_labels.csv"
@@ -165,3 +166,4 @@ def test_train_says_why_each_rule_of_the_datas_labels_is_off(tmp_path):
     lines = {line.split()[1]: line for line in out.output.splitlines() if line.strip().startswith("off: ")}
     assert "precision=1.000" in lines["california"] and "(fewer than 3 hits)" in lines["california"]
     assert "(precision below 0.98)" in lines["the_word_the"]
+    assert "(off in the rules file)" in lines["sql_off"]

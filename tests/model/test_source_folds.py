@@ -199,9 +199,11 @@ def _thresholds(cascade: Cascade) -> dict[str, float]:
     return {s.name: s.threshold for s in cascade.stages if isinstance(s, HeadStage)}
 
 
-def test_each_fold_is_scored_with_thresholds_read_on_the_other_folds_only(three_labels):
+@pytest.mark.parametrize("target", [{}, {"max_error": 0.05}], ids=["escalation-budget", "error-target"])
+def test_each_fold_is_scored_with_thresholds_read_on_the_other_folds_only(three_labels, target):
     """A fold's score must say what the thresholds do on sources they were not read on: the same as training with
-    the other folds' rows as calibration data and scoring this fold with that cascade."""
+    the other folds' rows as calibration data and scoring this fold with that cascade. With an error target, the
+    MiniLM threshold is read on the training rows the fold's static threshold passes on."""
     clean = _calibration()
     noisy = {"s3", "s4"}  # in these, 6 rows of each label carry the next label: thresholds read there are stricter
     every = sorted(set(clean.labels))
@@ -210,11 +212,14 @@ def test_each_fold_is_scored_with_thresholds_read_on_the_other_folds_only(three_
         for t, y, s in zip(clean.texts, clean.labels, clean.sources or (), strict=True)
     )
     calibration = Dataset(clean.texts, labels, None, clean.sources)
-    cascade, report = train_cascade(three_labels, calibration=calibration, progress=False)
+    cascade, report = train_cascade(three_labels, calibration=calibration, progress=False, **target)
     assert report.folds and len(report.folds) == 2
     for fold in report.folds:
         alone, _ = train_cascade(
-            three_labels, calibration=_sources(calibration, lambda s, f=fold: s not in f.sources), progress=False
+            three_labels,
+            calibration=_sources(calibration, lambda s, f=fold: s not in f.sources),
+            progress=False,
+            **target,
         )
         (again,) = score_folds(alone, _sources(calibration, lambda s, f=fold: s in f.sources), [fold.sources])
         read_elsewhere = _thresholds(alone)
@@ -227,3 +232,27 @@ def test_each_fold_is_scored_with_thresholds_read_on_the_other_folds_only(three_
     shipped = _thresholds(cascade)
     assert all((f.static_threshold, f.escalation_threshold) != (shipped["static"], shipped["embedding"])
                for f in report.folds)  # fmt: skip
+
+
+def test_one_fold_is_scored_with_the_thresholds_read_on_its_own_rows(three_labels):
+    """Two sources make one fold: no other rows to read thresholds on, so it keeps the model's own (and says so)."""
+    two = _sources(_calibration(), lambda s: s in {"s1", "s2"})
+    cascade, report = train_cascade(three_labels, calibration=two, progress=False)
+    (fold,) = report.folds or [None]
+    assert fold is not None and sorted(fold.sources) == ["s1", "s2"]
+    assert (fold.static_threshold, fold.escalation_threshold) == (cascade.static_threshold, cascade.threshold)
+    assert fold.static_coverage == score_folds(cascade, two, [fold.sources])[0].static_coverage
+
+
+def test_the_manifest_keeps_the_curve_each_threshold_was_read_from(three_labels, tmp_path):
+    """Read on calibration rows, the MiniLM threshold comes with their curve: at each threshold, the share of the
+    calibration rows reaching MiniLM that the served cascade would escalate."""
+    calibration = _calibration()
+    cascade, _ = train_cascade(three_labels, calibration=calibration, out=tmp_path / "m", progress=False)
+    heads = {h["stage"]: h for h in json.loads((tmp_path / "m" / "manifest.json").read_text())["heads"]}
+    reached = [r.confidence for d in cascade.classify_batch(list(calibration.texts))
+               if (r := d.stage_result("embedding")) is not None]  # fmt: skip
+    assert reached
+    for point in heads["embedding"]["curve"][::10]:
+        below = sum(c < point["threshold"] for c in reached) / len(reached)
+        assert point["escalation_rate"] == pytest.approx(below, abs=1e-9), point

@@ -301,3 +301,10 @@ def test_classify_names_the_empty_query_by_its_place():
     assert code == 1 and "error: query 2: must not be empty" in err, err
     code, err = run(["classify", " "])
     assert code == 1 and "error: query: must not be empty" in err, err
+
+
+def test_compare_weighs_fixed_against_broken_by_mcnemars_exact_test():
+    pytest.importorskip("scipy")
+    assert cli._mcnemar(8, 4) == pytest.approx(0.3877, abs=1e-4)  # the README's example: noise
+    assert cli._mcnemar(4, 8) == cli._mcnemar(8, 4)  # two-sided
+    assert cli._mcnemar(12, 0) < 0.001 and cli._mcnemar(0, 0) == 1.0

@@ -164,6 +164,11 @@ def test_git_reader_reads_own_and_pinned_repositories(tmp_path):
         list(reader.many(folder, ["00003.json"]))
     with pytest.raises(ValueError, match="no commit"):
         reader("you/labels@data/00001.json")
+    # a path the pinned commit lacks, or a mirror never fetched: git's own words, in an error the build reports
+    with pytest.raises(bp.MirrorError, match=r"git show .*b\.csv.* failed: fatal: path 'b\.csv' does not exist"):
+        reader("b.csv")
+    with pytest.raises(bp.MirrorError, match=r"nobody\+there"):
+        bp.GitReader(tmp_path, "nobody/there", own)("a.csv")
 
 
 def test_a_repository_named_in_a_path_is_checked_against_the_reserved_list():
