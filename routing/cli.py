@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from classifier.errors import TaskRouterError
+from classifier.errors import ConfigError, TaskRouterError
 from classifier.params import SEED, SHARE, Constraint, Interval, Options, validate_params
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from classifier.data import Dataset
     from classifier.training.source_folds import FoldScore
 
@@ -461,10 +463,20 @@ def _texts_from_file(path: Path) -> list[str]:
     return texts
 
 
-def _texts_from_telemetry(url: str) -> list[str]:
+def _telemetry_events(url: str, option: str, since: datetime | None = None) -> list[dict[str, Any]]:
+    """The events of the telemetry database at `url`; its errors name `option`, where the URL came from."""
     from routing.telemetry import TelemetryStore
 
-    texts = [e["query_text"] for e in TelemetryStore(url, create=False).events() if e.get("query_text")]
+    try:
+        return TelemetryStore(url, create=False).events(since=since)
+    except ConfigError as exc:
+        if exc.path != "db":
+            raise
+        raise ConfigError(str(exc).removeprefix("db: "), path=option) from None
+
+
+def _texts_from_telemetry(url: str) -> list[str]:
+    texts = [e["query_text"] for e in _telemetry_events(url, "--from-telemetry") if e.get("query_text")]
     if not texts:
         raise TaskRouterError(
             "the telemetry events hold no query text: set `telemetry: {store_text: true}` to estimate from them"
@@ -717,7 +729,6 @@ def report(
 
     from routing.config import load_config, resolve_secrets
     from routing.report import compute_metrics, readings, render_html
-    from routing.telemetry import TelemetryStore
 
     cfg = load_config(config) if config is not None else None
     url = db or (resolve_secrets(cfg.taskrouter.telemetry.url, "taskrouter.telemetry.url") if cfg else None)
@@ -727,7 +738,7 @@ def report(
         start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
     except ValueError:
         raise TaskRouterError(f"--since: not a date: {since!r}") from None
-    events = TelemetryStore(url, create=False).events(since=start)
+    events = _telemetry_events(url, "--db" if db else f"taskrouter.telemetry.url (in {config})", since=start)
     metrics = compute_metrics(events, config=cfg, baseline_pool=baseline_pool)
     out.write_text(render_html(metrics), encoding="utf-8")
     typer.echo(f"{metrics['requests']} requests -> {out}")
@@ -760,9 +771,8 @@ def review_export(
     """Write a label-stratified sample of escalated and low-confidence requests (needs stored text)."""
     _check_options(ctx, _REVIEW_EXPORT_OPTIONS, locals())
     from routing.review import export_for_review
-    from routing.telemetry import TelemetryStore
 
-    k = export_for_review(TelemetryStore(db, create=False).events(), out, n=n, low_confidence=low_confidence)
+    k = export_for_review(_telemetry_events(db, "--db"), out, n=n, low_confidence=low_confidence)
     typer.echo(f"{k} requests -> {out}; fill in each 'label' and run: taskrouter review import")
 
 

@@ -192,5 +192,5 @@ def test_a_bad_reviewed_row_changes_nothing(tmp_path, row, problem):
 
 def test_report_refuses_a_database_that_does_not_exist(tmp_path):
     r = run_cli("report", "--db", f"sqlite:///{tmp_path / 'evnts.db'}", "--out", tmp_path / "x.html", cwd=tmp_path)
-    assert r.returncode == 1 and "no telemetry database at" in r.stderr
+    assert r.returncode == 1 and "error: --db: no telemetry database at" in r.stderr
     assert not (tmp_path / "evnts.db").exists() and not (tmp_path / "x.html").exists()

@@ -335,10 +335,10 @@ def test_priors_names_a_file_that_is_not_utf8(tmp_path):
 def test_a_telemetry_database_that_does_not_answer_is_a_one_line_error(tmp_path, command):
     """It was a SQLAlchemy traceback; the password in the URL stays out of the message."""
     url = f"postgresql://u:pw-secret@127.0.0.1:{free_port()}/nowhere"  # nothing listens there
-    db = ["--from-telemetry", url] if command == ["priors"] else ["--db", url]
-    result = run(*command, *db, cwd=tmp_path)
+    option = "--from-telemetry" if command == ["priors"] else "--db"
+    result = run(*command, option, url, cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" not in result.stderr and "pw-secret" not in result.stderr
-    assert result.stderr.strip() == "error: db: telemetry database unusable (OperationalError)"
+    assert result.stderr.strip() == f"error: {option}: telemetry database unusable (OperationalError)"  # as typed
 
 
 def test_priors_reads_a_long_query_as_the_cascade_does(tmp_path):
