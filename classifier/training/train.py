@@ -439,13 +439,7 @@ class _Calibration:
         """The lowest static threshold whose error on the calibration rows reaching stage 2 (of `rows`, a mask;
         all when None) is within `max_error`, with the curve it was read from (`_pick`'s keys)."""
         reach = self.reaches_stage2 if rows is None else self.reaches_stage2 & rows
-        p = self.proba(fast)[reach]
-        correct = fast.classes_[p.argmax(axis=1)] == self.truth[reach]
-        conf = p.max(axis=1)
-        return {
-            "threshold": choose_threshold(conf, correct, max_error=max_error),
-            "curve": threshold_curve(conf, correct),
-        }
+        return self._read(fast, reach, max_error=max_error)
 
     def escalation_threshold(
         self,
@@ -463,14 +457,14 @@ class _Calibration:
             passed_on &= self.proba(fast).max(axis=1) < static_threshold
         if not passed_on.any():
             return {"threshold": 0.0, "curve": []}
-        share = min(1.0, budget * reach.sum() / passed_on.sum())
-        p = self.proba(clf)[passed_on]
-        correct = clf.classes_[p.argmax(axis=1)] == self.truth[passed_on]
+        return self._read(clf, passed_on, max_escalation=min(1.0, budget * reach.sum() / passed_on.sum()))
+
+    def _read(self, clf: TaskClassifier, rows: np.ndarray, **target: float) -> dict:
+        """`clf`'s threshold for `target` on the rows `rows` selects, with the curve it was read from."""
+        p = self.proba(clf)[rows]
+        correct = clf.classes_[p.argmax(axis=1)] == self.truth[rows]
         conf = p.max(axis=1)
-        return {
-            "threshold": choose_threshold(conf, correct, max_escalation=share),
-            "curve": threshold_curve(conf, correct),
-        }
+        return {"threshold": choose_threshold(conf, correct, **target), "curve": threshold_curve(conf, correct)}
 
 
 @dataclass(frozen=True)
