@@ -4,9 +4,13 @@ First turns are public queries (the dev set, read where it lies and never copied
 are written for this test (`benchmarks/data/follow_ups.json`). A *keep* follow-up only refers back ("make it
 shorter"): it must get the label the first turn was routed to. A *switch* follow-up starts a new task of a stated
 label ("now write a poem about this"): it must get that label (pairs whose first turn already has it are skipped).
-Several minutes on 2 cores (every follow-up decided after each first turn).
+`benchmarks/data/follow_ups_heldout.json` was written before the refer-back word list and never used to choose
+it. One run per `--follow-ups` file (both files by default), each on the same first turns, all written to one JSON
+keyed by run: `tuned` (follow_ups.json), `heldout` (follow_ups_heldout.json), else the file's stem.
+About 11 s on 2 cores for both files (every follow-up decided after each first turn).
 
-    python benchmarks/conversation.py [--dev ../shared/data/dev/dev.jsonl] [--per-label 25] [--json out.json]
+    python benchmarks/conversation.py [--dev ../shared/data/dev/dev.jsonl] [--per-label 25]
+        [--follow-ups FILE ...] [--json benchmarks/conversation.json]
 """
 
 from __future__ import annotations
@@ -23,8 +27,12 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._common import DEV, GET_DEV, require_file  # noqa: E402
+from benchmarks._common import DEV, GET_DEV, require_file, stop  # noqa: E402
 from routing import TaskRouter  # noqa: E402
+
+FOLLOW_UPS = (ROOT / "benchmarks/data/follow_ups.json", ROOT / "benchmarks/data/follow_ups_heldout.json")
+"""The follow-up files run by default: those the refer-back words were tuned on, and the held-out ones."""
+RUN_NAMES = {"follow_ups.json": "tuned", "follow_ups_heldout.json": "heldout"}
 
 
 def first_turns(dev: Path, per_label: int, seed: int = 0) -> list[str]:
@@ -69,7 +77,24 @@ def measure(tr: TaskRouter, firsts: list[str], follow_ups: dict) -> dict:
     }
 
 
-def main() -> None:
+def run_name(path: Path) -> str:
+    """The key of a follow-up file's run in the JSON: `tuned` and `heldout` for the two committed files."""
+    return RUN_NAMES.get(path.name, path.stem)
+
+
+def report(name: str, result: dict) -> None:
+    print(
+        f"{name}: first turns {result['first_turns']}: keep accuracy {result['keep']['accuracy']:.3f} "
+        f"(n={result['keep']['n']}), switch accuracy {result['switch']['accuracy']:.3f} (n={result['switch']['n']})",
+        flush=True,
+    )
+    for kind in ("keep", "switch"):
+        by = Counter((m["follow_up"], m["got"]) for m in result["misses"] if m["kind"] == kind)
+        for (f, got), n in by.most_common(8):
+            print(f"  {kind} miss x{n}: {f!r} -> {got}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dev", type=Path, default=DEV)
     ap.add_argument("--per-label", type=int, default=25)
@@ -77,27 +102,30 @@ def main() -> None:
     ap.add_argument(
         "--follow-ups",
         type=Path,
-        default=ROOT / "benchmarks" / "data" / "follow_ups.json",
-        help="follow_ups.json, or follow_ups_heldout.json (never used to choose the refer-back words)",
+        nargs="+",
+        action="extend",
+        help="follow-up files, one run each (repeat the option or list several); default: "
+        "follow_ups.json and follow_ups_heldout.json (never used to choose the refer-back words)",
     )
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
+    ap.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "conversation.json")
+    args = ap.parse_args(argv)
+    files: list[Path] = args.follow_ups or list(FOLLOW_UPS)
     require_file(args.dev, GET_DEV)
-    require_file(args.follow_ups, "follow_ups.json and follow_ups_heldout.json are in benchmarks/data/")
+    for path in files:
+        require_file(path, "follow_ups.json and follow_ups_heldout.json are in benchmarks/data/")
     require_file(args.config, "the routing configs are in routing/configs/")
-    follow_ups = json.loads(args.follow_ups.read_text())
+    names = [run_name(path) for path in files]
+    if len(set(names)) < len(names):
+        stop(f"--follow-ups: two files would write the same run ({', '.join(names)}); give each a distinct name")
+    follow_ups = {name: json.loads(path.read_text(encoding="utf-8")) for name, path in zip(names, files, strict=True)}
+    firsts = first_turns(args.dev, args.per_label)
+    runs: dict[str, dict] = {}
     with TaskRouter(args.config) as tr:
-        result = measure(tr, first_turns(args.dev, args.per_label), follow_ups)
-    print(
-        f"first turns {result['first_turns']}: keep accuracy {result['keep']['accuracy']:.3f} "
-        f"(n={result['keep']['n']}), switch accuracy {result['switch']['accuracy']:.3f} (n={result['switch']['n']})"
-    )
-    for kind in ("keep", "switch"):
-        by = Counter((m["follow_up"], m["got"]) for m in result["misses"] if m["kind"] == kind)
-        for (f, got), n in by.most_common(8):
-            print(f"  {kind} miss x{n}: {f!r} -> {got}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        for name, fu in follow_ups.items():
+            result = measure(tr, firsts, fu)
+            report(name, result)
+            runs[name] = {k: v for k, v in result.items() if k != "misses"}
+    args.json.write_text(json.dumps(runs, indent=2) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
