@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from numbers import Real
 from os import PathLike
@@ -23,6 +23,7 @@ from ..serving.head import BatchContext
 from ..serving.keywords import KeywordRules, load_rules
 from ..serving.scope import Scope
 from ..serving.stages import FewShotLLMStage, HeadStage, RulesStage, ScopeStage, Stage, StageTrainer
+from ..window import window
 from .estimator import ClassifierParams, TaskClassifier, check_classifier_params
 from .fit_scope import DEFAULT_MAX_FALLBACK, fit_scope
 from .source_folds import FoldScore, check_source_count, group_sources, score_folds
@@ -50,6 +51,8 @@ label by their own policy and style, so the same confidence errs more there (the
 threshold that held 1 % out-of-fold)."""
 MIN_ROWS_PER_LABEL = 20
 """Below this many rows a label gets a warning: its held-out confidences are too few to trust."""
+FEW_ROWS_RECORD = "taskrouter_few_rows"
+"""The attribute of the log record of that warning: the labels and how many rows each needs."""
 THRESHOLD_PRIOR_ROWS = 50
 """The escalation threshold read from n held-out confidences is pulled toward a default (halfway between chance
 and certainty) as if the default had been read from this many: 17 rows keep a quarter of their own reading,
@@ -194,6 +197,7 @@ def train_cascade(
         got = f"{len(texts)} texts and {len(labels)} labels"
         raise InvalidParameterError("data", got, "a Dataset with one label per text", caller="train_cascade")
     texts = [check_query(t, field=f"data.texts[{i}]", max_chars=MAX_QUERY_CHARS) for i, t in enumerate(texts)]
+    texts = [window(t) for t in texts]  # every stage reads what serving reads: a long row's head and tail
     check_labels(labels, path=data.path)  # bad texts and labels fail before the first progress line
     truth = np.array(labels)
     rules = KeywordRules(load_rules(rules_path)).calibrate(texts, labels, precision_floor=precision_floor)
@@ -272,6 +276,7 @@ def train_cascade(
             "few rows: %s (each label needs at least %d for its confidences to mean much)",
             ", ".join(f"{k} has {report.label_counts[k]}, add {more}" for k, more in report.few_rows.items()),
             MIN_ROWS_PER_LABEL,
+            extra={FEW_ROWS_RECORD: report.few_rows},  # the command line prints its own line instead (routing.cli)
         )
     before_heads: list[Stage] = [RulesStage(rules), *extra]
     served = list(before_heads)
@@ -280,34 +285,12 @@ def train_cascade(
     served.append(HeadStage(EMBEDDING, clf.head_, threshold))
     cascade = Cascade.from_stages(served)
     if held is not None and calibration is not None:
-        folds = held.folds()
-        if folds:
-            log.info("scoring the cascade on %d out-of-source folds of the calibration rows", len(folds))
-            if len(folds) == 1:  # no other rows to read thresholds on: the model's own, read on these rows
-                static_threshold = heads[STATIC]["threshold"] if fast is not None else None
-                scores = [replace(score_folds(cascade, calibration, folds)[0], static_threshold=static_threshold,
-                                  escalation_threshold=threshold)]  # fmt: skip
-            else:
-
-                def static_for(rows: np.ndarray) -> float | None:
-                    if fast is None or static_in_fold is None:
-                        return None
-                    read = held.static_threshold(fast, static_max_error_out_of_source, rows)["threshold"]
-                    return max(static_in_fold, read)
-
-                def minilm_for(static_threshold: float | None, rows: np.ndarray) -> float:
-                    if max_escalation is not None:
-                        return held.escalation_threshold(clf, fast, static_threshold, max_escalation, rows)["threshold"]
-                    assert max_error is not None  # one of the two targets is set (above)
-                    passed = reaches_stage2
-                    if fast is not None and static_threshold is not None:
-                        passed = reaches_stage2 & (_cv_proba(fast).max(axis=1) < static_threshold)
-                        passed = passed if passed.any() else reaches_stage2
-                    picked = _pick(clf, truth, passed, {"max_error": max_error})["threshold"]
-                    return _shrunk(picked, int(passed.sum()), len(clf.classes_))
-
-                refit = _FoldThresholds(held, fast, clf, static_for, minilm_for)
-                scores = [refit.score(before_heads, calibration, g, i) for i, g in enumerate(folds)]
+        refit = _FoldThresholds(
+            held, clf, fast, static_in_fold, static_max_error_out_of_source, max_escalation, max_error,
+            reaches_stage2, truth,
+        )  # fmt: skip
+        scores = refit.score_folds(before_heads, calibration, cascade)
+        if scores:
             report = replace(report, folds=scores)
     if out is not None:
         entries = [s.to_manifest() for s in served]
@@ -400,7 +383,7 @@ class _Calibration:
     """Labeled rows from other sources than the training data, which thresholds are read on as well."""
 
     def __init__(self, data: Dataset, rules: KeywordRules, extra: Sequence[Stage] = ()) -> None:
-        self.texts = list(data.texts)
+        self.texts = [window(t) for t in data.texts]  # as served
         self.truth = np.array(data.labels)
         self.reaches_stage2 = np.array([rules.classify(t).label is None for t in self.texts])
         self.reaches_stage2 &= _passed_on(extra, self.texts)  # as on the training rows: what the stages answer
@@ -469,16 +452,56 @@ class _Calibration:
 
 @dataclass(frozen=True)
 class _FoldThresholds:
-    """Scores a fold of the calibration rows with thresholds read as training reads them, but on the other folds'
+    """Scores each fold of the calibration rows with thresholds read as training reads them, but on the other folds'
     rows only: a fold's score then says what the thresholds do on sources they were not read on."""
 
     held: _Calibration
-    fast: TaskClassifier | None
     clf: TaskClassifier
-    static: Callable[[np.ndarray], float | None]
-    """The static threshold training reads when given only these calibration rows (a mask); None: no static stage."""
-    minilm: Callable[[float | None, np.ndarray], float]
-    """The MiniLM threshold training reads with that static threshold and those calibration rows."""
+    fast: TaskClassifier | None
+    static_in_fold: float | None
+    """The static threshold read out-of-fold on the training rows (None: no static stage)."""
+    static_max_error: float
+    """The static stage's error target on the calibration rows (`static_max_error_out_of_source`)."""
+    max_escalation: float | None
+    max_error: float | None
+    reaches_stage2: np.ndarray
+    """Training rows no rule or stage of the user's own answers."""
+    truth: np.ndarray
+    """Training labels."""
+
+    def score_folds(self, first: Sequence[Stage], data: Dataset, served: Cascade) -> list[FoldScore]:
+        """Every fold of `data` (the calibration rows) scored; [] when they group into no folds. A single fold has
+        no other rows to read thresholds on: it is scored with the model's own, `served`'s."""
+        folds = self.held.folds()
+        if not folds:
+            return []
+        log.info("scoring the cascade on %d out-of-source folds of the calibration rows", len(folds))
+        if len(folds) > 1:
+            return [self.score(first, data, group, i) for i, group in enumerate(folds)]
+        own = {s.name: s.threshold for s in served.stages if isinstance(s, HeadStage)}
+        (fold,) = score_folds(served, data, folds)
+        return [replace(fold, static_threshold=own.get(STATIC), escalation_threshold=own[EMBEDDING])]
+
+    def static(self, rows: np.ndarray) -> float | None:
+        """The static threshold training reads when given only these calibration rows (a mask)."""
+        if self.fast is None or self.static_in_fold is None:
+            return None
+        read = self.held.static_threshold(self.fast, self.static_max_error, rows)["threshold"]
+        return max(self.static_in_fold, read)
+
+    def minilm(self, static_threshold: float | None, rows: np.ndarray) -> float:
+        """The MiniLM threshold training reads with that static threshold and those calibration rows."""
+        if self.max_escalation is not None:
+            return self.held.escalation_threshold(self.clf, self.fast, static_threshold, self.max_escalation, rows)[
+                "threshold"
+            ]
+        assert self.max_error is not None  # one of the two targets is set (train_cascade)
+        passed = self.reaches_stage2
+        if self.fast is not None and static_threshold is not None:  # an error target is read on training rows
+            passed = self.reaches_stage2 & (_cv_proba(self.fast).max(axis=1) < static_threshold)
+            passed = passed if passed.any() else self.reaches_stage2
+        picked = _pick(self.clf, self.truth, passed, {"max_error": self.max_error})["threshold"]
+        return _shrunk(picked, int(passed.sum()), len(self.clf.classes_))
 
     def score(self, first: Sequence[Stage], data: Dataset, group: Sequence[str], index: int) -> FoldScore:
         """The cascade `first` + the heads, with thresholds read off this fold, scored on fold `index` (`group`)."""

@@ -35,6 +35,7 @@ import numpy as np
 from ..data import check_labels
 from ..errors import InvalidParameterError
 from ..serving.encoder import EMBEDDER_DIM, CachedEmbedder, model_dir
+from ..window import window
 
 __all__ = ["OBJECTIVES", "TorchEncoder", "TuneRecipe", "tune_encoder"]
 
@@ -374,8 +375,8 @@ def cross_fit(
             log.info("cross-fitting: tuning on fold %d of %d without its held-out rows", k + 1, folds)
             d = tune_encoder([texts[i] for i in train], [labels[i] for i in train], Path(tmp) / f"fold{k}", recipe,
                              device=device, progress=progress)  # fmt: skip
-            minilm[held], static[held] = held_out_vectors(d, [texts[i] for i in held], recipe.max_tokens)
-    keys = np.array([CrossFit.key(t) for t in texts])
+            minilm[held], static[held] = held_out_vectors(d, [window(texts[i]) for i in held], recipe.max_tokens)
+    keys = np.array([CrossFit.key(window(t)) for t in texts])  # training reads each row's window, as served
     return CrossFit(keys, minilm, static, encoder_sha256)
 
 

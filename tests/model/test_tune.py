@@ -181,9 +181,13 @@ def test_a_model_whose_encoder_is_not_installed_is_refused(tuned_model_copy, tmp
 
 def test_cross_fitted_vectors_come_from_encoders_that_did_not_see_the_row(tiny, tuned_dir, tmp_path):
     from classifier.training.tune import CrossFit, cross_fit
+    from classifier.window import window
 
-    texts, labels = tiny
+    texts, labels = list(tiny[0]), tiny[1]
+    long = texts[5] + " " + "." * 4000 + " " + texts[5]  # training reads its window: the lookup key is the window's
+    texts[5] = long
     cf = cross_fit(texts, labels, TuneRecipe(epochs=1, batch_size=16), encoder_sha256="ab" * 32, progress=False)
+    assert cf.lookup([window(long)])[0].tolist() == [True]
     assert cf.minilm.shape == cf.static.shape == (len(texts), 384)
     norms = np.linalg.norm(cf.minilm, axis=1), np.linalg.norm(cf.static, axis=1)
     assert np.allclose(norms[0], 1, atol=1e-4) and np.allclose(norms[1], 1, atol=1e-3)
