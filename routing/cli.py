@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from classifier.errors import ConfigError, TaskRouterError
-from classifier.params import SEED, SHARE, Constraint, Interval, Options, validate_params
+from classifier.params import SEED, SHARE, Constraint, Interval, validate_params
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -78,6 +78,13 @@ class LLMMode(StrEnum):
     labels = "labels"
     oracle = "oracle"
 
+
+class By(StrEnum):
+    source = "source"
+
+
+ONE_FLOAT = "<float>"
+"""The metavar of an option given once per value (typer's own reads `<list[float]>`, as if it took a list)."""
 
 _TRAIN_OPTIONS: dict[str, list[Constraint]] = {
     "max_escalation": [SHARE],
@@ -153,8 +160,9 @@ def train(
     select_c: Annotated[
         list[float] | None,
         typer.Option(
+            metavar=ONE_FLOAT,
             help="Train once per value of C (repeat the option) and keep the one with the best mean macro-F1 on "
-            "the out-of-source folds of --calibration-data (each fold holds every label from two sources)."
+            "the out-of-source folds of --calibration-data (each fold holds every label from two sources).",
         ),
     ] = None,
     lexical_weight: Annotated[
@@ -167,7 +175,8 @@ def train(
     select_lexical_weight: Annotated[
         list[float] | None,
         typer.Option(
-            help="Candidate n-gram weights (repeat the option), chosen like --select-c (with it: every pair)."
+            metavar=ONE_FLOAT,
+            help="Candidate n-gram weights (repeat the option), chosen like --select-c (with it: every pair).",
         ),
     ] = None,
     seed: int = 0,
@@ -273,8 +282,10 @@ def train(
         typer.echo("  accuracy by source: " + ", ".join(_by_source(report.folds)))
     elif calibration is not None:
         typer.echo("no out-of-source folds: the calibration rows' sources do not give every label twice per fold")
-    for label, more in report.few_rows.items():
-        typer.echo(f"warning: label {label!r} has {report.label_counts[label]} rows; add at least {more} more")
+    for label, more in report.few_rows.items():  # said once, here: training's own log line is left out (_log_filter)
+        typer.echo(
+            f"warning: label {label!r} has {report.label_counts[label]} rows; add at least {more} more", err=True
+        )
     off = report.disabled_rules
     foreign = [r for r in off if r["label"] not in report.label_counts]
     typer.echo(f"keyword rules: {len(report.rules) - len(off)} on, {len(off)} switched off")
@@ -487,7 +498,6 @@ def _texts_from_telemetry(url: str) -> list[str]:
 _EVALUATE_OPTIONS: dict[str, list[Constraint]] = {
     "threshold": [SHARE],
     "static_threshold": [SHARE],
-    "by": [Options(("source",))],
 }
 
 
@@ -526,7 +536,7 @@ def evaluate(
             help="Write every misclassified query here (JSONL: text, gold, predicted, stage, confidence, escalated)."
         ),
     ] = None,
-    by: Annotated[str | None, typer.Option(help="'source': accuracy per value of the data's source field.")] = None,
+    by: Annotated[By | None, typer.Option(help="'source': accuracy per value of the data's source field.")] = None,
 ) -> None:
     """Evaluate the cascade: metrics, stage coverage, escalation accuracy, threshold sweep."""
     _check_options(ctx, _EVALUATE_OPTIONS, locals())
@@ -561,7 +571,7 @@ def evaluate(
     dataset = load_dataset(data, unique=False)
     cascade = Cascade.load(model, threshold=threshold, static=static, static_threshold=static_threshold)
     _check_eval_labels(dataset.labels, cascade.labels, data)
-    if by == "source" and dataset.sources is None:
+    if by is By.source and dataset.sources is None:
         raise TaskRouterError(f"--by source: {data} has no 'source' field")
     recorded = None
     with contextlib.ExitStack() as opened:
@@ -579,7 +589,9 @@ def evaluate(
             )
             router = opened.enter_context(TaskRouter(routing, cascade=cascade))  # closed after the run
             cascade = cascade.with_llm(router.llm_stage(cascade.labels))
-        report = evaluate_cascade(cascade, dataset, llm_mode=llm.value, answers=recorded, by=by)
+        report = evaluate_cascade(
+            cascade, dataset, llm_mode=llm.value, answers=recorded, by=None if by is None else by.value
+        )
     if prefix is not None:
         report = save_sweeps(report, prefix)
     metrics = report.metrics
@@ -856,10 +868,19 @@ def model_upgrade(
         Path | None, typer.Argument(help="Model directory; default: the shipped model.", show_default=False)
     ] = None,
 ) -> None:
-    """Rewrite a model directory's manifest in the current format (no retraining, same array files)."""
-    from classifier.model_files import DEFAULT_MODEL_DIR, convert
+    """Rewrite a model directory's manifest in the current format (no retraining, same array files); a model
+    already in it is left as it is."""
+    from classifier.model_files import DEFAULT_MODEL_DIR, FORMAT_VERSION, MANIFEST, convert, load_manifest
 
-    typer.echo(convert(directory if directory is not None else DEFAULT_MODEL_DIR))
+    folder, _, _ = load_manifest(directory if directory is not None else DEFAULT_MODEL_DIR)  # a model, verified
+    was = json.loads((folder / MANIFEST).read_bytes())["format_version"]  # load_manifest reads it as the current
+    if was == FORMAT_VERSION:
+        typer.echo(f"{folder}: already in the current format ({FORMAT_VERSION}); nothing changed")
+        return
+    typer.echo(
+        f"{convert(folder)}: upgraded from format {was} to format {FORMAT_VERSION} (manifest rewritten; no "
+        "retraining, the array files as they were)"
+    )
 
 
 ConfigOption = Annotated[
@@ -878,7 +899,7 @@ def classify(
     model: Annotated[Path | None, typer.Option(help="Model directory; default: the shipped model.")] = None,
     file: Annotated[
         list[Path] | None,
-        typer.Option("--file", help="Also classify this file's text as one query (repeatable)."),
+        typer.Option("--file", metavar="<path>", help="Also classify this file's text as one query (repeatable)."),
     ] = None,
 ) -> None:
     """Classify queries with the cascade (stage 3 off) and print each decision."""
@@ -1005,12 +1026,23 @@ class _StderrHandler(logging.StreamHandler):
         super().emit(record)
 
 
+FEW_ROWS_RECORD = "taskrouter_few_rows"
+"""`classifier.training.train.FEW_ROWS_RECORD` (not imported: serving installs lack the training extras)."""
+
+
+def _log_filter(record: logging.LogRecord) -> bool:
+    """All but training's few-rows warning, which `train` prints in its summary: once, where the library logs it
+    once per model trained (`--select-c` trains several). Python callers of `train_cascade` still get it."""
+    return not hasattr(record, FEW_ROWS_RECORD)
+
+
 def _log_to_stderr() -> None:
     """taskrouter's own log lines on stderr, INFO included: long one-off steps and training's phases say so."""
     logger = logging.getLogger("taskrouter")
     if not logger.handlers:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("[taskrouter %(asctime)s] %(message)s", "%H:%M:%S"))
+        handler.addFilter(_log_filter)
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
         logger.propagate = False  # once, even when a library has configured the root logger
@@ -1055,7 +1087,9 @@ def main(args: Sequence[str] | None = None) -> None:
     that cannot be read or written, into one line on stderr and exit code 1."""
     _log_to_stderr()
     try:
-        app(args=args, prog_name="taskrouter", standalone_mode=False)
+        command = typer.main.get_command(app)
+        _flags_without_type(command)
+        command(args=args, prog_name="taskrouter", standalone_mode=False)
     except TaskRouterError as exc:
         _fail(str(exc))
     except OSError as exc:
@@ -1073,6 +1107,16 @@ def main(args: Sequence[str] | None = None) -> None:
             show()
             sys.exit(code)
         _unexpected(exc)
+
+
+def _flags_without_type(command: Any) -> None:
+    """Give each flag (`--static/--no-static`, `--help`, `--version`) of `command` and its subcommands an empty
+    metavar: typer's help writes `<bool>` after a flag otherwise, as if it took a value."""
+    for param in [*command.params, command.get_help_option(typer.Context(command))]:
+        if param is not None and getattr(param, "is_flag", False) and not getattr(param, "count", False):
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        _flags_without_type(sub)
 
 
 def _unexpected(exc: BaseException) -> NoReturn:

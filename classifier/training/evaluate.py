@@ -340,6 +340,9 @@ def format_report(m: Mapping) -> str:
     def pct(x: float | None) -> str:
         return "   n/a" if x is None else f"{x * 100:6.2f}%"
 
+    labels = m["confusion"]["labels"]  # one's own labels may be long: the columns widen, no label is cut
+    name = max([12, *(len(x) + 2 for x in [*m["per_label"], *labels])])
+    cell = max([10, *(len(x) + 1 for x in labels)])
     out = [
         f"queries: {m['n']}    llm mode: {m['llm_mode']}    threshold: {m['threshold']:.3f}",
         f"accuracy {pct(m['accuracy'])}   macro-F1 {m['macro_f1']:.4f}   "
@@ -355,14 +358,13 @@ def format_report(m: Mapping) -> str:
         ),
         f"latency per query: p50 {m['latency_ms']['p50']:.2f} ms   p95 {m['latency_ms']['p95']:.2f} ms",
         "",
-        f"{'label':<12}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
+        f"{'label':<{name}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
     ]
     for lab, v in m["per_label"].items():
-        out.append(f"{lab:<12}{v['precision']:>10.3f}{v['recall']:>10.3f}{v['f1']:>10.3f}{v['support']:>9}")
-    labels = m["confusion"]["labels"]
-    out += ["", "confusion (rows: true, columns: predicted)", " " * 12 + "".join(f"{x[:9]:>10}" for x in labels)]
+        out.append(f"{lab:<{name}}{v['precision']:>10.3f}{v['recall']:>10.3f}{v['f1']:>10.3f}{v['support']:>9}")
+    out += ["", "confusion (rows: true, columns: predicted)", " " * name + "".join(f"{x:>{cell}}" for x in labels)]
     for lab, row in zip(labels, m["confusion"]["matrix"], strict=True):
-        out.append(f"{lab:<12}" + "".join(f"{v:>10}" for v in row))
+        out.append(f"{lab:<{name}}" + "".join(f"{v:>{cell}}" for v in row))
     out += ["", f"{'stage':<12}{'coverage':>10}{'accuracy':>10}"]
     for stage, v in m["stages"].items():
         out.append(f"{stage:<12}{pct(v['coverage']):>10}{pct(v['accuracy']):>10}")

@@ -65,6 +65,7 @@ def test_train_and_evaluate_a_custom_label_set(tiny_csv, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "trained on 18 queries" in r.stdout and "escalation threshold" in r.stdout
     assert "MiniLM head: embedding 18 queries" in r.stderr and f"saving to {model}" in r.stderr  # training talks
+    assert "few rows" not in r.stderr and r.stderr.count("warning: label") == 3  # 6 rows a label: said once each
     out = tmp_path / "eval.json"
     r = run("evaluate", "--data", tiny_csv, "--model", model, "--json", out, "--llm", "oracle")
     assert r.returncode == 0, r.stderr
