@@ -17,7 +17,8 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ log = logging.getLogger("taskrouter.telemetry")
 
 CONNECT_TIMEOUT_S = 10
 """Seconds a PostgreSQL connection may take before the attempt fails (and the event is counted failed)."""
+MIGRATION_LOCK = 0x7461736B726F7574  # "taskrout"
+"""The PostgreSQL advisory lock (`pg_advisory_xact_lock`) that workers migrating one database take in turn."""
 
 metadata = sa.MetaData()
 events_table = sa.Table(
@@ -165,35 +168,37 @@ class TelemetryStore:
             raise ConfigError(
                 f"unusable database URL ({type(exc).__name__})", path="taskrouter.telemetry.url"
             ) from None
+        if self.engine.dialect.name == "sqlite":
+            _begin_sqlite_transactions(self.engine)
         self._migrated = False
 
     def migrate(self, *, reader: bool = False) -> int:
         """Bring the schema to SCHEMA_VERSION; returns the version found before. A newer schema is used as it is
         when its `oldest_writer` is this version or older, else refused. A schema already up to date is only read
-        by a `reader` (read-only credentials do); a writer also marks which versions may write it."""
-        with self.engine.begin() as conn:
-            version_table.create(conn, checkfirst=True)
-            current = conn.execute(sa.select(version_table.c.version)).scalar()
-            if current is None:
-                conn.execute(version_table.insert().values(version=0))
-                current = 0
-            if current > SCHEMA_VERSION:
-                oldest = _oldest_writer(conn)
-                if oldest is None or oldest > SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"telemetry schema {current} is newer than this taskrouter ({SCHEMA_VERSION}) and "
-                        f"needs writers of schema {oldest if oldest is not None else current} or later",
-                        path="taskrouter.telemetry.url",
-                    )
-            elif current < SCHEMA_VERSION:
-                for step in MIGRATIONS[current:]:
-                    step(conn)
-                conn.execute(version_table.update().values(version=SCHEMA_VERSION))
-                _mark_oldest_writer(conn)
-            elif not reader and _oldest_writer(conn) is None:  # migrated by a taskrouter that kept no mark
-                _mark_oldest_writer(conn)
+        by a `reader` (read-only credentials do); a writer also marks which versions may write it.
+
+        Workers starting together on a new database migrate one at a time: whatever is to be written is written
+        under a lock on the database (SQLite's write lock, taken by `BEGIN IMMEDIATE`; a PostgreSQL advisory lock)
+        held to the commit, and the schema is read again once it is held, so the steps a worker finds done when
+        it gets the lock are not run again (before, all but one worker failed on `CREATE TABLE`)."""
+        with self.engine.connect() as conn:  # most opens find nothing to do: they neither lock nor write
+            current = _migrate(conn, reader=reader, write=False)
+        if current is None:
+            with self._locked() as conn:
+                current = _migrate(conn, reader=reader, write=True)
+        assert current is not None
         self._migrated = True
         return current
+
+    @contextmanager
+    def _locked(self) -> Iterator[sa.Connection]:
+        """A transaction that holds the database's migration lock from its start to its end."""
+        dialect = self.engine.dialect.name
+        options = {_SQLITE_BEGIN: "BEGIN IMMEDIATE"} if dialect == "sqlite" else {}
+        with self.engine.connect().execution_options(**options) as conn, conn.begin():
+            if dialect == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+            yield conn
 
     def open(self) -> TelemetryStore:
         """For a router being built: a SQLite file that can never take an event (it cannot be opened or written, or
@@ -217,7 +222,12 @@ class TelemetryStore:
         request id unless that one is a success and this one is not. Atomic in the database, so writers in
         several processes neither lose nor duplicate a row."""
         if not self._migrated:
-            self.migrate()
+            try:
+                self.migrate()
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                # A worker that migrates without the lock (an older taskrouter) raced this one to a step
+                # (PostgreSQL: a duplicate table or type); once more finds that step done, and the row is kept.
+                self.migrate()
         row = _fit_columns(row)
         t = events_table
         dialect = {"postgresql": postgresql, "sqlite": sqlite}.get(self.engine.dialect.name)
@@ -260,6 +270,59 @@ class TelemetryStore:
         for r in rows:
             r["ts"] = _aware(r["ts"])
         return rows
+
+
+def _migrate(conn: sa.Connection, *, reader: bool, write: bool) -> int | None:
+    """`migrate`'s work in `conn`: the version found, after bringing the schema up to date. With `write=False`
+    nothing is written: None when something is to be written (then it is done again, under the lock)."""
+    current = None
+    if sa.inspect(conn).has_table(version_table.name):
+        current = conn.execute(sa.select(version_table.c.version)).scalar()
+    if current is None:
+        if not write:
+            return None
+        version_table.create(conn, checkfirst=True)
+        conn.execute(version_table.insert().values(version=0))
+        current = 0
+    if current > SCHEMA_VERSION:
+        oldest = _oldest_writer(conn)
+        if oldest is None or oldest > SCHEMA_VERSION:
+            raise ConfigError(
+                f"telemetry schema {current} is newer than this taskrouter ({SCHEMA_VERSION}) and "
+                f"needs writers of schema {oldest if oldest is not None else current} or later",
+                path="taskrouter.telemetry.url",
+            )
+    elif current < SCHEMA_VERSION:
+        if not write:
+            return None
+        for step in MIGRATIONS[current:]:
+            step(conn)
+        conn.execute(version_table.update().values(version=SCHEMA_VERSION))
+        _mark_oldest_writer(conn)
+    elif not reader and _oldest_writer(conn) is None:  # migrated by a taskrouter that kept no mark
+        if not write:
+            return None
+        _mark_oldest_writer(conn)
+    return current
+
+
+_SQLITE_BEGIN = "taskrouter_sqlite_begin"
+"""The execution option naming the statement that begins a SQLite connection's transaction (default `BEGIN`)."""
+
+
+def _begin_sqlite_transactions(engine: sa.Engine) -> None:
+    """Have SQLAlchemy, not the sqlite3 driver, begin SQLite transactions: the recipe of SQLAlchemy's SQLite
+    dialect documentation ("Enabling Non-Legacy SQLite Transactional Modes"). The driver's legacy mode begins
+    none before DDL or SELECT, so a migration's `CREATE TABLE` ran outside any transaction and two workers'
+    migrations interleaved; `BEGIN IMMEDIATE` (see `_SQLITE_BEGIN`) takes the write lock before the first read."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_driver_begin(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver emits no BEGIN (COMMIT and ROLLBACK still work)
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get(_SQLITE_BEGIN, "BEGIN"))
 
 
 def _oldest_writer(conn: sa.Connection) -> int | None:

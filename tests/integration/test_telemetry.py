@@ -369,6 +369,75 @@ def test_two_workers_writing_one_request_at_once_leave_one_complete_row(shared_u
     assert stored(shared_url, successes) == {success["request_id"]: success for success in successes}
 
 
+def _at_once(n: int, work) -> list[Exception]:
+    """Run `work(i)` for i in range(n) on n threads released together; the exceptions they raised."""
+    import threading
+
+    start, errors = threading.Barrier(n), []
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            work(i)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_workers_opening_a_new_sqlite_file_at_once_all_start(tmp_path):
+    """A first deploy: six workers (each its own engine) build their routers on a new file at the same moment,
+    five times over. Before: `CREATE TABLE` raced, and all but one failed with "telemetry database unusable"."""
+    for trial in range(5):
+        db = tmp_path / f"new-{trial}.db"
+        stores = [TelemetryStore(f"sqlite:///{db}") for _ in range(6)]
+        errors = _at_once(len(stores), lambda i, stores=stores: stores[i].open())
+        for store in stores:
+            store.engine.dispose()
+        assert errors == []
+        con = sqlite3.connect(db)
+        assert con.execute("select version from taskrouter_schema").fetchall() == [(SCHEMA_VERSION,)]
+        assert con.execute("select oldest_writer from taskrouter_schema_compat").fetchall() == [(OLDEST_WRITER,)]
+        assert "held_back" in {r[1] for r in con.execute("pragma table_info('taskrouter_events')")}
+        assert "ix_taskrouter_events_ts" in {r[1] for r in con.execute("pragma index_list('taskrouter_events')")}
+        con.close()
+
+
+def test_workers_writing_their_first_events_to_a_new_postgres_database_keep_every_row(postgres_url):
+    """Eight workers (each its own engine) write their first event to a new PostgreSQL database at the same
+    moment, three times over: every row lands, once. Before: each migrated on its first event, they raced to
+    `CREATE TABLE` (a duplicate table or type), and the losers' events were counted failed and lost."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(
+        postgres_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        for trial in range(3):
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"CREATE DATABASE first_use_{trial}")
+            url = f"{postgres_url.rsplit('/', 1)[0]}/first_use_{trial}"
+            rows = [success for _, success in two_rows(8)]
+            stores = [TelemetryStore(url) for _ in rows]
+            errors = _at_once(len(stores), lambda i, stores=stores, rows=rows: stores[i].record(rows[i]))
+            for store in stores:
+                store.engine.dispose()
+            assert errors == []
+            reader = TelemetryStore(url)
+            assert stored(url, rows) == {row["request_id"]: row for row in rows}
+            assert len(reader.events()) == len(rows)
+            with reader.engine.connect() as conn:
+                assert conn.execute(sa.text("select version from taskrouter_schema")).fetchall() == [(SCHEMA_VERSION,)]
+            reader.engine.dispose()
+    finally:
+        admin.dispose()
+
+
 def test_a_stream_that_fails_mid_way_raises_our_error_and_is_recorded(provider, shipped_cascade, tmp_path):
     """A provider's error while the chunks come is this library's typed error (as for a call that fails at once),
     naming the pool, and the request's row says it failed."""

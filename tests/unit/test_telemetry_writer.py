@@ -79,6 +79,32 @@ def test_flush_returns_once_written(tmp_path):
     writer.close()
 
 
+def test_a_first_write_whose_migration_lost_a_race_is_kept(tmp_path, monkeypatch):
+    """A worker that migrates without the lock (an older taskrouter) can still race this one to a step, and
+    PostgreSQL then refuses ours (a duplicate table or type). The write migrates once more, finds the step done, and
+    keeps its row; before, that first event was counted failed and lost."""
+    import sqlalchemy as sa
+
+    from routing import telemetry
+
+    first = telemetry.MIGRATIONS[0]
+    raced = []
+
+    def racing_first_step(conn: sa.Connection) -> None:
+        if not raced:
+            raced.append(True)
+            raise sa.exc.IntegrityError("CREATE TABLE taskrouter_events", {}, Exception("duplicate key value"))
+        first(conn)
+
+    monkeypatch.setattr(telemetry, "MIGRATIONS", [racing_first_step, *telemetry.MIGRATIONS[1:]])
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    writer = TelemetryWriter(TelemetryStore(url))
+    writer.handle(fell_back())
+    assert writer.close()
+    assert raced and (writer.written, writer.failed) == (1, 0)
+    assert len(TelemetryStore(url).events()) == 1
+
+
 def test_the_event_time_is_when_the_request_started():
     before = datetime.now(UTC)
     event = fell_back()
