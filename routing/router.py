@@ -211,11 +211,12 @@ class TaskRouter:
         """
         conv = self.config.taskrouter.conversation
         alone_text, context_text = classifier_text(conversation, conv.context_turns)
-        alone = self.cascade.classify(alone_text)
         if context_text is None:
-            return alone
-        if refers_back(conversation.query):  # "make it shorter": the conversation's task goes on, label and all
+            return self.cascade.classify(alone_text)
+        if refers_back(conversation.query):  # "make it shorter": the conversation's task goes on, label and all;
+            # the query alone is not classified (it would often escalate to stage 3, a paid call, for nothing)
             return self.cascade.classify(earlier_text(conversation, conv.context_turns))
+        alone = self.cascade.classify(alone_text)
         in_context = self.cascade.classify(context_text)
         if alone.label != in_context.label and _switches(alone, conv.switch_confidence):
             return alone
@@ -285,7 +286,8 @@ class TaskRouter:
 
     def close_when_idle(self) -> None:
         """`close` once no `complete` or `acomplete` call is in flight: now if none is, else on a background
-        thread when the last one returns (a stream counts until it is returned, not until it is read)."""
+        thread when the last one ends. A stream counts until it ends: read to its end, failed, closed, or collected
+        unread (a stream the caller keeps unread keeps its router open)."""
         with self._close_lock:
             if self._in_flight:
                 self._close_pending = True
@@ -295,16 +297,22 @@ class TaskRouter:
     @contextlib.contextmanager
     def busy(self) -> Iterator[None]:
         """Count a call in flight, so that `close_when_idle` waits for it."""
-        with self._close_lock:
-            self._in_flight += 1
+        self._enter()
         try:
             yield
         finally:
-            with self._close_lock:
-                self._in_flight -= 1
-                close_now = self._close_pending and not self._in_flight
-            if close_now:  # not on the caller's time: closing writes the telemetry
-                threading.Thread(target=self.close, name="taskrouter-close", daemon=True).start()
+            self._leave()
+
+    def _enter(self) -> None:
+        with self._close_lock:
+            self._in_flight += 1
+
+    def _leave(self) -> None:
+        with self._close_lock:
+            self._in_flight -= 1
+            close_now = self._close_pending and not self._in_flight
+        if close_now:  # not on the caller's time: closing writes the telemetry
+            threading.Thread(target=self.close, name="taskrouter-close", daemon=True).start()
 
     # -- helpers ----------------------------------------------------------------------------------------------
     def _check_open(self, kwargs: dict[str, Any]) -> None:
@@ -333,8 +341,11 @@ class TaskRouter:
 
     def _finish(self, request: RoutedRequest, response: Any, *, stream: bool) -> RoutedCompletion | RoutedStream:
         """The request's result; its event goes to the sinks now, or for a stream once it is read to the end."""
-        if stream:
-            return RoutedStream(response, request.decision, request.requested_pool, on_end=_StreamEnd(self, request))
+        if stream:  # in flight until it ends (`_StreamEnd`), not only until it is returned
+            end = _StreamEnd(self, request)
+            routed = RoutedStream(response, request.decision, request.requested_pool, on_end=end)
+            end.watch(routed)
+            return routed
         event = request.end(_litellm.answer_of(response), failed=self.attempts.take(request.request_id))
         self.record(event)
         return RoutedCompletion.of(response, event)
@@ -436,22 +447,47 @@ class _SyncStream:
 
 
 class _StreamEnd:
-    """Records a stream's event once, when it was read to its end or failed while being read."""
+    """Ends a stream's request once: when it was read to its end, failed while being read, was left half-read
+    (closed, cancelled) or was collected unread. It records the request's event, then stops counting the request
+    in flight on its router, which it counted from its creation: a router evicted by `get_router` (`close_when_idle`)
+    stays open, its loop and telemetry writer with it, until its streams have ended."""
 
     def __init__(self, router: TaskRouter, request: RoutedRequest) -> None:
         self.router, self.request, self.done = router, request, False
+        self._lock = threading.Lock()
+        self._finalizer: weakref.finalize | None = None
+        router._enter()
+
+    def watch(self, stream: RoutedStream) -> None:
+        """End the request when `stream` is collected without having ended (never read, or its reader dropped)."""
+        self._finalizer = weakref.finalize(stream, self._collected)
+        self._finalizer.atexit = False  # type: ignore[misc]  # at exit `close_all` closes the routers regardless
+
+    def _collected(self) -> None:
+        """Runs wherever the collection happens (a garbage collection may interrupt any code, holding any lock): the
+        event is recorded and the router released on a thread of its own."""
+        if not self.done:
+            with contextlib.suppress(RuntimeError):  # no new thread at interpreter exit: `close_all` closes it
+                threading.Thread(target=self, args=(None, None, GeneratorExit()), name="taskrouter-stream-end",
+                                 daemon=True).start()  # fmt: skip
 
     def __call__(self, stream: Any, last_chunk: Any, error: BaseException | None) -> BaseException | None:
         """Record the event; for an error, return what to raise in its place (see `TaskRouter._error`)."""
-        if self.done:
+        with self._lock:
+            if self.done:
+                return None
+            self.done = True
+        if self._finalizer is not None:
+            self._finalizer.detach()
+        try:
+            failed = self.router.attempts.take(self.request.request_id)
+            if error is not None:
+                self.router.record(self.request.fail(error, failed=failed))
+                return self.router._error(error, self.request.requested_pool, failed)
+            self.router.record(self.request.end(_litellm.answer_of_stream(stream, last_chunk), failed=failed))
             return None
-        self.done = True
-        failed = self.router.attempts.take(self.request.request_id)
-        if error is not None:
-            self.router.record(self.request.fail(error, failed=failed))
-            return self.router._error(error, self.request.requested_pool, failed)
-        self.router.record(self.request.end(_litellm.answer_of_stream(stream, last_chunk), failed=failed))
-        return None
+        finally:
+            self.router._leave()  # after the event was handed over: an evicted router closes now, writing it
 
 
 def _release(attempts: Any, telemetry: Any, metrics: Any, loop: Any, router: Any, *, timeout: float) -> None:

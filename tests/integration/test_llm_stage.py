@@ -159,3 +159,18 @@ def test_many_stage_3_decisions_at_once_in_the_proxy_do_not_starve_its_loop(prov
     done = asyncio.run(eight_requests_on_a_four_thread_pool())
     records = [d["metadata"]["taskrouter"] for d in done]
     assert [(r["stage"], r["label"]) for r in records] == [("llm", "math")] * 8
+
+
+def test_a_follow_up_that_only_refers_back_keeps_the_label_without_asking_the_llm(provider):
+    """Before: the follow-up was classified alone first, and "make it shorter" is rarely confident alone, so it went
+    to the paid stage 3 (up to its timeout, spending the escalation budget) for a decision that was then dropped."""
+    config = make_config(provider, llm_classifier={"alias": "capable", "timeout_s": 1.0},
+                         classifier={"threshold": 0.99})  # fmt: skip
+    provider.set(**{"capable-a": {"mode": "ok", "reply": "code"}})
+    history = [{"role": "user", "content": "Write a poem about the autumn sea"}, {"role": "assistant", "content": "…"}]
+    with TaskRouter(config) as tr:
+        decision = tr.decide("make it shorter", history)
+        assert (decision.label, decision.escalated) == ("creative", False)
+        assert provider.hits("capable-a") == 0
+        assert tr.cascade.classify("make it shorter").stage == "llm"  # alone, it would have asked the LLM
+        assert provider.hits("capable-a") == 1

@@ -197,3 +197,77 @@ def test_a_router_dropped_without_close_releases_what_it_opened(tmp_path, shippe
     assert {t for t in threading.enumerate() if t.name.startswith("taskrouter")} <= threads
     assert registered_callbacks() == callbacks
     assert len(TelemetryStore(f"sqlite:///{tmp_path / 'events.db'}").events()) == 3  # each written on release
+
+
+def _closed_and_written(router: TaskRouter, within_s: float = 10.0) -> bool:
+    """Whether `router` got closed within `within_s` (on a thread of its own, which writes its telemetry)."""
+    deadline = time.monotonic() + within_s
+    while not router.closed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for t in threading.enumerate():
+        if t.name in ("taskrouter-close", "taskrouter-stream-end"):
+            t.join(10)
+    return router.closed
+
+
+def test_a_stream_outlives_the_eviction_of_its_router(provider, tmp_path, router_cache, monkeypatch):
+    """Before: a stream counted in flight only until it was returned, so other configs evicting its router closed
+    the router under it: reading it raised "Event loop is closed" (cost-based routing runs on the router's loop),
+    and its telemetry event was dropped. The router now closes once the stream was read to its end."""
+    from routing import complete, route_and_complete
+    from tests.integration.conftest import make_config
+
+    monkeypatch.setattr(complete, "MAX_CONFIG_ROUTERS", 1)
+    config = make_config(provider, router_settings={"routing_strategy": "cost-based-routing"},
+                         telemetry={"url": f"sqlite:///{tmp_path / 'streams.db'}"})  # fmt: skip
+    provider.set(**{"math-a": {"mode": "ok", "reply": "x equals five"}})
+    stream = route_and_complete(MATH, config=config, stream=True)
+    router = get_router(config)
+    other = get_router(make_config(provider, name="other"))  # evicts the stream's router
+    assert router is not other
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text == "x equals five" and _closed_and_written(router)
+    assert (router.telemetry.written, router.telemetry.dropped) == (1, 0)
+    (row,) = TelemetryStore(f"sqlite:///{tmp_path / 'streams.db'}").events()
+    assert (row["status"], row["served_pool"]) == ("success", "math")
+
+
+def test_a_stream_dropped_unread_releases_its_evicted_router(provider, tmp_path, router_cache, monkeypatch):
+    """A stream counts its router in flight until it ends; one the caller drops without reading ends when it is
+    collected, so the evicted router still closes (its event recorded as left unread), not held open for good."""
+    from routing import complete, route_and_complete
+    from tests.integration.conftest import make_config
+
+    monkeypatch.setattr(complete, "MAX_CONFIG_ROUTERS", 1)
+    config = make_config(provider, telemetry={"url": f"sqlite:///{tmp_path / 'streams.db'}"})
+    stream = route_and_complete(MATH, config=config, stream=True)
+    router = get_router(config)
+    get_router(make_config(provider, name="other"))  # evicts the stream's router
+    assert not router.closed
+    del stream
+    gc.collect()
+    assert _closed_and_written(router)
+    assert (router.telemetry.written, router.telemetry.dropped) == (1, 0)
+    (row,) = TelemetryStore(f"sqlite:///{tmp_path / 'streams.db'}").events()
+    assert (row["status"], row["error_class"], row["requested_pool"]) == ("failure", "GeneratorExit", "math")
+
+
+def test_a_call_cancelled_while_its_router_is_built_does_not_hold_the_router(provider, router_cache, monkeypatch):
+    """`aroute_and_complete` picks (and builds) its router on a worker thread, counting the call in flight; a call
+    cancelled meanwhile (a caller's timeout) stops counting once the pick is done, so the router can still close."""
+    import asyncio
+
+    from routing import aroute_and_complete, complete
+    from tests.integration.conftest import make_config
+
+    monkeypatch.setattr(complete, "MAX_CONFIG_ROUTERS", 1)
+    config = make_config(provider)
+
+    async def impatient() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(aroute_and_complete(MATH, config=config), timeout=0.01)
+
+    asyncio.run(impatient())  # returns once the loop's worker threads, the build's among them, have finished
+    router = get_router(config)
+    get_router(make_config(provider, name="other"))  # evicts it: nothing in flight, so it closes at once
+    assert router.closed and provider.requests == []

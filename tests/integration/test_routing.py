@@ -1,6 +1,9 @@
 """route_and_complete against the fake provider: real HTTP requests through the LiteLLM Router."""
 
 import asyncio
+import logging
+import threading
+import time
 
 import pytest
 
@@ -330,3 +333,65 @@ def test_an_interrupted_call_on_the_routers_loop_is_cancelled(provider, shipped_
     finally:
         tr.close()
     assert not [t for t in left if "completion" in t], left
+
+
+def test_aroute_and_complete_builds_its_router_off_the_event_loop(provider):
+    """Before: the first call for a config built its router (the model loaded, the telemetry database opened) on the
+    event loop, under the lock that every `get_router` takes: the loop stalled for the whole build, 0.5 s or more.
+
+    Observed through the debug lines `get_router` logs around a build: the thread each was logged on, and the
+    timestamps of a task ticking on the loop (none fall inside a build that blocks the loop)."""
+    from routing.complete import close_all
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("taskrouter.complete")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    ticks: list[float] = []
+
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(0.01)
+            ticks.append(time.time())
+
+    async def first_call():
+        tick = asyncio.create_task(ticker())
+        try:
+            result = await aroute_and_complete(MATH, config=make_config(provider, name="off-the-loop"))
+        finally:
+            tick.cancel()
+        return result, threading.get_ident()
+
+    try:
+        result, loop_thread = asyncio.run(first_call())
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        close_all()
+    start, end = [r for r in records if r.getMessage().endswith("a router for a content config")]
+    assert result.served_pool == "math"
+    assert start.thread == end.thread != loop_thread
+    assert any(start.created < t < end.created for t in ticks)  # the loop ran while the router was built
+
+
+def test_concurrent_first_calls_for_one_config_share_one_router(provider, tmp_path):
+    """The router is built outside the lock other configs' calls take, and still once per config: calls for a
+    config being built wait for that build."""
+    from routing import get_router
+    from routing.complete import close_all
+
+    config = make_config(provider, name="shared", telemetry={"url": f"sqlite:///{tmp_path / 'e.db'}"})
+
+    async def calls():
+        return await asyncio.gather(*(aroute_and_complete(MATH, config=dict(config)) for _ in range(4)))
+
+    try:
+        results = asyncio.run(calls())
+        router = get_router(config)
+        assert router.telemetry.flush()
+        assert [r.served_pool for r in results] == ["math"] * 4 and router.telemetry.written == 4  # all on it
+    finally:
+        close_all()
