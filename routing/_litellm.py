@@ -1,21 +1,27 @@
 """The one module that imports LiteLLM: build the Router, read who served and what failed, map its exceptions.
 
-LiteLLM keeps its settings, loggers and callback lists process-wide. This module changes them in two places
-only: `configure_litellm` (loggers, called when a Router is built) and `add_callback` /
-`remove_callback` (a callback's owner removes it from every list LiteLLM copied it into). Importing it changes
-nothing: LiteLLM is imported with its bundled price map (see `_import_litellm`) and the environment is left as
-it was.
+LiteLLM keeps its settings, loggers, callback lists and response cache process-wide. This module changes them
+in three places only: `configure_litellm` (loggers, called when a Router is built), `add_callback` /
+`remove_callback` (a callback's owner removes it from every list LiteLLM copied it into), and `build_router` /
+`retire_router` (the response cache a router with `cache_responses` installs is removed when it is retired).
+Importing it changes nothing: LiteLLM is imported with its bundled price map (see `_import_litellm`) and the
+environment is left as it was.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
+import inspect
+import json
 import logging
 import os
 import sys
 import threading
+import typing
+import weakref
 from collections import OrderedDict
 from datetime import datetime
 from types import ModuleType
@@ -47,9 +53,13 @@ litellm = _import_litellm()
 
 import httpx  # noqa: E402  (after LiteLLM's import, which the function above prepares)
 import openai  # noqa: E402
+import pydantic  # noqa: E402
+import pydantic_core  # noqa: E402
 from litellm import Router  # noqa: E402
 from litellm.integrations.custom_logger import CustomLogger  # noqa: E402
-from litellm.types.router import RoutingGroup  # noqa: E402
+from litellm.types.router import LiteLLM_Params, RoutingGroup, validate_litellm_params_strictly  # noqa: E402
+
+from classifier.errors import InvalidParameterError  # noqa: E402
 
 from . import errors  # noqa: E402
 from .config import Config, LiteLLMSettings, resolve_secrets  # noqa: E402
@@ -95,19 +105,60 @@ def configure_litellm() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+_NO_RESPONSE_CACHE = {"no-cache": True, "no-store": True}
+"""The `cache` argument of each call of a router without `cache_responses`: LiteLLM writes every answer into the
+process-wide `litellm.cache` when one is set, even on a call that does not read it (`caching=False`), so without it
+another router's response cache would store this router's answers and serve them as its own."""
+
+
 def _router_defaults(settings: LiteLLMSettings, router_settings: dict[str, Any]) -> dict[str, Any]:
     """`litellm_settings` as this Router's own: `drop_params` for each of its calls, `request_timeout` as its
-    default timeout (unless `router_settings.timeout` names one)."""
+    default timeout (unless `router_settings.timeout` names one). A router without `cache_responses` neither reads
+    nor writes LiteLLM's process-wide response cache (`_NO_RESPONSE_CACHE`)."""
     extra: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
     if settings.drop_params is not None:
-        extra["default_litellm_params"] = {"drop_params": settings.drop_params}
+        defaults["drop_params"] = settings.drop_params
+    if not router_settings.get("cache_responses"):
+        defaults["cache"] = dict(_NO_RESPONSE_CACHE)
+    if defaults:
+        extra["default_litellm_params"] = defaults
     if settings.request_timeout is not None and "timeout" not in router_settings:
         extra["timeout"] = settings.request_timeout
     return extra
 
 
+_cache_lock = threading.RLock()  # reentrant: a TaskRouter collected unclosed retires its router wherever GC runs
+_installed_caches: dict[int, tuple[weakref.ref[Router], Any]] = {}
+"""The response caches our routers installed as `litellm.cache`, by `id(router)`: (the router, its cache)."""
+
+
+def _live_cache_owner() -> Router | None:
+    """The router of ours whose response cache is `litellm.cache`, if it is still alive; call with `_cache_lock`.
+    The cache of a router collected without being retired is removed here."""
+    for key, (ref, cache) in list(_installed_caches.items()):
+        owner = ref()
+        if owner is None:
+            del _installed_caches[key]
+            if litellm.cache is cache:
+                _remove_response_cache()
+        elif litellm.cache is cache:
+            return owner
+    return None
+
+
+def _remove_response_cache() -> None:
+    litellm.cache = None  # type: ignore[attr-defined]  # LiteLLM's module attribute, which mypy does not see
+
+
 def build_router(config: Config) -> Router:
-    """A LiteLLM Router for the config, secrets resolved only here."""
+    """A LiteLLM Router for the config, secrets resolved only here.
+
+    With `router_settings.cache_responses`, LiteLLM installs the router's response cache as the process-wide
+    `litellm.cache` (unless one is set already, e.g. the LiteLLM Proxy's): `retire_router` removes it again. While
+    it is installed, a second router with `cache_responses` is refused (it would share the first one's cache, its
+    answers and its Redis); a router without it neither reads nor writes it.
+    """
     model_list = [resolve_secrets(d.model_dump(), f"model_list[{i}]") for i, d in enumerate(config.model_list)]
     settings = resolve_secrets(config.router_settings.model_dump(exclude_none=True), "router_settings")
     groups = settings.pop("routing_groups", None)
@@ -116,7 +167,26 @@ def build_router(config: Config) -> Router:
     configure_litellm()
     for i, deployment in enumerate(model_list):
         _check_provider(deployment["litellm_params"], f"model_list[{i}].litellm_params.model")
-    return Router(model_list=model_list, **settings, **_router_defaults(config.litellm_settings, settings))
+    with _cache_lock:
+        if settings.get("cache_responses") and _live_cache_owner() is not None:
+            raise errors.ConfigError(
+                "LiteLLM's response cache is process-wide (litellm.cache), and another router of this process "
+                "has installed its own: this router would serve that router's cached answers and store its own "
+                "there. Close the other router first, run this one in another process, or turn cache_responses off",
+                path="router_settings.cache_responses",
+            )
+        before = litellm.cache
+        try:
+            router = Router(model_list=model_list, **settings, **_router_defaults(config.litellm_settings, settings))
+        except BaseException as exc:
+            if before is None:
+                _remove_response_cache()  # a cache installed by the build that failed
+            if isinstance(exc, pydantic.ValidationError):
+                raise _config_error(exc, model_list, settings) from None  # its message echoes the values
+            raise
+        if before is None and litellm.cache is not None:
+            _installed_caches[id(router)] = (weakref.ref(router), litellm.cache)
+    return router
 
 
 def _check_provider(params: dict[str, Any], where: str) -> None:
@@ -134,9 +204,92 @@ def _check_provider(params: dict[str, Any], where: str) -> None:
         ) from None
 
 
+_ROUTING_ARGS_MODULES = {
+    "usage-based-routing": "litellm.router_strategy.lowest_tpm_rpm",
+    "usage-based-routing-v2": "litellm.router_strategy.lowest_tpm_rpm_v2",
+    "latency-based-routing": "litellm.router_strategy.lowest_latency",
+}
+"""Where LiteLLM's `RoutingArgs` model of each strategy that reads `routing_strategy_args` is defined."""
+
+
+def _config_error(
+    exc: pydantic.ValidationError, model_list: list[dict], settings: dict[str, Any]
+) -> errors.ConfigError:
+    """LiteLLM's ValidationError from building the Router as a ConfigError naming the config field.
+
+    The Router validates the deployments in order and reports no index, so the first deployment (or routing
+    strategy's arguments) that fails the same validation is the one named. Only the field and pydantic's messages
+    travel on, never the value: it may be a secret (`os.environ/NAME` is resolved by then).
+    """
+    where, found = "", exc
+    if exc.title == "LiteLLM_Params":
+        where = "model_list[?].litellm_params"
+        for i, deployment in enumerate(model_list):
+            try:
+                validate_litellm_params_strictly(LiteLLM_Params, deployment["litellm_params"])
+            except pydantic.ValidationError as again:
+                where, found = f"model_list[{i}].litellm_params", again
+                break
+    elif exc.title == "RoutingArgs":
+        where = "router_settings.routing_strategy_args"
+        candidates = [(where, settings.get("routing_strategy"), settings.get("routing_strategy_args"))]
+        candidates += [
+            (f"router_settings.routing_groups[{i}].routing_strategy_args", g.routing_strategy, g.routing_strategy_args)
+            for i, g in enumerate(settings.get("routing_groups") or [])
+        ]
+        for field_path, strategy, args in candidates:
+            module = _ROUTING_ARGS_MODULES.get(str(strategy))
+            if module is None or not args:
+                continue
+            try:
+                importlib.import_module(module).RoutingArgs(**args)
+            except pydantic.ValidationError as again:
+                where, found = field_path, again
+                break
+    problems = found.errors(include_url=False, include_context=False)
+    by_field: dict[str, list[str]] = {}
+    for problem in problems:  # a union field (e.g. api_key) fails once per member: one field, several messages
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        by_field.setdefault(field, [])
+        message = _safe_message(problem)
+        if message not in by_field[field]:
+            by_field[field].append(message)
+    field, messages = next(iter(by_field.items()))
+    path = ".".join(p for p in (where, field) if p) or None
+    return errors.ConfigError(
+        f"{'; or '.join(messages)} (LiteLLM's {found.title}; {len(by_field)} field(s) refused in all)", path=path
+    )
+
+
+_OWN_MESSAGES = ("value_error", "assertion_error")
+"""Pydantic error types whose message a validator wrote (pydantic's own never quote the value)."""
+
+
+def _safe_message(problem: Any) -> str:
+    """Pydantic's message for one problem; a validator's own message that quotes the value is left out."""
+    kind, message = str(problem.get("type")), str(problem.get("msg") or "")
+    if kind not in _OWN_MESSAGES and kind in _PYDANTIC_ERROR_TYPES:
+        return message
+    value = problem.get("input")
+    leaves = list(value.values()) if isinstance(value, dict) else [value]
+    if any(str(leaf) in message for leaf in leaves if leaf is not None and str(leaf)):
+        return f"invalid value ({kind})"
+    return message
+
+
+_PYDANTIC_ERROR_TYPES = frozenset(typing.get_args(pydantic_core.core_schema.ErrorType))
+
+
 def retire_router(router: Router) -> None:
-    """Release what a Router registered process-wide (LiteLLM's `Router.retire`); it could still serve calls."""
-    router.retire()
+    """Release what a Router registered process-wide (LiteLLM's `Router.retire`, and the response cache it
+    installed, if it is still `litellm.cache`); it could still serve calls."""
+    try:
+        router.retire()
+    finally:
+        with _cache_lock:
+            ref, cache = _installed_caches.pop(id(router), (None, None))
+            if ref is not None and ref() is router and litellm.cache is cache:
+                _remove_response_cache()
 
 
 def proxy_router() -> Router | None:
@@ -339,19 +492,77 @@ def is_provider_error(exc: BaseException) -> bool:
 
 
 def program_error(exc: BaseException) -> BaseException | None:
-    """The TypeError, AttributeError or NameError that LiteLLM wrapped into a provider error, if any.
+    """The caller's or the program's error that LiteLLM wrapped into a provider error, if any.
 
     LiteLLM turns an exception raised while it prepares a call (e.g. a bad argument) into APIConnectionError;
-    such a fault is the caller's, not the provider's, and must not pass for an outage.
+    such a fault is the caller's, not the provider's, and must not pass for an outage. A TypeError,
+    AttributeError or NameError anywhere in the cause chain is returned as it is. A ValueError LiteLLM wrapped
+    directly into APIConnectionError (e.g. `timeout="abc"`: no request was sent, no response read) comes back as
+    InvalidParameterError naming the argument where the traceback tells it; a ValueError from reading a provider's
+    response (malformed JSON, a response that fails validation) stays the provider's.
     """
     seen: set[int] = set()
     current: BaseException | None = exc
+    wrapper: BaseException | None = None
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, (TypeError, AttributeError, NameError)) and not isinstance(current, _PROVIDER_ERRORS):
             return current
-        current = current.__cause__ or current.__context__
+        if isinstance(wrapper, litellm.APIConnectionError) and _is_argument_error(current):
+            return _invalid_argument(current)
+        wrapper, current = current, current.__cause__ or current.__context__
     return None
+
+
+def _is_argument_error(exc: BaseException) -> bool:
+    """A ValueError of the program's or the caller's, not one from reading a provider's response."""
+    response_errors = (json.JSONDecodeError, UnicodeError, pydantic.ValidationError, *_PROVIDER_ERRORS)
+    return isinstance(exc, ValueError) and not isinstance(exc, response_errors)
+
+
+class _Shown:
+    """What InvalidParameterError shows as the value: a description, never the value (it may come from a
+    deployment's `litellm_params`, a resolved secret)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _invalid_argument(exc: BaseException) -> InvalidParameterError:
+    """InvalidParameterError for a ValueError LiteLLM raised on an argument of its call, naming it when a frame of
+    the traceback, innermost first, has exactly one argument named like a `litellm.completion` parameter (e.g.
+    `as_limit(timeout)`); else `litellm_kwargs`. Neither the value nor LiteLLM's message (which quotes it) is used."""
+    name, shown = "litellm_kwargs", _Shown("a value LiteLLM could not use")
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        code = frame.f_code
+        arguments = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        named = [a for a in arguments if a in _completion_parameters()]
+        if len(named) == 1:
+            name, shown = named[0], _Shown(f"a {type(frame.f_locals.get(named[0])).__name__}")
+            break
+        if named:  # several: which one is at fault cannot be told
+            break
+    return InvalidParameterError(
+        name,
+        shown,
+        f"a value LiteLLM accepts (it raised {type(exc).__name__} before sending the request; the argument comes "
+        "from the call, or from the deployment's litellm_params)",
+    )
+
+
+@functools.cache
+def _completion_parameters() -> frozenset[str]:
+    """The named parameters of `litellm.completion` that a caller sets (not the model, messages or `**kwargs`)."""
+    parameters = inspect.signature(litellm.completion).parameters
+    return frozenset(parameters) - {"model", "messages", "kwargs"}
 
 
 def error_type(exc: BaseException) -> type[errors.CompletionError] | None:
