@@ -5,7 +5,8 @@ rows, takes their out-of-fold probabilities, and fits small error models on sign
 predictions; then, on the held-out sources, escalates the same share of queries by each score and reports the
 share of MiniLM's errors caught (escalation recall) and the share of escalated queries that were errors
 (precision). Signals: MiniLM's top probability (today's rule), the margin between its top two, the static head's
-agreement and confidence, and cosine to the nearest training example of the predicted label and of any other.
+agreement and confidence, and cosine to the nearest training example of the predicted label and of any other;
+each alone (static disagreement ranks first, then the top probability) and all in one error model.
 
 With the tuned encoder (tuned on `data/queries.jsonl`), only the fold own→public is clean, and its
 out-of-fold signals come from the cross-fitted vectors (`data/queries.crossfit.npz`), as `train` picks its
@@ -109,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
             "top probability (today)": -x_te[:, 0],
             "margin": -x_te[:, 1],
             "entropy": x_te[:, 2],
+            "static disagrees, then top probability": 2 * (1 - x_te[:, 3]) - x_te[:, 0],
+            "static top probability": -x_te[:, 4],
+            "nearest same-label cosine": -x_te[:, 5],
+            "nearest-example gap (same - other)": -x_te[:, 7],
             "error model (all signals)": model.predict_proba(x_te)[:, 1],
         }
         coef = dict(zip(NAMES, np.round(model.coef_[0], 3).tolist(), strict=True))
