@@ -353,7 +353,7 @@ class TaskRouter:
     def _raise_failed(self, request: RoutedRequest, exc: BaseException) -> NoReturn:
         """Record a failed request's event, then raise what `_error` makes of `exc`."""
         failed = self.attempts.take(request.request_id)
-        self.record(request.fail(exc, failed=failed))
+        self.record(request.fail(_recorded(exc), failed=failed))
         raise_instead(self._error(exc, request.requested_pool, failed), exc)
 
     def _error(self, exc: BaseException, pool: str, failed: Sequence[Attempt] = ()) -> BaseException:
@@ -368,6 +368,14 @@ class TaskRouter:
         has_fallbacks = bool(rs.default_fallbacks) or any(pool in entry for entry in rs.fallbacks)
         deployment = next((a.deployment for a in reversed(failed) if a.deployment), None)
         return _litellm.map_exception(exc, pool=pool, fallbacks_configured=has_fallbacks, deployment=deployment)
+
+
+def _recorded(exc: BaseException) -> BaseException:
+    """The error a failed request's event names: the caller's or the program's that LiteLLM wrapped into a provider
+    error (`_litellm.program_error`), so telemetry does not count it as an outage; else `exc` itself."""
+    if isinstance(exc, Exception) and _litellm.is_provider_error(exc):
+        return _litellm.program_error(exc) or exc
+    return exc
 
 
 RUN_ON_MARGIN_S = 5.0
@@ -482,7 +490,7 @@ class _StreamEnd:
         try:
             failed = self.router.attempts.take(self.request.request_id)
             if error is not None:
-                self.router.record(self.request.fail(error, failed=failed))
+                self.router.record(self.request.fail(_recorded(error), failed=failed))
                 return self.router._error(error, self.request.requested_pool, failed)
             self.router.record(self.request.end(_litellm.answer_of_stream(stream, last_chunk), failed=failed))
             return None

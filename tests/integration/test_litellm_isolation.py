@@ -13,6 +13,7 @@ import pytest
 from classifier.errors import ConfigError, InvalidParameterError
 from routing import CompletionError, TaskRouter, _litellm
 from routing._litellm import litellm
+from routing.telemetry import TelemetryStore
 from tests.fake_provider import FakeProvider
 from tests.integration.conftest import deployment, make_config
 
@@ -174,10 +175,14 @@ def test_a_value_litellm_refuses_is_a_config_error_naming_the_field_not_the_valu
 # -- a call argument LiteLLM cannot use ------------------------------------------------------------------------------
 
 
-def test_a_call_argument_litellm_cannot_use_is_the_callers_error_not_an_outage(provider, build):
+def test_a_call_argument_litellm_cannot_use_is_the_callers_error_not_an_outage(provider, build, tmp_path):
     """Before: `timeout="abc"` raised ProviderUnavailable ("APIConnectionError (HTTP 500)") naming the deployment:
-    LiteLLM wraps the ValueError it raises before sending anything as a connection error."""
-    tr = build(one_pool(provider, "fine"))
+    LiteLLM wraps the ValueError it raises before sending anything as a connection error. Telemetry names the
+    caller's error too, not the wrapper."""
+    db = f"sqlite:///{tmp_path / 'events.db'}"
+    cfg = one_pool(provider, "fine")
+    cfg["taskrouter"]["telemetry"] = {"url": db}
+    tr = build(cfg)
 
     def sync():
         return tr.complete(QUESTION, timeout="abc")
@@ -196,6 +201,9 @@ def test_a_call_argument_litellm_cannot_use_is_the_callers_error_not_an_outage(p
         assert "abc" not in str(info.value)
     assert provider.hits("fast-a") == 0
     assert tr.complete(QUESTION).text == "fine"  # and the deployment was not put in cooldown for it
+    tr.close()
+    errors = sorted(str(row["error_class"]) for row in TelemetryStore(db).events())
+    assert errors == ["InvalidParameterError"] * 3 + ["None"], errors
 
 
 def _wrapped(inner: BaseException) -> BaseException:
