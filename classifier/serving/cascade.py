@@ -5,9 +5,10 @@ No I/O of its own."""
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import replace
 from os import PathLike
 from pathlib import Path
@@ -66,14 +67,18 @@ class Cascade:
     guess stands when no later stage answers).
 
     Decisions past the keyword rules are remembered in a bounded, thread-safe LRU cache (`cache_size`
-    entries; 0 switches it off), keyed on the query with whitespace collapsed and lower-cased — stage 2 reads
-    queries that way already (lower-cased tokens, n-grams of whitespace-split words). Lower-cased, not case-folded:
-    folding makes "Straße" and "strasse" one key, and the stages read them differently. The rules are case- and
-    line-sensitive, so a variant runs them on its exact text before the cache is asked; an exact repeat of
-    the text that made the entry skips them as well (they did not fire on it), so it costs two hashes and a
-    dict lookup. A hit returns the stored `Decision` object itself, trail latencies included. Stage-3 answers
-    are cached too (that is where the time and money go); a decision where stage 3 was asked and gave no
-    usable answer is not, so the query is asked again next time.
+    entries; 0 switches it off), keyed on the query as every stage past the rules reads it: each run of word
+    breaks made one space, lower-cased (lower-cased tokens, n-grams of whitespace-split words). A word break is a
+    character both the tokenizers and the n-grams split on (space, tab, newline, no-break and other Unicode
+    spaces); \\v, \\f, \\x1c-\\x1f and \\x85 are not one (the n-grams split on them, the tokenizers delete
+    them), so "what\\x1fis" is a key of its own, not "what is". Lower-cased one character at a time, as the
+    tokenizers do, and not case-folded: folding makes "Straße" and "strasse" one key, and the stages read them
+    differently; a capital sigma stays in the key, since the n-grams lower a word-final one to ς and the
+    tokenizers to σ. The rules are case- and line-sensitive, so a variant runs them on its exact text before the
+    cache is asked; an exact repeat of the text that made the entry skips them as well (they did not fire on
+    it), so it costs two hashes and a dict lookup. A hit returns the stored `Decision` object itself, trail
+    latencies included. Stage-3 answers are cached too (that is where the time and money go); a decision where
+    stage 3 was asked and gave no usable answer is not, so the query is asked again next time.
     Every stage, and the cache key, reads a bounded `window` of each query: its first and last characters
     (`classifier.window`; default `HEAD_CHARS` + `TAIL_CHARS`), so a query of any length costs about as much as
     one of that length. `window=None` reads whole texts.
@@ -132,8 +137,33 @@ class Cascade:
         priors: dict[str, float] | None = None,
         budget: EscalationBudget | None = None,
     ) -> Cascade:
-        """A cascade of `stages`, run in the order given; `priors` says which mix their head stages are
-        re-weighted to (see `with_priors`), `budget` caps escalation (see `with_budget`)."""
+        """A cascade of `stages`, run in the order given; `budget` caps escalation (see `with_budget`).
+
+        `priors` (label → share, checked and normalised as `with_priors` does): the traffic's label mix. Every head
+        stage is re-weighted to it from the training mix of `manifest` (`training_priors`; uniform without one),
+        whatever weights it had, and each decision records it: `from_stages(stages, priors=p)` is
+        `from_stages(stages).with_priors(p)`. None leaves the stages' weights as they are."""
+        if budget is not None and not isinstance(budget, EscalationBudget):
+            raise InvalidParameterError("budget", budget, "an EscalationBudget or None", caller="Cascade.from_stages")
+        cascade = cls._assemble(
+            stages, few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size, window=window, budget=budget
+        )
+        return cascade if priors is None else cascade.with_priors(priors)
+
+    @classmethod
+    def _assemble(
+        cls,
+        stages: Sequence[Stage],
+        *,
+        few_shot_k: int,
+        manifest: dict | None,
+        cache_size: int,
+        window: tuple[int, int] | None,
+        priors: dict[str, float] | None = None,
+        budget: EscalationBudget | None = None,
+    ) -> Cascade:
+        """A cascade of `stages` as given, stamped with `priors` (already checked, and the head stages already
+        re-weighted to them)."""
         cascade = cls.__new__(cls)
         cascade._setup(list(stages), few_shot_k=few_shot_k, manifest=manifest, cache_size=cache_size, window=window)
         cascade.priors = priors
@@ -162,7 +192,9 @@ class Cascade:
         if isinstance(cache_size, bool) or not isinstance(cache_size, int) or cache_size < 0:
             raise InvalidParameterError("cache_size", cache_size, "an int >= 0", caller="Cascade")
         if window is not None and (
-            len(window) != 2
+            not isinstance(window, Sequence)
+            or isinstance(window, str)
+            or len(window) != 2
             or any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in window)
             or window[0] + window[1] == 0
         ):
@@ -368,7 +400,7 @@ class Cascade:
         return self._with(stages, priors)
 
     def _with(self, stages: Sequence[Stage], priors: dict[str, float] | None) -> Cascade:
-        return Cascade.from_stages(
+        return Cascade._assemble(
             stages,
             few_shot_k=self.few_shot_k,
             manifest=self.manifest,
@@ -399,7 +431,8 @@ class Cascade:
         stage = self.stage(name)
         if not isinstance(stage, HeadStage):
             raise LookupError(f"this cascade has no head stage {name!r}")
-        checked = [self.read(check_query(t, field=f"texts[{i}]")) for i, t in enumerate(texts)]
+        batch = _batch(texts, caller="Cascade.head_proba")
+        checked = [self.read(check_query(t, field=f"texts[{i}]")) for i, t in enumerate(batch)]
         return stage.proba(BatchContext(checked, progress=stage.head.progress))
 
     def classify(self, text: str) -> Decision:
@@ -407,10 +440,10 @@ class Cascade:
         return self._decide([check_query(text, field="query")])[0]
 
     def classify_batch(self, texts: Sequence[str]) -> list[Decision]:
-        """Decide many queries; each stage reads every query that reaches it in one batch."""
-        if isinstance(texts, str):
-            raise TypeError("classify_batch takes a sequence of strings; use classify() for one query")
-        return self._decide([check_query(t, field=f"texts[{i}]") for i, t in enumerate(texts)])
+        """Decide many queries (a list, a tuple or another ordered iterable of strings; not one string, a mapping
+        or a set); each stage reads every query that reaches it in one batch."""
+        batch = _batch(texts, caller="Cascade.classify_batch")
+        return self._decide([check_query(t, field=f"texts[{i}]") for i, t in enumerate(batch)])
 
     def _decide(self, texts: list[str]) -> list[Decision]:
         """`classify_batch` for texts already checked."""
@@ -520,6 +553,20 @@ class Cascade:
                 self._cache.popitem(last=False)
 
 
+def _batch(texts: object, *, caller: str) -> Iterable[object]:
+    """`texts` if it is a batch of queries: ordered and iterable, and not one string (or bytes), a mapping (whose
+    keys would be classified, not its values) or a set (whose order is not the caller's)."""
+    if isinstance(texts, str | bytes | bytearray):
+        expected = "a sequence of query strings, not one string (use classify() for one query)"
+    elif isinstance(texts, Mapping | Set):
+        expected = "a sequence of query strings (a list or a tuple), not a mapping or a set"
+    elif not isinstance(texts, Iterable):
+        expected = "a sequence of query strings (a list or a tuple)"
+    else:
+        return texts
+    raise InvalidParameterError("texts", texts, expected, caller=caller)
+
+
 def _confidence(result: StageResult) -> float:
     return 1.0 if result.confidence is None else float(result.confidence)
 
@@ -537,7 +584,27 @@ def _exact_digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
+_SEPARATORS = re.compile(r"[^\S\x0b\x0c\x1c-\x1f\x85]+")
+"""A run of the characters every stage reads as a word break: Python's whitespace (what the n-grams split on) less
+\\v, \\f, \\x1c-\\x1f and \\x85, which the tokenizers' BertNormalizer deletes as control characters ("what\\x1fis"
+is one word to MiniLM and to the static table, two to the n-grams)."""
+_NOT_SEPARATORS = re.compile(r"[\x0b\x0c\x1c-\x1f\x85]")
+"""The characters `str.split()` splits on that are not word breaks: a text without any is split as `str.split()`
+splits it. (tests/model/test_cache.py checks the key against the tokenizers and the n-grams.)"""
+
+
+def _cache_text(text: str) -> str:
+    """`text` as every cached stage reads it, so that two texts with the same form get the same decision: each run of
+    `_SEPARATORS` one space, none at either end, lower-cased one character at a time as the tokenizers do, except Σ.
+    `str.lower` makes a word-final Σ ς, where the tokenizers make it σ (and the n-grams ς); kept as Σ, it is
+    lowered by each stage itself, from the same context as in `text`."""
+    if _NOT_SEPARATORS.search(text):
+        read = _SEPARATORS.sub(" ", text).strip(" ")
+    else:  # the same, about four times as fast
+        read = " ".join(text.split())
+    return "Σ".join(part.lower() for part in read.split("Σ")) if "Σ" in read else read.lower()
+
+
 def _cache_key(text: str) -> bytes:
-    """A fixed-size key for `text` as stage 2 reads it: whitespace collapsed, lower-cased (the query is not kept)."""
-    read = " ".join(text.split()).lower()
-    return hashlib.blake2b(read.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    """A fixed-size key for `text` as the stages read it (`_cache_text`; the query itself is not kept)."""
+    return hashlib.blake2b(_cache_text(text).encode("utf-8", "surrogatepass"), digest_size=16).digest()

@@ -159,6 +159,12 @@ class LinearHead:
         """The vectors this head reads for `X`."""
         return self.features(BatchContext(_checked(X), progress=self.progress))
 
+    @property
+    def embedding_columns(self) -> int:
+        """How many of `coef_`'s columns read the embedders' vectors: all but the n-gram ones, which a head with
+        n-gram weight 0 does not have (it was fitted on the embeddings alone, `features.combine`)."""
+        return self.coef_.shape[1] - (self.lexical_.n_features if self.lexical_weight else 0)
+
     def predict_proba(
         self, X: Sequence[str], *, embeddings: np.ndarray | None = None, lexical: SparseRows | None = None
     ) -> np.ndarray:
@@ -170,10 +176,10 @@ class LinearHead:
         ctx = BatchContext(texts, progress=self.progress)
         if embeddings is None:
             embeddings = self.features(ctx)
-        elif embeddings.shape != (len(texts), self.coef_.shape[1] - self.lexical_.n_features):
+        elif embeddings.shape != (len(texts), self.embedding_columns):
             raise ValueError(
                 f"embeddings of shape {embeddings.shape} do not fit {len(texts)} texts and this head's "
-                f"{self.coef_.shape[1] - self.lexical_.n_features} embedding columns"
+                f"{self.embedding_columns} embedding columns"
             )
         if lexical is None:
             lexical = ctx.lexical(self.lexical_)

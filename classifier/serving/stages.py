@@ -317,12 +317,20 @@ class FewShotLLMStage(Stage):
 
 
 def _head_of(entry: StageManifest, context: LoadContext) -> LinearHead:
-    """The loaded head an entry's `config.head` names (default: the MiniLM head)."""
+    """The loaded head an entry's `config.head` names (default: the MiniLM head), whose training examples the stage
+    reads (the scope check measures a query against them, stage 3 shows the nearest): a head saved without them
+    (the static one) is a ModelFileError here, not a RuntimeError at the first query that needs them."""
     name = entry.config.get("head", EMBEDDING)
     head = context.model.heads.get(name) if isinstance(name, str) else None
     if head is None:
         raise ModelFileError(
             f"cascade.stages[{entry.name}].config.head: {name!r} is not a loaded head",
+            path=str(context.model.directory),
+        )
+    if head.examples is None:
+        raise ModelFileError(
+            f"cascade.stages[{entry.name}].config.head: the {name!r} head was saved without the training examples "
+            f"the {entry.name} stage reads",
             path=str(context.model.directory),
         )
     return head

@@ -131,14 +131,39 @@ def test_a_million_characters_classify_as_their_window(cascade):
 
 
 def test_window_is_validated(cascade):
-    for bad in [(0, 0), (-1, 10), (1.5, 2), (1,)]:
-        with pytest.raises(ValueError, match="window.* must be None or"):
+    for bad in [(0, 0), (-1, 10), (1.5, 2), (1,), 5, "ab"]:
+        with pytest.raises(InvalidParameterError, match="window.* must be None or"):
             Cascade(cascade.classifier, None, 0.5, window=bad)
+    with pytest.raises(InvalidParameterError, match="'window' parameter of Cascade must be None or"):
+        Cascade.load(window=5)  # before: TypeError("object of type 'int' has no len()")
 
 
 def test_batch_needs_a_sequence(cascade):
-    with pytest.raises(TypeError, match="use classify"):
+    with pytest.raises(InvalidParameterError, match="use classify"):
         cascade.classify_batch("one string")
+    for bad in (None, 5, {"write a poem": 1}, {"write a poem"}):  # a dict's keys used to be classified
+        with pytest.raises(InvalidParameterError, match="'texts' parameter of Cascade.classify_batch"):
+            cascade.classify_batch(bad)
+
+
+@pytest.mark.parametrize(("stage", "options"), [("scope", {"fallback_label": "other"}), ("llm", {"threshold": 1.0})])
+def test_a_manifest_naming_the_static_head_for_examples_is_a_model_file_error(tmp_path, stage, options):
+    """The static head is saved without training examples. Before: a scope stage over it raised a bare
+    RuntimeError while loading; stage 3 over it loaded, then raised one out of classify_batch when it escalated."""
+    import json
+    import shutil
+
+    from classifier import ModelFileError
+    from classifier.model_files import DEFAULT_MODEL_DIR
+
+    copy = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    next(s for s in manifest["cascade"]["stages"] if s["name"] == stage)["config"]["head"] = "static"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    llm = LookupClassifier({}, Cascade.load().labels, name="x")
+    with pytest.raises(ModelFileError, match=f"the 'static' head was saved without the training examples the {stage}"):
+        Cascade.load(copy, llm=llm, **options)
 
 
 def test_threshold_is_validated(cascade):

@@ -188,13 +188,36 @@ def test_an_exact_repeat_skips_the_rules_and_a_variant_does_not():
     assert cascade.cache_info() == CacheInfo(hits=2, misses=1, maxsize=10_000, currsize=1)
 
 
+# Python's str.split() breaks words at these, the tokenizers' BertNormalizer deletes them: "what\x1fis" is one word.
+DELETED_BREAKS = "\x0b\x0c\x1c\x1d\x1e\x1f\x85"
+
+
 def test_spellings_the_stages_read_differently_are_not_one_entry():
-    """Case folding would make "Straße" and "strasse" one key; stage 2 lower-cases, so it reads two queries."""
+    """Case folding would make "Straße" and "strasse" one key; stage 2 lower-cases, so it reads two queries.
+
+    Before: the key collapsed every character `str.split()` splits on, so "what\x1fis 17" (one word "whatis" to
+    MiniLM and the static table) was served the decision of "what is 17"; and it lower-cased with `str.lower`,
+    which makes a word-final Σ ς where the tokenizers make it σ, so "ΟΔΟΣ" was served the decision of "οδος"."""
     cascade, stage2 = make()
     cascade.classify("Grüße aus der Straße")
     cascade.classify("grüsse aus der strasse")
     assert stage2.seen == ["Grüße aus der Straße", "grüsse aus der strasse"]
     assert cascade.cache_info().hits == 0
+    base = "what is the sum of 17 and 23"
+    variants = [base.replace(" ", ch) for ch in DELETED_BREAKS] + [f"what{ch} is the sum" for ch in DELETED_BREAKS]
+    for text in [base, "what is the sum", *variants, "ΟΔΟΣ sum", "οδος sum"]:
+        cascade.classify(text)
+    assert stage2.seen[2:] == [base, "what is the sum", *variants, "ΟΔΟΣ sum", "οδος sum"]
+    assert cascade.cache_info().hits == 0
+
+
+@pytest.mark.parametrize("space", [" \t ", "\n", "\r\n", "\xa0", "\u2003", "\u3000", "\u2028", "\u202f"], ids=ascii)
+def test_word_breaks_every_stage_reads_as_one_are_one_entry(space):
+    cascade, stage2 = make()
+    first = cascade.classify("what is the sum of 17 and 23")
+    assert cascade.classify(f"{space}WHAT{space}is the SUM of 17 and{space}23{space}") is first
+    assert cascade.classify("Σ sum of ΟΔΟΣ") is cascade.classify("Σ  SUM of ΟΔΟΣ")  # Σ itself is kept
+    assert len(stage2.seen) == 2
 
 
 class LengthEmbedder(CachedEmbedder):
