@@ -475,15 +475,16 @@ def _texts_from_file(path: Path) -> list[str]:
 
 
 def _telemetry_events(url: str, option: str, since: datetime | None = None) -> list[dict[str, Any]]:
-    """The events of the telemetry database at `url`; its errors name `option`, where the URL came from."""
+    """The events of the telemetry database at `url`; its errors name `option`, where the URL came from (`--db`,
+    `--from-telemetry`, or `taskrouter.telemetry.url (in FILE)`)."""
     from routing.telemetry import TelemetryStore
 
     try:
         return TelemetryStore(url, create=False).events(since=since)
-    except ConfigError as exc:
-        if exc.path != "db":
+    except ConfigError as exc:  # the store names the database "db", or the field a router reads it from
+        if exc.path not in ("db", "taskrouter.telemetry.url"):
             raise
-        raise ConfigError(str(exc).removeprefix("db: "), path=option) from None
+        raise ConfigError(str(exc).removeprefix(f"{exc.path}: "), path=option) from None
 
 
 def _texts_from_telemetry(url: str) -> list[str]:
@@ -731,33 +732,43 @@ def report(
     out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("report.html"),
     db: Annotated[str | None, typer.Option(help="Telemetry database URL; default: the config's.")] = None,
     config: Annotated[Path | None, typer.Option(help="Routing config (pool prices for the baseline).")] = None,
-    since: Annotated[str | None, typer.Option(help="Only events from this date (YYYY-MM-DD) on.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only events from this date (YYYY-MM-DD) or ISO time on; UTC unless it has an offset."),
+    ] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the numbers as JSON.")] = None,
     baseline_pool: Annotated[str, typer.Option(help="Pool of the send-everything-there baseline.")] = "capable",
 ) -> None:
     """Write the monitoring report (self-contained HTML, optional JSON) from telemetry events."""
     _require("report", "matplotlib", extra="report")
+    _check_outputs({"--out": out, "--json": json_out}, None, [config])
     from datetime import UTC, datetime
 
-    from routing.config import load_config, resolve_secrets
-    from routing.report import compute_metrics, readings, render_html
+    from classifier.atomic import replaced
+    from routing.config import resolve_secrets
+    from routing.report import compute_metrics, load_report_config, readings, render_html
 
-    cfg = load_config(config) if config is not None else None
+    cfg = load_report_config(config) if config is not None else None  # prices and the URL: no provider secrets
     url = db or (resolve_secrets(cfg.taskrouter.telemetry.url, "taskrouter.telemetry.url") if cfg else None)
     if not url:
         raise TaskRouterError("no telemetry database: pass --db URL or a --config with taskrouter.telemetry.url")
     try:
-        start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+        start = datetime.fromisoformat(since) if since else None
     except ValueError:
         raise TaskRouterError(f"--since: not a date: {since!r}") from None
+    if start is not None:  # a time without an offset is UTC, as the events' times are
+        start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
     events = _telemetry_events(url, "--db" if db else f"taskrouter.telemetry.url (in {config})", since=start)
     metrics = compute_metrics(events, config=cfg, baseline_pool=baseline_pool)
-    out.write_text(render_html(metrics), encoding="utf-8")
+    # Both hold stored query texts (the escalated sample): private to their owner (0600), as `review export` writes.
+    with replaced(out) as f:
+        f.write(render_html(metrics))
     typer.echo(f"{metrics['requests']} requests -> {out}")
     for text in readings(metrics).values():
         typer.echo(f"- {text}")
     if json_out:
-        json_out.write_text(json.dumps(metrics, indent=2, default=str) + "\n", encoding="utf-8")
+        with replaced(json_out) as f:
+            f.write(json.dumps(metrics, indent=2, default=str) + "\n")
 
 
 review_app = typer.Typer(
@@ -782,6 +793,7 @@ def review_export(
 ) -> None:
     """Write a label-stratified sample of escalated and low-confidence requests (needs stored text)."""
     _check_options(ctx, _REVIEW_EXPORT_OPTIONS, locals())
+    _check_outputs({"--out": out}, None, [])
     from routing.review import export_for_review
 
     k = export_for_review(_telemetry_events(db, "--db"), out, n=n, low_confidence=low_confidence)

@@ -7,6 +7,7 @@ when the LiteLLM Router is built, so it never sits in this object, its repr or a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -346,19 +347,40 @@ def load_config(source: str | Path | dict | Config | None = None) -> Config:
         _check_env(source.model_dump(exclude={"source"}))
         source._check_references()
         return source
-    where = None
     if source is None:
         source = config_from_env()
         if source is None:
             raise ConfigError(f"no routing config: pass config=PATH or set {CONFIG_ENV}")
-    if isinstance(source, (str, Path)):
-        where, raw = str(source), read_yaml(source)
-    else:
-        raw = source
+    where, raw = _read(source)
+    return _located(lambda: _checked(raw, where), where)
+
+
+ROUTING_SECTIONS = ("model_list", "taskrouter")
+"""The sections taskrouter reads; a LiteLLM Proxy's config.yaml holds them beside its own."""
+
+
+def load_routing_sections(source: str | Path | dict, *, calls_providers: bool = True) -> Config:
+    """The config's `ROUTING_SECTIONS`, validated as `load_config` validates a whole config; other sections (the
+    proxy's `litellm_settings`, `general_settings`) are ignored. `calls_providers=False` is for readers that call
+    no provider (the report reads prices and the telemetry URL): deployments' `os.environ/NAME` secrets need not be
+    set, and pool references are not checked."""
+    where, raw = _read(source)
+    sections = {key: raw[key] for key in ROUTING_SECTIONS if key in raw}
+    return _located(lambda: _checked(sections, where, calls_providers=calls_providers), where)
+
+
+def _read(source: str | Path | dict) -> tuple[str | None, dict]:
+    """(the file's name or None, its mapping): a file's YAML read, a dict as it is; anything else a ConfigError."""
+    where, raw = (str(source), read_yaml(source)) if isinstance(source, (str, Path)) else (None, source)
     if not isinstance(raw, dict):
         raise ConfigError("a config must be a mapping", path=where)
+    return where, raw
+
+
+def _located(check: Callable[[], Config], where: str | None) -> Config:
+    """`check()`, its ConfigError naming the file `where` as well as the field."""
     try:
-        return _checked(raw, where)
+        return check()
     except ConfigError as exc:
         if where is None:
             raise
@@ -366,9 +388,11 @@ def load_config(source: str | Path | dict | Config | None = None) -> Config:
         raise ConfigError(f"{message} (in {where})", path=exc.path) from None  # `path` stays the field
 
 
-def _checked(raw: dict, where: str | None) -> Config:
-    """`raw` validated: its environment references, its fields, and the pools it names."""
-    _check_env(raw)
+def _checked(raw: dict, where: str | None, *, calls_providers: bool = True) -> Config:
+    """`raw` validated: its environment references and the pools it names (for a config that calls providers),
+    and its fields."""
+    if calls_providers:
+        _check_env(raw)
     try:
         config = Config.model_validate({**raw, "source": where})
     except ValidationError as exc:
@@ -376,5 +400,6 @@ def _checked(raw: dict, where: str | None) -> Config:
         path = ".".join(str(p) for p in first["loc"])
         # The message names the field and the problem, never the offending value (it may be a secret).
         raise ConfigError(f"{first['msg']} ({len(exc.errors())} problem(s) in all)", path=path) from None
-    config._check_references()
+    if calls_providers:
+        config._check_references()
     return config

@@ -37,19 +37,17 @@ from fastapi import HTTPException
 from classifier.errors import ConfigError, QueryError
 from classifier.serving.cascade import Cascade
 
-from . import _litellm
+from . import _litellm, metrics
 from ._litellm import CustomLogger, remove_callback
-from .config import CONFIG_ENV, Config, config_from_env, load_config, read_yaml
+from .config import CONFIG_ENV, Config, config_from_env, load_config, load_routing_sections
 from .conversation import Conversation, read_history, read_messages
 from .events import Answer, DecisionRecord, RoutedRequest
-from .metrics import available, prometheus
 from .router import TaskRouter, check_settings_apply_to
 
 __all__ = ["DEFAULT_MODEL", "HEADER_PREFIX", "TaskRouterHook", "decision_headers", "load_routing_config"]
 
 DEFAULT_MODEL = "auto"
 HEADER_PREFIX = "x-taskrouter-"
-_SECTIONS = ("model_list", "taskrouter")
 _MAX_OPEN = 10_000
 """Requests whose end the hook waits for, at most (one the proxy never ends, e.g. a client gone, is forgotten)."""
 
@@ -65,19 +63,7 @@ def load_routing_config(source: str | Path | dict | Config | None = None) -> Con
         source = config_from_env()
         if source is None:
             raise ConfigError(f"no routing config: pass config=PATH to TaskRouterHook or set {CONFIG_ENV}")
-    where = None
-    if isinstance(source, (str, Path)):
-        where, source = str(source), read_yaml(source)
-    if not isinstance(source, dict):
-        raise ConfigError("a config must be a mapping", path=where)
-    try:
-        config = load_config({key: source[key] for key in _SECTIONS if key in source})
-    except ConfigError as exc:
-        if where is None:
-            raise
-        message = str(exc).removeprefix(f"{exc.path}: ") if exc.path else str(exc)
-        raise ConfigError(f"{message} (in {where})", path=exc.path) from None  # `path` stays the field
-    return config.model_copy(update={"source": where})  # a relative classifier.model is read from the file's folder
+    return load_routing_sections(source)
 
 
 def decision_headers(record: Mapping[str, Any]) -> dict[str, str]:
@@ -106,9 +92,15 @@ class TaskRouterHook(CustomLogger):
         cascade: Cascade | None = None,
         prometheus: bool | None = None,
     ) -> None:
-        """`prometheus`: count decisions on the proxy's `/metrics` (routing/metrics.py); None = when installed."""
+        """`prometheus`: count decisions on the proxy's `/metrics` (routing/metrics.py); None = when installed.
+        True without prometheus_client installed is a ConfigError here, at the proxy's start."""
         super().__init__()
         self.config = load_routing_config(config)  # at the door: a bad config fails the proxy's start, not a request
+        if prometheus and not metrics.available():  # else each request would fail building the router
+            raise ConfigError(
+                "needs prometheus_client: pip install 'taskrouter[metrics]' (or prometheus=None: when installed)",
+                path="TaskRouterHook(prometheus=True)",
+            )
         if cascade is not None:
             check_settings_apply_to(self.config.taskrouter.classifier)
         self.model = model
@@ -204,11 +196,13 @@ class TaskRouterHook(CustomLogger):
         decider.record(request.end(answer, failed=decider.attempts.take(request.request_id)))
 
     def close(self) -> None:
-        """Close the router this hook loaded (its threads, callbacks and metrics series); a later request loads
-        another."""
+        """Close the router this hook loaded (its threads, callbacks and metrics series) and the threads decisions
+        run on; a later request loads another router, on new threads."""
         with self._lock, self._open_lock:
             decider, self._decider = self._decider, None
             self._open.clear()
+            pool, self._pool = self._pool, ThreadPoolExecutor(thread_name_prefix="taskrouter-decide")
+        pool.shutdown(wait=False)  # its threads end once the decisions already running on them return
         if decider is not None:
             decider.close()
 
@@ -233,12 +227,17 @@ class TaskRouterHook(CustomLogger):
                 # Outside it (tests, scripts) TaskRouter builds a Router from the config's model_list.
                 router = _litellm.proxy_router()
                 loop = self._proxy_loop if router is not None else None
-                self._decider = TaskRouter(self.config, cascade=self.cascade, router=router, router_loop=loop)
-                decider = self._decider
-                if decider.metrics is None and (self.prometheus or (self.prometheus is None and available())):
-                    decider.metrics = prometheus(decider.id, decider.config.taskrouter.name)
-                # This hook forwards LiteLLM's failed attempts to the decider itself (it is registered from the
-                # proxy's start on), so the decider's own callback must not get them too. Only the decider's
-                # callback is unregistered: other routers of the process keep theirs.
-                remove_callback(decider.attempts)
+                decider = TaskRouter(self.config, cascade=self.cascade, router=router, router_loop=loop)
+                try:  # built whole before any request sees it; a failure part-way closes what was opened
+                    wanted = self.prometheus or (self.prometheus is None and metrics.available())
+                    if decider.metrics is None and wanted:
+                        decider.metrics = metrics.prometheus(decider.id, decider.config.taskrouter.name)
+                    # This hook forwards LiteLLM's failed attempts to the decider itself (it is registered from
+                    # the proxy's start on), so the decider's own callback must not get them too. Only the
+                    # decider's callback is unregistered: other routers of the process keep theirs.
+                    remove_callback(decider.attempts)
+                except BaseException:
+                    decider.close()
+                    raise
+                self._decider = decider
             return self._decider

@@ -8,11 +8,25 @@ import io
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from .config import Config
+from .config import Config, load_routing_sections
 
-__all__ = ["compute_metrics", "readings", "render_html"]
+__all__ = ["compute_metrics", "load_report_config", "readings", "render_html"]
+
+
+def load_report_config(source: str | Path | dict) -> Config:
+    """The routing config as the report reads it: the pools' prices (`model_list`) and the telemetry URL
+    (`taskrouter.telemetry.url`).
+
+    As for the proxy hook, only the `model_list` and `taskrouter` sections are read, so it may be the proxy's own
+    config.yaml (its `litellm_settings.callbacks`, `general_settings` are ignored). Unlike a router, the report
+    calls no provider: an `os.environ/NAME` secret of a deployment need not be set, and is never read (the
+    telemetry URL's own is resolved where it is used). Pool references are not checked: the report routes
+    nothing.
+    """
+    return load_routing_sections(source, calls_providers=False)
 
 
 def _pool_prices(config: Config | None, pool: str) -> tuple[float, float] | None:
@@ -112,15 +126,22 @@ def readings(m: dict[str, Any]) -> dict[str, str]:
         out["fallback_rate"] = "No requests in this period."
     else:
         out["fallback_rate"] = "No fallbacks in this period: every request served went to the pool it was routed to."
-    if m["baseline_cost_usd"]:
-        saved = 1 - m["total_cost_usd"] / m["baseline_cost_usd"]
+    baseline = m["baseline_cost_usd"]
+    if baseline is None:
+        out["cost_usd"] = f"No prices for {m['baseline_pool']!r} in the config: no baseline to compare against."
+    elif not baseline:  # priced, but no successful request used a token: there is nothing to compare
         out["cost_usd"] = (
-            f"Routing cost ${m['total_cost_usd']:.4f} against ${m['baseline_cost_usd']:.4f} for "
+            f"Routing cost ${m['total_cost_usd']:.4f}; the baseline (everything on {m['baseline_pool']!r}) has no "
+            "tokens to price: "
+            + ("no request succeeded in this period." if not m["succeeded"] else "no successful request used tokens.")
+        )
+    else:
+        saved = 1 - m["total_cost_usd"] / baseline
+        out["cost_usd"] = (
+            f"Routing cost ${m['total_cost_usd']:.4f} against ${baseline:.4f} for "
             f"sending everything to {m['baseline_pool']!r}: {saved:.0%} "
             + ("saved." if saved >= 0 else "more: specialised pools cost more than the baseline.")
         )
-    else:
-        out["cost_usd"] = f"No prices for {m['baseline_pool']!r} in the config: no baseline to compare against."
     rate = m["escalation_rate"]
     out["escalation_rate"] = f"{rate:.0%} of queries escalated past the embedding classifier: " + (
         "high: traffic has drifted from the training data; export escalations "
@@ -134,6 +155,13 @@ def readings(m: dict[str, Any]) -> dict[str, str]:
             f"{held:.0%} of queries were below the threshold but held back by the escalation budget "
             "(`max_escalation`): their stage-2 guess was served. Raise the budget, or label them and retrain."
         )
+    errors = m.get("error_classes") or {}
+    if errors:
+        out["error_classes"] = (
+            f"{m['failed']} request(s) failed. Errors by class: "
+            + ", ".join(f"{name} {count}" for name, count in _most_common(errors))
+            + " (a request answered after a retry or fallback counts its failed attempt's error too)."
+        )
     coverage = m["stage_coverage"]  # stage name -> share, most common first
     if coverage:
         out["stage_coverage"] = (
@@ -142,6 +170,16 @@ def readings(m: dict[str, Any]) -> dict[str, str]:
             + " (each answers what it is sure of and passes the rest on; escalated queries go to the LLM)."
         )
     return out
+
+
+def _most_common(counts: dict[str, int]) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+
+
+def _tick(name: object) -> str:
+    """A category as a chart's tick label shows it: as written. Matplotlib reads text between two `$` as math
+    (a stored label `cost_$\\x$` failed the whole report, `$x$` showed as an italic x): `\\$` is a literal `$`."""
+    return ("(none)" if name is None else str(name)).replace("$", r"\$")
 
 
 def _png(fig) -> str:
@@ -177,9 +215,9 @@ def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generate
             return
         fig = Figure(figsize=(5.5, 3))
         ax = fig.subplots()
-        ax.bar(list(data), list(data.values()), color="#4878a8", label="taskrouter")
+        ax.bar([_tick(k) for k in data], list(data.values()), color="#4878a8", label="taskrouter")
         if extra:
-            ax.bar(list(extra), list(extra.values()), color="#c44e52", alpha=0.6, label="baseline")
+            ax.bar([_tick(k) for k in extra], list(extra.values()), color="#c44e52", alpha=0.6, label="baseline")
             ax.legend()
         ax.set_ylabel(ylabel)
         ax.grid(axis="y", alpha=0.3)
@@ -230,6 +268,16 @@ def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generate
         trend = f'<p class="empty">{nothing}</p>'
     sections.append(("escalation_rate", "Escalation rate over time", trend))
     bar("stage_coverage", "Which stage decided", m["stage_coverage"], "share of requests", nothing)
+    no_held = "No query was held back by the escalation budget." if m["requests"] else nothing
+    held = "" if m.get("held_back_rate") else f'<p class="empty">{no_held}</p>'  # else the reading says how many
+    sections.append(("held_back_rate", "Held back by the escalation budget", held))
+    errors = m.get("error_classes") or {}
+    error_rows = "".join(f"<tr><td>{esc(str(name))}</td><td>{count}</td></tr>" for name, count in _most_common(errors))
+    no_errors = "No request met an error in this period." if m["requests"] else nothing
+    error_table = f"<table><tr><th>error class</th><th>requests</th></tr>{error_rows}</table>"
+    sections.append(
+        ("error_classes", "Errors by class", error_table if error_rows else f'<p class="empty">{no_errors}</p>')
+    )
 
     body_html = "".join(
         f'<section id="{key}"><h2>{esc(heading)}</h2>{body}<p class="reading">{esc(notes.get(key, ""))}</p></section>'

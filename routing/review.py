@@ -45,7 +45,7 @@ def export_for_review(
             if pool[label] and len(picked) < n:
                 picked.append(pool[label].pop())
     out = Path(out)
-    if out.is_file() and any(row.get("label") is not None for _, row in _rows_or_none(out)):
+    if out.is_file() and any(row.get("label") is not None for _, row in _existing_rows(out)):
         raise DataError("holds reviewed labels: import them first (taskrouter review import), or export elsewhere",
                         path=str(out))  # fmt: skip
 
@@ -57,12 +57,18 @@ def export_for_review(
     return len(picked)
 
 
-def _rows_or_none(path: Path):
-    """The rows of a JSONL file; none when it is not one (it is then no review file to protect)."""
+def _existing_rows(path: Path) -> list[tuple[int, dict]]:
+    """The rows of the file an export would replace. One that cannot be read whole (a malformed line, e.g. a
+    reviewer's trailing comma, a byte that is not UTF-8, no permission) may still hold labels: it is a DataError
+    naming the line, never overwritten."""
+    keep = "it may hold reviewed labels, so it is not overwritten: fix it, or export elsewhere"
     try:
-        return list(read_jsonl(path))
-    except DataError:
-        return []
+        return read_jsonl(path)
+    except DataError as exc:
+        where = ":".join(str(p) for p in (exc.path, exc.line) if p is not None)
+        raise DataError(f"{str(exc).removeprefix(f'{where}: ')}; {keep}", path=exc.path, line=exc.line) from None
+    except OSError as exc:
+        raise DataError(f"cannot be read ({exc.strerror}); {keep}", path=str(path)) from None
 
 
 @dataclass

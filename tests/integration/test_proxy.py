@@ -354,3 +354,75 @@ def test_the_hook_records_one_event_per_auto_request(example_env, upstream, ship
         ("math", "math", None, "failure", "InternalServerError"),
     ]
     assert rows[1]["fallback"] and rows[0]["input_tokens"] > 0 and rows[2]["deployment"] == "fast-a-id"
+
+
+def registered(callback) -> bool:
+    """Whether LiteLLM would still call `callback` (in any of the lists it copies callbacks into)."""
+    from routing._litellm import litellm
+
+    lists = ("callbacks", "success_callback", "failure_callback", "_async_success_callback", "_async_failure_callback")
+    return any(callback in getattr(litellm, name, []) for name in lists)
+
+
+def test_prometheus_true_without_prometheus_client_fails_at_the_start(example_env, monkeypatch):
+    """Before: the hook was built, and each request failed building its router (or used one half-built)."""
+    from classifier.errors import ConfigError
+    from routing import metrics
+    from routing.proxy import TaskRouterHook
+
+    monkeypatch.setattr(metrics, "available", lambda: False)  # as if prometheus_client were not installed
+    with pytest.raises(ConfigError, match=r"^TaskRouterHook\(prometheus=True\): needs prometheus_client"):
+        TaskRouterHook(EXAMPLE / "config.yaml", prometheus=True)
+    TaskRouterHook(EXAMPLE / "config.yaml").close()  # the default: metrics only when installed
+
+
+def test_a_router_whose_metrics_fail_is_closed_never_half_built(example_env, monkeypatch, shipped_cascade, tmp_path):
+    """The decider was published before its metrics were made: after a failure there, later requests used it
+    without metrics, and its own failed-attempts callback stayed registered next to the hook (attempts twice)."""
+    from classifier.errors import ConfigError
+    from routing import metrics, proxy
+
+    built = []
+
+    class Recorded(proxy.TaskRouter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    def broken(*args, **kwargs):
+        raise ConfigError("cannot register the series", path="taskrouter.metrics")
+
+    monkeypatch.setattr(proxy, "TaskRouter", Recorded)
+    monkeypatch.setattr(metrics, "prometheus", broken)
+    config = yaml.safe_load((EXAMPLE / "config.yaml").read_text())
+    config["taskrouter"]["telemetry"] = {"url": f"sqlite:///{tmp_path / 'events.db'}"}  # so it registers attempts
+    hook = proxy.TaskRouterHook(config, cascade=shipped_cascade, prometheus=True)
+    try:
+        for _ in range(2):  # each request tries again: none is served by a router without its metrics
+            data = {"model": "auto", "messages": [{"role": "user", "content": MATH}]}
+            with pytest.raises(ConfigError, match="cannot register the series"):
+                asyncio.run(hook.async_pre_call_hook(None, None, data, "acompletion"))
+        assert hook._decider is None and len(built) == 2
+        assert all(r.closed and not registered(r.attempts) for r in built)
+    finally:
+        hook.close()
+
+
+def test_close_ends_the_threads_decisions_ran_on(example_env, shipped_cascade):
+    from routing.proxy import TaskRouterHook
+
+    hook = TaskRouterHook(EXAMPLE / "config.yaml", cascade=shipped_cascade, prometheus=False)
+
+    def ask():
+        data = {"model": "auto", "messages": [{"role": "user", "content": POEM}]}
+        return asyncio.run(hook.async_pre_call_hook(None, None, data, "acompletion"))["model"]
+
+    assert ask() == "creative"
+    threads = list(hook._pool._threads)
+    assert threads
+    hook.close()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(thread.is_alive() for thread in threads)
+    assert ask() == "creative"  # a later request decides on new threads
+    hook.close()

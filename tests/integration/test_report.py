@@ -146,6 +146,28 @@ def test_an_export_that_fails_part_way_leaves_the_file_as_it_was(tmp_path):
     assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["review.jsonl"]
 
 
+@pytest.mark.parametrize(
+    ("bad_line", "problem"),
+    [
+        (b'{"text": "oops", "label": "math",}\n', "malformed JSON"),  # a reviewer's stray trailing comma
+        (b'{"text": "caf\xe9", "label": "math"}\n', "not UTF-8"),  # saved by an editor in Latin-1
+        (b'["not", "an", "object"]\n', "each line must be a JSON object"),
+    ],
+)
+def test_an_export_never_replaces_a_review_file_it_cannot_read(tmp_path, bad_line, problem):
+    """Before: a file that was not JSONL counted as holding no labels, so one bad line lost every label in it."""
+    out = tmp_path / "review.jsonl"
+    labelled = json.dumps({"request_id": "a", "text": "integrate x", "predicted": "code", "label": "math"}) + "\n"
+    out.write_bytes(labelled.encode() + bad_line)
+    before = out.read_bytes()
+    event = {"request_id": "b", "query_text": "sort a list", "label": "code", "stage": "static", "confidence": 0.5,
+             "escalated": True}  # fmt: skip
+    with pytest.raises(DataError, match=rf"review\.jsonl:2: {problem}.*not overwritten") as info:
+        export_for_review([event], out, n=10)
+    assert (info.value.path, info.value.line) == (str(out), 2)
+    assert out.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["review.jsonl"]
+
+
 def test_review_import_into_csv_keeps_it_a_csv(tmp_path):
     from classifier.data import load_dataset
 

@@ -308,3 +308,110 @@ def test_compare_weighs_fixed_against_broken_by_mcnemars_exact_test():
     assert cli._mcnemar(8, 4) == pytest.approx(0.3877, abs=1e-4)  # the README's example: noise
     assert cli._mcnemar(4, 8) == cli._mcnemar(8, 4)  # two-sided
     assert cli._mcnemar(12, 0) < 0.001 and cli._mcnemar(0, 0) == 1.0
+
+
+# -- report and review export on a telemetry database ----------------------------------------------------------
+def telemetry_db(path, times):
+    """A SQLite telemetry database holding one successful request (with its text) at each of `times`."""
+    from routing.telemetry import TelemetryStore
+
+    store = TelemetryStore(f"sqlite:///{path}")
+    for i, ts in enumerate(times):
+        store.record(
+            {"request_id": f"r{i}", "ts": ts, "label": "code", "stage": "embedding", "confidence": 0.5,
+             "escalated": True, "held_back": False, "requested_pool": "fast", "served_pool": "fast",
+             "deployment": "d", "fallback": False, "input_tokens": 1000, "output_tokens": 500, "cost_usd": 0.0003,
+             "latency_s": 0.5, "status": "success", "error_class": None, "query_text": f"private query {i}"}
+        )  # fmt: skip
+    return f"sqlite:///{path}"
+
+
+def test_report_writes_its_page_and_json_private_to_their_owner(tmp_path):
+    """Both hold stored query texts (the escalated sample): 0600, as `review export` writes, even over a file
+    that was readable by all."""
+    pytest.importorskip("matplotlib")
+    from datetime import UTC, datetime
+
+    url = telemetry_db(tmp_path / "events.db", [datetime(2025, 1, 1, 10, tzinfo=UTC)])
+    page, numbers = tmp_path / "report.html", tmp_path / "report.json"
+    for path in (page, numbers):
+        path.write_text("old")
+        path.chmod(0o644)
+    code, err = run(["report", "--db", url, "--out", str(page), "--json", str(numbers)])
+    assert code == 0, err
+    assert "private query 0" in page.read_text() and "private query 0" in numbers.read_text()
+    assert [oct(path.stat().st_mode & 0o777) for path in (page, numbers)] == ["0o600", "0o600"]
+
+
+@pytest.mark.parametrize(
+    ("since", "requests"),
+    [("2025-01-01T10:30+05:00", 1), ("2025-01-01T05:30", 1), ("2025-01-01", 2), ("2025-01-01T06:30Z", 0)],
+)
+def test_report_since_keeps_the_offset_it_is_given(tmp_path, since, requests):
+    """10:30 at +05:00 is 05:30 UTC; the offset was dropped (read as 10:30 UTC, after both requests)."""
+    pytest.importorskip("matplotlib")
+    from datetime import UTC, datetime
+
+    url = telemetry_db(tmp_path / "events.db", [datetime(2025, 1, 1, h, tzinfo=UTC) for h in (5, 6)])
+    out, numbers = tmp_path / "report.html", tmp_path / "report.json"
+    code, err = run(["report", "--db", url, "--since", since, "--out", str(out), "--json", str(numbers)])
+    assert code == 0, err
+    assert json.loads(numbers.read_text())["requests"] == requests
+
+
+def test_report_reads_prices_from_a_proxy_config_without_its_secrets(tmp_path, monkeypatch):
+    """The proxy's own config.yaml (litellm_settings.callbacks, general_settings) was refused, and an unset
+    `os.environ/...` key failed the report, which calls no provider."""
+    pytest.importorskip("matplotlib")
+    import yaml
+
+    from tests.conftest import ROOT
+
+    for name in ("UPSTREAM_API_BASE", "UPSTREAM_API_KEY", "LITELLM_MASTER_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    from datetime import UTC, datetime
+
+    config = yaml.safe_load((ROOT / "examples" / "proxy" / "config.yaml").read_text())
+    for d in config["model_list"]:
+        d["litellm_params"].update(input_cost_per_token=3e-6, output_cost_per_token=1.2e-5)
+    url = telemetry_db(tmp_path / "events.db", [datetime(2025, 1, 1, tzinfo=UTC)])
+    config["taskrouter"]["telemetry"] = {"url": url}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    numbers = tmp_path / "report.json"
+    args = ["report", "--config", str(tmp_path / "config.yaml"), "--baseline-pool", "capable"]
+    code, err = run([*args, "--out", str(tmp_path / "r.html"), "--json", str(numbers)])
+    assert code == 0, err
+    assert json.loads(numbers.read_text())["baseline_cost_usd"] == pytest.approx(1000 * 3e-6 + 500 * 1.2e-5)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["report", "--out", "r.html", "--db"],
+        ["review", "export", "--out", "r.jsonl", "--db"],
+        ["priors", "--from-telemetry"],
+    ],
+    ids=["report", "review-export", "priors"],
+)
+def test_a_telemetry_url_that_is_no_url_is_named_by_its_option(tmp_path, monkeypatch, command):
+    """It was named by the config field `taskrouter.telemetry.url`, which the command line never gave."""
+    if command[0] == "report":
+        pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    code, err = run([*command, "events.db"])
+    assert code == 1 and err.strip() == f"error: {command[-1]}: must be a database URL such as sqlite:///events.db"
+
+
+def test_a_telemetry_url_from_a_config_file_is_named_with_the_file(tmp_path):
+    pytest.importorskip("matplotlib")
+    config = tmp_path / "routing.yaml"
+    config.write_text(
+        "model_list: [{model_name: fast, litellm_params: {model: openai/fast}}]\n"
+        "taskrouter: {default_pool: fast, telemetry: {url: events.db}}\n"
+    )
+    code, err = run(["report", "--config", str(config), "--out", str(tmp_path / "r.html")])
+    assert code == 1
+    assert (
+        err.strip()
+        == f"error: taskrouter.telemetry.url (in {config}): must be a database URL such as sqlite:///events.db"
+    )

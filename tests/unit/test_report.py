@@ -71,3 +71,94 @@ def test_stage_coverage_names_the_stages_the_events_name():
     events = [{**event(i, "chat"), "stage": stage} for i, stage in enumerate(["length", "length", "embedding"])]
     text = readings(compute_metrics(events))["stage_coverage"]
     assert text.startswith("Decided by stage: length 67%, embedding 33%"), text
+
+
+def test_held_back_queries_and_error_classes_are_on_the_page():
+    """Both were computed (and the held-back share printed by `taskrouter report`) but the page left them out."""
+    events = [event(i, "math") for i in range(4)]
+    events[0]["held_back"] = True
+    events[1].update(status="failure", served_pool=None, error_class="RateLimitError")
+    events[2].update(status="failure", served_pool=None, error_class="<b>Bad</b>Error")
+    events[3].update(fallback=True, error_class="RateLimitError")  # answered after a failed attempt
+    m = compute_metrics(events)
+    page = render_html(m)
+    held = section(page, "held_back_rate")
+    assert "<h2>Held back by the escalation budget</h2>" in held and "25% of queries were below" in held
+    errors = section(page, "error_classes")
+    assert "<td>RateLimitError</td><td>2</td>" in errors and "<td>&lt;b&gt;Bad&lt;/b&gt;Error</td><td>1</td>" in errors
+    assert "<b>Bad</b>" not in page
+    assert readings(m)["error_classes"].startswith("2 request(s) failed. Errors by class: RateLimitError 2,")
+    quiet = render_html(compute_metrics([event(0, "math")]))
+    assert "No query was held back" in section(quiet, "held_back_rate")
+    assert "No request met an error" in section(quiet, "error_classes")
+
+
+@pytest.mark.parametrize("label", [r"cost_$\x$", "$x$", "price in $ or $", "a \\$ b"])
+def test_a_label_with_dollar_signs_is_shown_as_written_not_as_math(label):
+    """Labels, pools and stages are tick labels; matplotlib reads text between two `$` as mathtext, so a stored
+    label `cost_$\\x$` failed the whole report and `$x$` showed as an italic x."""
+    from matplotlib.text import Text
+
+    from routing.report import _tick
+
+    events = [event(0, label), event(1, "math"), {**event(2, "math"), "stage": None}]  # a stage may be None too
+    events[0]["requested_pool"] = events[0]["served_pool"] = label
+    page = render_html(compute_metrics(events))
+    assert page.count("data:image/png;base64,") == 4
+    assert Text()._preprocess_math(_tick(label)) == (label, False)  # what the chart shows: the label, no math
+
+
+def priced(**prices):
+    """A routing config whose deployment key is a secret nobody set: the report never reads it."""
+    from routing.report import load_report_config
+
+    return load_report_config(
+        {
+            "model_list": [
+                {
+                    "model_name": pool,
+                    "litellm_params": {"model": f"openai/{pool}", "api_key": "os.environ/NOT_SET_KEY", **p},
+                }  # fmt: skip
+                for pool, p in prices.items()
+            ],
+            "taskrouter": {"default_pool": next(iter(prices))},
+        }
+    )
+
+
+def test_a_zero_baseline_is_nothing_to_price_not_missing_prices():
+    config = priced(capable={"input_cost_per_token": 3e-6, "output_cost_per_token": 1.2e-5})
+    failed = [{**event(i, "chat"), "status": "failure", "served_pool": None, "cost_usd": 0.0} for i in range(3)]
+    m = compute_metrics(failed, config=config)
+    assert m["baseline_cost_usd"] == 0
+    text = readings(m)["cost_usd"]
+    assert "No prices" not in text and "no tokens to price: no request succeeded in this period." in text
+    m = compute_metrics([{**event(0, "chat"), "input_tokens": 0, "output_tokens": 0}], config=config)
+    assert readings(m)["cost_usd"].endswith("no tokens to price: no successful request used tokens.")
+    unpriced = compute_metrics(failed, config=priced(capable={}))
+    assert unpriced["baseline_cost_usd"] is None and readings(unpriced)["cost_usd"].startswith("No prices for")
+
+
+def test_the_report_reads_the_proxys_own_config_without_its_secrets(monkeypatch, tmp_path):
+    """The proxy's config.yaml has `litellm_settings.callbacks` and `general_settings`, which `load_config` refuses,
+    and `os.environ/...` keys that only the proxy's environment sets; the report needs neither."""
+    from classifier.errors import ConfigError
+    from routing.report import load_report_config
+    from tests.conftest import ROOT
+
+    for name in ("UPSTREAM_API_BASE", "UPSTREAM_API_KEY", "LITELLM_MASTER_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    example = ROOT / "examples" / "proxy" / "config.yaml"
+    config = load_report_config(example)
+    assert config.pool_for("math") == "math" and config.source == str(example)
+    assert config.model_list[0].litellm_params["api_key"] == "os.environ/UPSTREAM_API_KEY"  # never resolved
+    prices = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
+    m = compute_metrics([event(0, "chat")], config=priced(capable=prices))
+    assert m["baseline_cost_usd"] == pytest.approx(10 * 1e-6 + 20 * 2e-6)
+    bad = tmp_path / "config.yaml"  # what it does read is still checked, naming the field and the file
+    bad.write_text(
+        "model_list: [{model_name: a, litellm_params: {model: openai/a}}]\n"
+        "taskrouter: {default_pool: a, telemetry: {store_text: 'yes'}}\n"
+    )
+    with pytest.raises(ConfigError, match=rf"^taskrouter.telemetry.store_text: .*\(in {bad}\)$"):
+        load_report_config(bad)
