@@ -95,6 +95,7 @@ _TRAIN_OPTIONS: dict[str, list[Constraint]] = {
     "static_max_error_out_of_source": [SHARE],
     "seed": [SEED],
     "c": [Interval(Real, 0, None, closed="neither")],
+    "static_c": [Interval(Real, 0, None, closed="neither")],
     "select_c": [list],
     "lexical_weight": [Interval(Real, 0, None, closed="left")],
     "select_lexical_weight": [list],
@@ -157,6 +158,14 @@ def train(
             help="The heads' inverse regularisation strength (scikit-learn's C; default 4); --select-c chooses it.",
         ),
     ] = None,
+    static_c: Annotated[
+        float | None,
+        typer.Option(
+            "--static-c",
+            help="The static head's C alone (default: the heads' --c, or the C --select-c chooses); a smaller C "
+            "makes it answer fewer queries at the same error.",
+        ),
+    ] = None,
     select_c: Annotated[
         list[float] | None,
         typer.Option(
@@ -195,6 +204,8 @@ def train(
         _fail(f"--select-c: every C must be finite and > 0, got {select_c}")
     if static_features and not static:
         _fail("--static-features needs the static stage: drop --no-static, or pass --no-static-features")
+    if static_c is not None and not static:
+        _fail("--static-c needs the static stage: drop --no-static")
     if select_lexical_weight and not all(0 <= w < float("inf") for w in select_lexical_weight):
         _fail(f"--select-lexical-weight: every weight must be finite and >= 0, got {select_lexical_weight}")
     _require("train", "sklearn", "scipy", "matplotlib", extra="train")
@@ -224,6 +235,7 @@ def train(
         scope_max_fallback=scope_max_fallback,
         static_max_error_out_of_source=static_max_error_out_of_source,
         **({"C": c} if c is not None else {}),
+        **({"static_C": static_c} if static_c is not None else {}),
         **({"lexical_weight": lexical_weight} if lexical_weight is not None else {}),
     )
     selection: list[dict] = []

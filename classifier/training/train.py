@@ -108,6 +108,7 @@ _TRAIN_PARAMS: dict[str, list[Constraint]] = {
     "static": [bool],
     "static_features": [None, bool],
     "static_max_error": [SHARE],
+    "static_C": [None, Interval(Real, 0, None, closed="neither")],
     "random_state": [SEED],
     "progress": [None, bool],
     "cv_vectors": [None, CrossFit],
@@ -130,6 +131,7 @@ class TrainParams(ClassifierParams, total=False):
     static: bool
     static_features: bool | None
     static_max_error: float
+    static_C: float | None
     random_state: int
     progress: bool | None
     cv_vectors: CrossFit | None
@@ -149,6 +151,7 @@ def train_cascade(
     static: bool = True,
     static_features: bool | None = None,
     static_max_error: float = DEFAULT_STATIC_MAX_ERROR,
+    static_C: float | None = None,
     random_state: int = 0,
     progress: bool | None = None,
     cv_vectors: CrossFit | None = None,
@@ -166,6 +169,8 @@ def train_cascade(
     is then chosen on the queries the static head passes on: with `max_escalation`, so that at most that share
     of all stage-2 queries is escalated; with `max_error`, for that error on what MiniLM accepts.
     `static_features` (default: as `static`) has the MiniLM head read the static vectors too; it needs `static`.
+    `static_C`: the static head's C (default: the MiniLM head's, `classifier_params`' C): a small C softens its
+    probabilities, and its threshold, read for the same error, then lets it answer fewer queries.
     `cv_vectors` (with the tuned encoder they were made for) stand in for the vectors of the rows the encoder was
     tuned on while the heads are cross-validated, so that thresholds are picked from confidences like those of
     new traffic (`tune.cross_fit`).
@@ -192,6 +197,8 @@ def train_cascade(
     static_features = static if static_features is None else static_features
     if static_features and not static:
         raise ValueError("static_features needs static=True: the static head's probes check the table at load")
+    if static_C is not None and not static:
+        raise InvalidParameterError("static_C", static_C, "None: static=False trains no static head")
     texts, labels = list(data.texts), list(data.labels)
     if len(texts) != len(labels):
         got = f"{len(texts)} texts and {len(labels)} labels"
@@ -223,7 +230,10 @@ def train_cascade(
 
         log.info("static head: the same over the token table (embedding and cross-validation, about 20 s)")
         table = StaticMiniLMEmbedder(encoder=encoder)
-        fast = TaskClassifier(random_state=random_state, progress=progress, embedder=table, **classifier_params)
+        own = ClassifierParams(**classifier_params)
+        if static_C is not None:
+            own["C"] = static_C
+        fast = TaskClassifier(random_state=random_state, progress=progress, embedder=table, **own)
         fast.fit(texts, labels, cv_embeddings=cv_static)
         heads[STATIC] = _pick(fast, truth, reaches_stage2, {"max_error": static_max_error})
         passed_on = reaches_stage2 & (_cv_proba(fast).max(axis=1) < heads[STATIC]["threshold"])
@@ -314,6 +324,7 @@ def train_cascade(
                 "data_file": _name(data),
                 "embedder_backend": _backend(clf),
                 "encoder": clf.encoder,
+                "static_C": fast.C if fast is not None else None,
                 "learning_curve": curve,
                 "selection": selection,
                 "calibration": None

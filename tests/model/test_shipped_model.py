@@ -47,6 +47,8 @@ def fresh_run(tmp_path_factory):
     recorded = manifest.training.get("calibration")
     calibration = _calibration(recorded["data_sha256"]) if recorded else None
     chosen = {k: manifest.params[k] for k in ("C", "lexical_weight") if k in manifest.params}  # by the folds
+    if manifest.training.get("static_C") is not None:  # the static head's own C (older models: the same C)
+        chosen["static_C"] = manifest.training["static_C"]
     out = tmp_path_factory.mktemp("fresh") / "fresh"
     fresh, report = train_cascade(
         data,

@@ -301,3 +301,25 @@ def test_a_save_that_fails_half_way_leaves_the_model_that_was_there(small_model_
     clf.save(d)  # and a save that succeeds replaces it, keeping the folder of notes
     assert Cascade.load(d).static is None and (d / "notes" / "why.txt").read_text() == "trained for the demo"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_the_static_head_can_have_a_c_of_its_own(tmp_path):
+    """`static_C` fits the static head alone with another C (recorded in the manifest); the MiniLM head is as before."""
+    from classifier.data import load_dataset
+    from classifier.errors import InvalidParameterError
+    from classifier.training.train import train_cascade
+    from tests.conftest import ROOT
+
+    data = load_dataset(ROOT / "tests/data/three_labels.csv")
+    train_cascade(data, out=tmp_path / "same", C=4.0, progress=False)
+    train_cascade(data, out=tmp_path / "own", C=4.0, static_C=0.01, progress=False)
+    arrays = {}
+    for name in ("same", "own"):
+        with np.load(tmp_path / name / "static.npz") as s, np.load(tmp_path / name / "weights.npz") as w:
+            arrays[name] = {"static": s["coef"].copy(), "minilm": w["coef"].copy()}
+    assert np.array_equal(arrays["same"]["minilm"], arrays["own"]["minilm"])
+    assert np.abs(arrays["own"]["static"]).sum() < np.abs(arrays["same"]["static"]).sum()  # more regularised
+    training = {n: json.loads((tmp_path / n / "manifest.json").read_text())["training"] for n in ("same", "own")}
+    assert (training["same"]["static_C"], training["own"]["static_C"]) == (4.0, 0.01)
+    with pytest.raises(InvalidParameterError, match="static_C"):
+        train_cascade(data, static=False, static_features=False, static_C=1.0, progress=False)

@@ -144,6 +144,8 @@ def test_evaluate_refuses_before_it_reads_anything(tmp_path, data, extra, messag
     [
         (["--select-c", "1", "--select-c", "inf"], "every C must be finite"),
         (["--no-static", "--static-features"], "--static-features needs the static stage"),
+        (["--no-static", "--no-static-features", "--static-c", "1"], "--static-c needs the static stage"),
+        (["--static-c", "0"], "--static-c"),
     ],
 )
 def test_train_refuses_conflicting_or_infinite_options(tmp_path, data, args, message):
