@@ -3,7 +3,8 @@
 LiteLLM keeps its settings, loggers, callback lists and response cache process-wide. This module changes them
 in three places only: `configure_litellm` (loggers, called when a Router is built), `add_callback` /
 `remove_callback` (a callback's owner removes it from every list LiteLLM copied it into), and `build_router` /
-`retire_router` (the response cache a router with `cache_responses` installs is removed when it is retired).
+`retire_router` (the response cache a router with `cache_responses` installs is removed when it is retired; while
+it is installed, the other routers `build_router` built keep out of it).
 Importing it changes nothing: LiteLLM is imported with its bundled price map (see `_import_litellm`) and the
 environment is left as it was.
 """
@@ -85,6 +86,7 @@ __all__ = [
     "program_error",
     "proxy_router",
     "remove_callback",
+    "response_cache_owner",
     "retire_router",
     "routed_record",
 ]
@@ -106,26 +108,53 @@ def configure_litellm() -> None:
 
 
 _NO_RESPONSE_CACHE = {"no-cache": True, "no-store": True}
-"""The `cache` argument of each call of a router without `cache_responses`: LiteLLM writes every answer into the
-process-wide `litellm.cache` when one is set, even on a call that does not read it (`caching=False`), so without it
-another router's response cache would store this router's answers and serve them as its own."""
+"""The `cache` argument a call gets from a router of ours without `cache_responses` while another router of ours
+has its response cache installed as the process-wide `litellm.cache` (`_keep_out_of_others_cache`): LiteLLM writes
+every answer into that cache, even on a call that does not read it, so the caching router would serve this
+router's answers (another provider's, another key's) as its own."""
 
 
 def _router_defaults(settings: LiteLLMSettings, router_settings: dict[str, Any]) -> dict[str, Any]:
     """`litellm_settings` as this Router's own: `drop_params` for each of its calls, `request_timeout` as its
-    default timeout (unless `router_settings.timeout` names one). A router without `cache_responses` neither reads
-    nor writes LiteLLM's process-wide response cache (`_NO_RESPONSE_CACHE`)."""
+    default timeout (unless `router_settings.timeout` names one)."""
     extra: dict[str, Any] = {}
-    defaults: dict[str, Any] = {}
     if settings.drop_params is not None:
-        defaults["drop_params"] = settings.drop_params
-    if not router_settings.get("cache_responses"):
-        defaults["cache"] = dict(_NO_RESPONSE_CACHE)
-    if defaults:
-        extra["default_litellm_params"] = defaults
+        extra["default_litellm_params"] = {"drop_params": settings.drop_params}
     if settings.request_timeout is not None and "timeout" not in router_settings:
         extra["timeout"] = settings.request_timeout
     return extra
+
+
+def _keep_out_of_others_cache(router: Router) -> None:
+    """Wrap `router.completion` and `router.acompletion` (LiteLLM keeps an instance's replacement of an endpoint, and
+    a Router cannot be subclassed) so that each call decides, when it is made, whether it keeps out of
+    `litellm.cache` (`_call_kwargs`)."""
+    ref = weakref.ref(router)  # the wrappers live on the Router: no strong reference back to it
+    completion, acompletion = router.completion, router.acompletion
+
+    def isolated_completion(*args: Any, **kwargs: Any) -> Any:
+        return completion(*args, **_call_kwargs(ref(), kwargs))
+
+    async def isolated_acompletion(*args: Any, **kwargs: Any) -> Any:
+        return await acompletion(*args, **_call_kwargs(ref(), kwargs))
+
+    setattr(router, "completion", isolated_completion)  # noqa: B010 - mypy refuses assigning to a method
+    setattr(router, "acompletion", isolated_acompletion)  # noqa: B010
+
+
+def _call_kwargs(router: Router | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments, with `cache=_NO_RESPONSE_CACHE` while `litellm.cache` is the response cache another
+    router of ours installed. The caller's own `cache=...` or `caching=True` is left as it is (they asked for the
+    cache that is there), and so is every call while `litellm.cache` is the application's own cache or none:
+    only another taskrouter router's cache is kept out of. `caching=False` keeps out of it too: LiteLLM would still
+    store the answer there."""
+    if "cache" in kwargs or kwargs.get("caching") is True:
+        return kwargs
+    with _cache_lock:
+        owner = _live_cache_owner()
+    if owner is None or owner is router:
+        return kwargs
+    return {**kwargs, "cache": dict(_NO_RESPONSE_CACHE)}
 
 
 _cache_lock = threading.RLock()  # reentrant: a TaskRouter collected unclosed retires its router wherever GC runs
@@ -147,6 +176,13 @@ def _live_cache_owner() -> Router | None:
     return None
 
 
+def response_cache_owner() -> Router | None:
+    """The LiteLLM Router built by `build_router` whose response cache is `litellm.cache` now; None when there is
+    none (no cache, or the application's own)."""
+    with _cache_lock:
+        return _live_cache_owner()
+
+
 def _remove_response_cache() -> None:
     litellm.cache = None  # type: ignore[attr-defined]  # LiteLLM's module attribute, which mypy does not see
 
@@ -157,7 +193,9 @@ def build_router(config: Config) -> Router:
     With `router_settings.cache_responses`, LiteLLM installs the router's response cache as the process-wide
     `litellm.cache` (unless one is set already, e.g. the LiteLLM Proxy's): `retire_router` removes it again. While
     it is installed, a second router with `cache_responses` is refused (it would share the first one's cache, its
-    answers and its Redis); a router without it neither reads nor writes it.
+    answers and its Redis), and the calls of the routers built here without it neither read nor write it, unless a
+    call passes `caching=True` or `cache=...` (`_call_kwargs`). A `litellm.cache` the application set itself is
+    used as LiteLLM uses it.
     """
     model_list = [resolve_secrets(d.model_dump(), f"model_list[{i}]") for i, d in enumerate(config.model_list)]
     settings = resolve_secrets(config.router_settings.model_dump(exclude_none=True), "router_settings")
@@ -186,6 +224,7 @@ def build_router(config: Config) -> Router:
             raise
         if before is None and litellm.cache is not None:
             _installed_caches[id(router)] = (weakref.ref(router), litellm.cache)
+    _keep_out_of_others_cache(router)
     return router
 
 

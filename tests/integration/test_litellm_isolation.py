@@ -117,6 +117,37 @@ def test_a_router_without_cache_responses_neither_reads_nor_fills_anothers_cache
     assert asyncio.run(both()) == ("answer from B's provider", "answer from A's provider")
 
 
+def test_a_router_without_cache_responses_uses_the_applications_own_cache(provider, build):
+    """Before: every call of a router without cache_responses sent `cache={"no-cache": True, "no-store": True}`,
+    so an application's own `litellm.cache` never answered, not even a caller's `caching=True`: 4 provider requests
+    for 4 equal calls. Only another router's cache is kept out of; the application's works as LiteLLM makes it
+    work: each answer is stored, and a call with `caching=True` is answered from it."""
+    b = build(one_pool(provider, "answer from B's provider"))
+    litellm.cache = litellm.Cache()  # the application's own, installed before any call
+    try:
+        plain = [b.complete(QUESTION).text for _ in range(2)]
+        asked = provider.hits("fast-a")
+        cached = [b.complete(QUESTION, caching=True).text for _ in range(2)]
+    finally:
+        litellm.cache = None
+    assert plain + cached == ["answer from B's provider"] * 4
+    assert (asked, provider.hits("fast-a")) == (2, 2)
+
+
+def test_a_callers_caching_is_honoured_beside_another_routers_cache(provider, other, build):
+    """Before: the router's default `no-cache` beat a caller's explicit `caching=True`. While another router's cache
+    is installed, a call that asks for `caching=True` uses it; `caching=False` still keeps its answer out of it
+    (LiteLLM would store it there), so the caching router keeps answering from its own provider."""
+    a = build(one_pool(provider, "answer from A's provider", cache_responses=True))
+    b = build(one_pool(other, "answer from B's provider"))
+    question = "What is the capital of Italy?"
+    assert [b.complete(question, caching=True).text for _ in range(2)] == ["answer from B's provider"] * 2
+    assert other.hits("fast-a") == 1  # the second answered from the cache, as the caller asked
+    assert b.complete(QUESTION, caching=False).text == "answer from B's provider"
+    assert a.complete(QUESTION).text == "answer from A's provider"  # B's answer was not stored for A
+    assert (provider.hits("fast-a"), other.hits("fast-a")) == (1, 2)
+
+
 # -- LiteLLM's ValidationError when the Router is built --------------------------------------------------------------
 
 SECRET = "s3cr3t-value-4711"

@@ -16,7 +16,7 @@ import time
 import pytest
 import yaml
 
-from routing import TaskRouter, get_router
+from routing import ConfigError, TaskRouter, get_router
 from routing._litellm import litellm
 from routing.complete import MAX_CONFIG_ROUTERS, close_all
 from routing.config import DEMO_CONFIG
@@ -271,3 +271,116 @@ def test_a_call_cancelled_while_its_router_is_built_does_not_hold_the_router(pro
     router = get_router(config)
     get_router(make_config(provider, name="other"))  # evicts it: nothing in flight, so it closes at once
     assert router.closed and provider.requests == []
+
+
+def _caching_config(provider) -> dict:
+    """Pool `math`'s key read from `$TR_CACHE_ROTATED_KEY`, LiteLLM's response cache on."""
+    from tests.integration.conftest import make_config
+
+    config = make_config(provider, router_settings={"cache_responses": True})
+    config["model_list"][2]["litellm_params"]["api_key"] = "os.environ/TR_CACHE_ROTATED_KEY"  # math-a
+    return config
+
+
+def test_a_rotated_secret_replaces_the_router_holding_the_response_cache(provider, monkeypatch, router_cache):
+    """Before: with cache_responses, the first call after a key rotation failed with a ConfigError at
+    router_settings.cache_responses: the router `get_router` kept for the config before the rotation still held
+    LiteLLM's process-wide response cache, a second caching router is refused, and the old one went only once 16
+    other configs had evicted it. `get_router` now closes its router holding the cache before it builds one with
+    cache_responses: the new key serves, and the old key's cached answers go with the old router."""
+    from routing import route_and_complete
+    from routing._litellm import response_cache_owner
+
+    config = _caching_config(provider)
+    monkeypatch.setenv("TR_CACHE_ROTATED_KEY", "old-key")
+    assert route_and_complete(MATH, config=config).served_pool == "math"
+    before = get_router(config)
+    assert route_and_complete(MATH, config=config).served_pool == "math"
+    assert provider.hits("math-a") == 1  # the second answered from the cache
+    monkeypatch.setenv("TR_CACHE_ROTATED_KEY", "new-key")
+    assert route_and_complete(MATH, config=config).served_pool == "math"
+    after = get_router(config)
+    assert after is not before and before.closed
+    assert after.router.model_list[2]["litellm_params"]["api_key"] == "new-key"
+    assert response_cache_owner() is after.router
+    assert provider.hits("math-a") == 2  # asked with the new key, not answered from the old router's cache
+
+
+def test_a_rotation_while_the_old_router_serves_is_refused_until_it_has_ended(provider, monkeypatch, router_cache):
+    """The router holding the cache is closed once its calls in flight end (here a stream not read yet): the
+    build meanwhile is refused, saying why, and the first call after the stream ended builds the new router."""
+    from routing import route_and_complete
+
+    config = _caching_config(provider)
+    monkeypatch.setenv("TR_CACHE_ROTATED_KEY", "old-key")
+    provider.set(**{"math-a": {"mode": "ok", "reply": "x equals five"}})
+    stream = route_and_complete(MATH, config=config, stream=True)
+    before = get_router(config)
+    monkeypatch.setenv("TR_CACHE_ROTATED_KEY", "new-key")
+    with pytest.raises(ConfigError, match="call again") as info:
+        route_and_complete(MATH, config=config)
+    assert info.value.path == "router_settings.cache_responses"
+    assert not before.closed  # its stream is still read
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices) == "x equals five"
+    assert _closed_and_written(before)
+    assert route_and_complete(MATH, config=config).served_pool == "math"
+    assert get_router(config).router.model_list[2]["litellm_params"]["api_key"] == "new-key"
+
+
+def test_a_caching_router_the_caller_built_is_not_closed_by_get_router(provider, monkeypatch, router_cache):
+    """A router built with `TaskRouter(...)` is the caller's to close: `get_router` refuses to build a second caching
+    router beside it, naming the setting, and leaves it serving."""
+    from routing import route_and_complete
+
+    monkeypatch.setenv("TR_CACHE_ROTATED_KEY", "key")
+    with TaskRouter(_caching_config(provider)) as own:
+        with pytest.raises(ConfigError, match="process-wide") as info:
+            route_and_complete(MATH, config=_caching_config(provider))
+        assert info.value.path == "router_settings.cache_responses"
+        assert not own.closed and own.complete(MATH).served_pool == "math"
+    assert litellm.cache is None
+
+
+def test_a_router_whose_build_ends_after_close_all_is_closed_not_kept(provider, tmp_path, router_cache):
+    """Before: `close_all` closed the routers already built only: one still being built was put in the cache after
+    it, open (its threads and telemetry never closed at exit). It is now closed when its build ends, and handed
+    closed to the call that waited for it; the next call builds a new router.
+
+    The build is held up by its telemetry database, locked by another connection until `close_all` has run."""
+    import logging
+    import sqlite3
+
+    from tests.integration.conftest import make_config
+
+    db = tmp_path / "locked.db"
+    config = make_config(provider, telemetry={"url": f"sqlite:///{db}?timeout=600"})
+    building = threading.Event()
+
+    class OnBuild(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("building a router"):
+                building.set()
+
+    handler = OnBuild(logging.DEBUG)
+    logger = logging.getLogger("taskrouter.complete")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    lock = sqlite3.connect(db, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+    got: list[TaskRouter] = []
+    caller = threading.Thread(target=lambda: got.append(get_router(config)))
+    try:
+        caller.start()
+        assert building.wait(60)
+        close_all()  # while the router is being built
+    finally:
+        lock.execute("COMMIT")
+        lock.close()
+        caller.join(120)
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    (router,) = got
+    assert router.closed
+    fresh = get_router(config)
+    assert fresh is not router and not fresh.closed

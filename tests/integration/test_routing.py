@@ -2,8 +2,10 @@
 
 import asyncio
 import logging
+import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -395,3 +397,126 @@ def test_concurrent_first_calls_for_one_config_share_one_router(provider, tmp_pa
         assert [r.served_pool for r in results] == ["math"] * 4 and router.telemetry.written == 4  # all on it
     finally:
         close_all()
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    """The event loop's default executor, counting the jobs given to it (`asyncio.to_thread`, `run_in_executor`)."""
+
+    def __init__(self, max_workers: int) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix="test-default-executor")
+        self.jobs = 0
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.jobs += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_calls_for_a_built_router_wait_neither_for_a_thread_nor_for_another_configs_build(provider, tmp_path):
+    """Before: `aroute_and_complete` picked every router on a worker thread of the loop's default executor, and each
+    call waiting for a router being built blocked one such thread for the whole build: a burst of first calls for
+    a new config took every worker, so a call for a config already built (whose classification also runs on a
+    worker) waited for that unrelated build, as did the application's own `to_thread` work. Now a built router is
+    picked on the loop, the calls for a config being built await its build, and only the call that builds holds a
+    thread.
+
+    The build is held up by a real cause, its telemetry database locked by another connection (SQLite waits up to
+    the URL's `timeout`), until the call for the built config has returned: nothing here depends on timings."""
+    from routing import get_router
+    from routing.complete import close_all
+
+    slow_db = tmp_path / "slow.db"
+    fast = make_config(provider, name="fast")
+    slow = make_config(provider, name="slow", telemetry={"url": f"sqlite:///{slow_db}?timeout=600"})
+    executor = _CountingExecutor(max_workers=3)  # fewer workers than calls waiting for the slow build
+    lock = sqlite3.connect(slow_db, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+
+    async def calls():
+        asyncio.get_running_loop().set_default_executor(executor)
+        await aroute_and_complete(MATH, config=fast)  # built: the router of `fast` is kept
+        jobs = executor.jobs
+        await get_router(fast).acomplete(MATH)
+        own_jobs, jobs = executor.jobs - jobs, executor.jobs  # the router's own (it classifies on a worker)
+        await aroute_and_complete(MATH, config=fast)
+        routed_jobs = executor.jobs - jobs
+        waiting = [asyncio.create_task(aroute_and_complete(MATH, config=slow)) for _ in range(8)]
+        try:
+            # The eight calls start first (tasks run in the order made) and one builds; this call, for the built
+            # config, returns while the build is held. Before, it got no worker until the build ended.
+            served = await asyncio.wait_for(aroute_and_complete(MATH, config=fast), timeout=60)
+            still_building = not any(task.done() for task in waiting)
+        finally:
+            lock.execute("COMMIT")  # the build goes on
+        return own_jobs, routed_jobs, served, still_building, await asyncio.gather(*waiting)
+
+    try:
+        own_jobs, routed_jobs, served, still_building, slow_results = asyncio.run(calls())
+        slow_router = get_router(slow)
+        assert slow_router.telemetry.flush()
+        assert slow_router.telemetry.written == 8  # all on the one router built
+    finally:
+        lock.close()
+        close_all()
+    assert routed_jobs == own_jobs  # no thread taken to pick a built router
+    assert served.served_pool == "math" and still_building
+    assert [r.served_pool for r in slow_results] == ["math"] * 8
+
+
+def test_calls_waiting_for_a_build_that_fails_all_get_its_error(provider, tmp_path):
+    """The calls for a config being built await that one build, and get its error when it fails."""
+    from routing import ConfigError
+    from routing.complete import close_all
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("taskrouter.complete")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    (tmp_path / "a-directory.db").mkdir()  # a SQLite "file" that can never take an event: a ConfigError at build
+    config = make_config(provider, name="broken", telemetry={"url": f"sqlite:///{tmp_path / 'a-directory.db'}"})
+
+    async def calls():
+        same = [aroute_and_complete(MATH, config=config) for _ in range(6)]
+        return await asyncio.gather(*same, return_exceptions=True)
+
+    try:
+        results = asyncio.run(calls())
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        close_all()
+    assert all(isinstance(r, ConfigError) and r.path == "taskrouter.telemetry.url" for r in results), results
+    assert len([r for r in records if r.getMessage() == "building a router for a content config"]) == 1
+    assert provider.requests == []
+
+
+def test_a_call_cancelled_while_it_waits_for_a_build_leaves_the_build_and_the_other_calls_alone(provider, tmp_path):
+    """A call waiting for another call's build awaits it; cancelled (a caller's timeout), it stops waiting, and the
+    build and the calls still waiting go on. The build is held up by its locked telemetry database meanwhile."""
+    from routing import complete, get_router
+    from routing.complete import close_all
+
+    db = tmp_path / "locked.db"
+    config = make_config(provider, name="awaited", telemetry={"url": f"sqlite:///{db}?timeout=600"})
+    lock = sqlite3.connect(db, isolation_level=None)
+    lock.execute("BEGIN EXCLUSIVE")
+
+    async def calls():
+        builder = asyncio.create_task(aroute_and_complete(MATH, config=config))
+        await asyncio.sleep(0)  # the first call has started the build
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(aroute_and_complete(MATH, config=config), timeout=0.5)
+        lock.execute("COMMIT")
+        return await builder
+
+    try:
+        assert asyncio.run(calls()).served_pool == "math"
+        router = get_router(config)
+        router.close_when_idle()  # nothing in flight: the cancelled call holds nothing
+        assert router.closed
+    finally:
+        lock.close()
+        close_all()
+    assert complete._building == {}
