@@ -22,6 +22,22 @@ def shipped_cascade():
     return Cascade.load()
 
 
+@pytest.fixture
+def build(shipped_cascade):
+    """Builds routers on a config with the shipped model; each is closed at teardown, pass or fail."""
+    from routing import TaskRouter
+
+    built: list[TaskRouter] = []
+
+    def _build(cfg):
+        built.append(TaskRouter(cfg, cascade=shipped_cascade))
+        return built[-1]
+
+    yield _build
+    for tr in built:
+        tr.close()
+
+
 def deployment(fake, pool, name, **params):
     """A model_list entry served by the fake provider; the deployment id differs from the model name."""
     return {

@@ -11,7 +11,7 @@ import traceback
 import pytest
 
 from classifier.errors import ConfigError, InvalidParameterError
-from routing import CompletionError, TaskRouter, _litellm
+from routing import CompletionError, _litellm
 from routing._litellm import litellm
 from routing.telemetry import TelemetryStore
 from tests.fake_provider import FakeProvider
@@ -34,20 +34,6 @@ def other():
     server = FakeProvider()
     yield server
     server.close()
-
-
-@pytest.fixture
-def build(shipped_cascade):
-    """Builds routers with the shipped model; each is closed at teardown, pass or fail."""
-    built: list[TaskRouter] = []
-
-    def _build(cfg):
-        built.append(TaskRouter(cfg, cascade=shipped_cascade))
-        return built[-1]
-
-    yield _build
-    for tr in built:
-        tr.close()
 
 
 @pytest.fixture(autouse=True)

@@ -53,20 +53,6 @@ def write_config(path, cfg) -> str:
 
 
 @pytest.fixture
-def build(shipped_cascade):
-    """Builds routers on a config with the shipped model; each is closed at teardown, pass or fail."""
-    built: list[TaskRouter] = []
-
-    def _build(cfg):
-        built.append(TaskRouter(cfg, cascade=shipped_cascade))
-        return built[-1]
-
-    yield _build
-    for tr in built:
-        tr.close()
-
-
-@pytest.fixture
 def router_cache():
     """`get_router`'s routers are closed at teardown, pass or fail."""
     yield

@@ -337,14 +337,10 @@ def test_an_interrupted_call_on_the_routers_loop_is_cancelled(provider, shipped_
     assert not [t for t in left if "completion" in t], left
 
 
-def test_aroute_and_complete_builds_its_router_off_the_event_loop(provider):
-    """Before: the first call for a config built its router (the model loaded, the telemetry database opened) on the
-    event loop, under the lock that every `get_router` takes: the loop stalled for the whole build, 0.5 s or more.
-
-    Observed through the debug lines `get_router` logs around a build: the thread each was logged on, and the
-    timestamps of a task ticking on the loop (none fall inside a build that blocks the loop)."""
-    from routing.complete import close_all
-
+@pytest.fixture
+def build_log():
+    """The records `get_router` logs at DEBUG on `taskrouter.complete` during the test (around each build; its own
+    handler, since the command line may turn off propagation on `taskrouter`)."""
     records: list[logging.LogRecord] = []
     handler = logging.Handler(logging.DEBUG)
     handler.emit = records.append  # type: ignore[method-assign]
@@ -352,6 +348,19 @@ def test_aroute_and_complete_builds_its_router_off_the_event_loop(provider):
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
+    yield records
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_aroute_and_complete_builds_its_router_off_the_event_loop(provider, build_log):
+    """Before: the first call for a config built its router (the model loaded, the telemetry database opened) on the
+    event loop, under the lock that every `get_router` takes: the loop stalled for the whole build, 0.5 s or more.
+
+    Observed through the debug lines `get_router` logs around a build: the thread each was logged on, and the
+    timestamps of a task ticking on the loop (none fall inside a build that blocks the loop)."""
+    from routing.complete import close_all
+
     ticks: list[float] = []
 
     async def ticker() -> None:
@@ -370,10 +379,8 @@ def test_aroute_and_complete_builds_its_router_off_the_event_loop(provider):
     try:
         result, loop_thread = asyncio.run(first_call())
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
         close_all()
-    start, end = [r for r in records if r.getMessage().endswith("a router for a content config")]
+    start, end = [r for r in build_log if r.getMessage().endswith("a router for a content config")]
     assert result.served_pool == "math"
     assert start.thread == end.thread != loop_thread
     assert any(start.created < t < end.created for t in ticks)  # the loop ran while the router was built
@@ -462,18 +469,11 @@ def test_calls_for_a_built_router_wait_neither_for_a_thread_nor_for_another_conf
     assert [r.served_pool for r in slow_results] == ["math"] * 8
 
 
-def test_calls_waiting_for_a_build_that_fails_all_get_its_error(provider, tmp_path):
+def test_calls_waiting_for_a_build_that_fails_all_get_its_error(provider, tmp_path, build_log):
     """The calls for a config being built await that one build, and get its error when it fails."""
     from routing import ConfigError
     from routing.complete import close_all
 
-    records: list[logging.LogRecord] = []
-    handler = logging.Handler(logging.DEBUG)
-    handler.emit = records.append  # type: ignore[method-assign]
-    logger = logging.getLogger("taskrouter.complete")
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
     (tmp_path / "a-directory.db").mkdir()  # a SQLite "file" that can never take an event: a ConfigError at build
     config = make_config(provider, name="broken", telemetry={"url": f"sqlite:///{tmp_path / 'a-directory.db'}"})
 
@@ -484,11 +484,9 @@ def test_calls_waiting_for_a_build_that_fails_all_get_its_error(provider, tmp_pa
     try:
         results = asyncio.run(calls())
     finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
         close_all()
     assert all(isinstance(r, ConfigError) and r.path == "taskrouter.telemetry.url" for r in results), results
-    assert len([r for r in records if r.getMessage() == "building a router for a content config"]) == 1
+    assert len([r for r in build_log if r.getMessage() == "building a router for a content config"]) == 1
     assert provider.requests == []
 
 
