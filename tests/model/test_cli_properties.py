@@ -69,6 +69,7 @@ COMMANDS = {
         "--calibration-data": opt("--calibration-data", st.sampled_from(BROKEN)),
         "--static-max-error-out-of-source": opt("--static-max-error-out-of-source", FLOATS),
         "--c": opt("--c", FLOATS),
+        "--static-c": opt("--static-c", FLOATS),
         "--select-c": opt("--select-c", FLOATS),
         "--lexical-weight": opt("--lexical-weight", FLOATS),
         "--select-lexical-weight": opt("--select-lexical-weight", FLOATS),
