@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1
 VENV=${VENV:-.venv}
-echo "[test] pytest $* (about 25 min on 2 cores; -m \"not integration\" skips the real servers)"
+echo "[test] pytest $* (12 to 25 min on 2 cores, with the machine; -m \"not integration\" skips the real servers)"
 "$VENV/bin/python" -m pytest -q "$@"
