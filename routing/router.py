@@ -359,11 +359,9 @@ class TaskRouter:
     def _error(self, exc: BaseException, pool: str, failed: Sequence[Attempt] = ()) -> BaseException:
         """What a failed call raises: a program error (or a cancellation) as it is, a provider's as this library's
         CompletionError naming a deployment that failed (`_litellm.map_exception`)."""
-        if not isinstance(exc, Exception) or not _litellm.is_provider_error(exc):
-            return exc
-        inner = _litellm.program_error(exc)
-        if inner is not None:
-            return inner
+        cause = _recorded(exc)
+        if cause is not exc or not isinstance(exc, Exception) or not _litellm.is_provider_error(exc):
+            return cause  # not the provider's: as it is, or the caller's error LiteLLM wrapped
         rs = self.config.router_settings
         has_fallbacks = bool(rs.default_fallbacks) or any(pool in entry for entry in rs.fallbacks)
         deployment = next((a.deployment for a in reversed(failed) if a.deployment), None)
