@@ -346,6 +346,7 @@ def load_config(source: str | Path | dict | Config | None = None) -> Config:
     if isinstance(source, Config):  # built directly (Config.model_validate): the checks below were never run
         _check_env(source.model_dump(exclude={"source"}))
         source._check_references()
+        _check_installed(source)
         return source
     if source is None:
         source = config_from_env()
@@ -362,8 +363,9 @@ ROUTING_SECTIONS = ("model_list", "taskrouter")
 def load_routing_sections(source: str | Path | dict, *, calls_providers: bool = True) -> Config:
     """The config's `ROUTING_SECTIONS`, validated as `load_config` validates a whole config; other sections (the
     proxy's `litellm_settings`, `general_settings`) are ignored. `calls_providers=False` is for readers that call
-    no provider (the report reads prices and the telemetry URL): deployments' `os.environ/NAME` secrets need not be
-    set, and pool references are not checked."""
+    no provider and serve no requests (the report reads prices and the telemetry URL): deployments'
+    `os.environ/NAME` secrets need not be set, pool references are not checked, and `taskrouter.metrics` needs no
+    prometheus_client."""
     where, raw = _read(source)
     sections = {key: raw[key] for key in ROUTING_SECTIONS if key in raw}
     return _located(lambda: _checked(sections, where, calls_providers=calls_providers), where)
@@ -389,8 +391,8 @@ def _located(check: Callable[[], Config], where: str | None) -> Config:
 
 
 def _checked(raw: dict, where: str | None, *, calls_providers: bool = True) -> Config:
-    """`raw` validated: its environment references and the pools it names (for a config that calls providers),
-    and its fields."""
+    """`raw` validated: its fields, and for a config that calls providers its environment references, the pools
+    it names and the optional packages it needs."""
     if calls_providers:
         _check_env(raw)
     try:
@@ -402,4 +404,15 @@ def _checked(raw: dict, where: str | None, *, calls_providers: bool = True) -> C
         raise ConfigError(f"{first['msg']} ({len(exc.errors())} problem(s) in all)", path=path) from None
     if calls_providers:
         config._check_references()
+        _check_installed(config)
     return config
+
+
+def _check_installed(config: Config) -> None:
+    """A ConfigError naming the field whose optional package is not installed: at load, not at the first request."""
+    if config.taskrouter.metrics != "prometheus":
+        return
+    from . import metrics  # not prometheus_client itself: `available` only looks for it
+
+    if not metrics.available():
+        raise ConfigError("needs prometheus_client: pip install 'taskrouter[metrics]'", path="taskrouter.metrics")
