@@ -83,6 +83,11 @@ class By(StrEnum):
     source = "source"
 
 
+class SelectBy(StrEnum):
+    balanced_accuracy = "balanced-accuracy"
+    macro_f1 = "macro-f1"
+
+
 ONE_FLOAT = "<float>"
 """The metavar of an option given once per value (typer's own reads `<list[float]>`, as if it took a list)."""
 
@@ -170,8 +175,8 @@ def train(
         list[float] | None,
         typer.Option(
             metavar=ONE_FLOAT,
-            help="Train once per value of C (repeat the option) and keep the one with the best mean macro-F1 on "
-            "the out-of-source folds of --calibration-data (each fold holds every label from two sources).",
+            help="Train once per value of C (repeat the option) and keep the one with the best mean --select-by "
+            "score on the out-of-source folds of --calibration-data (each fold holds every label from two sources).",
         ),
     ] = None,
     lexical_weight: Annotated[
@@ -188,6 +193,14 @@ def train(
             help="Candidate n-gram weights (repeat the option), chosen like --select-c (with it: every pair).",
         ),
     ] = None,
+    select_by: Annotated[
+        SelectBy | None,
+        typer.Option(
+            help="What --select-c and --select-lexical-weight rank by, the folds' mean of: balanced accuracy (the "
+            "default: the mean of the labels' recalls; the traffic's own mix is set by the config's priors) or "
+            "macro-F1 (which a lean toward the folds' largest label raises)."
+        ),
+    ] = None,
     seed: int = 0,
 ) -> None:
     """Train the cascade (rules, static and MiniLM classifiers, thresholds) and save it."""
@@ -200,6 +213,8 @@ def train(
     if (select_c or select_lexical_weight) and calibration_data is None:
         _fail("--select-c and --select-lexical-weight need --calibration-data: the choice is made on its "
               "out-of-source folds")  # fmt: skip
+    if select_by is not None and not (select_c or select_lexical_weight):
+        _fail("--select-by ranks the candidates of --select-c or --select-lexical-weight: give one of them")
     if select_c and not all(0 < c < float("inf") for c in select_c):
         _fail(f"--select-c: every C must be finite and > 0, got {select_c}")
     if static_features and not static:
@@ -239,6 +254,7 @@ def train(
         **({"lexical_weight": lexical_weight} if lexical_weight is not None else {}),
     )
     selection: list[dict] = []
+    rank_by = select_by or SelectBy.balanced_accuracy
     if (select_c or select_lexical_weight) and calibration is not None:
         cs: list[float | None] = list(select_c) if select_c else [None]
         weights: list[float | None] = list(select_lexical_weight) if select_lexical_weight else [None]
@@ -247,7 +263,9 @@ def train(
             for cc in cs
             for w in weights
         ]
-        _, report, selection = select_by_folds(dataset, calibration=calibration, candidates=candidates, **options)
+        _, report, selection = select_by_folds(
+            dataset, calibration=calibration, candidates=candidates, score=rank_by.value.replace("-", "_"), **options
+        )
     else:
         _, report = train_cascade(dataset, calibration=calibration, **options)
     typer.echo(f"trained on {report.n} queries {report.label_counts} with the {chosen} encoder ({why})")
@@ -272,12 +290,19 @@ def train(
     if selection:
         chosen = " and ".join(name for name, given in (("C", select_c), ("the n-gram weight", select_lexical_weight))
                               if given)  # fmt: skip
-        typer.echo(f"{chosen} chosen on the out-of-source folds (mean macro-F1, stage 3 off):")
-        for row in selection:
-            folds = ", ".join(f"{fold} {f1:.4f}" for fold, f1 in row["macro_f1"].items())
-            mark = "  <- kept" if row["chosen"] else ""
-            params = " ".join(f"{'C' if k == 'C' else 'lexical_weight'}={v:<6g}" for k, v in row["params"].items())
-            typer.echo(f"  {params:<16} {row['folds_macro_f1']:.4f} ({folds}){mark}")
+        typer.echo(f"{chosen} chosen on the out-of-source folds by mean {rank_by.value} (stage 3 off):")
+        lines = [
+            (
+                " ".join(f"{'C' if k == 'C' else 'lexical_weight'}={v:<6g}" for k, v in row["params"].items()),
+                *(_fold_scores(row, name) for name in ("balanced_accuracy", "macro_f1")),
+                "  <- kept" if row["chosen"] else "",
+            )
+            for row in selection
+        ]
+        width = max(len("balanced accuracy"), *(len(line[1]) for line in lines))
+        typer.echo(f"  {'':<16} {'balanced accuracy':<{width}} macro-F1")
+        for params, balanced, macro, mark in lines:
+            typer.echo(f"  {params:<16} {balanced:<{width}} {macro}{mark}")
     if report.folds:
         read = "each scored with thresholds read on the other folds' rows" if len(report.folds) > 1 else (
             "one fold only: scored with the thresholds read on its own rows"
@@ -290,7 +315,9 @@ def train(
                 f"  {f.fold:<5} {f.n:>6} {f.macro_f1:>8.4f} {f.escalated:>9.1%} {static_share:>7}  "
                 + ", ".join(f.sources)
             )
-        typer.echo(f"  mean macro-F1 {report.folds_macro_f1:.4f}")
+        typer.echo(
+            f"  mean macro-F1 {report.folds_macro_f1:.4f}, mean balanced accuracy {report.folds_balanced_accuracy:.4f}"
+        )
         typer.echo("  accuracy by source: " + ", ".join(_by_source(report.folds)))
     elif calibration is not None:
         typer.echo("no out-of-source folds: the calibration rows' sources do not give every label twice per fold")
@@ -321,6 +348,11 @@ def train(
             why = "switched off"
         typer.echo(f"  off: {r['name']:<32} label={r['label']:<9} hits={r['hits']:<4} precision={prec}  ({why})")
     typer.echo(f"saved to {out}")
+
+
+def _fold_scores(row: Mapping[str, Any], score: str) -> str:
+    """A selection row's mean `score` over the folds, then each fold's: `0.9212 (A 0.9418, B 0.9006)`."""
+    return f"{row['folds_' + score]:.4f} (" + ", ".join(f"{f} {v:.4f}" for f, v in row[score].items()) + ")"
 
 
 def _by_source(folds: Sequence[FoldScore]) -> list[str]:
@@ -444,9 +476,19 @@ def priors(
         float, typer.Option(help="The training mix counts as this many queries (larger: moves slower).")
     ] = 500.0,
     max_ratio: Annotated[float, typer.Option(help="Each share stays within this factor of the training one.")] = 3.0,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="With --from-telemetry: only events from this date (YYYY-MM-DD) or ISO time on; UTC unless it has "
+            "an offset."
+        ),
+    ] = None,
 ) -> None:
     """Estimate the traffic's label mix from unlabeled queries (EM, bounded) for `classifier: {priors: ...}`."""
     _check_options(ctx, _PRIORS_OPTIONS, locals())
+    if since is not None and from_telemetry is None:
+        raise TaskRouterError("--since reads the telemetry's times: give it with --from-telemetry URL")
+    start = _since(since)
     import numpy as np
 
     from classifier.results import EMBEDDING
@@ -455,13 +497,14 @@ def priors(
 
     if (data is None) == (from_telemetry is None):
         raise TaskRouterError("give one of --data FILE and --from-telemetry URL")
-    texts = _texts_from_file(data) if data is not None else _texts_from_telemetry(str(from_telemetry))
+    texts = _texts_from_file(data) if data is not None else _texts_from_telemetry(str(from_telemetry), start)
     cascade = Cascade.load(model)  # as trained: EM reads the head's probabilities under the training mix
     labels = cascade.labels
     train = np.array([cascade.training_priors[label] for label in labels])
     estimate = estimate_priors(cascade.head_proba(EMBEDDING, texts), train)  # each query's window, as served
     held = bounded(estimate, train, n=len(texts), pseudo_count=pseudo_count, max_ratio=max_ratio)
-    typer.echo(f"{len(texts)} queries; label mix (training -> estimated -> bounded):")
+    window = f" since {start.isoformat()}" if start else ""
+    typer.echo(f"{len(texts)} queries{window}; label mix (training -> estimated -> bounded):")
     for i, label in enumerate(labels):
         typer.echo(f"  {label:<12} {train[i]:.3f} -> {estimate[i]:.3f} -> {held[i]:.3f}")
     shares = ", ".join(f"{label}: {held[i]:.3f}" for i, label in enumerate(labels))
@@ -499,8 +542,11 @@ def _telemetry_events(url: str, option: str, since: datetime | None = None) -> l
         raise ConfigError(str(exc).removeprefix(f"{exc.path}: "), path=option) from None
 
 
-def _texts_from_telemetry(url: str) -> list[str]:
-    texts = [e["query_text"] for e in _telemetry_events(url, "--from-telemetry") if e.get("query_text")]
+def _texts_from_telemetry(url: str, since: datetime | None = None) -> list[str]:
+    events = _telemetry_events(url, "--from-telemetry", since=since)
+    if not events and since is not None:
+        raise TaskRouterError(f"--since: no telemetry events from {since.isoformat()} on")
+    texts = [e["query_text"] for e in events if e.get("query_text")]
     if not texts:
         raise TaskRouterError(
             "the telemetry events hold no query text: set `telemetry: {store_text: true}` to estimate from them"
@@ -754,8 +800,6 @@ def report(
     """Write the monitoring report (self-contained HTML, optional JSON) from telemetry events."""
     _require("report", "matplotlib", extra="report")
     _check_outputs({"--out": out, "--json": json_out}, None, [config])
-    from datetime import UTC, datetime
-
     from classifier.atomic import replaced
     from routing.config import resolve_secrets
     from routing.report import compute_metrics, load_report_config, readings, render_html
@@ -764,12 +808,7 @@ def report(
     url = db or (resolve_secrets(cfg.taskrouter.telemetry.url, "taskrouter.telemetry.url") if cfg else None)
     if not url:
         raise TaskRouterError("no telemetry database: pass --db URL or a --config with taskrouter.telemetry.url")
-    try:
-        start = datetime.fromisoformat(since) if since else None
-    except ValueError:
-        raise TaskRouterError(f"--since: not a date: {since!r}") from None
-    if start is not None:  # a time without an offset is UTC, as the events' times are
-        start = (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
+    start = _since(since)
     events = _telemetry_events(url, "--db" if db else f"taskrouter.telemetry.url (in {config})", since=start)
     metrics = compute_metrics(events, config=cfg, baseline_pool=baseline_pool)
     # Both hold stored query texts (the escalated sample): private to their owner (0600), as `review export` writes.
@@ -781,6 +820,17 @@ def report(
     if json_out:
         with replaced(json_out) as f:
             f.write(json.dumps(metrics, indent=2, default=str) + "\n")
+
+
+def _since(value: str | None) -> datetime | None:
+    """`--since`: a date or ISO time, as UTC (a time without an offset is UTC, as the events' times are)."""
+    from datetime import UTC, datetime
+
+    try:
+        start = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        raise TaskRouterError(f"--since: not a date: {value!r}") from None
+    return None if start is None else (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 review_app = typer.Typer(
@@ -802,14 +852,36 @@ def review_export(
     db: Annotated[str, typer.Option(help="Telemetry database URL.")],
     n: Annotated[int, typer.Option(help="How many requests.")] = 200,
     low_confidence: Annotated[float, typer.Option(help="Also export requests below this confidence.")] = 0.8,
+    training: Annotated[
+        Path | None,
+        typer.Option(help="The training file `review import` merges into: requests whose text it holds are skipped."),
+    ] = None,
 ) -> None:
     """Write a label-stratified sample of escalated and low-confidence requests (needs stored text)."""
     _check_options(ctx, _REVIEW_EXPORT_OPTIONS, locals())
-    _check_outputs({"--out": out}, None, [])
-    from routing.review import export_for_review
+    _check_outputs({"--out": out}, None, [training])
+    from routing.review import count_excluded, export_for_review
 
-    k = export_for_review(_telemetry_events(db, "--db"), out, n=n, low_confidence=low_confidence)
+    known = _training_texts(training) if training is not None else ()
+    events = _telemetry_events(db, "--db")
+    k = export_for_review(events, out, n=n, low_confidence=low_confidence, exclude_texts=known)
     typer.echo(f"{k} requests -> {out}; fill in each 'label' and run: taskrouter review import")
+    if training is not None:
+        skipped = count_excluded(events, known, low_confidence=low_confidence)
+        typer.echo(f"skipped {skipped} already in --training {training}")
+
+
+def _training_texts(path: Path) -> tuple[str, ...]:
+    """The texts of the training file `--training` names; one that cannot be read is an error naming the option."""
+    from classifier.data import load_dataset
+    from classifier.errors import DataError
+
+    try:
+        return load_dataset(path, unique=False).texts
+    except DataError as exc:
+        raise DataError(str(exc), path="--training") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})", path="--training") from None
 
 
 @review_app.command("import")

@@ -6,7 +6,7 @@ import csv
 import json
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,25 +16,25 @@ from classifier.data import MAX_QUERY_CHARS, check_label, check_query, load_data
 from classifier.errors import DataError, LabelError, QueryError
 from classifier.normalize import fold
 
-__all__ = ["ImportSummary", "export_for_review", "import_reviewed"]
+__all__ = ["ImportSummary", "count_excluded", "export_for_review", "import_reviewed"]
 
 
 def export_for_review(
-    events: Sequence[dict[str, Any]], out: str | Path, *, n: int = 200, low_confidence: float = 0.8, seed: int = 0
+    events: Sequence[dict[str, Any]],
+    out: str | Path,
+    *,
+    n: int = 200,
+    low_confidence: float = 0.8,
+    seed: int = 0,
+    exclude_texts: Iterable[str] = (),
 ) -> int:
     """Write a label-stratified sample of escalated, held-back or low-confidence requests (with stored text) as
-    JSONL."""
+    JSONL; a request whose text is among `exclude_texts` (e.g. the training file's: compared folded, as
+    `import_reviewed` compares) is skipped."""
+    excluded = {fold(t) for t in exclude_texts}
     pool: dict[str, list[dict]] = defaultdict(list)
-    seen = set()
-    for e in events:
-        text = e.get("query_text")
-        uncertain = (
-            e.get("escalated")
-            or e.get("held_back")
-            or (e.get("confidence") is not None and e["confidence"] < low_confidence)
-        )
-        if text and uncertain and fold(text) not in seen:
-            seen.add(fold(text))
+    for key, e in _uncertain(events, low_confidence).items():
+        if key not in excluded:
             pool[str(e.get("label"))].append(e)
     rng = random.Random(seed)
     for items in pool.values():
@@ -55,6 +55,29 @@ def export_for_review(
                    "stage": e["stage"], "confidence": e["confidence"], "label": None}  # fmt: skip
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return len(picked)
+
+
+def count_excluded(
+    events: Sequence[dict[str, Any]], exclude_texts: Iterable[str], *, low_confidence: float = 0.8
+) -> int:
+    """How many of the requests `export_for_review` chooses from it skips for `exclude_texts`."""
+    excluded = {fold(t) for t in exclude_texts}
+    return sum(key in excluded for key in _uncertain(events, low_confidence))
+
+
+def _uncertain(events: Sequence[dict[str, Any]], low_confidence: float) -> dict[str, dict[str, Any]]:
+    """The first escalated, held-back or low-confidence event with stored text of each text, by its folded text."""
+    found: dict[str, dict[str, Any]] = {}
+    for e in events:
+        text = e.get("query_text")
+        uncertain = (
+            e.get("escalated")
+            or e.get("held_back")
+            or (e.get("confidence") is not None and e["confidence"] < low_confidence)
+        )
+        if text and uncertain:
+            found.setdefault(fold(text), e)
+    return found
 
 
 def _existing_rows(path: Path) -> list[tuple[int, dict]]:

@@ -46,6 +46,9 @@ class FoldScore:
     sources: tuple[str, ...]
     n: int
     macro_f1: float
+    balanced_accuracy: float
+    """The mean of the labels' recalls: unlike macro-F1 it does not move when the fold's label mix does, so a head
+    that leans toward the fold's largest label gains nothing by it (`classifier.priors` sets the traffic's mix)."""
     escalated: float
     static_coverage: float | None
     static_accuracy: float | None
@@ -111,8 +114,9 @@ def group_sources(
 
 
 def score_folds(cascade: Cascade, data: Dataset, folds: Sequence[Sequence[str]]) -> list[FoldScore]:
-    """Each fold's macro-F1 (stage 3 off), escalated share, static coverage and accuracy, recall per label and
-    accuracy per source; folds are named A, B, ... in the order given. `data` must carry each row's source."""
+    """Each fold's macro-F1 and balanced accuracy (stage 3 off), escalated share, static coverage and accuracy,
+    recall per label and accuracy per source; folds are named A, B, ... in the order given. `data` must carry each
+    row's source."""
     if data.sources is None:
         raise ValueError("the rows carry no source: out-of-source folds need a `source` field")
     decisions = cascade.classify_batch(list(data.texts))
@@ -134,6 +138,7 @@ def score_folds(cascade: Cascade, data: Dataset, folds: Sequence[Sequence[str]])
                 sources=tuple(group),
                 n=int(rows.sum()),
                 macro_f1=float(f1_score(t, p, average="macro", zero_division=0)),  # as `evaluate`: labels seen
+                balanced_accuracy=float(np.mean(recall)),  # sklearn's balanced_accuracy_score
                 escalated=float(escalated[rows].mean()),
                 static_coverage=float(static.sum() / rows.sum()) if cascade.static is not None else None,
                 static_accuracy=float((truth[static] == pred[static]).mean()) if static.any() else None,

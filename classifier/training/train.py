@@ -33,6 +33,7 @@ from .tune import CrossFit
 __all__ = [
     "DEFAULT_MAX_ESCALATION",
     "DEFAULT_STATIC_MAX_ERROR",
+    "SELECTION_SCORES",
     "TrainParams",
     "TrainingReport",
     "select_by_folds",
@@ -52,6 +53,10 @@ threshold that held 1 % out-of-fold)."""
 MIN_ROWS_PER_LABEL = 20
 """Below this many rows a label gets a warning: its held-out confidences are too few to trust."""
 FEW_ROWS_RECORD = "taskrouter_few_rows"
+SELECTION_SCORES = ("balanced_accuracy", "macro_f1")
+"""What `select_by_folds` can rank candidates by, the folds' mean of: balanced accuracy (the default: the mean of the
+labels' recalls, which a lean toward the folds' largest label does not raise) or macro-F1 (which such a lean does:
+the corpus is half `default`, so a weaker head that says `default` more often scores higher by it)."""
 """The attribute of the log record of that warning: the labels and how many rows each needs."""
 THRESHOLD_PRIOR_ROWS = 50
 """The escalation threshold read from n held-out confidences is pulled toward a default (halfway between chance
@@ -87,6 +92,11 @@ class TrainingReport:
     def folds_macro_f1(self) -> float | None:
         """Mean macro-F1 over the out-of-source folds (None: no folds)."""
         return float(np.mean([f.macro_f1 for f in self.folds])) if self.folds else None
+
+    @property
+    def folds_balanced_accuracy(self) -> float | None:
+        """Mean balanced accuracy (the mean of the labels' recalls) over the out-of-source folds (None: no folds)."""
+        return float(np.mean([f.balanced_accuracy for f in self.folds])) if self.folds else None
 
     @property
     def few_rows(self) -> dict[str, int]:
@@ -350,13 +360,16 @@ def select_by_folds(
     calibration: Dataset,
     candidates: Sequence[dict],
     out: str | Path | None = None,
+    score: str = "balanced_accuracy",
     **params: Unpack[TrainParams],
 ) -> tuple[Cascade, TrainingReport, list[dict]]:
     """Train once per candidate (`TrainParams` such as `{"C": 1.0}` or `{"static_features": False}`, over
-    `params`), keep the one with the best mean macro-F1 on the out-of-source folds of `calibration`, and
-    save it to `out`. Returns the kept cascade and report, and each candidate's fold scores."""
+    `params`), keep the one with the best mean `score` (one of SELECTION_SCORES) on the out-of-source folds of
+    `calibration`, and save it to `out`. Returns the kept cascade and report, and each candidate's fold scores."""
     if not candidates or not all(isinstance(c, Mapping) for c in candidates):
         raise InvalidParameterError("candidates", candidates, "a non-empty list of parameter dicts")
+    if score not in SELECTION_SCORES:
+        raise InvalidParameterError("score", score, f"one of {', '.join(SELECTION_SCORES)}")
     for candidate in candidates:  # every candidate is checked before the first is trained
         _check_train_params({**params, **candidate}, caller="select_by_folds")
     if calibration.sources is not None:
@@ -376,18 +389,27 @@ def select_by_folds(
             {
                 "params": dict(candidate),
                 "folds_macro_f1": report.folds_macro_f1,
+                "folds_balanced_accuracy": report.folds_balanced_accuracy,
                 "macro_f1": {f.fold: f.macro_f1 for f in report.folds},
+                "balanced_accuracy": {f.fold: f.balanced_accuracy for f in report.folds},
                 "escalated": {f.fold: f.escalated for f in report.folds},
             }
         )
-    best = max(table, key=lambda row: row["folds_macro_f1"])  # the first of equals: candidates in the order given
+    best = best_candidate(table, score)
     for row in table:
         row["chosen"] = row is best
-    log.info("kept %s: mean out-of-source macro-F1 %.4f", best["params"], best["folds_macro_f1"])
+        row["chosen_by"] = score
+    log.info("kept %s: mean out-of-source %s %.4f", best["params"], score, best[f"folds_{score}"])
     cascade, report = train_cascade(
         data, out=out, calibration=calibration, selection=table, **{**params, **best["params"]}
     )
     return cascade, report, table
+
+
+def best_candidate(table: Sequence[Mapping[str, Any]], score: str) -> Mapping[str, Any]:
+    """The row of `select_by_folds`' table with the highest `folds_<score>`; the first of equals (candidates are
+    tried in the order given)."""
+    return max(table, key=lambda row: row[f"folds_{score}"])
 
 
 class _Calibration:

@@ -73,6 +73,7 @@ COMMANDS = {
         "--select-c": opt("--select-c", FLOATS),
         "--lexical-weight": opt("--lexical-weight", FLOATS),
         "--select-lexical-weight": opt("--select-lexical-weight", FLOATS),
+        "--select-by": opt("--select-by", st.sampled_from(["balanced-accuracy", "macro-f1", "", "accuracy"])),
         "--encoder": opt("--encoder", st.sampled_from(["auto", "base", "tuned", "", "big"])),
         "--cv-vectors": opt("--cv-vectors", st.sampled_from(BROKEN)),
         "--seed": opt("--seed", INTS),
@@ -93,6 +94,7 @@ COMMANDS = {
         "--model": opt("--model", MODELS),
         "--pseudo-count": opt("--pseudo-count", FLOATS),
         "--max-ratio": opt("--max-ratio", FLOATS),
+        "--since": opt("--since", st.one_of(st.sampled_from(["2026-01-01", "2026-13-01", "yesterday"]), TEXT)),
     },
     "evaluate": {
         "--data": EVAL_DATA.map(lambda v: ["--data", v]),
@@ -140,6 +142,7 @@ COMMANDS = {
         "--db": DATABASES.map(lambda v: ["--db", v]),
         "--n": opt("--n", INTS),
         "--low-confidence": opt("--low-confidence", FLOATS),
+        "--training": opt("--training", st.sampled_from([*BROKEN, "training.jsonl"])),
     },
     "review import": {
         "--labels": st.sampled_from([*BROKEN, "reviewed.jsonl"]).map(lambda v: ["--labels", v]),

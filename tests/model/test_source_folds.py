@@ -11,7 +11,7 @@ from classifier.data import Dataset, load_dataset
 from classifier.errors import InvalidParameterError
 from classifier.serving.stages import HeadStage
 from classifier.training.source_folds import group_sources, score_folds
-from classifier.training.train import select_by_folds, train_cascade
+from classifier.training.train import SELECTION_SCORES, best_candidate, select_by_folds, train_cascade
 from tests.conftest import ROOT
 
 
@@ -75,6 +75,30 @@ def test_score_folds_gives_each_source_its_own_accuracy():
     assert fold.to_dict()["accuracy_by_source"] == {"s1": 1.0, "s2": 0.0}
 
 
+def test_balanced_accuracy_is_the_mean_recall_and_ignores_the_label_mix():
+    """Macro-F1 rewards a lean toward the fold's largest label; balanced accuracy does not move with the mix."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    cascade = Cascade.load()
+    math, story = "integrate x^2 from 0 to 3", "write a haiku about autumn"
+    truth = ("math",) * 9 + ("creative",) * 3
+    data = Dataset((math,) * 9 + (story, story, math), truth, None, ("s1",) * 12)  # one creative row reads as math
+    (fold,) = score_folds(cascade, data, [("s1",)])
+    pred = ["math"] * 9 + ["creative", "creative", "math"]
+    assert fold.balanced_accuracy == pytest.approx(balanced_accuracy_score(truth, pred)) == pytest.approx(5 / 6)
+    assert fold.to_dict()["balanced_accuracy"] == fold.balanced_accuracy
+
+
+def test_the_candidate_kept_is_the_best_by_the_score_asked_for():
+    """A lean toward the largest label: higher macro-F1, lower balanced accuracy. Each score keeps its own row."""
+    even = {"folds_macro_f1": 0.90, "folds_balanced_accuracy": 0.92}
+    leaning = {"folds_macro_f1": 0.91, "folds_balanced_accuracy": 0.90}
+    assert best_candidate([even, leaning], "balanced_accuracy") is even
+    assert best_candidate([even, leaning], "macro_f1") is leaning
+    tie = {**even}
+    assert best_candidate([even, tie], "balanced_accuracy") is even  # the first of equals
+
+
 def _calibration() -> Dataset:
     """Rows from four made-up sources, each with every label of `three_labels.csv` 20 times."""
     topics = {
@@ -113,11 +137,27 @@ def test_select_by_folds_keeps_the_best_candidate(three_labels, tmp_path):
         three_labels, calibration=_calibration(), candidates=[{"C": 0.01}, {"C": 4.0}], out=tmp_path / "m",
         progress=False,
     )  # fmt: skip
-    best = max(table, key=lambda row: row["folds_macro_f1"])
+    best = max(table, key=lambda row: row["folds_balanced_accuracy"])  # the default score
     assert [row["chosen"] for row in table] == [row is best for row in table]
+    assert {row["chosen_by"] for row in table} == {"balanced_accuracy"}
+    assert report.folds_balanced_accuracy == pytest.approx(best["folds_balanced_accuracy"])
     assert report.folds_macro_f1 == pytest.approx(best["folds_macro_f1"])
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["params"]["C"] == best["params"]["C"] and manifest["training"]["selection"] == table
+
+
+@pytest.mark.parametrize("score", SELECTION_SCORES)
+def test_select_by_folds_ranks_by_the_score_given(three_labels, score):
+    _, report, table = select_by_folds(
+        three_labels, calibration=_calibration(), candidates=[{"C": 0.01}, {"C": 4.0}], score=score, progress=False
+    )
+    assert [row["chosen"] for row in table] == [row is best_candidate(table, score) for row in table]
+    assert getattr(report, f"folds_{score}") == pytest.approx(best_candidate(table, score)[f"folds_{score}"])
+
+
+def test_select_by_folds_refuses_an_unknown_score(three_labels):
+    with pytest.raises(InvalidParameterError, match="score"):
+        select_by_folds(three_labels, calibration=_calibration(), candidates=[{"C": 1.0}], score="accuracy")
 
 
 def test_select_by_folds_needs_sources_that_group(three_labels):
@@ -184,9 +224,50 @@ def test_the_cli_chooses_the_n_gram_weight_on_the_folds(tmp_path):
     selection = json.loads((tmp_path / "m" / "manifest.json").read_text())["training"]["selection"]
     assert [row["params"] for row in selection] == [{"lexical_weight": 0.0}, {"lexical_weight": 3.0}]
     kept = next(row for row in selection if row["chosen"])
-    assert kept["folds_macro_f1"] == max(row["folds_macro_f1"] for row in selection)
+    assert kept["folds_balanced_accuracy"] == max(row["folds_balanced_accuracy"] for row in selection)
+    assert "by mean balanced-accuracy" in result.output
     head = Cascade.load(tmp_path / "m").classifier
     assert head.lexical_weight == kept["params"]["lexical_weight"]
+
+
+def test_the_cli_ranks_by_macro_f1_when_asked(tmp_path):
+    from typer.testing import CliRunner
+
+    from routing.cli import app
+
+    calibration = _calibration_file(tmp_path)
+    data = str(ROOT / "tests/data/three_labels.csv")
+    args = ["train", "--data", data, "--out", str(tmp_path / "m"), "--calibration-data", str(calibration),
+            "--select-c", "0.01", "--select-c", "4", "--select-by", "macro-f1"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    selection = json.loads((tmp_path / "m" / "manifest.json").read_text())["training"]["selection"]
+    kept = next(row for row in selection if row["chosen"])
+    assert kept["folds_macro_f1"] == max(row["folds_macro_f1"] for row in selection)
+    assert kept["chosen_by"] == "macro_f1" and "by mean macro-f1" in result.output
+    for row in selection:  # each candidate's line shows both means, each followed by its folds
+        line = next(x for x in result.output.splitlines() if x.strip().startswith(f"C={row['params']['C']:<6g}"))
+        assert f"{row['folds_balanced_accuracy']:.4f} (A" in line and f"{row['folds_macro_f1']:.4f} (A" in line
+
+
+@pytest.mark.parametrize(
+    ("extra", "code", "message"),
+    [
+        (["--select-by", "macro-f1"], 1, "--select-by ranks the candidates"),
+        (["--select-c", "1", "--select-by", "accuracy"], 2, "--select-by"),
+    ],
+)
+def test_the_cli_refuses_a_select_by_it_cannot_use(tmp_path, extra, code, message):
+    from typer.testing import CliRunner
+
+    from routing.cli import app
+
+    calibration = _calibration_file(tmp_path)
+    data = str(ROOT / "tests/data/three_labels.csv")
+    args = ["train", "--data", data, "--out", str(tmp_path / "m"), "--calibration-data", str(calibration), *extra]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == code and message in result.output
+    assert not (tmp_path / "m").exists()
 
 
 def _sources(data: Dataset, keep) -> Dataset:
