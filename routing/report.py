@@ -182,6 +182,25 @@ def _tick(name: object) -> str:
     return ("(none)" if name is None else str(name)).replace("$", r"\$")
 
 
+def _bar_chart(data: Sequence[tuple[object, float]], extra: Sequence[tuple[str, float]] = (), ylabel: str = ""):
+    """A matplotlib Figure with one bar per pair of `data` (blue) then of `extra` (red, the baseline), each at its
+    own place: two pairs with one name (a pool named `total` beside the total) are two bars, not one over the other
+    (matplotlib puts bars of one category name at one place)."""
+    from matplotlib.figure import Figure  # no pyplot: the host program's backend stays as it is
+
+    fig = Figure(figsize=(5.5, 3))
+    ax = fig.subplots()
+    ax.bar(range(len(data)), [v for _, v in data], color="#4878a8", label="taskrouter")
+    if extra:
+        places = range(len(data), len(data) + len(extra))
+        ax.bar(places, [v for _, v in extra], color="#c44e52", alpha=0.6, label="baseline")
+        ax.legend()
+    ax.set_xticks(range(len(data) + len(extra)), [_tick(k) for k, _ in [*data, *extra]])
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
@@ -204,48 +223,40 @@ def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generate
     def bar(
         key: str,
         heading: str,
-        data: dict[str, float],
+        data: Sequence[tuple[object, float]],
         ylabel: str,
         empty: str | None,
-        extra: dict[str, float] | None = None,
+        extra: Sequence[tuple[str, float]] = (),
     ):
         """A bar chart of `data`; with nothing to show, the sentence `empty` (None: the reading says it)."""
-        if not any(data.values()) and not any((extra or {}).values()):
+        if not any(v for _, v in data) and not any(v for _, v in extra):
             sections.append((key, heading, "" if empty is None else f'<p class="empty">{esc(empty)}</p>'))
             return
-        fig = Figure(figsize=(5.5, 3))
-        ax = fig.subplots()
-        ax.bar([_tick(k) for k in data], list(data.values()), color="#4878a8", label="taskrouter")
-        if extra:
-            ax.bar([_tick(k) for k in extra], list(extra.values()), color="#c44e52", alpha=0.6, label="baseline")
-            ax.legend()
-        ax.set_ylabel(ylabel)
-        ax.grid(axis="y", alpha=0.3)
-        sections.append((key, heading, image(fig, heading)))
+        sections.append((key, heading, image(_bar_chart(data, extra, ylabel), heading)))
 
     nothing = "No requests in this period."
-    bar("label_distribution", "Traffic by label", m["label_distribution"], "share of requests", nothing)
+    bar("label_distribution", "Traffic by label", list(m["label_distribution"].items()), "share of requests", nothing)
     bar(
         "pool_distribution",
         "Traffic by served pool",
-        m["pool_distribution"],
+        list(m["pool_distribution"].items()),
         "share of requests",
         "No request succeeded in this period." if m["requests"] else nothing,
     )
     bar(
         "fallback_rate",
         "Fallback rate by requested pool",
-        m["fallback_rate"],
+        list(m["fallback_rate"].items()),
         "share falling back",
         None,  # the reading: "No fallbacks in this period: ..."
     )
     bar(
         "cost_usd",
         f"Cost by pool vs everything on {m['baseline_pool']!r}",
-        {**m["cost_usd"], "total": m["total_cost_usd"]},
+        [*m["cost_usd"].items(), ("total", m["total_cost_usd"])],  # a pool may be named `total` too: its own bar
         "USD",
         "No cost recorded in this period." if m["requests"] else nothing,
-        {f"all {m['baseline_pool']}": m["baseline_cost_usd"]} if m["baseline_cost_usd"] is not None else None,
+        [(f"all {m['baseline_pool']}", m["baseline_cost_usd"])] if m["baseline_cost_usd"] is not None else (),
     )
     over_time = m["escalation_over_time"]
     if len(over_time) > 1:
@@ -267,7 +278,7 @@ def render_html(m: dict[str, Any], *, title: str = "taskrouter report", generate
     else:
         trend = f'<p class="empty">{nothing}</p>'
     sections.append(("escalation_rate", "Escalation rate over time", trend))
-    bar("stage_coverage", "Which stage decided", m["stage_coverage"], "share of requests", nothing)
+    bar("stage_coverage", "Which stage decided", list(m["stage_coverage"].items()), "share of requests", nothing)
     no_held = "No query was held back by the escalation budget." if m["requests"] else nothing
     held = "" if m.get("held_back_rate") else f'<p class="empty">{no_held}</p>'  # else the reading says how many
     sections.append(("held_back_rate", "Held back by the escalation budget", held))

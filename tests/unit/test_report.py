@@ -108,6 +108,23 @@ def test_a_label_with_dollar_signs_is_shown_as_written_not_as_math(label):
     assert Text()._preprocess_math(_tick(label)) == (label, False)  # what the chart shows: the label, no math
 
 
+def test_a_pool_named_total_and_the_total_are_two_bars():
+    """The cost chart adds a `total` bar after the pools'; a pool named `total` (or `all chat`, the baseline's
+    name) used to be drawn on the same place, one bar hiding the other."""
+    from routing.report import _bar_chart
+
+    fig = _bar_chart([("total", 0.25), ("chat", 0.5), ("total", 0.75)], [("total", 1.0)])
+    (ax,) = fig.axes
+    bars = ax.patches
+    assert [b.get_height() for b in bars] == [0.25, 0.5, 0.75, 1.0]
+    assert len({b.get_x() for b in bars}) == 4  # each at its own place
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["total", "chat", "total", "total"]
+
+    events = [event(0, "math")]
+    events[0]["requested_pool"] = events[0]["served_pool"] = "total"
+    assert render_html(compute_metrics(events)).count("data:image/png;base64,") >= 3  # the page still renders
+
+
 def priced(**prices):
     """A routing config whose deployment key is a secret nobody set: the report never reads it."""
     from routing.report import load_report_config
