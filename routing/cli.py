@@ -300,20 +300,25 @@ def train(
             for row in selection
         ]
         width = max(len("balanced accuracy"), *(len(line[1]) for line in lines))
-        typer.echo(f"  {'':<16} {'balanced accuracy':<{width}} macro-F1")
+        pad = max(16, *(len(line[0]) for line in lines))
+        typer.echo(f"  {'':<{pad}} {'balanced accuracy':<{width}} macro-F1")
         for params, balanced, macro, mark in lines:
-            typer.echo(f"  {params:<16} {balanced:<{width}} {macro}{mark}")
+            typer.echo(f"  {params:<{pad}} {balanced:<{width}} {macro}{mark}")
     if report.folds:
         read = "each scored with thresholds read on the other folds' rows" if len(report.folds) > 1 else (
             "one fold only: scored with the thresholds read on its own rows"
         )  # fmt: skip
-        typer.echo(f"out-of-source folds of {calibration_data} (stage 3 off; never trained on; {read}):")
-        typer.echo(f"  {'fold':<5} {'rows':>6} {'macro-F1':>8} {'escalated':>9} {'static':>7}  sources")
+        typer.echo(
+            f"out-of-source folds of {calibration_data} (stage 3 off; oracle: macro-F1 with the escalated rows "
+            f"right; never trained on; {read}):"
+        )
+        header = f"{'fold':<5} {'rows':>6} {'macro-F1':>8} {'escalated':>9} {'oracle':>7} {'static':>7}  sources"
+        typer.echo(f"  {header}")
         for f in report.folds:
             static_share = "-" if f.static_coverage is None else f"{f.static_coverage:.1%}"
             typer.echo(
-                f"  {f.fold:<5} {f.n:>6} {f.macro_f1:>8.4f} {f.escalated:>9.1%} {static_share:>7}  "
-                + ", ".join(f.sources)
+                f"  {f.fold:<5} {f.n:>6} {f.macro_f1:>8.4f} {f.escalated:>9.1%} {f.oracle_macro_f1:>7.4f} "
+                f"{static_share:>7}  " + ", ".join(f.sources)
             )
         typer.echo(
             f"  mean macro-F1 {report.folds_macro_f1:.4f}, mean balanced accuracy {report.folds_balanced_accuracy:.4f}"
@@ -548,8 +553,10 @@ def _texts_from_telemetry(url: str, since: datetime | None = None) -> list[str]:
         raise TaskRouterError(f"--since: no telemetry events from {since.isoformat()} on")
     texts = [e["query_text"] for e in events if e.get("query_text")]
     if not texts:
+        since_then = "" if since is None else f" from {since.isoformat()} on"
         raise TaskRouterError(
-            "the telemetry events hold no query text: set `telemetry: {store_text: true}` to estimate from them"
+            f"the telemetry events{since_then} hold no query text: set `telemetry: {{store_text: true}}` to "
+            "estimate from them"
         )
     return texts
 
@@ -827,7 +834,7 @@ def _since(value: str | None) -> datetime | None:
     from datetime import UTC, datetime
 
     try:
-        start = datetime.fromisoformat(value) if value else None
+        start = None if value is None else datetime.fromisoformat(value)
     except ValueError:
         raise TaskRouterError(f"--since: not a date: {value!r}") from None
     return None if start is None else (start if start.tzinfo else start.replace(tzinfo=UTC)).astimezone(UTC)

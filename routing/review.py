@@ -16,6 +16,8 @@ from classifier.data import MAX_QUERY_CHARS, check_label, check_query, load_data
 from classifier.errors import DataError, LabelError, QueryError
 from classifier.normalize import fold
 
+from .telemetry import redact
+
 __all__ = ["ImportSummary", "count_excluded", "export_for_review", "import_reviewed"]
 
 
@@ -29,9 +31,9 @@ def export_for_review(
     exclude_texts: Iterable[str] = (),
 ) -> int:
     """Write a label-stratified sample of escalated, held-back or low-confidence requests (with stored text) as
-    JSONL; a request whose text is among `exclude_texts` (e.g. the training file's: compared folded, as
-    `import_reviewed` compares) is skipped."""
-    excluded = {fold(t) for t in exclude_texts}
+    JSONL; a request whose text is among `exclude_texts` (e.g. the training file's: compared as stored, redacted,
+    and folded as `import_reviewed` compares) is skipped."""
+    excluded = _stored_keys(exclude_texts)
     pool: dict[str, list[dict]] = defaultdict(list)
     for key, e in _uncertain(events, low_confidence).items():
         if key not in excluded:
@@ -61,8 +63,14 @@ def count_excluded(
     events: Sequence[dict[str, Any]], exclude_texts: Iterable[str], *, low_confidence: float = 0.8
 ) -> int:
     """How many of the requests `export_for_review` chooses from it skips for `exclude_texts`."""
-    excluded = {fold(t) for t in exclude_texts}
+    excluded = _stored_keys(exclude_texts)
     return sum(key in excluded for key in _uncertain(events, low_confidence))
+
+
+def _stored_keys(texts: Iterable[str]) -> set[str]:
+    """`texts` as telemetry stores a request's text (redacted: an e-mail address reads `[email]`), then folded as
+    `import_reviewed` compares: a training row with an address in it still matches its stored request."""
+    return {fold(redact(t)) for t in texts}
 
 
 def _uncertain(events: Sequence[dict[str, Any]], low_confidence: float) -> dict[str, dict[str, Any]]:

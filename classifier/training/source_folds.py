@@ -49,6 +49,9 @@ class FoldScore:
     balanced_accuracy: float
     """The mean of the labels' recalls: unlike macro-F1 it does not move when the fold's label mix does, so a head
     that leans toward the fold's largest label gains nothing by it (`classifier.priors` sets the traffic's mix)."""
+    oracle_macro_f1: float
+    """Macro-F1 with every escalated row answered right, as `evaluate --llm oracle` scores: what escalation can
+    reach with a perfect stage 3 (the errors of the rules and the static stage are never escalated)."""
     escalated: float
     static_coverage: float | None
     static_accuracy: float | None
@@ -139,6 +142,7 @@ def score_folds(cascade: Cascade, data: Dataset, folds: Sequence[Sequence[str]])
                 n=int(rows.sum()),
                 macro_f1=float(f1_score(t, p, average="macro", zero_division=0)),  # as `evaluate`: labels seen
                 balanced_accuracy=float(np.mean(recall)),  # sklearn's balanced_accuracy_score
+                oracle_macro_f1=float(f1_score(t, np.where(escalated[rows], t, p), average="macro", zero_division=0)),
                 escalated=float(escalated[rows].mean()),
                 static_coverage=float(static.sum() / rows.sum()) if cascade.static is not None else None,
                 static_accuracy=float((truth[static] == pred[static]).mean()) if static.any() else None,

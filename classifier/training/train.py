@@ -53,11 +53,11 @@ threshold that held 1 % out-of-fold)."""
 MIN_ROWS_PER_LABEL = 20
 """Below this many rows a label gets a warning: its held-out confidences are too few to trust."""
 FEW_ROWS_RECORD = "taskrouter_few_rows"
+"""The attribute of the log record of that warning: the labels and how many rows each needs."""
 SELECTION_SCORES = ("balanced_accuracy", "macro_f1")
 """What `select_by_folds` can rank candidates by, the folds' mean of: balanced accuracy (the default: the mean of the
 labels' recalls, which a lean toward the folds' largest label does not raise) or macro-F1 (which such a lean does:
 the corpus is half `default`, so a weaker head that says `default` more often scores higher by it)."""
-"""The attribute of the log record of that warning: the labels and how many rows each needs."""
 THRESHOLD_PRIOR_ROWS = 50
 """The escalation threshold read from n held-out confidences is pulled toward a default (halfway between chance
 and certainty) as if the default had been read from this many: 17 rows keep a quarter of their own reading,
@@ -346,6 +346,7 @@ def train_cascade(
                     "rows_per_source_and_label": held.counts,
                     "folds": [f.to_dict() for f in report.folds] if report.folds else None,
                     "folds_macro_f1": report.folds_macro_f1,
+                    "folds_balanced_accuracy": report.folds_balanced_accuracy,
                 },
             },
             metrics={"cv_accuracy": report.cv_accuracy, "cv_macro_f1": report.cv_macro_f1, "cv_folds": clf.cv},

@@ -5,6 +5,7 @@ import json
 from itertools import product
 
 import pytest
+from sklearn.metrics import f1_score
 
 from classifier import Cascade
 from classifier.data import Dataset, load_dataset
@@ -89,6 +90,23 @@ def test_balanced_accuracy_is_the_mean_recall_and_ignores_the_label_mix():
     assert fold.to_dict()["balanced_accuracy"] == fold.balanced_accuracy
 
 
+def test_the_oracle_score_counts_the_escalated_rows_as_right():
+    """As `evaluate --llm oracle`: an escalated row's stage-2 guess is replaced by its true label; the rest stay."""
+    cascade = Cascade.load()
+    texts = ("hmm", "ok so", "integrate x^2 from 0 to 3", "write a haiku about autumn", "something about numbers",
+             "tell me about it", "fix this python KeyError", "capital of Peru?")  # fmt: skip
+    truth = ("creative", "code", "math", "creative", "math", "creative", "code", "default")
+    decisions = cascade.classify_batch(list(texts))
+    escalated = [d.escalated for d in decisions]
+    assert any(escalated) and not all(escalated), escalated  # the check below needs both kinds
+    wrong_escalated = [d.escalated and d.label != y for d, y in zip(decisions, truth, strict=True)]
+    assert any(wrong_escalated)  # else the oracle would change nothing
+    (fold,) = score_folds(cascade, Dataset(texts, truth, None, ("s1",) * 8), [("s1",)])
+    oracle = [y if d.escalated else d.label for d, y in zip(decisions, truth, strict=True)]
+    assert fold.oracle_macro_f1 == pytest.approx(f1_score(truth, oracle, average="macro", zero_division=0))
+    assert fold.oracle_macro_f1 > fold.macro_f1
+
+
 def test_the_candidate_kept_is_the_best_by_the_score_asked_for():
     """A lean toward the largest label: higher macro-F1, lower balanced accuracy. Each score keeps its own row."""
     even = {"folds_macro_f1": 0.90, "folds_balanced_accuracy": 0.92}
@@ -99,8 +117,9 @@ def test_the_candidate_kept_is_the_best_by_the_score_asked_for():
     assert best_candidate([even, tie], "balanced_accuracy") is even  # the first of equals
 
 
-def _calibration() -> Dataset:
-    """Rows from four made-up sources, each with every label of `three_labels.csv` 20 times."""
+def _calibration(hard: bool = False) -> Dataset:
+    """Rows from four made-up sources, each with every label of `three_labels.csv` 20 times; `hard`: and 12 rows
+    each that ask two labels' questions at once, on which candidates differ (on the easy rows all score 1.0)."""
     topics = {
         "legal": "Can my {} sue me over the {} clause in our contract?",
         "sql": "How do I write a SQL query joining the {} table with the {} table?",
@@ -114,6 +133,14 @@ def _calibration() -> Dataset:
                 texts.append(template.format(words[(i + k) % 10], words[(3 * i + k + 1) % 10]) + f" ({source} {i})")
                 labels.append(label)
                 sources.append(source)
+    short = {"legal": "Can my {} sue me?", "sql": "SQL join of {} and {}?", "chitchat": "How was your {}?"}
+    for k, source in enumerate(("s1", "s2", "s3", "s4") if hard else ()):
+        for i in range(12):
+            first, second = list(short)[i % 3], list(short)[(i + 1) % 3]
+            both = [short[t].format(words[(i + j) % 6], words[(i + j + k) % 6]) for j, t in ((0, first), (2, second))]
+            texts.append(" ".join(both) + f" [{source}{i}]")
+            labels.append(second if i % 2 else first)
+            sources.append(source)
     return Dataset(tuple(texts), tuple(labels), None, tuple(sources))
 
 
@@ -149,10 +176,13 @@ def test_select_by_folds_keeps_the_best_candidate(three_labels, tmp_path):
 @pytest.mark.parametrize("score", SELECTION_SCORES)
 def test_select_by_folds_ranks_by_the_score_given(three_labels, score):
     _, report, table = select_by_folds(
-        three_labels, calibration=_calibration(), candidates=[{"C": 0.01}, {"C": 4.0}], score=score, progress=False
-    )
-    assert [row["chosen"] for row in table] == [row is best_candidate(table, score) for row in table]
-    assert getattr(report, f"folds_{score}") == pytest.approx(best_candidate(table, score)[f"folds_{score}"])
+        three_labels, calibration=_calibration(hard=True), candidates=[{"C": 1e-3}, {"C": 1.0}], score=score,
+        progress=False,
+    )  # fmt: skip
+    first, second = (row[f"folds_{score}"] for row in table)
+    assert second > first  # not a tie: the first of equals would be kept
+    assert [row["chosen"] for row in table] == [False, True]
+    assert getattr(report, f"folds_{score}") == pytest.approx(second)
 
 
 def test_select_by_folds_refuses_an_unknown_score(three_labels):
@@ -179,9 +209,9 @@ def test_the_cli_chooses_c_only_with_calibration_rows(tmp_path):
     assert result.exit_code == 1 and "need --calibration-data" in result.output
 
 
-def _calibration_file(tmp_path):
-    """`_calibration()`'s rows as a JSONL file with their sources, for the command line."""
-    rows = _calibration()
+def _calibration_file(tmp_path, hard: bool = False):
+    """`_calibration(hard)`'s rows as a JSONL file with their sources, for the command line."""
+    rows = _calibration(hard)
     path = tmp_path / "calibration.jsonl"
     path.write_text(
         "".join(
@@ -235,15 +265,15 @@ def test_the_cli_ranks_by_macro_f1_when_asked(tmp_path):
 
     from routing.cli import app
 
-    calibration = _calibration_file(tmp_path)
+    calibration = _calibration_file(tmp_path, hard=True)
     data = str(ROOT / "tests/data/three_labels.csv")
     args = ["train", "--data", data, "--out", str(tmp_path / "m"), "--calibration-data", str(calibration),
-            "--select-c", "0.01", "--select-c", "4", "--select-by", "macro-f1"]  # fmt: skip
+            "--select-c", "0.001", "--select-c", "1", "--select-by", "macro-f1"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     selection = json.loads((tmp_path / "m" / "manifest.json").read_text())["training"]["selection"]
     kept = next(row for row in selection if row["chosen"])
-    assert kept["folds_macro_f1"] == max(row["folds_macro_f1"] for row in selection)
+    assert kept is selection[1] and kept["folds_macro_f1"] > selection[0]["folds_macro_f1"]  # not the first of equals
     assert kept["chosen_by"] == "macro_f1" and "by mean macro-f1" in result.output
     for row in selection:  # each candidate's line shows both means, each followed by its folds
         line = next(x for x in result.output.splitlines() if x.strip().startswith(f"C={row['params']['C']:<6g}"))

@@ -97,6 +97,19 @@ def test_export_for_review_excludes_texts_as_import_compares_them(tmp_path):
     assert export_for_review(events, out, n=10) == 3
 
 
+def test_a_training_row_with_an_address_matches_its_redacted_request(tmp_path):
+    """Telemetry stores a request's text redacted (`[email]`); the training row keeps the address."""
+    from routing.review import export_for_review
+    from routing.telemetry import redact
+
+    asked = "Write to bob@example.com: why does my Python loop never end?"
+    assert redact(asked) != asked  # what the store keeps is not the text as written
+    events = [event(0, redact(asked), "code", OLD), event(1, CODE[1], "code", OLD)]
+    out = tmp_path / "review.jsonl"
+    assert export_for_review(events, out, n=10, exclude_texts=[asked]) == 1
+    assert exported(out) == [CODE[1]]
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
@@ -169,12 +182,13 @@ def test_priors_since_reads_an_offset(old_math_new_code):
         ),  # fmt: skip
         (["--since", "2025-02-01"], "--since reads the telemetry's times: give it with --from-telemetry URL"),
         (["--from-telemetry", "DB", "--since", "yesterday"], "--since: not a date: 'yesterday'"),
+        (["--from-telemetry", "DB", "--since", ""], "--since: not a date: ''"),
         (
             ["--from-telemetry", "DB", "--since", "2026-01-01"],
             "--since: no telemetry events from 2026-01-01T00:00:00+00:00 on",
         ),
     ],
-    ids=["with-data", "alone", "bad-date", "nothing-since"],
+    ids=["with-data", "alone", "bad-date", "empty-date", "nothing-since"],
 )
 def test_a_bad_since_is_named(tmp_path, old_math_new_code, args, message):
     (tmp_path / "queries.txt").write_text("integrate x^2 from 0 to 1\n")
