@@ -295,15 +295,17 @@ def train(
             (
                 " ".join(f"{'C' if k == 'C' else 'lexical_weight'}={v:<6g}" for k, v in row["params"].items()),
                 *(_fold_scores(row, name) for name in ("balanced_accuracy", "macro_f1")),
-                "  <- kept" if row["chosen"] else "",
+                "  <- kept" if row["chosen"] else _against_kept(row["against_kept"]),
             )
             for row in selection
         ]
-        width = max(len("balanced accuracy"), *(len(line[1]) for line in lines))
-        pad = max(16, *(len(line[0]) for line in lines))
-        typer.echo(f"  {'':<{pad}} {'balanced accuracy':<{width}} macro-F1")
+        widths = [max(16, *(len(line[0]) for line in lines))]
+        widths += [max(len(head), *(len(line[i]) for line in lines)) for i, head in ((1, "balanced accuracy"),
+                                                                                     (2, "macro-F1"))]  # fmt: skip
+        typer.echo(f"  {'':<{widths[0]}} {'balanced accuracy':<{widths[1]}} {'macro-F1':<{widths[2]}}  "
+                   "rows right by the kept one only vs by this one only, McNemar p")  # fmt: skip
         for params, balanced, macro, mark in lines:
-            typer.echo(f"  {params:<{pad}} {balanced:<{width}} {macro}{mark}")
+            typer.echo(f"  {params:<{widths[0]}} {balanced:<{widths[1]}} {macro:<{widths[2]}}{mark}")
     if report.folds:
         read = "each scored with thresholds read on the other folds' rows" if len(report.folds) > 1 else (
             "one fold only: scored with the thresholds read on its own rows"
@@ -358,6 +360,11 @@ def train(
 def _fold_scores(row: Mapping[str, Any], score: str) -> str:
     """A selection row's mean `score` over the folds, then each fold's: `0.9212 (A 0.9418, B 0.9006)`."""
     return f"{row['folds_' + score]:.4f} (" + ", ".join(f"{f} {v:.4f}" for f, v in row[score].items()) + ")"
+
+
+def _against_kept(against: Mapping[str, Any]) -> str:
+    """`  12 vs 7, p 0.36`: rows the kept candidate alone got right, rows this one alone did, McNemar's exact p."""
+    return f"  {against['kept_only']} vs {against['this_only']}, p {against['mcnemar_p']:.2g}"
 
 
 def _by_source(folds: Sequence[FoldScore]) -> list[str]:
@@ -749,7 +756,9 @@ def compare(
     ]
     fixed = sum(c["change"] == "fixed" for c in changed)
     broken = sum(c["change"] == "broken" for c in changed)
-    p_value = _mcnemar(fixed, broken)
+    from classifier.training.source_folds import mcnemar_p
+
+    p_value = mcnemar_p(fixed, broken)
     m_old, m_new = runs["old"][0], runs["new"][0]
     typer.echo(f"{'':<22}{'old':>10}{'new':>10}{'change':>10}")
     for key in ("accuracy", "macro_f1", "escalation_rate"):
@@ -783,13 +792,6 @@ def compare(
             },
             json_out,
         )
-
-
-def _mcnemar(fixed: int, broken: int) -> float:
-    """McNemar's exact test: how likely a split at least this uneven is when each change is a coin toss."""
-    from scipy.stats import binomtest
-
-    return float(binomtest(fixed, fixed + broken).pvalue) if fixed + broken else 1.0
 
 
 @app.command()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import product
 
 import numpy as np
@@ -27,6 +27,8 @@ __all__ = [
     "FoldScore",
     "check_source_count",
     "group_sources",
+    "mcnemar_p",
+    "paired",
     "score_folds",
 ]
 
@@ -62,9 +64,31 @@ class FoldScore:
     static_threshold: float | None = None
     escalation_threshold: float | None = None
     """The thresholds the fold was scored with (`train_cascade` reads them on the other folds' rows)."""
+    correct: tuple[bool, ...] = field(default=(), repr=False, compare=False)
+    """Whether each of the fold's rows (in the data's order) was decided right: two models scored on the same rows
+    compare row by row (`paired`). Not kept in the manifest."""
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "sources": list(self.sources)}
+        return {**{k: v for k, v in asdict(self).items() if k != "correct"}, "sources": list(self.sources)}
+
+
+def mcnemar_p(fixed: int, broken: int) -> float:
+    """McNemar's exact test: how likely a split of the changed rows at least this uneven is when each change is a
+    coin toss (1.0 when nothing changed)."""
+    from scipy.stats import binomtest
+
+    return float(binomtest(fixed, fixed + broken).pvalue) if fixed + broken else 1.0
+
+
+def paired(a: Sequence[FoldScore], b: Sequence[FoldScore]) -> dict[str, float]:
+    """Two models' folds of the same rows compared row by row: `a_only` rows right by `a` alone, `b_only` by `b`
+    alone, and McNemar's exact p of that split (a gain on a few rows out of thousands is often a coin's)."""
+    right_a = np.concatenate([np.asarray(f.correct, dtype=bool) for f in a])
+    right_b = np.concatenate([np.asarray(f.correct, dtype=bool) for f in b])
+    if right_a.shape != right_b.shape or [f.n for f in a] != [f.n for f in b]:
+        raise ValueError("the folds hold different rows: score both models on the same folds of the same data")
+    a_only, b_only = int((right_a & ~right_b).sum()), int((right_b & ~right_a).sum())
+    return {"a_only": a_only, "b_only": b_only, "mcnemar_p": mcnemar_p(a_only, b_only)}
 
 
 def check_source_count(sources: Sequence[str], *, path: str | None = None) -> None:
@@ -148,6 +172,7 @@ def score_folds(cascade: Cascade, data: Dataset, folds: Sequence[Sequence[str]])
                 static_accuracy=float((truth[static] == pred[static]).mean()) if static.any() else None,
                 recall={label: float(r) for label, r in zip(present, recall, strict=True)},
                 accuracy_by_source={s: float((t == p)[source[rows] == s].mean()) for s in group},
+                correct=tuple(bool(x) for x in t == p),
             )
         )
     return out

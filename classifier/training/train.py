@@ -26,7 +26,7 @@ from ..serving.stages import FewShotLLMStage, HeadStage, RulesStage, ScopeStage,
 from ..window import window
 from .estimator import ClassifierParams, TaskClassifier, check_classifier_params
 from .fit_scope import DEFAULT_MAX_FALLBACK, fit_scope
-from .source_folds import FoldScore, check_source_count, group_sources, score_folds
+from .source_folds import FoldScore, check_source_count, group_sources, paired, score_folds
 from .threshold import choose_threshold, threshold_curve
 from .tune import CrossFit
 
@@ -382,10 +382,12 @@ def select_by_folds(
             "calibration", _name(calibration), "rows from sources that group into folds holding every label twice"
         )
     table: list[dict[str, Any]] = []
+    folds: list[list[FoldScore]] = []
     for candidate in candidates:
         log.info("candidate %s: training and scoring it on the out-of-source folds", candidate)
         _, report = train_cascade(data, calibration=calibration, **{**params, **candidate})
         assert report.folds, "the calibration sources group into folds: checked above"
+        folds.append(report.folds)
         table.append(
             {
                 "params": dict(candidate),
@@ -397,9 +399,13 @@ def select_by_folds(
             }
         )
     best = best_candidate(table, score)
-    for row in table:
+    kept = folds[next(i for i, row in enumerate(table) if row is best)]
+    for row, scored in zip(table, folds, strict=True):
         row["chosen"] = row is best
         row["chosen_by"] = score
+        against = paired(kept, scored)  # row by row: is the kept one's lead more than a coin's?
+        row["against_kept"] = {"kept_only": against["a_only"], "this_only": against["b_only"],
+                               "mcnemar_p": against["mcnemar_p"]}  # fmt: skip
     log.info("kept %s: mean out-of-source %s %.4f", best["params"], score, best[f"folds_{score}"])
     cascade, report = train_cascade(
         data, out=out, calibration=calibration, selection=table, **{**params, **best["params"]}

@@ -11,7 +11,7 @@ from classifier import Cascade
 from classifier.data import Dataset, load_dataset
 from classifier.errors import InvalidParameterError
 from classifier.serving.stages import HeadStage
-from classifier.training.source_folds import group_sources, score_folds
+from classifier.training.source_folds import FoldScore, group_sources, paired, score_folds
 from classifier.training.train import SELECTION_SCORES, best_candidate, select_by_folds, train_cascade
 from tests.conftest import ROOT
 
@@ -107,6 +107,20 @@ def test_the_oracle_score_counts_the_escalated_rows_as_right():
     assert fold.oracle_macro_f1 > fold.macro_f1
 
 
+def _fold(name: str, correct: list[bool]) -> FoldScore:
+    return FoldScore(name, ("s",), len(correct), 0.0, 0.0, 0.0, 0.0, None, None, {}, {}, correct=tuple(correct))
+
+
+def test_paired_counts_the_rows_each_model_alone_gets_right():
+    a = [_fold("A", [True, True, False, False]), _fold("B", [True, True, True])]
+    b = [_fold("A", [True, False, True, False]), _fold("B", [False, False, True])]
+    assert paired(a, b) == {"a_only": 3, "b_only": 1, "mcnemar_p": pytest.approx(0.625)}  # 3 against 1: a coin's
+    assert paired(a, a)["mcnemar_p"] == 1.0 and paired(a, a)["a_only"] == 0
+    with pytest.raises(ValueError, match="different rows"):
+        paired(a, b[:1])
+    assert "correct" not in a[0].to_dict()  # the manifest keeps no row-by-row list
+
+
 def test_the_candidate_kept_is_the_best_by_the_score_asked_for():
     """A lean toward the largest label: higher macro-F1, lower balanced accuracy. Each score keeps its own row."""
     even = {"folds_macro_f1": 0.90, "folds_balanced_accuracy": 0.92}
@@ -183,6 +197,10 @@ def test_select_by_folds_ranks_by_the_score_given(three_labels, score):
     assert second > first  # not a tie: the first of equals would be kept
     assert [row["chosen"] for row in table] == [False, True]
     assert getattr(report, f"folds_{score}") == pytest.approx(second)
+    against = [row["against_kept"] for row in table]
+    assert against[1] == {"kept_only": 0, "this_only": 0, "mcnemar_p": 1.0}  # the kept one against itself
+    assert against[0]["kept_only"] + against[0]["this_only"] > 0 and 0 < against[0]["mcnemar_p"] <= 1
+    assert sum(len(f.correct) for f in report.folds) == sum(f.n for f in report.folds)  # every fold row, once
 
 
 def test_select_by_folds_refuses_an_unknown_score(three_labels):
