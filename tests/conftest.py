@@ -13,6 +13,22 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "queries.jsonl"
 
 
+def run_cli(args: list[str], **env: str) -> tuple[int, str, str]:
+    """`taskrouter ARGS` in this process, with TASKROUTER_CONFIG unset and `env` set: (exit status, stdout,
+    stderr)."""
+    from typer.testing import CliRunner
+
+    from routing import cli
+
+    with CliRunner().isolation(env={"TASKROUTER_CONFIG": None, **env}) as (out, err, _):
+        try:
+            cli.main(args)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        return code, out.getvalue().decode(), err.getvalue().decode()
+
+
 def small_dataset(per_label: int = 60):
     """A balanced slice of the bundled training data (fast to embed)."""
     from classifier.data import Dataset

@@ -9,11 +9,11 @@ import re
 
 import pytest
 import typer
-from typer.testing import CliRunner
 
 from classifier.errors import ModelFileError
 from classifier.model_files import KIND, check_model_out
 from routing import cli
+from tests.conftest import run_cli
 
 ROWS = [
     {"text": t, "label": label}
@@ -27,13 +27,8 @@ ROWS = [
 
 def run(args: list[str]) -> tuple[int, str]:
     """`taskrouter ARGS` in this process: (exit status, stderr)."""
-    with CliRunner().isolation(env={"TASKROUTER_CONFIG": None}) as (_, err, _):
-        try:
-            cli.main(args)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, err.getvalue().decode()
+    code, _, err = run_cli(args)
+    return code, err
 
 
 @pytest.fixture

@@ -11,21 +11,14 @@ import shutil
 
 import pytest
 import typer.main
-from typer.testing import CliRunner
 
 from routing import cli
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 
 def run(args: list[str]) -> tuple[int, str, str]:
-    """`taskrouter ARGS` in this process: (exit status, stdout, stderr)."""
-    with CliRunner().isolation(env={"TASKROUTER_CONFIG": None, "COLUMNS": "200"}) as (out, err, _):
-        try:
-            cli.main(args)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, out.getvalue().decode(), err.getvalue().decode()
+    """`taskrouter ARGS` in this process, 200 columns wide: (exit status, stdout, stderr)."""
+    return run_cli(args, COLUMNS="200")
 
 
 # -- evaluate's tables -----------------------------------------------------------------------------------------------

@@ -8,10 +8,9 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from typer.testing import CliRunner
 
-from routing import cli
 from routing.telemetry import TelemetryStore
+from tests.conftest import run_cli
 
 MATH = [
     "Integrate x^2 from 0 to 1.",
@@ -34,13 +33,7 @@ OLD, NEW = datetime(2025, 1, 1, 12, tzinfo=UTC), datetime(2025, 3, 1, 12, tzinfo
 
 def run(args: list[str]) -> tuple[int, str, str]:
     """`taskrouter ARGS` in this process: (exit status, stdout, stderr)."""
-    with CliRunner().isolation(env={"TASKROUTER_CONFIG": None}) as (out, err, _):
-        try:
-            cli.main(args)
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        return code, out.getvalue().decode(), err.getvalue().decode()
+    return run_cli(args)
 
 
 def event(i: int, text: str, label: str, ts: datetime) -> dict:
