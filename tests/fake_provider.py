@@ -39,8 +39,7 @@ class FakeProvider:
         class Handler(_Handler):
             fake = provider
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
@@ -62,6 +61,14 @@ class FakeProvider:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+    """socketserver listens with a backlog of 5: 200 requests at once on a loaded machine overflowed it, and the
+    connections it dropped fell back to the next pool without reaching this one (a real server listens with
+    hundreds: uvicorn 2048)."""
 
 
 class _Handler(BaseHTTPRequestHandler):
